@@ -1,0 +1,43 @@
+"""Nox sessions: `nox -s tests -- <pytest args>`, `nox -s demo`, `nox -s benchmarks`."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests"]
+nox.options.default_venv_backend = "venv"
+
+# The pinned torch build lies on local disk; it must be installed first, alone, so that no
+# dependency resolution pulls a multi-GB CUDA build from the index (see README, "Environment").
+TORCH = ["torch==2.14.1", "torchvision==0.29.1"]
+
+
+def _install(session: nox.Session) -> None:
+    session.install(*TORCH)
+    session.install("--no-build-isolation", "basicsr==1.4.2")
+    session.install("--no-deps", "spandrel==0.4.2", "spandrel-extra-arches==0.2.0")
+    session.install("safetensors", "einops")
+    session.install("-e", ".[all,test]")
+
+
+@nox.session(python="3.11")
+def tests(session: nox.Session) -> None:
+    """Run the test suite; extra arguments go to pytest."""
+    _install(session)
+    session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session(python="3.11")
+def demo(session: nox.Session) -> None:
+    """Run the main job (the demo) on the embedded images."""
+    _install(session)
+    session.run("mio-strategies", "demo", *session.posargs)
+
+
+@nox.session(python="3.11")
+def benchmarks(session: nox.Session) -> None:
+    """Run one benchmark script: `nox -s benchmarks -- benchmarks/sampler_overhead.py`."""
+    _install(session)
+    if not session.posargs:
+        session.error("name a benchmark script, e.g. `nox -s benchmarks -- benchmarks/sampler_overhead.py`")
+    session.run("python", *session.posargs)
