@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 # sub-command modules, in the order shown by --help
 _COMMAND_MODULES: tuple[str, ...] = (
+    "mio_strategies.data._cli",
 )
 
 

@@ -1,0 +1,285 @@
+"""MiODataset: ground-truth images, one degraded version per (image, task), synthesized on the fly."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Union
+
+import torch
+from torch.utils.data import Dataset
+
+from mio_strategies._rng import generator_from
+from mio_strategies.data._io import PathLike, image_size, list_images, read_image
+from mio_strategies.tasks import TaskLike, parse_tasks
+
+ImageSource = Union[PathLike, Sequence[Union[PathLike, torch.Tensor]]]
+
+
+def augment_geometry(x: torch.Tensor, hflip: bool, vflip: bool, rot90: bool) -> torch.Tensor:
+    """Apply the paired flips/transpose of BasicSR's ``augment`` to a ``(..., H, W)`` tensor."""
+    if hflip:
+        x = x.flip(-1)
+    if vflip:
+        x = x.flip(-2)
+    if rot90:
+        x = x.transpose(-2, -1)
+    return x
+
+
+def random_crop_box(height: int, width: int, patch: int, generator: torch.Generator) -> tuple[int, int]:
+    """Top-left corner of a uniformly random ``patch`` x ``patch`` window."""
+    top = int(torch.randint(0, height - patch + 1, (1,), generator=generator))
+    left = int(torch.randint(0, width - patch + 1, (1,), generator=generator))
+    return top, left
+
+
+def _check_positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+class MiODataset(Dataset):
+    """Multiple-in-one training data: each item is a GT patch and one degraded version of it.
+
+    Index ``i`` holds image ``(i // num_tasks) % num_images`` degraded by task ``tasks[i % num_tasks]``;
+    ``repeat`` enlarges an epoch (each repetition draws other crops). Everything random in an item
+    (crop, flips, degradation parameters) comes from a generator seeded with ``(seed, epoch, i)``,
+    so an item is identical whatever the DataLoader worker that builds it. Call :meth:`set_epoch`
+    at each epoch (as with ``DistributedSampler``); with ``persistent_workers=True`` the epoch seen by
+    workers is the one they were started with.
+
+    Args:
+        images: a folder of GT images, a list of image paths, or a list of ``(3, H, W)`` tensors in [0, 1].
+        tasks: the tasks to synthesize (letters ``"SBNJRHL"``, names, ids); default all seven.
+        patch_size: side of the square training patch; ``None`` keeps whole images (then batches need
+            equal sizes).
+        preset: degradation ranges, ``"in"`` (training / In-Dis) or ``"out"`` (Out-Dis).
+        ranges: per-task overrides of the preset ranges, ``{task: {param: (lo, hi)}}``.
+        augment: random horizontal/vertical flips and transpose of the GT before degradation.
+        seed: base seed of every item's generator.
+        repeat: how many times each (image, task) pair appears in one epoch.
+        depth_dir: optional folder of haze depth maps named after the images (``<stem>.npy``,
+            ``.png`` or ``.mat``); cropped and augmented with the image. Without it, haze uses the
+            library's default depth estimate.
+        cache: keep decoded GT images in memory (default for fewer than 64 images).
+
+    Items are dicts: ``lq`` and ``gt`` ``(3, P, P)`` float tensors, ``task`` (int id), ``index``,
+    ``image`` (name) and ``params`` (the sampled degradation parameters, 0-d tensors). Parameter keys
+    differ between tasks, so batch with ``collate_fn=mio_collate``.
+
+    Raises:
+        ValueError: no images, an image smaller than ``patch_size``, bad sizes or preset.
+        UnknownTaskError: an unknown task.
+        ImageReadError: an unreadable image file (named in the message).
+
+    Example:
+        >>> from torch.utils.data import DataLoader
+        >>> from mio_strategies.data import MiODataset, embedded_image_paths, mio_collate
+        >>> ds = MiODataset(embedded_image_paths(), tasks="SN", patch_size=32, seed=0)
+        >>> batch = next(iter(DataLoader(ds, batch_size=4, collate_fn=mio_collate)))
+        >>> batch["lq"].shape, batch["task"].tolist()
+        (torch.Size([4, 3, 32, 32]), [0, 2, 0, 2])
+    """
+
+    def __init__(
+        self,
+        images: ImageSource,
+        tasks: str | Iterable[TaskLike] = "SBNJRHL",
+        *,
+        patch_size: int | None = 128,
+        preset: str = "in",
+        ranges: Mapping[str, Mapping[str, tuple[float, float]]] | None = None,
+        augment: bool = True,
+        seed: int = 0,
+        repeat: int = 1,
+        depth_dir: PathLike | None = None,
+        cache: bool | None = None,
+    ) -> None:
+        from mio_strategies.degradations import PRESETS
+
+        self.tasks = parse_tasks(tasks)
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}: valid presets are {sorted(PRESETS)}")
+        if patch_size is not None:
+            _check_positive_int("patch_size", patch_size)
+        _check_positive_int("repeat", repeat)
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        self._ranges = self._validate_ranges(ranges)
+
+        self._tensors: list[torch.Tensor | None]
+        if isinstance(images, (str, Path)) or not isinstance(images, Sequence):
+            paths: list[Path | None] = list(list_images(images))  # type: ignore[arg-type]
+            self._tensors = [None] * len(paths)
+        else:
+            items = list(images)
+            if not items:
+                raise ValueError("empty image list: give a folder or at least one image")
+            paths, self._tensors = [], []
+            for it in items:
+                if isinstance(it, torch.Tensor):
+                    self._check_gt_tensor(it, len(paths))
+                    paths.append(None)
+                    self._tensors.append(it.detach().float())
+                else:
+                    paths.extend(list_images([it]))
+                    self._tensors.append(None)
+        self._paths = paths
+        self.names = [p.stem if p is not None else f"image{i:04d}" for i, p in enumerate(paths)]
+
+        sizes = [
+            tuple(t.shape[-2:]) if t is not None else image_size(p)  # type: ignore[arg-type]
+            for p, t in zip(paths, self._tensors)
+        ]
+        if patch_size is not None:
+            small = [f"{n} ({h}x{w})" for n, (h, w) in zip(self.names, sizes) if h < patch_size or w < patch_size]
+            if small:
+                raise ValueError(
+                    f"images smaller than patch_size={patch_size}: {small}; use a smaller patch_size "
+                    "or drop these images"
+                )
+        self.sizes = sizes
+        self.depth_dir = Path(depth_dir) if depth_dir is not None else None
+        if self.depth_dir is not None and not self.depth_dir.is_dir():
+            raise FileNotFoundError(f"depth_dir {str(self.depth_dir)!r} is not a folder")
+
+        self.patch_size = patch_size
+        self.preset = preset
+        self.augment = augment
+        self.seed = seed
+        self.repeat = repeat
+        self.epoch = 0
+        self.cache = len(paths) < 64 if cache is None else bool(cache)
+        self._num_tasks = len(self.tasks)
+        self._task_id_table = torch.tensor([t.id for t in self.tasks], dtype=torch.int64)
+
+    @staticmethod
+    def _check_gt_tensor(t: torch.Tensor, i: int) -> None:
+        if t.ndim != 3 or t.shape[0] != 3 or not t.is_floating_point():
+            raise ValueError(
+                f"image tensor {i} must be a float (3, H, W) tensor in [0, 1], got "
+                f"{t.dtype} of shape {tuple(t.shape)}"
+            )
+        lo, hi = float(t.min()), float(t.max())
+        if lo < 0 or hi > 1:
+            raise ValueError(f"image tensor {i} has values in [{lo:.4g}, {hi:.4g}]; scale it to [0, 1]")
+
+    @staticmethod
+    def _validate_ranges(ranges):
+        if ranges is None:
+            return {}
+        from mio_strategies.degradations import sample_params
+
+        out = {}
+        for key, rng in ranges.items():
+            task = parse_tasks([key])[0]
+            # sample once to let the degradation module validate the ranges now, not mid-epoch
+            sample_params(task, 1, generator=torch.Generator().manual_seed(0), ranges=dict(rng))
+            out[task.id] = dict(rng)
+        return out
+
+    # -- sampler-facing API -------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._paths) * self._num_tasks * self.repeat
+
+    @property
+    def task_ids(self) -> torch.Tensor:
+        """Task id of every index (``int64``, length ``len(self)``), for curriculum samplers."""
+        reps = len(self._paths) * self.repeat
+        return self._task_id_table.repeat(reps)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose crops and degradations items are drawn from."""
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+            raise ValueError(f"epoch must be a non-negative integer, got {epoch!r}")
+        self.epoch = epoch
+
+    # -- items -------------------------------------------------------------------------------
+    def _gt(self, image_index: int) -> torch.Tensor:
+        t = self._tensors[image_index]
+        if t is not None:
+            return t
+        img = read_image(self._paths[image_index])  # type: ignore[arg-type]
+        if self.cache:
+            self._tensors[image_index] = img
+        return img
+
+    def _depth(self, image_index: int, size: tuple[int, int]) -> torch.Tensor | None:
+        if self.depth_dir is None:
+            return None
+        from mio_strategies.degradations import load_depth
+
+        stem = self.names[image_index]
+        for suffix in (".npy", ".png", ".mat"):
+            p = self.depth_dir / f"{stem}{suffix}"
+            if p.is_file():
+                return load_depth(p, size=size).reshape(1, *size)
+        raise FileNotFoundError(f"no depth map for image {stem!r} in {str(self.depth_dir)!r} (.npy, .png or .mat)")
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        from mio_strategies.degradations import degrade
+
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(f"index {index} out of range for MiODataset of length {n}")
+        index %= n
+        task = self.tasks[index % self._num_tasks]
+        image_index = (index // self._num_tasks) % len(self._paths)
+        g = generator_from(self.seed, self.epoch, index)
+
+        gt = self._gt(image_index)
+        depth = self._depth(image_index, tuple(gt.shape[-2:]))
+        if self.patch_size is not None:
+            p = self.patch_size
+            top, left = random_crop_box(gt.shape[-2], gt.shape[-1], p, g)
+            gt = gt[:, top : top + p, left : left + p]
+            if depth is not None:
+                depth = depth[:, top : top + p, left : left + p]
+        if self.augment:
+            flips = torch.rand(3, generator=g) < 0.5
+            hflip, vflip, rot = (bool(f) for f in flips)
+            gt = augment_geometry(gt, hflip, vflip, rot)
+            if depth is not None:
+                depth = augment_geometry(depth, hflip, vflip, rot)
+        gt = gt.contiguous()
+        lq, params = degrade(
+            gt.unsqueeze(0),
+            task,
+            preset=self.preset,
+            generator=g,
+            depth=None if depth is None else depth.unsqueeze(0),
+            ranges=self._ranges.get(task.id),
+        )
+        return {
+            "lq": lq[0],
+            "gt": gt,
+            "task": task.id,
+            "index": index,
+            "image": self.names[image_index],
+            "params": {k: v[0] for k, v in params.items()},
+        }
+
+
+def mio_collate(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Batch MiO items: tensors and ints are stacked; ``params`` and strings stay per-sample lists.
+
+    Degradation parameters have task-specific keys, so PyTorch's default collate cannot stack them.
+
+    Example:
+        >>> DataLoader(dataset, batch_size=16, collate_fn=mio_collate)  # doctest: +SKIP
+    """
+    if not items:
+        raise ValueError("cannot collate an empty batch")
+    out: dict[str, Any] = {}
+    for key in items[0]:
+        values = [it[key] for it in items]
+        first = values[0]
+        if isinstance(first, torch.Tensor):
+            out[key] = torch.stack(values)
+        elif isinstance(first, bool) or not isinstance(first, int):
+            out[key] = values
+        else:
+            out[key] = torch.tensor(values, dtype=torch.int64)
+    return out
