@@ -1,0 +1,212 @@
+"""Sampling parameters from an explicit generator, applying them, and both at once (``degrade``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from mio_strategies.tasks import TaskLike
+
+from . import _functional as fn
+from ._depth import DepthLike
+from ._specs import SEED_BOUNDS, TASK_PARAMS, check_preset, resolve_ranges, task_name
+from ._validation import check_images, check_params
+
+__all__ = ["sample_params", "apply_degradation", "degrade", "fresh_generator"]
+
+
+def fresh_generator() -> torch.Generator:
+    """A CPU generator with a fresh nondeterministic seed (``Generator.seed()``), never the global RNG."""
+    g = torch.Generator()
+    g.seed()
+    return g
+
+
+def _check_generator(generator: Any) -> torch.Generator:
+    if generator is None:
+        return fresh_generator()
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(
+            f"generator must be a torch.Generator or None, got {type(generator).__name__}; "
+            f"use torch.Generator().manual_seed(seed)"
+        )
+    return generator
+
+
+def _check_batch_size(batch_size: Any) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int):
+        raise TypeError(f"batch_size must be an int, got {type(batch_size).__name__} {batch_size!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    return batch_size
+
+
+def _draw(kind: str, lo: float, hi: float, n: int, g: torch.Generator) -> torch.Tensor:
+    dev = g.device
+    if kind == "float":
+        u = torch.rand(n, generator=g, device=dev, dtype=torch.float64).cpu()
+        return lo + (hi - lo) * u
+    if kind == "int":
+        return torch.randint(int(lo), int(hi) + 1, (n,), generator=g, device=dev, dtype=torch.int64).cpu()
+    if kind == "odd":
+        first = int(lo) if int(lo) % 2 == 1 else int(lo) + 1
+        count = (int(hi) - first) // 2 + 1
+        return first + 2 * torch.randint(0, count, (n,), generator=g, device=dev, dtype=torch.int64).cpu()
+    if kind == "seed":
+        return torch.randint(SEED_BOUNDS[0], SEED_BOUNDS[1], (n,), generator=g, device=dev, dtype=torch.int64).cpu()
+    raise AssertionError(kind)  # pragma: no cover
+
+
+def sample_params(
+    task: TaskLike,
+    batch_size: int,
+    *,
+    preset: str = "in",
+    generator: torch.Generator | None = None,
+    ranges: Mapping[str, tuple[float, float]] | None = None,
+) -> dict[str, torch.Tensor]:
+    """Draw one set of parameters per image for ``task`` from the preset's ranges.
+
+    Draws come only from ``generator`` (any device; the tensors are returned on the CPU), in the fixed
+    order of the task's parameters. Float parameters are float64 and uniform on ``[lo, hi]``, integer ones
+    int64 and uniform on ``lo..hi`` (odd ones on the odd values); noise and rain also get a 63-bit
+    per-image ``seed``.
+
+    Args:
+        task: name, letter or id (``"rain"``, ``"R"``, ``4``).
+        batch_size: number of images.
+        preset: ``"in"`` (training, In-Dis) or ``"out"`` (Out-Dis).
+        generator: explicit generator; ``None`` draws a fresh nondeterministic seed (the returned params
+            still replay the call exactly).
+        ranges: ``{param: (lo, hi)}`` overriding the preset, validated against :data:`PARAM_BOUNDS`.
+
+    Returns:
+        ``{param: (batch_size,) tensor}``.
+
+    Raises:
+        UnknownTaskError: unknown task. ValueError: unknown preset, parameter or out-of-bounds range.
+
+    Example:
+        >>> p = sample_params("blur", 4, generator=torch.Generator().manual_seed(0))
+        >>> sorted(p), p["kernel_size"].shape
+        (['kernel_size', 'sigma'], torch.Size([4]))
+    """
+    name = task_name(task)
+    check_preset(preset)
+    n = _check_batch_size(batch_size)
+    rng = resolve_ranges(name, preset, ranges)
+    g = _check_generator(generator)
+    out: dict[str, torch.Tensor] = {}
+    for spec in TASK_PARAMS[name]:
+        lo, hi = rng.get(spec.name, SEED_BOUNDS)
+        out[spec.name] = _draw(spec.kind, lo, hi, n, g)
+    return out
+
+
+def _dispatch(images: torch.Tensor, name: str, p: dict[str, torch.Tensor], depth: DepthLike | None) -> torch.Tensor:
+    """Apply validated params to validated images (the explicit functions minus their checks)."""
+    if name == "sr":
+        return fn._sr_impl(images, p["scale"])
+    if name == "blur":
+        return fn._blur_impl(images, p["sigma"], p["kernel_size"])
+    if name == "noise":
+        return fn._noise_impl(images, p["sigma"], p["seed"])
+    if name == "jpeg":
+        return fn._jpeg_impl(images, p["quality"])
+    if name == "rain":
+        return fn._rain_impl(images, p["amount"], p["length"], p["angle"], p["width"], p["seed"])
+    if name == "haze":
+        return fn._haze_impl(images, depth, p["airlight"], p["beta"])
+    if name == "lowlight":
+        return fn._lowlight_impl(images, p["gamma"])
+    raise AssertionError(name)  # pragma: no cover
+
+
+def apply_degradation(
+    images: torch.Tensor,
+    task: TaskLike,
+    params: Mapping[str, Any],
+    *,
+    depth: DepthLike | None = None,
+) -> torch.Tensor:
+    """Apply ``task`` with explicit per-image ``params`` (as returned by :func:`sample_params`).
+
+    Deterministic: the same images, params (and depth) give bit-identical output on the same device.
+
+    Args:
+        images: ``(B, 3, H, W)`` float tensor in [0, 1], any device and float dtype.
+        task: name, letter or id.
+        params: exactly the task's keys, each a number or a ``(B,)`` tensor.
+        depth: haze only: depth map or path (see :func:`add_haze`); ``None`` uses :func:`estimate_depth`.
+
+    Returns:
+        Degraded images, same shape/dtype/device, on 8-bit levels.
+
+    Raises:
+        UnknownTaskError, TypeError, ValueError: bad task, images, params or depth (messages name them).
+
+    Example:
+        >>> x = torch.rand(2, 3, 16, 16)
+        >>> apply_degradation(x, "lowlight", {"gamma": torch.tensor([2.0, 3.0])}).shape
+        torch.Size([2, 3, 16, 16])
+    """
+    name = task_name(task)
+    check_images(images)
+    p = check_params(name, params, images.shape[0])
+    if depth is not None and name != "haze":
+        raise ValueError(f"depth is only used by the 'haze' task, got task {name!r} with a depth map")
+    return _dispatch(images, name, p, depth)
+
+
+def degrade(
+    images: torch.Tensor,
+    task: TaskLike,
+    *,
+    params: Mapping[str, Any] | None = None,
+    preset: str = "in",
+    generator: torch.Generator | None = None,
+    depth: DepthLike | None = None,
+    ranges: Mapping[str, tuple[float, float]] | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Degrade a batch with one task: sample parameters (or take ``params``) and apply them.
+
+    Passing the returned ``params`` back reproduces the output bit-exactly (same device), whether or not a
+    generator was given.
+
+    Args:
+        images: ``(B, 3, H, W)`` float tensor in [0, 1], any device and float dtype.
+        task: name, letter or id (``"sr"``, ``"S"``, ``0``).
+        params: replay these parameters instead of sampling (then ``generator`` and ``ranges`` must be None).
+        preset: ``"in"`` (training and In-Dis test) or ``"out"`` (Out-Dis test).
+        generator: explicit ``torch.Generator`` (a CPU one is fine for CUDA images); ``None`` uses a fresh
+            nondeterministic seed.
+        depth: haze only: depth map or path; ``None`` uses :func:`estimate_depth` (not the reference's maps).
+        ranges: ``{param: (lo, hi)}`` overriding the preset's ranges.
+
+    Returns:
+        ``(degraded, params)``: the images on 8-bit levels, and ``{param: (B,) CPU tensor}``.
+
+    Raises:
+        UnknownTaskError: unknown task. TypeError/ValueError: bad images, preset, params, ranges or depth.
+
+    Example:
+        >>> x = torch.rand(2, 3, 32, 32)
+        >>> y, p = degrade(x, "noise", generator=torch.Generator().manual_seed(0))
+        >>> torch.equal(degrade(x, "noise", params=p)[0], y)
+        True
+    """
+    name = task_name(task)
+    check_preset(preset)
+    check_images(images)
+    b = images.shape[0]
+    if depth is not None and name != "haze":
+        raise ValueError(f"depth is only used by the 'haze' task, got task {name!r} with a depth map")
+    if params is not None:
+        if generator is not None or ranges is not None:
+            raise ValueError("pass either params (to replay) or generator/ranges (to sample), not both")
+        p = check_params(name, params, b)
+    else:
+        p = sample_params(name, b, preset=preset, generator=generator, ranges=ranges)
+    return _dispatch(images, name, p, depth), p
