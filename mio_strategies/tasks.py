@@ -114,7 +114,8 @@ def parse_tasks(spec: str | Iterable[TaskLike], *, allow_duplicates: bool = Fals
 
     ``spec`` is a string of letters (``"SBNJRHL"``), a comma- or space-separated string of names or
     letters (``"sr, blur"``), a single task name (``"noise"``), or an iterable of names, letters,
-    ids or tasks.
+    ids or tasks. An upper-case string is read as letters first (``"SR"`` is sr then rain), a
+    lower-case one as a name first (``"sr"``).
 
     Raises:
         UnknownTaskError: an unknown element (the message lists the valid tasks).
@@ -127,6 +128,8 @@ def parse_tasks(spec: str | Iterable[TaskLike], *, allow_duplicates: bool = Fals
             raise ValueError("empty task list: give letters such as 'SBNJRHL' or names such as 'sr,blur'")
         if "," in text or " " in text:
             items = [p for p in text.replace(",", " ").split() if p]
+        elif text.isupper() and all(c in _BY_LETTER for c in text):
+            items = list(text)  # "SR" is super-resolution then rain; "sr" is the task name
         elif text.lower() in _BY_NAME:
             items = [text]
         elif all(c.upper() in _BY_LETTER for c in text):

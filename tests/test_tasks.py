@@ -57,6 +57,8 @@ def test_get_task_rejects_other_types():
         ("SBNJRHL", [0, 1, 2, 3, 4, 5, 6]),
         ("RJBSNHL", [4, 3, 1, 0, 2, 5, 6]),
         ("sr", [0]),
+        ("SR", [0, 4]),
+        ("sbn", [0, 1, 2]),
         ("sr,blur, noise", [0, 1, 2]),
         ("rain haze", [4, 5]),
         (["lowlight", "S", 2], [6, 0, 2]),
