@@ -35,6 +35,20 @@ def test_testset_layout_manifest_and_replay(two_images, tmp_path):
         assert torch.equal(lq[0], item["lq"]), (item["task"], item["image"])
 
 
+def test_composite_entries_replay_from_their_stages(two_images, tmp_path):
+    from mio_strategies.degradations import degrade_sequence
+
+    out = tmp_path / "set"
+    build_testset(two_images, out, tasks="N", composites=["haze+lowlight+noise"], seed=2)
+    entries = [e for e in json.loads((out / "manifest.json").read_text())["entries"] if "stages" in e]
+    assert len(entries) == 2 and entries[0]["tasks"] == ["haze", "lowlight", "noise"]
+    for e in entries:
+        gt = read_image(out / e["gt"]).unsqueeze(0)
+        params = [{k: torch.tensor([v]) for k, v in st["params"].items()} for st in e["stages"]]
+        lq, _ = degrade_sequence(gt, e["tasks"], params=params)
+        assert torch.equal(lq[0], read_image(out / e["lq"]))
+
+
 def test_testset_is_deterministic_and_independent_of_other_tasks(two_images, tmp_path):
     build_testset(two_images, tmp_path / "a", tasks="NJ", seed=1)
     build_testset(two_images, tmp_path / "b", tasks="J", seed=1)

@@ -103,7 +103,7 @@ def build_testset(
         >>> report.num_pairs
         2
     """
-    from mio_strategies.degradations import PRESETS, degrade
+    from mio_strategies.degradations import PRESETS, degrade, degrade_sequence
 
     task_list = parse_tasks(tasks)
     comp_list = _parse_composites(composites)
@@ -157,10 +157,8 @@ def build_testset(
         for comp in comp_list:
             name = "+".join(t.name for t in comp)
             g = generator_from(seed, key, 1000 + sum((t.id + 1) * 8**i for i, t in enumerate(comp)))
-            x, stages = gt, []
-            for task in comp:
-                x, params = degrade(x, task, preset=preset, generator=g)
-                stages.append({"task": task.name, "params": _jsonable(params)})
+            x, stage_params = degrade_sequence(gt, comp, preset=preset, generator=g)
+            stages = [{"task": t.name, "params": _jsonable(p)} for t, p in zip(comp, stage_params)]
             rel = f"{name}/{path.stem}.png"
             write_png(x[0], root / rel)
             entries.append(
