@@ -16,7 +16,7 @@ from mio_strategies.tasks import NUM_TASKS, TASKS, UnknownTaskError
 # another scheme would not reproduce its stream, so it is refused.
 _SCHEME = 1
 # Iterations are drawn in chunks of about this many indices, from a generator seeded by (seed, chunk).
-_CHUNK_INDICES = 8192
+_CHUNK_INDICES = 2048
 _MASK64 = (1 << 64) - 1
 _BALANCES = ("tasks", "samples")
 
@@ -275,10 +275,8 @@ class SequentialCurriculumSampler(Sampler[int]):
     @staticmethod
     def _duplicates(pos: torch.Tensor) -> torch.Tensor:
         """Mask of slots whose value already occurs earlier in their row (the first occurrence is kept)."""
-        G = pos.shape[1]
-        if G <= 64:
-            earlier = torch.ones(G, G, dtype=torch.bool).tril(-1)  # [j, i]: i < j
-            return ((pos.unsqueeze(2) == pos.unsqueeze(1)) & earlier).any(dim=2)
+        # A row-wise sort: boolean reductions along a dim (any/sum) are pathologically slow when torch
+        # runs several threads on a busy machine; sort and comparisons are not.
         ordered, perm = pos.sort(dim=1, stable=True)
         later = torch.zeros_like(pos, dtype=torch.bool)
         later[:, 1:] = ordered[:, 1:] == ordered[:, :-1]
