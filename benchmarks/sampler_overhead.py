@@ -23,10 +23,18 @@ ROOT = Path(__file__).resolve().parents[1]
 MEMORY_PROBE = r"""
 import json, resource, sys, itertools
 import torch
+
+def hwm_kib():
+    # VmHWM belongs to this process image; ru_maxrss would inherit the parent's peak across fork/exec
+    try:
+        with open("/proc/self/status") as f:
+            return int(next(line for line in f if line.startswith("VmHWM")).split()[1])
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 torch.set_num_threads(1)
 kind, items, iters, draw = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 ids = torch.arange(items) % 7
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+base = hwm_kib()
 if kind == "random":
     from torch.utils.data import RandomSampler
     it = iter(RandomSampler(range(items), generator=torch.Generator().manual_seed(0)))
@@ -39,7 +47,7 @@ else:
     it = iter(s)
 for _ in itertools.islice(it, draw):
     pass
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = hwm_kib()
 print(json.dumps({"base_kib": base, "peak_kib": peak}))
 """
 
