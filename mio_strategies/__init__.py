@@ -16,6 +16,12 @@ _LAZY: dict[str, str] = {
     "TASKS": "mio_strategies.tasks",
     "get_task": "mio_strategies.tasks",
     "parse_tasks": "mio_strategies.tasks",
+    "degrade": "mio_strategies.degradations",
+    "MiODataset": "mio_strategies.data",
+    "SequentialCurriculumSampler": "mio_strategies.curriculum",
+    "Curriculum": "mio_strategies.curriculum",
+    "CurriculumCallbacks": "mio_strategies.curriculum",
+    "period_cosine_lr": "mio_strategies.curriculum",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]
