@@ -15,8 +15,6 @@ TORCH = ["torch==2.14.1", "torchvision==0.29.1"]
 def _install(session: nox.Session) -> None:
     session.install(*TORCH)
     session.install("--no-build-isolation", "basicsr==1.4.2")
-    session.install("--no-deps", "spandrel==0.4.2", "spandrel-extra-arches==0.2.0")
-    session.install("safetensors", "einops")
     session.install("-e", ".[all,test]")
 
 
