@@ -106,7 +106,7 @@ TARGETS = ["head", re.compile(r"body\.\d+\.conv2"), "tail"]
 def test_attach_changes_no_output(x):
     net = make()
     ref = net(x)
-    inj = PromptInjector.attach(net, ExplicitPrompt(), targets=TARGETS)
+    inj = PromptInjector.attach(net, ExplicitPrompt(size=32), targets=TARGETS)
     with inj.prompt(task=[1, 5]):
         assert torch.equal(net(x), ref)
     inj.detach()
@@ -114,7 +114,7 @@ def test_attach_changes_no_output(x):
 
 def test_modulation_changes_output_and_depends_on_task(x):
     net = make()
-    inj = PromptInjector.attach(net, ExplicitPrompt(), targets=TARGETS)
+    inj = PromptInjector.attach(net, ExplicitPrompt(size=32), targets=TARGETS)
     randomize(inj)
     with inj.disabled():
         ref = net(x)
@@ -129,7 +129,7 @@ def test_modulation_changes_output_and_depends_on_task(x):
 
 def test_modulation_is_out_times_one_plus_scale_plus_shift(x):
     net = make()
-    inj = PromptInjector.attach(net, ExplicitPrompt(), targets="tail")
+    inj = PromptInjector.attach(net, ExplicitPrompt(size=32), targets="tail")
     randomize(inj)
     with inj.prompt(task=2):
         y = net(x)
@@ -173,7 +173,7 @@ def test_backbone_signature_and_state_dict_keys_unchanged(x):
     keys = list(net.state_dict())
     sig = inspect.signature(net.forward)
     n_params = len(list(net.parameters()))
-    inj = PromptInjector.attach(net, ExplicitPrompt(), targets=TARGETS)
+    inj = PromptInjector.attach(net, ExplicitPrompt(size=32), targets=TARGETS)
     assert list(net.state_dict()) == keys
     assert inspect.signature(net.forward) == sig
     assert len(list(net.parameters())) == n_params
@@ -187,12 +187,12 @@ def test_backbone_signature_and_state_dict_keys_unchanged(x):
 
 def test_injector_has_its_own_parameters_and_state_dict(x):
     net = make()
-    inj = PromptInjector.attach(net, ExplicitPrompt(), targets=TARGETS)
+    inj = PromptInjector.attach(net, ExplicitPrompt(size=32), targets=TARGETS)
     randomize(inj)
     sd = inj.state_dict()
     assert "source.maps" in sd and "modulators.head.scale.weight" in sd and "encoders.0.conv1.weight" in sd
     net2 = make()
-    inj2 = PromptInjector.attach(net2, ExplicitPrompt(generator=torch.Generator().manual_seed(9)), targets=TARGETS)
+    inj2 = PromptInjector.attach(net2, ExplicitPrompt(size=32, generator=torch.Generator().manual_seed(9)), targets=TARGETS)
     inj2.load_state_dict(sd)
     with inj.prompt(task=[3, 6]):
         a = net(x)
@@ -234,7 +234,7 @@ def test_targets_by_type_suffix_regex_and_exact_name():
 
 def test_deepcopy_of_model_and_injector_together_is_consistent(x):
     net = make()
-    inj = PromptInjector.attach(net, ExplicitPrompt(), targets=TARGETS)
+    inj = PromptInjector.attach(net, ExplicitPrompt(size=32), targets=TARGETS)
     randomize(inj)
     net2, inj2 = copy.deepcopy((net, inj))
     assert PromptInjector.of(net2) is inj2 and inj2.model is net2
@@ -255,7 +255,7 @@ def test_deepcopy_of_model_and_injector_together_is_consistent(x):
 
 def test_deepcopy_of_model_alone_carries_a_private_injector_copy(x):
     net = make()
-    inj = PromptInjector.attach(net, ExplicitPrompt(), targets=TARGETS)
+    inj = PromptInjector.attach(net, ExplicitPrompt(size=32), targets=TARGETS)
     randomize(inj)
     ema = copy.deepcopy(net)
     ema_inj = PromptInjector.of(ema)
@@ -270,7 +270,7 @@ def test_deepcopy_of_model_alone_carries_a_private_injector_copy(x):
 
 def test_copy_for_attaches_a_copy_to_a_fresh_model(x):
     net = make()
-    inj = PromptInjector.attach(net, ExplicitPrompt(), targets=TARGETS)
+    inj = PromptInjector.attach(net, ExplicitPrompt(size=32), targets=TARGETS)
     randomize(inj)
     fresh = make(seed=5)
     fresh.load_state_dict(net.state_dict())
@@ -287,7 +287,7 @@ def test_copy_for_attaches_a_copy_to_a_fresh_model(x):
 
 def test_no_grad_and_inference_mode(x):
     net = make()
-    inj = PromptInjector.attach(net, ExplicitPrompt(), targets=TARGETS)
+    inj = PromptInjector.attach(net, ExplicitPrompt(size=32), targets=TARGETS)
     randomize(inj)
     with inj.prompt(task=[0, 1]):
         ref = net(x)
@@ -303,7 +303,7 @@ def test_no_grad_and_inference_mode(x):
 
 def test_gradients_reach_prompt_parameters_only_through_injector(x):
     net = make()
-    inj = PromptInjector.attach(net, ExplicitPrompt(), targets=TARGETS)
+    inj = PromptInjector.attach(net, ExplicitPrompt(size=32), targets=TARGETS)
     with inj.prompt(task=[2, 3]):
         net(x).square().mean().backward()
     # zero-initialised: the scale/shift maps get gradients; extractors get none until they move
@@ -318,7 +318,7 @@ def test_gradients_reach_prompt_parameters_only_through_injector(x):
 @pytest.mark.filterwarnings("ignore:The .grad attribute of a Tensor that is not a leaf:UserWarning")
 def test_torch_compile_matches_eager_and_follows_the_task(x):
     net = make()
-    inj = PromptInjector.attach(net, ExplicitPrompt(), targets=TARGETS)
+    inj = PromptInjector.attach(net, ExplicitPrompt(size=32), targets=TARGETS)
     randomize(inj)
     compiled = torch.compile(net, backend="eager")
     for task in ([0, 1], [5, 2]):
@@ -343,7 +343,7 @@ def test_disabled_bypasses_modulation(x):
 
 def test_mixing_interpolates_prompt_vectors(x):
     net = make()
-    inj = PromptInjector.attach(net, ExplicitPrompt(), targets=TARGETS)
+    inj = PromptInjector.attach(net, ExplicitPrompt(size=32), targets=TARGETS)
     with inj.prompt(task="rain"):
         (pr,) = inj.prompt_vectors(x)
     with inj.prompt(task="lowlight"):
@@ -370,7 +370,7 @@ def test_classifier_selects_the_task_when_none_is_given(x):
             return logits
 
     net = make()
-    inj = PromptInjector.attach(net, ExplicitPrompt(classifier=Fixed()), targets=TARGETS)
+    inj = PromptInjector.attach(net, ExplicitPrompt(size=32, classifier=Fixed()), targets=TARGETS)
     randomize(inj)
     y = net(x)
     with inj.prompt(task=3):
@@ -427,7 +427,7 @@ def test_unet_scales_one_extractor_per_scale_decoder_only_by_default():
 
 def test_parameter_report_counts_backbone_and_prompt_parameters():
     net = make()
-    inj = PromptInjector.attach(net, ExplicitPrompt(), targets=TARGETS)
+    inj = PromptInjector.attach(net, ExplicitPrompt(size=32), targets=TARGETS)
     rep = inj.parameter_report()
     assert rep.backbone == sum(p.numel() for p in net.parameters())
     assert rep.modulators == sum(p.numel() for p in inj.modulators.parameters())
