@@ -445,3 +445,33 @@ def test_parameter_report_counts_backbone_and_prompt_parameters():
     assert rep.modulators == 2 * (64 * 8 + 8) * 3 + 2 * (64 * 3 + 3)
     assert "backbone" in str(rep)
     inj.detach()
+
+
+def test_set_prompt_persists_until_cleared(x):
+    net = make()
+    inj = PromptInjector.attach(net, ExplicitPrompt(size=32), targets=TARGETS)
+    randomize(inj)
+    inj.set_prompt(task=5)
+    a = net(x)
+    with inj.prompt(task=5):
+        assert torch.equal(net(x), a)
+    assert torch.equal(net(x), a)
+    inj.clear_prompt()
+    with pytest.raises(ValueError, match="ExplicitPrompt needs the task of each sample"):
+        net(x)
+    inj.detach()
+
+
+def test_attach_is_seeded_and_leaves_the_global_rng_alone(x):
+    net_a, net_b = make(), make()
+    state = torch.get_rng_state()
+    a = PromptInjector.attach(net_a, ExplicitPrompt(size=32, generator=torch.Generator().manual_seed(4)), targets=TARGETS,
+                              generator=torch.Generator().manual_seed(5))
+    b = PromptInjector.attach(net_b, ExplicitPrompt(size=32, generator=torch.Generator().manual_seed(4)), targets=TARGETS,
+                              generator=torch.Generator().manual_seed(5))
+    assert torch.equal(torch.get_rng_state(), state)
+    sa, sb = a.state_dict(), b.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa if isinstance(sa[k], torch.Tensor))
+    assert a.source.seed == 4
+    a.detach()
+    b.detach()
