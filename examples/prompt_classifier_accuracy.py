@@ -18,8 +18,8 @@ from mio_strategies.prompts import TaskClassifier, classifier_accuracy, train_ta
 from mio_strategies.tasks import NUM_TASKS, TASKS  # noqa: E402
 
 
-def load_images(size: int) -> torch.Tensor:
-    """The embedded CC0 images, as (N, 3, H, W) in [0, 1]."""
+def load_images() -> list[torch.Tensor]:
+    """The embedded CC0 images, each (3, H, W) in [0, 1]."""
     import numpy as np
     from PIL import Image
 
@@ -28,7 +28,7 @@ def load_images(size: int) -> torch.Tensor:
     for path in sorted(folder.glob("*.png")):
         img = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255.0
         out.append(torch.from_numpy(img).permute(2, 0, 1))
-    return out  # type: ignore[return-value]
+    return out
 
 
 def batches(images, steps: int, batch: int, crop: int, preset: str, generator: torch.Generator):
@@ -61,7 +61,7 @@ def main() -> int:
     ap.add_argument("--test-batches", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    images = load_images(args.crop)
+    images = load_images()
     clf = TaskClassifier(generator=torch.Generator().manual_seed(args.seed))
     train_gen = torch.Generator().manual_seed(args.seed)
     hist = train_task_classifier(clf, batches(images, args.steps, args.batch, args.crop, "in", train_gen),
