@@ -1,0 +1,650 @@
+"""PromptInjector: prompt modulation attached to any nn.Module by forward hooks."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from ._init import default_generator, make_layer
+from ._report import ParameterReport, count_parameters
+from ._sources import AdaptivePrompt, PromptSource, _Spec
+from ._targets import (
+    TargetSpec,
+    as_elements,
+    channel_axis,
+    channels_from_module,
+    explicit_channels,
+    resolve,
+)
+
+__all__ = ["PromptInjector", "PromptScale", "PromptedModel", "PARTS"]
+
+PARTS: tuple[str, ...] = ("encoder", "latent", "decoder", "output")
+DEFAULT_PARTS: tuple[str, ...] = ("latent", "decoder", "output")
+
+
+@dataclass(frozen=True)
+class PromptScale:
+    """One scale of a U-Net (in the spirit of timm's ``feature_info``): which modules, their channels.
+
+    Args:
+        targets: modules of this scale, by exact name, name suffix, compiled regex or module type.
+        channels: output channels of every target (an int), or a mapping name -> channels; ``None``
+            takes them from the modules or from a dry run on ``example_input``.
+        part: ``"encoder"``, ``"latent"``, ``"decoder"`` or ``"output"``. By default only the latent,
+            decoder and output scales are injected (the paper's decoder-side injection).
+        reduction: spatial reduction of this scale relative to the input (informational).
+        name: a label for reports (defaults to ``scale<i>``).
+
+    Raises:
+        ValueError: an unknown ``part`` or a non-positive ``reduction``.
+
+    Example:
+        >>> PromptScale("decoder_level1", part="decoder", reduction=1).part
+        'decoder'
+    """
+
+    targets: TargetSpec
+    channels: int | Mapping[str, int] | None = None
+    part: str = "decoder"
+    reduction: int | None = None
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.part not in PARTS:
+            raise ValueError(f"part must be one of {PARTS}, got {self.part!r}")
+        if self.reduction is not None and (isinstance(self.reduction, bool) or not isinstance(self.reduction, int) or self.reduction < 1):
+            raise ValueError(f"reduction must be a positive integer or None, got {self.reduction!r}")
+
+
+@dataclass
+class _ScalePlan:
+    name: str
+    part: str
+    reduction: int | None
+    targets: list[tuple[str, str, int]] = field(default_factory=list)  # (module name, key, channels)
+
+
+class _Modulator(nn.Module):
+    """Two zero-initialised linear maps from the prompt vector to a channel scale and shift."""
+
+    def __init__(self, embed_dim: int, channels: int):
+        super().__init__()
+        self.channels = channels
+        self.scale = make_layer(nn.Linear, embed_dim, channels)
+        self.shift = make_layer(nn.Linear, embed_dim, channels)
+        with torch.no_grad():
+            for lin in (self.scale, self.shift):
+                lin.weight.zero_()
+                lin.bias.zero_()
+
+    def forward(self, prompt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.scale(prompt), self.shift(prompt)
+
+
+class _EntryHook:
+    """Forward pre-hook on the model: computes the prompt vectors of this call."""
+
+    __slots__ = ("injector",)
+
+    def __init__(self, injector: PromptInjector):
+        self.injector = injector
+
+    def __call__(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+        self.injector._begin(args, kwargs)
+        return None
+
+
+class _ExitHook:
+    """Forward hook on the model (always called): drops the prompt vectors of this call."""
+
+    __slots__ = ("injector",)
+
+    def __init__(self, injector: PromptInjector):
+        self.injector = injector
+
+    def __call__(self, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
+        self.injector._active = None
+        return None
+
+
+class _TargetHook:
+    """Forward hook on one target: ``out * (1 + scale) + shift``."""
+
+    __slots__ = ("injector", "name", "key", "scale_index")
+
+    def __init__(self, injector: PromptInjector, name: str, key: str, scale_index: int):
+        self.injector = injector
+        self.name = name
+        self.key = key
+        self.scale_index = scale_index
+
+    def __call__(self, module: nn.Module, args: tuple, output: Any) -> Any:
+        return self.injector._modulate(self, output)
+
+
+def _key(name: str) -> str:
+    return name.replace(".", "__")
+
+
+def _our_hooks(model: nn.Module) -> Iterator[tuple[str, Any]]:
+    for name, module in model.named_modules():
+        for hooks in (module._forward_pre_hooks, module._forward_hooks):
+            for hook in hooks.values():
+                if isinstance(hook, (_EntryHook, _ExitHook, _TargetHook)):
+                    yield name, hook
+
+
+def _first_tensor(args: tuple, kwargs: dict, input_arg: int | str) -> torch.Tensor | None:
+    if isinstance(input_arg, str):
+        value = kwargs.get(input_arg)
+    elif len(args) > input_arg:
+        value = args[input_arg]
+    else:
+        value = next((v for v in kwargs.values() if isinstance(v, torch.Tensor)), None)
+    return value if isinstance(value, torch.Tensor) else None
+
+
+class PromptInjector(nn.Module):
+    """Prompt modulation of any backbone, attached by forward hooks (create it with :meth:`attach`).
+
+    Each target module's output ``out`` becomes ``out * (1 + scale) + shift``, where ``scale`` and
+    ``shift`` (one value per channel) are linear maps of the prompt vector of the call. The maps start
+    at zero, so attaching changes no output. The backbone keeps its ``forward`` signature and its
+    ``state_dict``; the injector's own parameters (extractors, modulators, explicit prompt maps) live
+    here, with their own ``state_dict`` / ``load_state_dict``.
+
+    Example:
+        >>> from mio_strategies.prompts import ExplicitPrompt
+        >>> net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 3, 3, padding=1))
+        >>> inj = PromptInjector.attach(net, ExplicitPrompt(), targets=["0", "2"])
+        >>> with inj.prompt(task="rain"):
+        ...     y = net(torch.rand(2, 3, 16, 16))
+        >>> inj.detach()
+    """
+
+    def __init__(self, source: PromptSource, plan: list[_ScalePlan], *, embed_dim: int = 64,
+                 generator: torch.Generator | None = None, input_arg: int | str = 0):
+        super().__init__()
+        if not isinstance(source, PromptSource):
+            raise TypeError(f"prompt must be an ExplicitPrompt or AdaptivePrompt, got {type(source).__name__}")
+        g = generator if generator is not None else default_generator()
+        self.source = source
+        self.embed_dim = embed_dim
+        self.input_arg = input_arg
+        self._plan = plan
+        self.encoders = nn.ModuleList(source.make_encoder(embed_dim, g) for _ in plan)
+        self.modulators = nn.ModuleDict()
+        for sp in plan:
+            for _name, key, ch in sp.targets:
+                self.modulators[key] = _Modulator(embed_dim, ch)
+        self.__dict__["_model"] = None  # the backbone: never a submodule of the injector
+        self._handles: list[Any] = []
+        self._active: list[torch.Tensor] | None = None
+        self._spec: _Spec | None = None
+        self._enabled = True
+
+    # ---------------------------------------------------------------------------------- attach
+    @classmethod
+    def attach(
+        cls,
+        model: nn.Module,
+        prompt: PromptSource,
+        targets: TargetSpec | None = None,
+        *,
+        scales: Sequence[PromptScale] | None = None,
+        parts: Sequence[str] = DEFAULT_PARTS,
+        channels: int | Mapping[str, int] | None = None,
+        example_input: torch.Tensor | tuple | None = None,
+        embed_dim: int = 64,
+        input_arg: int | str = 0,
+        generator: torch.Generator | None = None,
+    ) -> PromptInjector:
+        """Validate everything, then hook ``prompt`` modulation onto ``model``'s target modules.
+
+        Args:
+            model: any ``nn.Module`` (unchanged: only hooks are added).
+            prompt: an :class:`ExplicitPrompt` or :class:`AdaptivePrompt`.
+            targets: modules to modulate, by exact name, name suffix (``"conv_hr"`` matches
+                ``"x.conv_hr"``), full-match ``re.compile(...)`` regex, or ``nn.Module`` subclass; or a
+                list of these. One extractor serves them all. Exclusive with ``scales``.
+            scales: a U-Net description, one :class:`PromptScale` per scale, one extractor per scale.
+            parts: which ``PromptScale.part`` values are injected (default latent, decoder, output).
+            channels: output channels of the targets (with ``targets=``), an int or name -> int.
+            example_input: the model's input (or a tuple of positional inputs) for one dry run under
+                ``torch.no_grad`` in eval mode that reads the targets' channels and checks their
+                outputs. Needed when a target's channels cannot be read from the module itself.
+            embed_dim: width of the prompt vector (64 in the paper).
+            input_arg: which argument of ``model.forward`` is the image: a position or a keyword name.
+            generator: seeds the extractors' initial weights (default seed 0).
+
+        Returns:
+            The attached injector (also a context manager that detaches on exit).
+
+        Raises:
+            TypeError: wrong argument types; a target whose output is not a tensor.
+            ValueError: targets matching nothing (with the closest module names); a model that already
+                has an injector; a target output without a channel axis; channels that disagree with the
+                dry run or that cannot be determined.
+        """
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+        if not isinstance(prompt, PromptSource):
+            raise TypeError(f"prompt must be an ExplicitPrompt or AdaptivePrompt, got {type(prompt).__name__}")
+        if isinstance(embed_dim, bool) or not isinstance(embed_dim, int) or embed_dim < 1:
+            raise ValueError(f"embed_dim must be a positive integer, got {embed_dim!r}")
+        if not isinstance(input_arg, (int, str)) or isinstance(input_arg, bool):
+            raise TypeError(f"input_arg must be a position (int) or a keyword name (str), got {input_arg!r}")
+        existing = next(_our_hooks(model), None)
+        if existing is not None:
+            where = existing[0] or type(model).__name__
+            raise ValueError(
+                f"{type(model).__name__} already has a PromptInjector attached (hooked at {where!r}): "
+                "call detach() on it first (PromptInjector.of(model) finds it)"
+            )
+        plan = cls._plan_for(model, prompt, targets, scales, parts, channels, example_input)
+        injector = cls(prompt, plan, embed_dim=embed_dim, generator=generator, input_arg=input_arg)
+        injector._register(model)
+        return injector
+
+    @staticmethod
+    def _plan_for(model, prompt, targets, scales, parts, channels, example_input) -> list[_ScalePlan]:
+        if (targets is None) == (scales is None):
+            raise ValueError("give either targets= (one scale) or scales= (a list of PromptScale), not both or neither")
+        if scales is not None:
+            if isinstance(scales, PromptScale) or not isinstance(scales, Sequence) or not scales:
+                raise TypeError("scales must be a non-empty list of PromptScale")
+            for s in scales:
+                if not isinstance(s, PromptScale):
+                    raise TypeError(f"scales must hold PromptScale entries, got {type(s).__name__}")
+            if channels is not None:
+                raise ValueError("with scales=, give channels inside each PromptScale(channels=...)")
+            parts = tuple(parts) if not isinstance(parts, str) else (parts,)
+            bad = [p for p in parts if p not in PARTS]
+            if bad or not parts:
+                raise ValueError(f"parts must be a non-empty subset of {PARTS}, got {parts!r}")
+            entries = list(scales)
+        else:
+            entries = [PromptScale(targets, channels=channels, part="decoder", name="scale0")]
+            parts = ("decoder",)
+
+        # resolve names (every entry, injected or not, so that typos are reported)
+        plans: list[tuple[_ScalePlan, dict[str, int]]] = []
+        owner: dict[str, str] = {}
+        for i, entry in enumerate(entries):
+            label = entry.name or f"scale{i}"
+            where = "targets" if scales is None else f"scales[{i}] ({label})"
+            names = resolve(model, as_elements(entry.targets, where), where)
+            for n in names:
+                if n in owner:
+                    raise ValueError(f"module {n!r} is targeted twice (in {owner[n]} and {label}); each module belongs to one scale")
+                owner[n] = label
+            given = explicit_channels(entry.channels, names, where)
+            if entry.part in parts:
+                plans.append((_ScalePlan(label, entry.part, entry.reduction, [(n, _key(n), 0) for n in names]), given))
+        if not plans:
+            raise ValueError(f"no scale has a part in {parts!r}: parts of the scales are {[e.part for e in entries]}")
+
+        modules = dict(model.named_modules())
+        keys: dict[str, str] = {}
+        for sp, _ in plans:
+            for n, k, _c in sp.targets:
+                if k in keys:
+                    raise ValueError(f"modules {keys[k]!r} and {n!r} map to the same parameter key {k!r}; target one of them")
+                keys[k] = n
+
+        seen = _dry_run(model, [n for sp, _ in plans for n, _k, _c in sp.targets], example_input) if example_input is not None else {}
+        if example_input is not None and isinstance(prompt, AdaptivePrompt):
+            image = example_input[0] if isinstance(example_input, tuple) else example_input
+            prompt.context(image, None)
+
+        missing: list[str] = []
+        for sp, given in plans:
+            resolved = []
+            for n, k, _c in sp.targets:
+                declared = given.get(n, channels_from_module(modules[n]))
+                observed = seen.get(n)
+                if declared is not None and observed is not None and declared != observed:
+                    raise ValueError(
+                        f"target {n!r} ({type(modules[n]).__name__}): channels {declared} given or declared by the module, "
+                        f"but its output has {observed} channels in the dry run; fix channels="
+                    )
+                ch = declared if declared is not None else observed
+                if ch is None:
+                    missing.append(n)
+                resolved.append((n, k, ch or 0))
+            sp.targets = resolved
+        if missing:
+            raise ValueError(
+                f"cannot tell the output channels of {missing}: pass example_input=<a model input> for a dry run, "
+                "or channels= (an int, or a mapping name -> int)"
+            )
+        return [sp for sp, _ in plans]
+
+    def _register(self, model: nn.Module) -> None:
+        modules = dict(model.named_modules())
+        handles = [
+            model.register_forward_pre_hook(_EntryHook(self), with_kwargs=True, prepend=True),
+            model.register_forward_hook(_ExitHook(self), with_kwargs=True, always_call=True),
+        ]
+        for i, sp in enumerate(self._plan):
+            for n, k, _c in sp.targets:
+                handles.append(modules[n].register_forward_hook(_TargetHook(self, n, k, i)))
+        self._handles = handles
+        self.__dict__["_model"] = model
+
+    # ---------------------------------------------------------------------------------- lifecycle
+    @property
+    def model(self) -> nn.Module | None:
+        """The backbone this injector is attached to (``None`` once detached)."""
+        return self.__dict__["_model"]
+
+    @property
+    def attached(self) -> bool:
+        """Whether the hooks are in place."""
+        return bool(self._handles)
+
+    @property
+    def target_names(self) -> list[str]:
+        """Names of the modulated modules, scale by scale."""
+        return [n for sp in self._plan for n, _k, _c in sp.targets]
+
+    def detach(self) -> None:
+        """Remove every hook; the backbone computes exactly what it did before. Idempotent."""
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+        self._active = None
+        self.__dict__["_model"] = None
+
+    def __enter__(self) -> PromptInjector:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.detach()
+
+    @classmethod
+    def of(cls, model: nn.Module) -> PromptInjector | None:
+        """The injector attached to ``model`` (e.g. the private copy inside ``copy.deepcopy(model)``), or None."""
+        for hook in model._forward_pre_hooks.values():
+            if isinstance(hook, _EntryHook):
+                return hook.injector
+        return None
+
+    def copy_for(self, model: nn.Module) -> PromptInjector:
+        """A copy of this injector (same configuration and weights) attached to ``model``.
+
+        Use it for a backbone copy that carries no hooks, e.g. an EMA model built and loaded anew.
+        (``copy.deepcopy((model, injector))`` copies both together; ``copy.deepcopy(model)`` alone
+        carries a private injector copy, found with :meth:`of`.)
+
+        Raises:
+            ValueError: ``model`` lacks a target module, has different channels, or is already attached.
+        """
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+        if next(_our_hooks(model), None) is not None:
+            raise ValueError(f"{type(model).__name__} already has a PromptInjector attached: use PromptInjector.of(model)")
+        modules = dict(model.named_modules())
+        for sp in self._plan:
+            for n, _k, ch in sp.targets:
+                if n not in modules:
+                    raise ValueError(f"{type(model).__name__} has no module {n!r} (a target of this injector)")
+                declared = channels_from_module(modules[n])
+                if declared is not None and declared != ch:
+                    raise ValueError(f"module {n!r} has {declared} output channels, this injector's modulator has {ch}")
+        classifier = getattr(self.source, "classifier", None)
+        source = copy.deepcopy(self.source)  # classifier (not a submodule) is shared below
+        if classifier is not None:
+            source.set_classifier(classifier)
+        new = type(self)(source, copy.deepcopy(self._plan), embed_dim=self.embed_dim, input_arg=self.input_arg)
+        new.load_state_dict(self.state_dict())
+        anchor = next(iter(self.state_dict(keep_vars=True).values()), None)
+        if isinstance(anchor, torch.Tensor):
+            new.to(anchor.device)
+        new.train(self.training)
+        new._register(model)
+        return new
+
+    def __deepcopy__(self, memo: dict) -> PromptInjector:
+        # default deep copy, but a detached copy must not think it is attached
+        cls = type(self)
+        new = cls.__new__(cls)
+        memo[id(self)] = new
+        for k, v in self.__dict__.items():
+            new.__dict__[k] = copy.deepcopy(v, memo)
+        if new.__dict__.get("_model") is None:
+            new.__dict__["_handles"] = []
+        return new
+
+    # ---------------------------------------------------------------------------------- prompts
+    @contextmanager
+    def prompt(self, task: Any = None, *, weights: Any = None, mix: Mapping[Any, float] | None = None) -> Iterator[PromptInjector]:
+        """Choose the explicit prompt of the model calls inside the ``with`` block.
+
+        Args:
+            task: one task (id, name, letter, Task) for the whole batch, or one per sample (a list or an
+                integer tensor of shape ``(B,)``).
+            weights: mixing weights over the tasks, ``(num_tasks,)`` or ``(B, num_tasks)``; the prompt
+                vector is the weighted sum of the tasks' prompt vectors.
+            mix: the same as a mapping, e.g. ``{"rain": 0.3, "lowlight": 0.7}`` (interpolation).
+
+        Raises:
+            ValueError: ids out of range (the message gives the valid interval), wrong shapes, not
+                exactly one of the three, or an :class:`AdaptivePrompt` source.
+            TypeError: float task ids, or values of the wrong type.
+
+        Example:
+            >>> with injector.prompt(mix={"rain": 0.5, "lowlight": 0.5}):  # doctest: +SKIP
+            ...     y = model(x)
+        """
+        spec = self.source.parse_spec(task, weights, mix)
+        previous = self._spec
+        self._spec = spec
+        try:
+            yield self
+        finally:
+            self._spec = previous
+
+    def set_prompt(self, task: Any = None, *, weights: Any = None, mix: Mapping[Any, float] | None = None) -> None:
+        """Like :meth:`prompt` but persistent until :meth:`clear_prompt` (for training loops)."""
+        self._spec = self.source.parse_spec(task, weights, mix)
+
+    def clear_prompt(self) -> None:
+        """Forget the prompt set by :meth:`set_prompt` (an attached classifier then predicts the task)."""
+        self._spec = None
+
+    @contextmanager
+    def disabled(self) -> Iterator[PromptInjector]:
+        """Run the backbone without modulation inside the ``with`` block (hooks stay registered)."""
+        previous = self._enabled
+        self._enabled = False
+        try:
+            yield self
+        finally:
+            self._enabled = previous
+
+    def prompt_vectors(self, image: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """The prompt vectors ``(B, embed_dim)`` of each scale for ``image`` under the current prompt."""
+        ctx = self.source.context(image, self._spec)
+        return [self.source.encode(enc, ctx) for enc in self.encoders]
+
+    # ---------------------------------------------------------------------------------- hooks
+    def _begin(self, args: tuple, kwargs: dict) -> None:
+        if not self._enabled:
+            self._active = None
+            return
+        image = _first_tensor(args, kwargs, self.input_arg)
+        ctx = self.source.context(image, self._spec)
+        self._active = [self.source.encode(enc, ctx) for enc in self.encoders]
+
+    def _modulate(self, hook: _TargetHook, out: Any) -> Any:
+        if not self._enabled:
+            return out
+        active = self._active
+        if active is None:
+            raise RuntimeError(
+                f"prompt target {hook.name!r} ran outside a call of the model the injector is attached to; "
+                "call the model itself (the prompt is computed at its entry)"
+            )
+        if not isinstance(out, torch.Tensor):
+            raise TypeError(
+                f"target {hook.name!r} returned {type(out).__name__}, not a tensor: target a module whose output "
+                "is a tensor (B, C, H, W) or (B, N, C)"
+            )
+        axis = channel_axis(out.ndim)
+        if axis is None:
+            raise ValueError(f"target {hook.name!r} returned shape {tuple(out.shape)}, which has no channel axis")
+        mod = self.modulators[hook.key]
+        if out.shape[axis] != mod.channels:
+            raise ValueError(
+                f"target {hook.name!r} returned {out.shape[axis]} channels (axis {axis} of {tuple(out.shape)}), "
+                f"but its modulator was built for {mod.channels}"
+            )
+        scale, shift = mod(active[hook.scale_index])
+        n = scale.shape[0]
+        if axis == 1:
+            shape = (n, mod.channels) + (1,) * (out.ndim - 2)
+        else:
+            shape = (n, 1, mod.channels)
+        return out * (1 + scale.view(shape)) + shift.view(shape)
+
+    # ---------------------------------------------------------------------------------- state
+    def config(self) -> dict[str, Any]:
+        """The configuration (source, widths, scales and targets) saved with the state dict."""
+        return {
+            "source": self.source.config(),
+            "embed_dim": self.embed_dim,
+            "scales": [
+                {"name": sp.name, "part": sp.part, "targets": [[n, c] for n, _k, c in sp.targets]} for sp in self._plan
+            ],
+        }
+
+    def get_extra_state(self) -> dict[str, Any]:
+        return {"config": self.config()}
+
+    def set_extra_state(self, state: Any) -> None:
+        pass  # checked in load_state_dict before anything is copied
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):  # type: ignore[override]
+        """Load injector weights, after checking they come from the same configuration.
+
+        Raises:
+            ValueError: missing/unexpected keys, shapes or a saved configuration that differ (nothing is
+                loaded then).
+        """
+        own = self.state_dict()
+        problems: list[str] = []
+        extra = state_dict.get("_extra_state")
+        if isinstance(extra, Mapping) and "config" in extra and extra["config"] != self.config():
+            problems.append(f"saved configuration {extra['config']} differs from this injector's {self.config()}")
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        if strict and missing:
+            problems.append(f"missing keys {missing[:8]}")
+        if strict and unexpected:
+            problems.append(f"unexpected keys {unexpected[:8]}")
+        for k, v in state_dict.items():
+            if k in own and isinstance(v, torch.Tensor) and isinstance(own[k], torch.Tensor) and v.shape != own[k].shape:
+                problems.append(f"{k}: shape {tuple(v.shape)} vs {tuple(own[k].shape)}")
+        if problems:
+            raise ValueError("injector state dict is from another configuration: " + "; ".join(problems))
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    # ---------------------------------------------------------------------------------- helpers
+    def wrap(self) -> PromptedModel:
+        """The backbone and this injector in one module (for DistributedDataParallel or one optimizer).
+
+        Raises:
+            ValueError: the injector is detached.
+        """
+        if self.model is None:
+            raise ValueError("the injector is detached: attach it before wrap()")
+        return PromptedModel(self.model, self)
+
+    def parameter_report(self, model: nn.Module | None = None) -> ParameterReport:
+        """Backbone parameters against the parameters this injector adds.
+
+        Raises:
+            ValueError: detached and no ``model`` given.
+        """
+        model = model if model is not None else self.model
+        if model is None:
+            raise ValueError("the injector is detached: pass the backbone, parameter_report(model)")
+        clf = getattr(self.source, "classifier", None)
+        return ParameterReport(
+            backbone=count_parameters(model),
+            extractors=count_parameters(self.encoders),
+            modulators=count_parameters(self.modulators),
+            classifier=count_parameters(clf) if clf is not None else 0,
+            targets=len(self.target_names),
+            scales=len(self._plan),
+        )
+
+    def extra_repr(self) -> str:
+        state = "attached" if self.attached else "detached"
+        return f"{self.source.kind}, {len(self.target_names)} targets in {len(self._plan)} scale(s), {state}"
+
+
+class PromptedModel(nn.Module):
+    """A backbone and its injector as one module: ``forward`` is the backbone's.
+
+    Its parameters are both sets, so ``DistributedDataParallel(injector.wrap())`` synchronises the
+    prompt parameters too. The backbone's own ``state_dict`` is unchanged (``wrapped.model``).
+    """
+
+    def __init__(self, model: nn.Module, injector: PromptInjector):
+        super().__init__()
+        self.model = model
+        self.injector = injector
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self.model(*args, **kwargs)
+
+
+def _dry_run(model: nn.Module, names: list[str], example_input: Any) -> dict[str, int]:
+    """Run ``model`` once (no grad, eval mode, restored after) and read each target's channel count."""
+    modules = dict(model.named_modules())
+    shapes: dict[str, Any] = {}
+
+    def recorder(name: str):
+        def hook(_m: nn.Module, _a: tuple, out: Any) -> None:
+            shapes.setdefault(name, out)
+        return hook
+
+    args = example_input if isinstance(example_input, tuple) else (example_input,)
+    modes = {m: m.training for m in model.modules()}
+    handles = [modules[n].register_forward_hook(recorder(n)) for n in names]
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(*args)
+    finally:
+        for h in handles:
+            h.remove()
+        for m, mode in modes.items():
+            m.training = mode
+    out: dict[str, int] = {}
+    for n in names:
+        if n not in shapes:
+            raise ValueError(f"target {n!r} did not run during the dry run on example_input; target modules that forward() calls")
+        value = shapes[n]
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(
+                f"target {n!r} ({type(modules[n]).__name__}) returns {type(value).__name__}, not a tensor: "
+                "target a module whose output is a tensor (B, C, H, W) or (B, N, C)"
+            )
+        axis = channel_axis(value.ndim)
+        if axis is None:
+            raise ValueError(
+                f"target {n!r} ({type(modules[n]).__name__}) returns shape {tuple(value.shape)}, which has no channel "
+                "axis: target a module whose output is (B, C), (B, C, H, W), (B, C, D, H, W) or (B, N, C)"
+            )
+        out[n] = int(value.shape[axis])
+    return out
