@@ -225,12 +225,17 @@ def _build_swinir(**kw: Any) -> nn.Module:
     from mio_strategies.integrations._basicsr_compat import import_basicsr
 
     swinir = import_basicsr("archs.swinir_arch")
+    import warnings
+
     kw = dict(kw)
     kw["depths"] = tuple(kw["depths"])
     kw["num_heads"] = tuple(kw["num_heads"])
     if len(kw["depths"]) != len(kw["num_heads"]):
         raise ValueError(f"depths {kw['depths']} and num_heads {kw['num_heads']} must have the same length")
-    return swinir.SwinIR(upscale=1, img_range=1.0, upsampler="", **kw)
+    with warnings.catch_warnings():
+        # basicsr calls torch.meshgrid without indexing= (its default 'ij' is what it means)
+        warnings.filterwarnings("ignore", message=".*torch.meshgrid.*", category=UserWarning)
+        return swinir.SwinIR(upscale=1, img_range=1.0, upsampler="", **kw)
 
 
 def _swinir_targets(kw: Mapping[str, Any]) -> list[str]:
@@ -273,13 +278,22 @@ def _build_restormer(**kw: Any) -> nn.Module:
 
 
 def _restormer_scales(kw: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Decoder-side scales (latent, decoder levels 3..1 and the refinement), timm-style descriptors."""
+    """Restormer's U scales, timm-style (``name``, ``modules``, ``num_chs``, ``reduction``, ``part``).
+
+    The encoder levels are listed for completeness; the harness injects the latent, decoder and
+    output parts only (the paper's decoder-side injection, one extractor per scale).
+    """
     dim = kw["dim"]
     return [
-        {"name": "latent", "modules": ["latent"], "num_chs": dim * 8, "reduction": 8},
-        {"name": "decoder3", "modules": ["decoder_level3"], "num_chs": dim * 4, "reduction": 4},
-        {"name": "decoder2", "modules": ["decoder_level2"], "num_chs": dim * 2, "reduction": 2},
-        {"name": "decoder1", "modules": ["decoder_level1", "refinement"], "num_chs": dim * 2, "reduction": 1},
+        {"name": "encoder1", "modules": ["encoder_level1"], "num_chs": dim, "reduction": 1, "part": "encoder"},
+        {"name": "encoder2", "modules": ["encoder_level2"], "num_chs": dim * 2, "reduction": 2, "part": "encoder"},
+        {"name": "encoder3", "modules": ["encoder_level3"], "num_chs": dim * 4, "reduction": 4, "part": "encoder"},
+        {"name": "latent", "modules": ["latent"], "num_chs": dim * 8, "reduction": 8, "part": "latent"},
+        {"name": "decoder3", "modules": ["decoder_level3"], "num_chs": dim * 4, "reduction": 4, "part": "decoder"},
+        {"name": "decoder2", "modules": ["decoder_level2"], "num_chs": dim * 2, "reduction": 2, "part": "decoder"},
+        {"name": "decoder1", "modules": ["decoder_level1", "refinement"], "num_chs": dim * 2, "reduction": 1,
+         "part": "decoder"},
+        {"name": "output", "modules": ["output"], "num_chs": 3, "reduction": 1, "part": "output"},
     ]
 
 

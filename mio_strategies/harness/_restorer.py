@@ -109,24 +109,26 @@ class Restorer:
         return self(x, task)[..., :h, :w]
 
 
-def _build_injector(backbone: nn.Module, name: str, kwargs: Mapping[str, Any], prompt: str, *, seed: int, prompt_size: int) -> Any:
-    try:
-        from mio_strategies.prompts import AdaptivePrompt, ExplicitPrompt, PromptInjector
-    except ImportError as exc:  # pragma: no cover - the prompts package ships with the library
-        raise ImportError(f"prompt strategies need mio_strategies.prompts ({exc})") from exc
-    gen = torch.Generator().manual_seed(seed)
+def _build_injector(backbone: nn.Module, name: str, kwargs: Mapping[str, Any], prompt: str, *, seed: int,
+                    prompt_size: int, size_multiple: int) -> Any:
+    from mio_strategies.prompts import AdaptivePrompt, ExplicitPrompt, PromptInjector, PromptScale
+
     if prompt == "explicit":
-        source = ExplicitPrompt(NUM_TASKS, size=prompt_size, generator=gen)
+        source = ExplicitPrompt(NUM_TASKS, size=prompt_size, generator=torch.Generator().manual_seed(seed))
     elif prompt == "adaptive":
         source = AdaptivePrompt(3)
     else:
         raise ValueError(f"unknown prompt kind {prompt!r}: valid kinds are 'explicit' and 'adaptive'")
     plan = injection_plan(name, kwargs)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        if "scales" in plan:
-            return PromptInjector.attach(backbone, source, scales=plan["scales"])
-        return PromptInjector.attach(backbone, source, targets=plan["targets"])
+    side = max(16, 2 * size_multiple)
+    example = torch.zeros(1, 3, side, side)
+    gen = torch.Generator().manual_seed(seed + 1)
+    if "scales" in plan:
+        scales = [
+            PromptScale(s["modules"], part=s["part"], reduction=s["reduction"], name=s["name"]) for s in plan["scales"]
+        ]
+        return PromptInjector.attach(backbone, source, scales=scales, example_input=example, generator=gen)
+    return PromptInjector.attach(backbone, source, targets=plan["targets"], example_input=example, generator=gen)
 
 
 def build_restorer(
@@ -158,5 +160,7 @@ def build_restorer(
     prompt = strategy_prompt or spec.builtin_prompt
     injector = None
     if prompt is not None:
-        injector = _build_injector(net, backbone, kwargs, prompt, seed=seed, prompt_size=prompt_size)
+        injector = _build_injector(
+            net, backbone, kwargs, prompt, seed=seed, prompt_size=prompt_size, size_multiple=spec.size_multiple
+        )
     return Restorer(net, injector, prompt, spec.size_multiple)
