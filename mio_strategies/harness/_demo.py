@@ -47,7 +47,14 @@ def _ddr_figure(restorers: dict[str, Restorer], data: Any, path: Path, seed: int
     except ImportError as exc:
         return f"skipped (analysis extra unavailable: {exc})"
     items = [data[i] for i in range(len(data))]
-    lq = torch.stack([it["lq"] for it in items])
+    side = min(min(it["lq"].shape[-2:]) for it in items + [{"lq": torch.zeros(3, 128, 128)}])
+
+    def centre(x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        top, left = (h - side) // 2, (w - side) // 2
+        return x[..., top : top + side, left : left + side]
+
+    lq = torch.stack([centre(it["lq"]) for it in items])
     tasks = torch.tensor([int(it["task"]) for it in items])
     results = {}
     for name, r in restorers.items():

@@ -59,11 +59,10 @@ def psnr(output: torch.Tensor, target: torch.Tensor, crop_border: int = 4) -> to
     return torch.where(mse == 0, torch.full_like(mse, math.inf), out)
 
 
-def _gaussian_window(device: torch.device) -> torch.Tensor:
+def _gaussian_1d(device: torch.device) -> torch.Tensor:
     coords = torch.arange(11, dtype=torch.float64, device=device) - 5
     g = torch.exp(-(coords**2) / (2 * 1.5**2))
-    g = g / g.sum()
-    return torch.outer(g, g)
+    return g / g.sum()
 
 
 def ssim(output: torch.Tensor, target: torch.Tensor, crop_border: int = 4) -> torch.Tensor:
@@ -81,11 +80,13 @@ def ssim(output: torch.Tensor, target: torch.Tensor, crop_border: int = 4) -> to
     if min(a.shape[-2:]) < 11:
         raise ValueError(f"SSIM needs at least 11x11 pixels after the crop, got {tuple(a.shape[-2:])}")
     c = a.shape[1]
-    window = _gaussian_window(a.device).expand(c, 1, 11, 11)
+    g = _gaussian_1d(a.device)
+    rows, cols = g.view(1, 1, 11, 1).expand(c, 1, 11, 1), g.view(1, 1, 1, 11).expand(c, 1, 1, 11)
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
 
     def filt(x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, window, groups=c)
+        # the 11x11 Gaussian window is the outer product of a 1-D one: filter rows, then columns
+        return F.conv2d(F.conv2d(x, rows, groups=c), cols, groups=c)
 
     mu1, mu2 = filt(a), filt(b)
     s11 = filt(a * a) - mu1**2
