@@ -127,6 +127,8 @@ class TrainConfig:
             _positive_int(key, getattr(self, key))
         for key in ("num_workers", "val_every", "checkpoint_every", "log_every", "seed"):
             _non_negative_int(key, getattr(self, key))
+        if self.val_size < 19:
+            raise ValueError(f"val_size must be >= 19 (a 4-pixel border crop leaves the 11x11 SSIM window), got {self.val_size}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}: valid optimizers are {list(OPTIMIZERS)}")
         for key in ("lr", "lr_min", "weight_decay", "ema_decay"):
@@ -306,9 +308,15 @@ def _parse_value(text: str) -> Any:
     import yaml
 
     try:
-        return yaml.safe_load(text)
+        value = yaml.safe_load(text)
     except yaml.YAMLError:
         return text
+    if isinstance(value, str):
+        try:  # YAML 1.1 reads "5e-4" (no dot) as a string
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def parse_overrides(items: Iterable[str] | Mapping[str, Any] | None) -> dict[str, Any]:

@@ -136,7 +136,7 @@ def _float_state(restorer: Restorer, clone: bool = True) -> dict[str, torch.Tens
         if module is None:
             continue
         for k, v in module.state_dict(keep_vars=True).items():
-            if v.is_floating_point():
+            if isinstance(v, torch.Tensor) and v.is_floating_point():
                 t = v.detach()
                 out[f"{prefix}.{k}"] = t.clone() if clone else t
     return out
