@@ -26,6 +26,11 @@ import sys
 import time
 from pathlib import Path
 
+try:  # run from a clone without installing: use the working tree's package
+    import mio_strategies  # noqa: F401
+except ImportError:  # pragma: no cover
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 STRATEGIES = ("M", "S", "M+EP", "S+EP", "S+AP")
 TIERS = {"quick": "mini_quick", "converged": "mini_converged"}
 
