@@ -1,0 +1,59 @@
+"""The reproduction harness: backbones, configs, training, evaluation, the demo.
+
+Example:
+    >>> from mio_strategies.harness import list_backbones, load_config
+    >>> list_backbones("swinir*")
+    ['swinir', 'swinir_tiny']
+    >>> load_config("srresnet", ["strategy=S+EP"]).total_iters
+    2500000
+"""
+
+from mio_strategies.harness._backbones import (
+    BackboneSpec,
+    SRResNet,
+    UnknownBackboneError,
+    backbone_spec,
+    create_backbone,
+    injection_plan,
+    list_backbones,
+    register_backbone,
+)
+from mio_strategies.harness._checkpoint import CheckpointMismatchError, load_checkpoint, save_checkpoint
+from mio_strategies.harness._config import STRATEGIES, TrainConfig, list_presets, load_config, parse_strategy
+from mio_strategies.harness._demo import run_demo
+from mio_strategies.harness._eval import EvalResult, evaluate, format_table, paper_results, write_tables
+from mio_strategies.harness._metrics import psnr, ssim
+from mio_strategies.harness._restorer import Restorer, build_restorer
+from mio_strategies.harness._train import TrainResult, load_restorer, train
+
+__all__ = [
+    "STRATEGIES",
+    "BackboneSpec",
+    "CheckpointMismatchError",
+    "EvalResult",
+    "Restorer",
+    "SRResNet",
+    "TrainConfig",
+    "TrainResult",
+    "UnknownBackboneError",
+    "backbone_spec",
+    "build_restorer",
+    "create_backbone",
+    "evaluate",
+    "format_table",
+    "injection_plan",
+    "list_backbones",
+    "list_presets",
+    "load_checkpoint",
+    "load_config",
+    "load_restorer",
+    "paper_results",
+    "parse_strategy",
+    "psnr",
+    "register_backbone",
+    "run_demo",
+    "save_checkpoint",
+    "ssim",
+    "train",
+    "write_tables",
+]

@@ -1,0 +1,111 @@
+"""Checkpoints: written atomically, read with ``weights_only=True``, checked against the run they resume."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["CHECKPOINT_VERSION", "CheckpointMismatchError", "check_compatible", "load_checkpoint", "save_checkpoint"]
+
+CHECKPOINT_VERSION = 1
+_IDENTITY_KEYS = ("backbone", "strategy")
+_RUN_KEYS = ("backbone_kwargs", "order", "periods", "period_iters", "batch_size", "patch_size", "seed")
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint that belongs to another backbone, strategy or run configuration."""
+
+
+def save_checkpoint(state: Mapping[str, Any], path: str | Path) -> Path:
+    """Write ``state`` to ``path`` atomically: a temporary file in the same folder, then a rename.
+
+    An interrupted save leaves the previous checkpoint intact and no half-written file under ``path``.
+
+    Example:
+        >>> save_checkpoint({"version": 1, "model": {}}, "run/last.pt")  # doctest: +SKIP
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(dict(state), fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint written by the harness with ``torch.load(weights_only=True)``.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not a harness checkpoint (corrupt, or another format); the message names the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - report any unpickling failure with the file name
+        raise ValueError(f"cannot read checkpoint {str(path)!r} ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(state, dict) or state.get("format") != "mio-strategies" or "config" not in state:
+        raise ValueError(f"{str(path)!r} is not a mio-strategies checkpoint (no 'format'/'config' entries)")
+    if state.get("version", 0) > CHECKPOINT_VERSION:
+        raise ValueError(
+            f"checkpoint {str(path)!r} has format version {state['version']}, newer than this library's "
+            f"{CHECKPOINT_VERSION}: upgrade mio-strategies"
+        )
+    return state
+
+
+def check_compatible(checkpoint: Mapping[str, Any], config: Mapping[str, Any], *, resume: bool) -> None:
+    """Refuse a checkpoint from another backbone or strategy (and, to resume, another run setup).
+
+    Raises:
+        CheckpointMismatchError: listing every differing key as ``key: checkpoint -> requested``.
+    """
+    saved = checkpoint["config"]
+    keys = _IDENTITY_KEYS + (_RUN_KEYS if resume else ("backbone_kwargs",))
+    diffs = [f"{k}: {saved.get(k)!r} in the checkpoint, {config.get(k)!r} requested" for k in keys if _norm(saved.get(k)) != _norm(config.get(k))]
+    if diffs:
+        what = "resume this run from" if resume else "load"
+        raise CheckpointMismatchError(f"cannot {what} this checkpoint: " + "; ".join(diffs))
+
+
+def _norm(v: Any) -> Any:
+    if isinstance(v, (list, tuple)):
+        return [_norm(x) for x in v]
+    if isinstance(v, Mapping):
+        return {k: _norm(x) for k, x in v.items()}
+    return v
+
+
+def prepare_output_dir(path: str | Path, *, overwrite: bool, resume: bool) -> Path:
+    """Create the run folder; an existing non-empty one is refused unless ``overwrite`` or ``resume``.
+
+    Raises:
+        FileExistsError: the folder exists and has files (the message says to pass --overwrite or --resume).
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(f"output {str(path)!r} exists and is not a folder")
+    if path.is_dir() and any(path.iterdir()) and not resume:
+        if not overwrite:
+            raise FileExistsError(
+                f"output folder {str(path)!r} already exists and is not empty: pass --overwrite "
+                "(overwrite=True) to replace it, or --resume to continue the run in it"
+            )
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,142 @@
+"""``mio-strategies train``, ``eval`` and ``demo``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register the ``train``, ``eval`` and ``demo`` sub-commands."""
+    p = subparsers.add_parser(
+        "train", help="train a backbone with a strategy (M, S, M+EP, S+EP, M+AP, S+AP)",
+        description="Train one model as a preset or YAML config says; --set overrides any key.",
+    )
+    p.add_argument("--config", default="srresnet", help="preset name (see --list-presets) or a .yaml file")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set strategy=S+EP --set backbone_kwargs.num_feat=32")
+    p.add_argument("--output", help="run folder (default: runs/<name>-<strategy>)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    p.add_argument("--resume", action="store_true", help="continue the run saved in the output folder")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--list-presets", action="store_true", help="list presets and backbones, then exit")
+    p.set_defaults(func=_train)
+
+    e = subparsers.add_parser(
+        "eval", help="per-task PSNR/SSIM of checkpoints on test sets, as Markdown, CSV and JSON",
+        description="Evaluate checkpoints on test sets built by `mio-strategies degrade` / build_testset.",
+    )
+    e.add_argument("--checkpoint", action="append", required=True, help="a run's checkpoint.pt (repeatable)")
+    e.add_argument("--name", action="append", default=[], help="table label of each checkpoint (default: strategy)")
+    e.add_argument("--testset", required=True, help="a test-set folder (GT/ plus one folder per task)")
+    e.add_argument("--output", required=True, help="folder for results.md/.csv/.json and the bar plot")
+    e.add_argument("--baseline", help="row the difference column compares to (a name, or 'identity')")
+    e.add_argument("--reference", action="append", default=[], metavar="BACKBONE:STRATEGY[:in|out]",
+                   help="add the paper's published row, e.g. srresnet:M:in (repeatable)")
+    e.add_argument("--task-source", choices=("given", "classifier"), default="given",
+                   help="explicit prompts: the true task (given) or the attached task classifier")
+    e.add_argument("--no-ema", action="store_true", help="evaluate the live weights, not the EMA")
+    e.add_argument("--device", default="cpu")
+    e.add_argument("--overwrite", action="store_true", help="write into an existing output folder")
+    e.set_defaults(func=_eval)
+
+    d = subparsers.add_parser(
+        "demo", help="train a tiny model M vs S+EP on the embedded photos and report (minutes on a CPU)",
+        description="The main-job demo: trains, evaluates per task next to the identity, writes plots and a report.",
+    )
+    d.add_argument("--output", default="mio-demo", help="demo folder (default: mio-demo)")
+    d.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override the cpu_demo preset (e.g. --set period_iters=20 for a smoke run)")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--overwrite", action="store_true", help="replace an existing demo folder")
+    d.add_argument("--no-progress", action="store_true")
+    d.set_defaults(func=_demo)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from mio_strategies.harness._backbones import describe_backbones
+    from mio_strategies.harness._config import list_presets, load_config, preset_metadata
+    from mio_strategies.harness._train import train
+
+    if args.list_presets:
+        for name in list_presets():
+            print(f"  {name:16s} {preset_metadata(name)['description']}")
+        print("backbones:\n" + describe_backbones())
+        return 0
+    try:
+        cfg = load_config(args.config, args.overrides)
+    except (KeyError, ValueError, TypeError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    output = args.output or f"runs/{cfg.name}-{cfg.strategy.replace('+', '_')}"
+    try:
+        res = train(cfg, output, overwrite=args.overwrite, resume=args.resume, progress=not args.no_progress)
+    except (FileExistsError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{res.iteration} iterations ({res.iters_per_second:.2f} it/s); checkpoint: {res.checkpoint}")
+    if res.validation:
+        last = res.validation[-1]
+        print("validation PSNR: " + ", ".join(f"{k} {v:.2f}" for k, v in last["psnr"].items()) + f"; average {last['average']:.2f}")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from mio_strategies.data import PairedFolderDataset
+    from mio_strategies.harness._eval import evaluate, format_table, write_tables
+    from mio_strategies.harness._train import load_restorer
+
+    if args.name and len(args.name) != len(args.checkpoint):
+        print(f"error: give one --name per --checkpoint ({len(args.checkpoint)} checkpoints, {len(args.name)} names)", file=sys.stderr)
+        return 2
+    out = Path(args.output)
+    if out.exists() and any(out.iterdir()) and not args.overwrite:
+        print(f"error: output folder {str(out)!r} exists and is not empty: pass --overwrite", file=sys.stderr)
+        return 2
+    reference = []
+    for ref in args.reference:
+        parts = ref.split(":")
+        if len(parts) not in (2, 3):
+            print(f"error: --reference {ref!r} must look like srresnet:M or srresnet:S+EP:out", file=sys.stderr)
+            return 2
+        reference.append((parts[0], parts[1], parts[2] if len(parts) == 3 else "in"))
+    try:
+        testset = PairedFolderDataset(args.testset)
+        results = []
+        for i, ckpt in enumerate(args.checkpoint):
+            restorer, cfg, _ = load_restorer(ckpt, ema=not args.no_ema, device=args.device)
+            name = args.name[i] if args.name else f"{cfg.backbone} {cfg.strategy}"
+            results.append(evaluate(restorer, testset, name=name, device=args.device, task_source=args.task_source,
+                                    progress=True, testset=str(args.testset)))
+        print(format_table(results, baseline=args.baseline, reference=reference))
+        paths = write_tables(results, out, baseline=args.baseline, reference=reference)
+    except (KeyError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        from mio_strategies.analysis import plot_psnr_bars
+
+        bars = {r.name: {t: v["psnr"] for t, v in r.per_task().items()} for r in results}
+        ident = {t: v["psnr"] for t, v in results[0].per_task(identity=True).items()}
+        plot_psnr_bars(bars, baseline=ident, path=out / "psnr_bars.png")
+    except ImportError as exc:
+        print(f"(per-task bar plot skipped: {exc})")
+    print(f"written: {', '.join(str(p) for p in paths.values())}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from mio_strategies.harness._demo import run_demo
+
+    try:
+        res = run_demo(args.output, overrides=args.overrides, overwrite=args.overwrite,
+                       progress=not args.no_progress, seed=args.seed)
+    except (FileExistsError, KeyError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(res["table"])
+    print("written: " + ", ".join(res["paths"].values()))
+    return 0

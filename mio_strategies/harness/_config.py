@@ -1,0 +1,379 @@
+"""Training configuration: a dataclass, YAML presets (the paper's protocol and CPU tiers), overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "STRATEGIES",
+    "TrainConfig",
+    "list_presets",
+    "load_config",
+    "parse_strategy",
+]
+
+#: strategy name -> (sequential?, prompt kind or None)
+STRATEGIES: dict[str, tuple[bool, str | None]] = {
+    "M": (False, None),
+    "S": (True, None),
+    "M+EP": (False, "explicit"),
+    "S+EP": (True, "explicit"),
+    "M+AP": (False, "adaptive"),
+    "S+AP": (True, "adaptive"),
+}
+
+OPTIMIZERS = ("adam", "adamw")
+
+
+def parse_strategy(name: str) -> tuple[bool, str | None]:
+    """``(sequential, prompt)`` of a strategy name (``"M"``, ``"S"``, ``"M+EP"``, ``"S+EP"``, ``"M+AP"``, ``"S+AP"``).
+
+    Raises:
+        ValueError: an unknown strategy, listing the valid ones.
+
+    Example:
+        >>> parse_strategy("S+EP")
+        (True, 'explicit')
+    """
+    if not isinstance(name, str) or name.strip().upper() not in STRATEGIES:
+        raise ValueError(f"unknown strategy {name!r}: valid strategies are {list(STRATEGIES)}")
+    return STRATEGIES[name.strip().upper()]
+
+
+@dataclass
+class TrainConfig:
+    """Everything one training run needs. Load a named preset with :func:`load_config`.
+
+    Attributes:
+        backbone: registry name (see ``list_backbones()``); ``backbone_kwargs`` overrides its options.
+        strategy: ``M`` (mixed), ``S`` (sequential), ``+EP`` explicit prompt, ``+AP`` adaptive prompt.
+        order: task order of the sequential curriculum (letters or names); its tasks are the
+            tasks trained, also for mixed training.
+        periods: cosine periods (paper: 10); ``period_iters``: iterations per period.
+        batch_size, patch_size: per-process batch and square training patch side.
+        optimizer: ``adam`` or ``adamw``; ``lr`` cosine-annealed to ``lr_min`` in every period.
+        reset_optimizer_each_period: zero the optimizer state at each period start, as the
+            reference's chained per-stage runs did implicitly.
+        ema_decay: decay of the exponential moving average of the weights (0 disables it).
+        train_images: a folder of GT images; ``None`` uses the embedded photos.
+        preset: degradation preset of the training data (``in``).
+        val_every: validate every that many iterations (0: only at the end); ``val_images`` the
+            GT images of the validation set (``None``: the training images, at ``val_size``).
+        checkpoint_every: save a resumable checkpoint every that many iterations (0: only at the end).
+        seed: initial weights, data, sampler and prompts all derive from it (paired seeds).
+    """
+
+    name: str = "run"
+    backbone: str = "srresnet"
+    backbone_kwargs: dict[str, Any] = field(default_factory=dict)
+    strategy: str = "M"
+    order: str = "SBNJRHL"
+    periods: int = 10
+    period_iters: int = 250_000
+    batch_size: int = 16
+    patch_size: int = 128
+    optimizer: str = "adam"
+    lr: float = 2e-4
+    lr_min: float = 1e-7
+    betas: tuple[float, float] = (0.9, 0.99)
+    weight_decay: float = 0.0
+    reset_optimizer_each_period: bool = False
+    ema_decay: float = 0.999
+    prompt_size: int = 128
+    train_images: str | None = None
+    preset: str = "in"
+    repeat: int = 1
+    num_workers: int = 0
+    val_every: int = 0
+    val_images: str | None = None
+    val_size: int = 128
+    checkpoint_every: int = 0
+    log_every: int = 100
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    # -- validation ------------------------------------------------------------------------------
+    def validate(self) -> None:
+        """Check every field (types, ranges, names).
+
+        Raises:
+            ValueError / TypeError: naming the field, the bad value and what is valid.
+        """
+        from mio_strategies.harness._backbones import backbone_spec
+        from mio_strategies.tasks import parse_tasks
+
+        spec = backbone_spec(self.backbone)
+        if not isinstance(self.backbone_kwargs, Mapping):
+            raise TypeError(f"backbone_kwargs must be a mapping, got {type(self.backbone_kwargs).__name__}")
+        spec.kwargs(self.backbone_kwargs)
+        self.strategy = self.strategy.strip().upper() if isinstance(self.strategy, str) else self.strategy
+        _, prompt = parse_strategy(self.strategy)
+        if spec.builtin_prompt is not None and prompt is not None:
+            raise ValueError(
+                f"backbone {self.backbone!r} already has its own {spec.builtin_prompt} prompt: use strategy "
+                f"'M' or 'S' with it, or backbone 'restormer' with {self.strategy!r}"
+            )
+        parse_tasks(self.order)
+        for key in ("periods", "period_iters", "batch_size", "patch_size", "repeat", "prompt_size", "val_size"):
+            _positive_int(key, getattr(self, key))
+        for key in ("num_workers", "val_every", "checkpoint_every", "log_every", "seed"):
+            _non_negative_int(key, getattr(self, key))
+        if self.val_size < 19:
+            raise ValueError(f"val_size must be >= 19 (a 4-pixel border crop leaves the 11x11 SSIM window), got {self.val_size}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}: valid optimizers are {list(OPTIMIZERS)}")
+        for key in ("lr", "lr_min", "weight_decay", "ema_decay"):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise TypeError(f"{key} must be a number, got {v!r}")
+            setattr(self, key, float(v))
+        if not 0 < self.lr_min <= self.lr:
+            raise ValueError(f"need 0 < lr_min <= lr, got lr={self.lr} and lr_min={self.lr_min}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        betas = tuple(self.betas)
+        if len(betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
+        self.betas = (float(betas[0]), float(betas[1]))
+        if self.preset not in ("in", "out"):
+            raise ValueError(f"unknown degradation preset {self.preset!r}: valid presets are ['in', 'out']")
+        if not isinstance(self.reset_optimizer_each_period, bool):
+            raise TypeError(f"reset_optimizer_each_period must be true or false, got {self.reset_optimizer_each_period!r}")
+        if not isinstance(self.device, str) or not (
+            self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")
+        ):
+            raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
+        if spec.size_multiple > 1 and self.patch_size % spec.size_multiple:
+            raise ValueError(
+                f"patch_size {self.patch_size} is not a multiple of {spec.size_multiple}, which backbone "
+                f"{self.backbone!r} needs"
+            )
+
+    # -- derived ---------------------------------------------------------------------------------
+    @property
+    def sequential(self) -> bool:
+        """True for the sequential strategies (``S``, ``S+EP``, ``S+AP``)."""
+        return parse_strategy(self.strategy)[0]
+
+    @property
+    def prompt(self) -> str | None:
+        """``"explicit"``, ``"adaptive"`` or None (a backbone's built-in prompt counts)."""
+        from mio_strategies.harness._backbones import backbone_spec
+
+        return parse_strategy(self.strategy)[1] or backbone_spec(self.backbone).builtin_prompt
+
+    @property
+    def strategy_prompt(self) -> str | None:
+        """The prompt the strategy adds (``"explicit"``, ``"adaptive"`` or None), built-ins excluded."""
+        return parse_strategy(self.strategy)[1]
+
+    @property
+    def order_tasks(self) -> tuple[Any, ...]:
+        """The tasks of ``order`` (:class:`~mio_strategies.tasks.Task`), in curriculum order."""
+        from mio_strategies.tasks import parse_tasks
+
+        return parse_tasks(self.order)
+
+    @property
+    def total_iters(self) -> int:
+        """Iterations of the whole run (``periods * period_iters``), the same for M and S."""
+        return self.periods * self.period_iters
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (lists, not tuples), safe for YAML, JSON and ``weights_only`` checkpoints."""
+        out = dataclasses.asdict(self)
+        out["betas"] = list(self.betas)
+        out["backbone_kwargs"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.backbone_kwargs.items()}
+        return out
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A validated copy with some fields changed (unknown keys refused with a suggestion)."""
+        return _from_mapping({**self.to_dict(), **_check_keys(changes)})
+
+
+def _positive_int(key: str, v: Any) -> None:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise ValueError(f"{key} must be a positive integer, got {v!r}")
+
+
+def _non_negative_int(key: str, v: Any) -> None:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise ValueError(f"{key} must be a non-negative integer, got {v!r}")
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+
+
+def _check_keys(data: Mapping[str, Any]) -> dict[str, Any]:
+    for key in data:
+        if key not in _FIELDS:
+            close = difflib.get_close_matches(str(key), list(_FIELDS), n=1, cutoff=0.5)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise KeyError(f"unknown config key {key!r}: {hint}valid keys are {sorted(_FIELDS)}")
+    return dict(data)
+
+
+def _from_mapping(data: Mapping[str, Any]) -> TrainConfig:
+    data = _check_keys(data)
+    if "betas" in data and isinstance(data["betas"], list):
+        data["betas"] = tuple(data["betas"])
+    if "backbone_kwargs" in data and data["backbone_kwargs"] is None:
+        data["backbone_kwargs"] = {}
+    return TrainConfig(**data)
+
+
+# -- presets -------------------------------------------------------------------------------------
+def _preset_dir() -> Any:
+    return resources.files("mio_strategies.harness").joinpath("configs")
+
+
+def list_presets() -> list[str]:
+    """Names of the shipped configuration presets (``configs/<name>.yaml``).
+
+    Example:
+        >>> "srresnet" in list_presets()
+        True
+    """
+    return sorted(p.name[: -len(".yaml")] for p in _preset_dir().iterdir() if p.name.endswith(".yaml"))
+
+
+def _read_yaml(text: str, where: str) -> dict[str, Any]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"cannot parse config {where}: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(f"config {where} must be a mapping of keys to values, got {type(data).__name__}")
+    return data
+
+
+def _load_source(source: str | Path, seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Keys of a preset name or a YAML file, following ``base:`` (a preset or a relative file)."""
+    path = Path(source)
+    if str(source).endswith((".yaml", ".yml")) or path.is_file():
+        if not path.is_file():
+            raise FileNotFoundError(f"config file {str(path)!r} does not exist")
+        data = _read_yaml(path.read_text(encoding="utf-8"), repr(str(path)))
+        here: Path | None = path.parent
+    else:
+        name = str(source)
+        if name not in list_presets():
+            close = difflib.get_close_matches(name, list_presets(), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ValueError(f"unknown preset {name!r}: {hint}valid presets are {list_presets()} (or give a .yaml file)")
+        data = _read_yaml(_preset_dir().joinpath(f"{name}.yaml").read_text(encoding="utf-8"), f"preset {name!r}")
+        here = None
+    base = data.pop("base", None)
+    data.pop("description", None)
+    data.pop("expected", None)
+    if base is not None:
+        if str(base) in seen:
+            raise ValueError(f"config 'base' chain loops: {' -> '.join(seen + (str(base),))}")
+        base_src: str | Path = base
+        if here is not None and str(base).endswith((".yaml", ".yml")):
+            base_src = here / str(base)
+        merged = _load_source(base_src, seen + (str(source),))
+        kw = {**merged.get("backbone_kwargs", {}), **(data.get("backbone_kwargs") or {})}
+        merged.update(data)
+        if kw:
+            merged["backbone_kwargs"] = kw
+        data = merged
+    return data
+
+
+def preset_metadata(name: str) -> dict[str, Any]:
+    """The ``description`` and ``expected`` (paper numbers, GPU-hours) blocks of a preset."""
+    if name not in list_presets():
+        raise ValueError(f"unknown preset {name!r}: valid presets are {list_presets()}")
+    data = _read_yaml(_preset_dir().joinpath(f"{name}.yaml").read_text(encoding="utf-8"), f"preset {name!r}")
+    return {"description": data.get("description", ""), "expected": data.get("expected", {})}
+
+
+def _parse_value(text: str) -> Any:
+    import yaml
+
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if isinstance(value, str):
+        try:  # YAML 1.1 reads "5e-4" (no dot) as a string
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def parse_overrides(items: Iterable[str] | Mapping[str, Any] | None) -> dict[str, Any]:
+    """``["key=value", "backbone_kwargs.num_feat=32"]`` -> a nested dict (values parsed as YAML).
+
+    Raises:
+        ValueError: an item without ``=``.
+    """
+    if items is None:
+        return {}
+    if isinstance(items, Mapping):
+        pairs = list(items.items())
+    else:
+        pairs = []
+        for item in items:
+            if not isinstance(item, str) or "=" not in item:
+                raise ValueError(f"override {item!r} must look like key=value (e.g. period_iters=1000)")
+            key, value = item.split("=", 1)
+            pairs.append((key.strip(), _parse_value(value.strip())))
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if "." in key:
+            head, sub = key.split(".", 1)
+            if head != "backbone_kwargs":
+                raise KeyError(f"nested override {key!r}: only backbone_kwargs.<option> may be nested")
+            out.setdefault("backbone_kwargs", {})[sub] = value
+        else:
+            if key == "backbone_kwargs" and isinstance(value, Mapping):
+                out.setdefault("backbone_kwargs", {}).update(value)
+            else:
+                out[key] = value
+    return out
+
+
+def load_config(
+    source: str | Path | Mapping[str, Any] = "srresnet",
+    overrides: Iterable[str] | Mapping[str, Any] | None = None,
+) -> TrainConfig:
+    """Build a :class:`TrainConfig` from a preset name, a YAML file or a mapping, plus overrides.
+
+    A YAML file may start from a preset with ``base: <preset>``. Overrides are ``key=value`` strings
+    (``--set`` on the command line) or a mapping; ``backbone_kwargs.<option>=value`` sets one
+    backbone option.
+
+    Raises:
+        KeyError: an unknown key (the message suggests the closest valid key).
+        ValueError: an unknown preset, backbone, strategy, or a bad value.
+
+    Example:
+        >>> cfg = load_config("srresnet", ["strategy=S+EP", "period_iters=1000"])
+        >>> cfg.strategy, cfg.total_iters
+        ('S+EP', 10000)
+    """
+    data = dict(source) if isinstance(source, Mapping) else _load_source(source)
+    over = parse_overrides(overrides)
+    kw = {**(data.get("backbone_kwargs") or {}), **over.pop("backbone_kwargs", {})}
+    data.update(over)
+    if kw:
+        data["backbone_kwargs"] = kw
+    return _from_mapping(data)

@@ -1,0 +1,317 @@
+"""Evaluation: per-task PSNR/SSIM of a model next to the identity baseline, tables as Markdown/CSV/JSON."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mio_strategies.harness._metrics import psnr, ssim
+from mio_strategies.tasks import TASKS, get_task
+
+__all__ = [
+    "EvalResult",
+    "evaluate",
+    "format_table",
+    "paper_results",
+    "write_tables",
+]
+
+IDENTITY = "identity"
+
+
+@dataclass
+class EvalResult:
+    """Per-image scores of one model on one test set (and of the unrestored input).
+
+    Attributes:
+        name: the model's label in tables.
+        records: one dict per image: ``task`` (name), ``image``, ``psnr``, ``ssim``,
+            ``identity_psnr``, ``identity_ssim`` and, with a task classifier, ``predicted``.
+        testset: a label of the test set.
+    """
+
+    name: str
+    records: list[dict[str, Any]] = field(default_factory=list)
+    testset: str = ""
+
+    def tasks(self) -> list[str]:
+        """Task names present, in canonical order."""
+        present = {r["task"] for r in self.records}
+        return [t.name for t in TASKS if t.name in present]
+
+    def per_task(self, identity: bool = False) -> dict[str, dict[str, float]]:
+        """``{task: {"psnr", "ssim", "n"}}`` means over images (of the input when ``identity``)."""
+        pre = "identity_" if identity else ""
+        out = {}
+        for task in self.tasks():
+            rows = [r for r in self.records if r["task"] == task]
+            out[task] = {
+                "psnr": _mean([r[pre + "psnr"] for r in rows]),
+                "ssim": _mean([r[pre + "ssim"] for r in rows]),
+                "n": len(rows),
+            }
+        return out
+
+    def average(self, identity: bool = False) -> dict[str, float]:
+        """Mean over tasks of the per-task means (the paper's "Avg." column)."""
+        table = self.per_task(identity)
+        return {m: _mean([v[m] for v in table.values()]) for m in ("psnr", "ssim")}
+
+    def classifier_accuracy(self) -> float | None:
+        """Share of images whose task the classifier predicted correctly, or None without one."""
+        rows = [r for r in self.records if "predicted" in r]
+        if not rows:
+            return None
+        return sum(r["predicted"] == r["task"] for r in rows) / len(rows)
+
+    def identity(self) -> EvalResult:
+        """The unrestored input's scores as a result of their own (named ``identity``)."""
+        recs = [{**r, "psnr": r["identity_psnr"], "ssim": r["identity_ssim"]} for r in self.records]
+        for r in recs:
+            r.pop("predicted", None)
+        return EvalResult(IDENTITY, recs, self.testset)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "testset": self.testset, "per_task": self.per_task(), "average": self.average(),
+            "identity_per_task": self.per_task(True), "identity_average": self.average(True),
+            "classifier_accuracy": self.classifier_accuracy(), "records": self.records,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EvalResult:
+        if "records" not in data or "name" not in data:
+            raise ValueError("an evaluation JSON needs 'name' and 'records' (written by mio-strategies eval)")
+        return cls(str(data["name"]), list(data["records"]), str(data.get("testset", "")))
+
+
+def _mean(values: Sequence[float]) -> float:
+    vals = [float(v) for v in values]
+    return sum(vals) / len(vals) if vals else float("nan")
+
+
+@torch.no_grad()
+def evaluate(
+    restorer: Any,
+    dataset: Any,
+    *,
+    name: str = "model",
+    device: str | torch.device = "cpu",
+    task_source: str = "given",
+    crop_border: int = 4,
+    progress: bool = False,
+    testset: str = "",
+) -> EvalResult:
+    """Restore every pair of a test set and score it per task (PSNR/SSIM on RGB, border crop).
+
+    Args:
+        restorer: a :class:`~mio_strategies.harness.Restorer` (or any callable ``f(lq, task)``).
+        dataset: items with ``lq``, ``gt`` (``(3, H, W)``), ``task`` (id) and ``image``; e.g. a
+            :class:`~mio_strategies.data.PairedFolderDataset` test set.
+        name: label of the model in tables.
+        task_source: for explicit prompts, ``"given"`` passes the true task (an oracle classifier);
+            ``"classifier"`` lets the injector's task classifier choose and records its predictions.
+        crop_border: pixels cropped at each side before scoring (the reference: 4).
+        progress: show a progress bar.
+
+    Returns:
+        :class:`EvalResult`.
+
+    Raises:
+        ValueError: an unknown ``task_source`` or an empty dataset.
+
+    Example:
+        >>> res = evaluate(restorer, PairedFolderDataset("mio-testset"))  # doctest: +SKIP
+        >>> res.average()["psnr"]  # doctest: +SKIP
+    """
+    if task_source not in ("given", "classifier"):
+        raise ValueError(f"task_source must be 'given' or 'classifier', got {task_source!r}")
+    if len(dataset) == 0:
+        raise ValueError("the evaluation dataset is empty")
+    device = torch.device(device)
+    if hasattr(restorer, "eval"):
+        restorer.eval()
+    indices = range(len(dataset))
+    if progress:
+        from tqdm.auto import tqdm
+
+        indices = tqdm(indices, desc=f"eval {name}", unit="img", dynamic_ncols=True)
+    records = []
+    for i in indices:
+        item = dataset[i]
+        lq = item["lq"].unsqueeze(0).to(device)
+        gt = item["gt"].unsqueeze(0).to(device)
+        task = get_task(int(item["task"]))
+        rec: dict[str, Any] = {"task": task.name, "image": str(item.get("image", i))}
+        restore = getattr(restorer, "restore", restorer)
+        if task_source == "classifier" and getattr(restorer, "prompt", None) == "explicit":
+            out = restore(lq, None)
+            pred = _predicted_task(restorer, lq)
+            if pred is not None:
+                rec["predicted"] = pred
+        else:
+            out = restore(lq, torch.tensor([task.id], device=device))
+        rec["psnr"] = float(psnr(out, gt, crop_border)[0])
+        rec["ssim"] = float(ssim(out, gt, crop_border)[0])
+        rec["identity_psnr"] = float(psnr(lq, gt, crop_border)[0])
+        rec["identity_ssim"] = float(ssim(lq, gt, crop_border)[0])
+        records.append(rec)
+    return EvalResult(name, records, testset)
+
+
+def _predicted_task(restorer: Any, lq: torch.Tensor) -> str | None:
+    classifier = getattr(getattr(getattr(restorer, "injector", None), "source", None), "classifier", None)
+    if classifier is None:
+        return None
+    logits = classifier(lq)
+    return TASKS[int(logits.argmax(-1)[0])].name
+
+
+# -- the paper's numbers -------------------------------------------------------------------------------
+def paper_results() -> dict[str, Any]:
+    """The paper's per-task PSNR tables (section 4.7): ``{"in"|"out": {backbone: {strategy: {task: dB}}}}``.
+
+    Example:
+        >>> paper_results()["in"]["srresnet"]["M"]["average"]
+        29.52
+    """
+    text = resources.files("mio_strategies.harness").joinpath("paper_results.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def reference_row(backbone: str, strategy: str, split: str = "in") -> dict[str, float]:
+    """One published row, ``{task: psnr, "average": psnr}``.
+
+    Raises:
+        KeyError: no published row for this backbone/strategy/split (lists what exists).
+    """
+    table = paper_results()
+    if split not in ("in", "out"):
+        raise KeyError(f"unknown split {split!r}: the paper's per-task tables are 'in' (In-Dis) and 'out' (Out-Dis)")
+    rows = table[split]
+    key = backbone.removesuffix("_tiny")
+    if key not in rows or strategy not in rows[key]:
+        avail = {b: sorted(s) for b, s in rows.items()}
+        raise KeyError(f"the paper publishes no {split}-dis row for {backbone!r} {strategy!r}; published: {avail}")
+    return dict(rows[key][strategy])
+
+
+# -- tables --------------------------------------------------------------------------------------------
+def _rows(results: Sequence[EvalResult], metric: str, include_identity: bool) -> list[tuple[str, dict[str, float], float]]:
+    rows = []
+    if include_identity and results:
+        ident = results[0].identity()
+        rows.append((IDENTITY, {k: v[metric] for k, v in ident.per_task().items()}, ident.average()[metric]))
+    for r in results:
+        rows.append((r.name, {k: v[metric] for k, v in r.per_task().items()}, r.average()[metric]))
+    return rows
+
+
+def _fmt(v: float, digits: int) -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
+
+
+def format_table(
+    results: Sequence[EvalResult],
+    *,
+    metric: str = "psnr",
+    baseline: str | None = None,
+    identity: bool = True,
+    reference: Sequence[tuple[str, str, str]] = (),
+    fmt: str = "markdown",
+) -> str:
+    """A per-task table: one row per model (and the identity), columns tasks, average, and the
+    difference of the average to ``baseline`` (a model name or ``"identity"``).
+
+    Args:
+        results: evaluations on the same test set.
+        metric: ``"psnr"`` or ``"ssim"``.
+        baseline: the row the last column compares to (default: the first model).
+        identity: include the unrestored input as a row.
+        reference: published rows to append, as ``(backbone, strategy, split)``; PSNR only.
+        fmt: ``"markdown"`` or ``"csv"``.
+
+    Raises:
+        ValueError: unknown metric, format or baseline.
+
+    Example:
+        >>> print(format_table([res_m, res_s], baseline="identity"))  # doctest: +SKIP
+    """
+    if metric not in ("psnr", "ssim"):
+        raise ValueError(f"metric must be 'psnr' or 'ssim', got {metric!r}")
+    if fmt not in ("markdown", "csv"):
+        raise ValueError(f"fmt must be 'markdown' or 'csv', got {fmt!r}")
+    if not results:
+        raise ValueError("no results to tabulate")
+    rows = _rows(results, metric, identity)
+    names = [r[0] for r in rows]
+    base = baseline if baseline is not None else results[0].name
+    if base not in names:
+        raise ValueError(f"baseline {base!r} is not a row of the table: rows are {names}")
+    base_avg = rows[names.index(base)][2]
+    tasks = [t.name for t in TASKS if any(t.name in r[1] for r in rows)]
+    digits = 2 if metric == "psnr" else 4
+    header = ["model", *[get_task(t).letter + " " + t for t in tasks], "average", f"vs {base}"]
+    body = []
+    for name, per, avg in rows:
+        diff = "baseline" if name == base else f"{avg - base_avg:+.{digits}f}"
+        body.append([name, *[_fmt(per.get(t, float("nan")), digits) for t in tasks], _fmt(avg, digits), diff])
+    if metric == "psnr":
+        for backbone, strategy, split in reference:
+            row = reference_row(backbone, strategy, split)
+            label = f"paper {backbone.removesuffix('_tiny')}-{strategy} ({split}-dis)"
+            body.append([label, *[_fmt(row.get(t, float("nan")), 2) for t in tasks], _fmt(row["average"], 2), "published"])
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(header)
+        w.writerows(body)
+        return buf.getvalue()
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in body]
+    return "\n".join(lines) + "\n"
+
+
+def write_tables(
+    results: Sequence[EvalResult],
+    output: str | Path,
+    *,
+    baseline: str | None = None,
+    reference: Sequence[tuple[str, str, str]] = (),
+    stem: str = "results",
+) -> dict[str, Path]:
+    """Write ``<stem>.md`` (PSNR and SSIM tables), ``<stem>_psnr.csv``, ``<stem>_ssim.csv`` and ``<stem>.json``.
+
+    Returns:
+        ``{"markdown": path, "csv_psnr": path, "csv_ssim": path, "json": path}``.
+    """
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    testset = results[0].testset if results else ""
+    md = [f"# Evaluation{(' on ' + testset) if testset else ''}", "", "PSNR (dB, RGB, 4-pixel border crop):", ""]
+    md.append(format_table(results, metric="psnr", baseline=baseline, reference=reference))
+    md += ["SSIM (RGB, 4-pixel border crop):", "", format_table(results, metric="ssim", baseline=baseline)]
+    acc = [(r.name, r.classifier_accuracy()) for r in results if r.classifier_accuracy() is not None]
+    if acc:
+        md += ["Task-classifier accuracy:", ""] + [f"- {n}: {a:.3f}" for n, a in acc] + [""]
+    paths = {
+        "markdown": out / f"{stem}.md",
+        "csv_psnr": out / f"{stem}_psnr.csv",
+        "csv_ssim": out / f"{stem}_ssim.csv",
+        "json": out / f"{stem}.json",
+    }
+    paths["markdown"].write_text("\n".join(md), encoding="utf-8")
+    paths["csv_psnr"].write_text(format_table(results, metric="psnr", baseline=baseline, reference=reference, fmt="csv"), encoding="utf-8")
+    paths["csv_ssim"].write_text(format_table(results, metric="ssim", baseline=baseline, fmt="csv"), encoding="utf-8")
+    payload = {"baseline": baseline or results[0].name, "results": [r.to_dict() for r in results]}
+    paths["json"].write_text(json.dumps(payload, indent=1), encoding="utf-8")
+    return paths

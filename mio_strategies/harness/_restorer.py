@@ -1,0 +1,166 @@
+"""A backbone plus its prompt injector, as one object the loop, evaluation and demo call."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mio_strategies.harness._backbones import backbone_spec, create_backbone, injection_plan
+from mio_strategies.tasks import NUM_TASKS
+
+__all__ = ["Restorer", "build_restorer"]
+
+
+class Restorer:
+    """``backbone`` with an optional :class:`~mio_strategies.prompts.PromptInjector`.
+
+    Call it as ``restorer(lq, task=ids)``: with an explicit prompt the task ids select the prompt
+    (``None`` lets the injector's task classifier decide); adaptive prompts read the input itself.
+    :meth:`restore` pads inputs to the backbone's size multiple (reflection) and crops back.
+
+    Attributes:
+        backbone: the unchanged backbone module.
+        injector: the prompt injector, or None for strategies without prompts.
+        prompt: ``"explicit"``, ``"adaptive"`` or None.
+        size_multiple: input sides must be multiples of it.
+    """
+
+    def __init__(self, backbone: nn.Module, injector: Any = None, prompt: str | None = None, size_multiple: int = 1):
+        if (injector is None) != (prompt is None):
+            raise ValueError("an injector needs its prompt kind, and a prompt kind needs an injector")
+        self.backbone = backbone
+        self.injector = injector
+        self.prompt = prompt
+        self.size_multiple = size_multiple
+
+    # -- parameters and state --------------------------------------------------------------------
+    def modules(self) -> list[nn.Module]:
+        """The trainable modules: the backbone, then the injector when there is one."""
+        return [self.backbone] + ([self.injector] if self.injector is not None else [])
+
+    def parameters(self) -> list[nn.Parameter]:
+        """Every trainable parameter (backbone and prompt), each once, in a fixed order."""
+        seen: set[int] = set()
+        out = []
+        for m in self.modules():
+            for p in m.parameters():
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    out.append(p)
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        """``{"backbone": ..., "injector": ...}`` (the backbone's keys are its own, unchanged)."""
+        return {
+            "backbone": self.backbone.state_dict(),
+            "injector": self.injector.state_dict() if self.injector is not None else None,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Load :meth:`state_dict` output.
+
+        Raises:
+            ValueError: a prompt state for a model without prompts, or the reverse.
+        """
+        if (state.get("injector") is None) != (self.injector is None):
+            have = "has" if self.injector is not None else "has no"
+            raise ValueError(f"the model {have} a prompt injector but the saved state does not match")
+        self.backbone.load_state_dict(state["backbone"])
+        if self.injector is not None:
+            self.injector.load_state_dict(state["injector"])
+
+    def train(self, mode: bool = True) -> Restorer:
+        for m in self.modules():
+            m.train(mode)
+        return self
+
+    def eval(self) -> Restorer:
+        return self.train(False)
+
+    def to(self, device: torch.device | str) -> Restorer:
+        for m in self.modules():
+            m.to(device)
+        return self
+
+    # -- forward ---------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _prompt_scope(self, task: torch.Tensor | None) -> Iterator[None]:
+        if self.prompt == "explicit" and task is not None:
+            with self.injector.prompt(task=task):
+                yield
+        else:
+            yield
+
+    def __call__(self, lq: torch.Tensor, task: torch.Tensor | None = None) -> torch.Tensor:
+        with self._prompt_scope(task):
+            return self.backbone(lq)
+
+    def restore(self, lq: torch.Tensor, task: torch.Tensor | None = None) -> torch.Tensor:
+        """Forward with reflection padding to the size multiple; output cropped to the input size."""
+        h, w = lq.shape[-2:]
+        m = self.size_multiple
+        ph, pw = (-h) % m, (-w) % m
+        x = F.pad(lq, (0, pw, 0, ph), mode="reflect") if (ph or pw) else lq
+        return self(x, task)[..., :h, :w]
+
+
+def _build_injector(backbone: nn.Module, name: str, kwargs: Mapping[str, Any], prompt: str, *, seed: int,
+                    prompt_size: int, size_multiple: int) -> Any:
+    from mio_strategies.prompts import AdaptivePrompt, ExplicitPrompt, PromptInjector, PromptScale
+
+    if prompt == "explicit":
+        source = ExplicitPrompt(NUM_TASKS, size=prompt_size, generator=torch.Generator().manual_seed(seed))
+    elif prompt == "adaptive":
+        source = AdaptivePrompt(3)
+    else:
+        raise ValueError(f"unknown prompt kind {prompt!r}: valid kinds are 'explicit' and 'adaptive'")
+    plan = injection_plan(name, kwargs)
+    side = max(16, 2 * size_multiple)
+    example = torch.zeros(1, 3, side, side)
+    gen = torch.Generator().manual_seed(seed + 1)
+    if "scales" in plan:
+        scales = [
+            PromptScale(s["modules"], part=s["part"], reduction=s["reduction"], name=s["name"]) for s in plan["scales"]
+        ]
+        return PromptInjector.attach(backbone, source, scales=scales, example_input=example, generator=gen)
+    return PromptInjector.attach(backbone, source, targets=plan["targets"], example_input=example, generator=gen)
+
+
+def build_restorer(
+    backbone: str,
+    strategy_prompt: str | None,
+    *,
+    backbone_kwargs: Mapping[str, Any] | None = None,
+    seed: int = 0,
+    prompt_size: int = 128,
+) -> Restorer:
+    """Build a backbone (weights from ``seed``) and attach the prompt of the strategy, if any.
+
+    Args:
+        backbone: registry name.
+        strategy_prompt: ``"explicit"``, ``"adaptive"`` or None (the backbone's built-in prompt,
+            e.g. PromptIR's, is added by itself).
+        backbone_kwargs: backbone option overrides.
+        seed: initial weights (backbone and prompt modules), so paired runs start equal.
+        prompt_size: side of the explicit prompt maps.
+
+    Example:
+        >>> r = build_restorer("srresnet_tiny", None)
+        >>> r(torch.rand(1, 3, 16, 16)).shape
+        torch.Size([1, 3, 16, 16])
+    """
+    spec = backbone_spec(backbone)
+    kwargs = spec.kwargs(backbone_kwargs)
+    net = create_backbone(backbone, seed=seed, **kwargs)
+    prompt = strategy_prompt or spec.builtin_prompt
+    injector = None
+    if prompt is not None:
+        injector = _build_injector(
+            net, backbone, kwargs, prompt, seed=seed, prompt_size=prompt_size, size_multiple=spec.size_multiple
+        )
+    return Restorer(net, injector, prompt, spec.size_multiple)

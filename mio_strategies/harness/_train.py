@@ -1,0 +1,478 @@
+"""The training entry point: one config, one run, any strategy; exact resume; DDP through torchrun."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from mio_strategies._rng import derive_seed
+from mio_strategies.harness._checkpoint import (
+    CHECKPOINT_VERSION,
+    check_compatible,
+    load_checkpoint,
+    prepare_output_dir,
+    save_checkpoint,
+)
+from mio_strategies.harness._config import TrainConfig, load_config
+from mio_strategies.harness._restorer import Restorer, build_restorer
+
+__all__ = ["TrainResult", "load_restorer", "train"]
+
+CHECKPOINT_NAME = "checkpoint.pt"
+_MAX_ITEMS = 4_000_000
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` did.
+
+    Attributes:
+        output_dir: the run folder (``checkpoint.pt``, ``config.yaml``, ``log.jsonl``).
+        checkpoint: path of the last checkpoint.
+        iteration: iterations completed (``config.total_iters`` unless stopped early).
+        finished: whether the whole run is done.
+        history: logged training records (iteration, loss, lr, period).
+        validation: per-validation records (iteration, per-task PSNR, average).
+        seconds: wall time of this call; ``iters_per_second`` of the training steps.
+        restorer: the trained model, holding the EMA weights when EMA is on.
+    """
+
+    output_dir: Path
+    checkpoint: Path
+    iteration: int
+    finished: bool
+    history: list[dict[str, Any]] = field(default_factory=list)
+    validation: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+    iters_per_second: float = 0.0
+    restorer: Restorer | None = None
+
+
+# -- distributed -------------------------------------------------------------------------------------
+def _init_distributed(device_kind: str) -> tuple[int, int, bool]:
+    """(rank, world_size, we_initialised) from torchrun's environment (``WORLD_SIZE``/``RANK``)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size(), False
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, False
+    backend = "nccl" if device_kind == "cuda" else "gloo"
+    dist.init_process_group(backend=backend)
+    return dist.get_rank(), dist.get_world_size(), True
+
+
+def _all_reduce_grads(params: list[torch.nn.Parameter], world: int) -> None:
+    """Average gradients over ranks (one flat all-reduce), the data-parallel step of DDP."""
+    import torch.distributed as dist
+
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= world
+    offset = 0
+    for g in grads:
+        n = g.numel()
+        g.copy_(flat[offset : offset + n].view_as(g))
+        offset += n
+
+
+def _resolve_device(name: str, local_rank: int) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError("device 'cuda' requested but no CUDA device is available: use device=cpu")
+        return torch.device("cuda", local_rank)
+    return torch.device(name)
+
+
+# -- EMA ---------------------------------------------------------------------------------------------
+class _EMA:
+    """Exponential moving average of a restorer's floating-point state (parameters and buffers)."""
+
+    def __init__(self, restorer: Restorer, decay: float):
+        self.decay = decay
+        self.shadow = _float_state(restorer)
+
+    @torch.no_grad()
+    def update(self, restorer: Restorer) -> None:
+        live = _float_state(restorer, clone=False)
+        for k, v in self.shadow.items():
+            v.lerp_(live[k], 1.0 - self.decay)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self.shadow
+
+    def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
+        missing = sorted(set(self.shadow) ^ set(state))
+        if missing:
+            raise ValueError(f"EMA state does not match the model: differing keys {missing[:5]}")
+        for k, v in state.items():
+            self.shadow[k].copy_(v)
+
+    @torch.no_grad()
+    def copy_to(self, restorer: Restorer) -> None:
+        live = _float_state(restorer, clone=False)
+        for k, v in self.shadow.items():
+            live[k].copy_(v)
+
+
+def _float_state(restorer: Restorer, clone: bool = True) -> dict[str, torch.Tensor]:
+    out = {}
+    for prefix, module in (("backbone", restorer.backbone), ("injector", restorer.injector)):
+        if module is None:
+            continue
+        for k, v in module.state_dict(keep_vars=True).items():
+            if isinstance(v, torch.Tensor) and v.is_floating_point():
+                t = v.detach()
+                out[f"{prefix}.{k}"] = t.clone() if clone else t
+    return out
+
+
+# -- data ----------------------------------------------------------------------------------------------
+def _default_dataset(cfg: TrainConfig, world: int) -> Any:
+    from mio_strategies.data import MiODataset, embedded_image_paths, list_images
+
+    images = list_images(cfg.train_images) if cfg.train_images is not None else embedded_image_paths()
+    # An item is a function of (seed, epoch, index), so an index drawn twice gives the same patch.
+    # Repeat the images so that the run draws each index about once (fresh crops and degradations),
+    # capped at ~4M items; and never fewer items per task than a global batch (period 1 of a
+    # sequential run draws the whole batch from one task, without repeating an index).
+    global_batch = cfg.batch_size * world
+    per_pass = len(images) * len(cfg.order_tasks)
+    fresh = math.ceil(cfg.total_iters * global_batch / per_pass)
+    repeat = max(cfg.repeat, math.ceil(global_batch / len(images)), min(fresh, max(1, _MAX_ITEMS // per_pass)))
+    return MiODataset(images, cfg.order, patch_size=cfg.patch_size, preset=cfg.preset, seed=cfg.seed, repeat=repeat)
+
+
+def default_validation_set(cfg: TrainConfig) -> Any:
+    """Fixed validation patches (``val_size``) of the validation (or training) images, every task."""
+    from mio_strategies.data import MiODataset, embedded_image_paths, list_images
+
+    src = cfg.val_images or cfg.train_images
+    images = list_images(src) if src is not None else embedded_image_paths()
+    return MiODataset(
+        images, cfg.order, patch_size=cfg.val_size, preset=cfg.preset, augment=False,
+        seed=derive_seed(cfg.seed, 7919),
+    )
+
+
+# -- the loop ------------------------------------------------------------------------------------------
+def _make_optimizer(cfg: TrainConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    return cls(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+
+
+def _make_scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer) -> Any:
+    """The paper's cosine annealing from lr to lr_min, restarting at every period."""
+    return torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(optimizer, T_0=cfg.period_iters, eta_min=cfg.lr_min)
+
+
+def _make_curriculum(cfg: TrainConfig) -> Any:
+    from mio_strategies.curriculum import Curriculum
+
+    cur = Curriculum(cfg.order, periods=cfg.periods, iterations_per_period=cfg.period_iters)
+    return cur if cfg.sequential else cur.as_mixed()
+
+
+def train(
+    config: TrainConfig | str | Mapping[str, Any],
+    output_dir: str | Path,
+    *,
+    dataset: Any = None,
+    val_dataset: Any = None,
+    overwrite: bool = False,
+    resume: bool = False,
+    stop_after: int | None = None,
+    progress: bool = True,
+    callback: Callable[[dict[str, Any]], None] | None = None,
+) -> TrainResult:
+    """Train one backbone with one strategy, as the config says; resumable at any iteration.
+
+    The run draws batches with :class:`~mio_strategies.curriculum.SequentialCurriculumSampler`
+    (the mixed baseline is the same sampler with all tasks active), optimises the L1 loss with
+    Adam/AdamW under a cosine schedule restarting at every period, keeps an EMA of the weights,
+    validates every ``val_every`` iterations, and writes ``checkpoint.pt`` atomically every
+    ``checkpoint_every`` iterations and at the end. Under ``torchrun`` (``WORLD_SIZE`` > 1) every
+    process trains on its own shard of each global batch and gradients are averaged across
+    processes; rank 0 writes.
+
+    Args:
+        config: a :class:`TrainConfig`, a preset name / YAML path, or a mapping.
+        output_dir: the run folder. An existing non-empty folder is refused unless ``overwrite``
+            (start over) or ``resume`` (continue from its checkpoint).
+        dataset: training data (default: :class:`~mio_strategies.data.MiODataset` over
+            ``train_images`` or the embedded photos). Any map-style dataset with ``task_ids`` whose
+            items hold ``lq``, ``gt`` and ``task``.
+        val_dataset: validation data (default: fixed patches of the validation images).
+        resume: continue the run saved in ``output_dir`` exactly where it stopped.
+        stop_after: stop (with a resumable checkpoint) once this many iterations are done.
+        progress: show a tqdm progress bar (rank 0).
+        callback: called with every logged record.
+
+    Returns:
+        :class:`TrainResult`.
+
+    Raises:
+        FileExistsError: ``output_dir`` exists and neither ``overwrite`` nor ``resume``.
+        FileNotFoundError: ``resume`` without a checkpoint in ``output_dir``.
+        CheckpointMismatchError: the saved run used another backbone, strategy or setup.
+
+    Example:
+        >>> cfg = load_config("cpu_demo", ["period_iters=2", "batch_size=2"])  # doctest: +SKIP
+        >>> train(cfg, "runs/demo-M").iteration  # doctest: +SKIP
+        14
+    """
+    cfg = config if isinstance(config, TrainConfig) else load_config(config)
+    if stop_after is not None and (isinstance(stop_after, bool) or not isinstance(stop_after, int) or stop_after < 0):
+        raise ValueError(f"stop_after must be a non-negative integer, got {stop_after!r}")
+    out = Path(output_dir)
+    ckpt_path = out / CHECKPOINT_NAME
+    saved: dict[str, Any] | None = None
+    if resume:
+        if not ckpt_path.is_file():
+            raise FileNotFoundError(f"cannot resume: no {CHECKPOINT_NAME} in {str(out)!r}")
+        saved = load_checkpoint(ckpt_path)
+        check_compatible(saved, cfg.to_dict(), resume=True)
+
+    device_kind = "cuda" if (cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())) else "cpu"
+    rank, world, own_pg = _init_distributed(device_kind)
+    try:
+        device = _resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
+        if rank == 0:
+            prepare_output_dir(out, overwrite=overwrite, resume=resume)
+        return _run(cfg, out, saved, dataset, val_dataset, stop_after, progress and rank == 0, callback, rank, world, device)
+    finally:
+        if own_pg:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, rank, world, device) -> TrainResult:  # noqa: ANN001
+    from torch.utils.data import DataLoader
+
+    from mio_strategies.curriculum import SequentialCurriculumSampler
+    from mio_strategies.data import mio_collate
+    from mio_strategies.harness._eval import evaluate
+
+    t_start = time.perf_counter()
+    restorer = build_restorer(
+        cfg.backbone, cfg.strategy_prompt, backbone_kwargs=cfg.backbone_kwargs,
+        seed=cfg.seed, prompt_size=cfg.prompt_size,
+    ).to(device)
+    params = restorer.parameters()
+    optimizer = _make_optimizer(cfg, params)
+    scheduler = _make_scheduler(cfg, optimizer)
+    ema = _EMA(restorer, cfg.ema_decay) if cfg.ema_decay > 0 else None
+
+    dataset = dataset if dataset is not None else _default_dataset(cfg, world)
+    curriculum = _make_curriculum(cfg)
+    sampler = SequentialCurriculumSampler(dataset, curriculum, cfg.batch_size, seed=cfg.seed, rank=rank, world_size=world)
+    total = cfg.total_iters
+    start = 0
+    history: list[dict[str, Any]] = []
+    validation: list[dict[str, Any]] = []
+    rng_state = torch.Generator().manual_seed(derive_seed(cfg.seed, 104729, rank)).get_state()
+    if saved is not None:
+        restorer.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        if ema is not None:
+            ema.load_state_dict(saved["ema"])
+        sampler.load_state_dict(saved["sampler"])
+        start = int(saved["iteration"])
+        history = list(saved.get("history", []))
+        validation = list(saved.get("validation", []))
+        rng_state = saved["rng"]["torch"]
+
+    loader = DataLoader(
+        dataset, batch_size=cfg.batch_size, sampler=sampler, drop_last=True, collate_fn=mio_collate,
+        num_workers=cfg.num_workers, pin_memory=device.type == "cuda",
+    )
+    stop = total if stop_after is None else min(total, max(stop_after, start))
+    if rank == 0:
+        (out / "config.yaml").write_text(_yaml(cfg.to_dict()), encoding="utf-8")
+
+    def checkpoint(iteration: int) -> None:
+        if rank != 0:
+            return
+        state = {
+            "format": "mio-strategies",
+            "version": CHECKPOINT_VERSION,
+            "backbone": cfg.backbone,
+            "strategy": cfg.strategy,
+            "config": cfg.to_dict(),
+            "iteration": iteration,
+            "finished": iteration >= total,
+            "model": restorer.state_dict(),
+            "ema": ema.state_dict() if ema is not None else None,
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "sampler": sampler.state_dict(iteration=iteration),
+            "rng": {"torch": torch.get_rng_state()},
+            "history": history,
+            "validation": validation,
+        }
+        save_checkpoint(state, out / CHECKPOINT_NAME)
+
+    def validate(iteration: int) -> None:
+        nonlocal val_dataset
+        if rank != 0:
+            return
+        if val_dataset is None:
+            val_dataset = default_validation_set(cfg)
+        with _ema_weights(restorer, ema):
+            res = evaluate(restorer, val_dataset, device=device, progress=False)
+        table = res.per_task()
+        rec = {"iteration": iteration, "psnr": {k: v["psnr"] for k, v in table.items()}, "average": res.average()["psnr"]}
+        validation.append(rec)
+        _log(out, {"kind": "val", **rec})
+        if callback is not None:
+            callback({"kind": "val", **rec})
+
+    bar = None
+    if progress and stop > start:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, initial=start, desc=f"{cfg.backbone} {cfg.strategy}", unit="it", dynamic_ncols=True)
+
+    restorer.train()
+    step_time = 0.0
+    steps = 0
+    with torch.random.fork_rng(devices=[]):
+        torch.set_rng_state(rng_state)
+        it = iter(loader)
+        for t in range(start, stop):
+            batch = next(it)
+            if cfg.reset_optimizer_each_period and t > 0 and t % cfg.period_iters == 0:
+                optimizer.state.clear()
+            t0 = time.perf_counter()
+            lq = batch["lq"].to(device, non_blocking=True)
+            gt = batch["gt"].to(device, non_blocking=True)
+            task = batch["task"].to(device)
+            out_img = restorer(lq, task)
+            loss = F.l1_loss(out_img, gt)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if world > 1:
+                _all_reduce_grads(params, world)
+            optimizer.step()
+            scheduler.step()
+            if ema is not None:
+                ema.update(restorer)
+            step_time += time.perf_counter() - t0
+            steps += 1
+            done = t + 1
+            if bar is not None:
+                bar.update(1)
+            if cfg.log_every and (done % cfg.log_every == 0 or done == stop):
+                rec = {
+                    "iteration": done, "loss": float(loss.detach()), "lr": optimizer.param_groups[0]["lr"],
+                    "period": t // cfg.period_iters + 1,
+                    "tasks": "".join(x.letter for x in curriculum.active_tasks(t)),
+                }
+                history.append(rec)
+                if rank == 0:
+                    _log(out, {"kind": "train", **rec})
+                    if bar is not None:
+                        bar.set_postfix(loss=f"{rec['loss']:.4f}", period=rec["period"], tasks=rec["tasks"])
+                if callback is not None:
+                    callback({"kind": "train", **rec})
+            if cfg.val_every and done % cfg.val_every == 0 and done < total:
+                restorer.eval()
+                validate(done)
+                restorer.train()
+            if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < stop:
+                checkpoint(done)
+        end = stop
+        if end >= total and start < total:
+            restorer.eval()
+            validate(end)
+        checkpoint(end)
+    if bar is not None:
+        bar.close()
+    restorer.eval()
+    if ema is not None:
+        ema.copy_to(restorer)
+    return TrainResult(
+        output_dir=out, checkpoint=out / CHECKPOINT_NAME, iteration=end, finished=end >= total, history=history,
+        validation=validation, seconds=time.perf_counter() - t_start,
+        iters_per_second=steps / step_time if step_time > 0 else 0.0, restorer=restorer,
+    )
+
+
+class _ema_weights:
+    """Context manager: the restorer holds the EMA weights inside, its live weights again after."""
+
+    def __init__(self, restorer: Restorer, ema: _EMA | None):
+        self.restorer, self.ema = restorer, ema
+        self.backup: dict[str, torch.Tensor] | None = None
+
+    def __enter__(self) -> Restorer:
+        if self.ema is not None:
+            self.backup = _float_state(self.restorer)
+            self.ema.copy_to(self.restorer)
+        return self.restorer
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.backup is not None:
+            live = _float_state(self.restorer, clone=False)
+            with torch.no_grad():
+                for k, v in self.backup.items():
+                    live[k].copy_(v)
+
+
+def _log(out: Path, record: Mapping[str, Any]) -> None:
+    with (out / "log.jsonl").open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(record) + "\n")
+
+
+def _yaml(data: Mapping[str, Any]) -> str:
+    import yaml
+
+    return yaml.safe_dump(dict(data), sort_keys=False)
+
+
+def load_restorer(checkpoint: str | Path, *, ema: bool = True, device: str | torch.device = "cpu",
+                  expect: Mapping[str, Any] | None = None) -> tuple[Restorer, TrainConfig, dict[str, Any]]:
+    """Rebuild the model a checkpoint holds (EMA weights by default).
+
+    Args:
+        checkpoint: path of a harness ``checkpoint.pt``.
+        ema: load the EMA weights when the run kept them.
+        expect: ``{"backbone": ..., "strategy": ...}`` the caller requires; a mismatch is refused.
+
+    Returns:
+        ``(restorer, config, checkpoint dict)``.
+
+    Raises:
+        CheckpointMismatchError: the checkpoint is from another backbone or strategy than ``expect``.
+    """
+    state = load_checkpoint(checkpoint)
+    if expect:
+        check_compatible(state, {**state["config"], **expect}, resume=False)
+    cfg = load_config(state["config"])
+    restorer = build_restorer(
+        cfg.backbone, cfg.strategy_prompt,
+        backbone_kwargs=cfg.backbone_kwargs, seed=cfg.seed, prompt_size=cfg.prompt_size,
+    )
+    restorer.load_state_dict(state["model"])
+    if ema and state.get("ema") is not None:
+        e = _EMA(restorer, cfg.ema_decay or 0.5)
+        e.load_state_dict(state["ema"])
+        e.copy_to(restorer)
+    return restorer.to(device).eval(), cfg, state
