@@ -22,6 +22,12 @@ _LAZY: dict[str, str] = {
     "Curriculum": "mio_strategies.curriculum",
     "CurriculumCallbacks": "mio_strategies.curriculum",
     "period_cosine_lr": "mio_strategies.curriculum",
+    "PromptInjector": "mio_strategies.prompts",
+    "ExplicitPrompt": "mio_strategies.prompts",
+    "AdaptivePrompt": "mio_strategies.prompts",
+    "PromptScale": "mio_strategies.prompts",
+    "TaskClassifier": "mio_strategies.prompts",
+    "train_task_classifier": "mio_strategies.prompts",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 # sub-command modules, in the order shown by --help
 _COMMAND_MODULES: tuple[str, ...] = (
     "mio_strategies.data._cli",
+    "mio_strategies.harness._cli",
 )
 
 
