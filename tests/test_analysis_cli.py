@@ -22,8 +22,12 @@ FACTORY = textwrap.dedent(
     from torch import nn
 
     def build():
-        torch.manual_seed(0)  # only for this throwaway fixture model's default init
-        return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 3, 3, padding=1))
+        model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 3, 3, padding=1))
+        g = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            for p in model.parameters():
+                nn.init.uniform_(p, -0.3, 0.3, generator=g)
+        return model
 
     def not_a_model():
         return 3

@@ -140,6 +140,19 @@ def test_projection_rejects_a_bad_seed():
         project(torch.zeros(5, 3), "pca", seed=-1)
 
 
+def test_projection_rejects_bad_thread_counts():
+    x, _ = blobs(1.0)
+    with pytest.raises(ValueError, match=r"threads must be at least 1 \(or None for the libraries' defaults\), got 0"):
+        project(x, "pca", threads=0)
+    with pytest.raises(TypeError, match="threads must be an int or None, got str"):
+        project(x, "pca", threads="2")
+
+
+def test_projection_with_library_default_threads_has_the_same_shape():
+    x, _ = blobs(1.0)
+    np.testing.assert_allclose(project(x, "pca", threads=None), project(x, "pca", threads=1), atol=1e-10)
+
+
 def test_projection_rejects_options_that_clash_with_the_seed():
     with pytest.raises(ValueError, match=r"options \['random_state'\] are set by project"):
         project(torch.randn(5, 3, generator=torch.Generator().manual_seed(0)), "pca", random_state=4)

@@ -39,8 +39,8 @@ def test_ddr_plot_writes_a_png_with_chi_in_the_title(tmp_path):
     fig = plot_ddr(res, title="SRResNet-S+AP", path=tmp_path / "ddr.png")
     assert_png_not_blank(tmp_path / "ddr.png")
     ax = fig.axes[0]
-    assert 1 < res.chi < 100  # shown with two decimals
-    assert ax.get_title() == f"SRResNet-S+AP\nCHI: {res.chi:.2f}"
+    assert 10 < res.chi  # shown as an integer, as the paper prints it
+    assert ax.get_title() == f"SRResNet-S+AP\nCHI: {res.chi:.0f}"
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert legend == [f"{t.letter}: {t.title}" for t in TASKS]  # canonical order S, B, N, J, R, H, L
 
@@ -61,6 +61,7 @@ def test_ddr_plot_of_a_bare_embedding_needs_task_labels(tmp_path):
     assert_png_not_blank(tmp_path / "e.png")
     assert fig.axes[0].get_title() == "S+AP\nCHI: 832"  # as the paper prints it
     assert plot_ddr(emb, [2, 2, 4, 4]).axes[0].get_title() == ""
+    assert plot_ddr(emb, [2, 2, 4, 4], chi=3.14159).axes[0].get_title() == "CHI: 3.14"
     with pytest.raises(ValueError, match="needs labels="):
         plot_ddr(emb)
     with pytest.raises(ValueError, match=r"plot labels must be task ids 0..6, names or letters: unknown task id 8"):
@@ -103,7 +104,7 @@ def test_psnr_bars_write_a_png_with_tasks_in_canonical_order(tmp_path):
     heights = [round(p.get_height(), 4) for p in ax.containers[1]]  # containers: identity, M, S
     expected = [PAPER_TABLE["SRResNet-M"][t.name] for t in TASKS]
     assert heights == [round(v, 4) for v in [*expected, float(np.mean(expected))]]
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["identity (input)", "SRResNet-M", "SRResNet-S"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["identity (input)", "SRResNet-M", "SRResNet-S"]
 
 
 def test_psnr_table_errors_name_the_problem():

@@ -15,6 +15,7 @@ _DISTRIBUTIONS = {
     "sklearn": "scikit-learn",
     "umap": "umap-learn",
     "matplotlib": "matplotlib",
+    "threadpoolctl": "threadpoolctl (a dependency of scikit-learn)",
 }
 
 

@@ -76,7 +76,7 @@ def save_figure(fig: Any, path: str | Path, *, dpi: int = 150) -> Path:
 
 
 def _format_chi(chi: float) -> str:
-    return f"CHI: {chi:.0f}" if abs(chi) >= 100 else f"CHI: {chi:.2f}"
+    return f"CHI: {chi:.0f}" if abs(chi) >= 10 else f"CHI: {chi:.2f}"
 
 
 def _task_labels(labels: Any, n: int) -> np.ndarray:
@@ -300,7 +300,7 @@ def plot_psnr_bars(
     for i, name in enumerate(names):
         series.append((name, values[i], _MODEL_COLORS[i % len(_MODEL_COLORS)], None))
 
-    fig = _new_figure((max(6.0, 0.9 * len(groups) * max(1, len(series)) ** 0.5 + 2.0), 3.8))
+    fig = _new_figure((min(14.0, max(6.0, 2.5 + 0.22 * len(groups) * len(series))), 3.6))
     ax = fig.add_subplot()
     x = np.arange(len(groups))
     width = 0.8 / len(series)
@@ -313,7 +313,7 @@ def plot_psnr_bars(
     ax.set_ylabel("PSNR (dB)")
     ax.grid(axis="y", alpha=0.3)
     ax.set_axisbelow(True)
-    ax.legend(fontsize="small", frameon=False, ncols=min(4, len(series)), loc="upper left")
+    fig.legend(fontsize="small", frameon=False, loc="outside right upper")
     if title:
         ax.set_title(title)
     if path is not None:
