@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import io
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -28,9 +29,11 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-import mio_strategies
-from mio_strategies.analysis import DDRResult, ddr, plot_ddr_comparison, plot_psnr_bars
-from mio_strategies.tasks import TASKS, Task
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+import mio_strategies  # noqa: E402
+from mio_strategies.analysis import DDRResult, ddr, plot_ddr_comparison, plot_psnr_bars  # noqa: E402
+from mio_strategies.tasks import TASKS, Task  # noqa: E402
 
 IMAGES = Path(mio_strategies.__file__).parent / "data" / "images"
 

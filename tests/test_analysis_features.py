@@ -253,3 +253,4 @@ def test_ddr_one_call_returns_projection_chi_and_labels():
     assert res.labels.tolist() == [0] * 8 + [3] * 8 + [5] * 8
     assert res.counts() == {"sr": 8, "jpeg": 8, "haze": 8}
     assert res.chi > 10 and res.module == "stem" and res.method == "pca"
+    assert ddr(model, x, module=model.body, labels=res.labels, method="pca").module == "body"

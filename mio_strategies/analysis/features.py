@@ -21,6 +21,7 @@ import difflib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, NamedTuple, Union
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -195,7 +196,9 @@ class FeatureRecorder:
 
 
 def _task_ids(task: Any, batch: int) -> Tensor:
-    """Task ids of one batch from a tensor, an id, a name, a Task, or a list of those."""
+    """Task ids of one batch from a tensor or array, an id, a name, a Task, or a list of those."""
+    if isinstance(task, np.ndarray):
+        task = torch.from_numpy(task) if np.issubdtype(task.dtype, np.integer) else task.tolist()
     if isinstance(task, Tensor):
         if task.is_floating_point() or task.ndim > 1:
             raise TypeError(
@@ -203,7 +206,7 @@ def _task_ids(task: Any, batch: int) -> Tensor:
             )
         items: list[Any] = task.reshape(-1).tolist()
         scalar = task.ndim == 0
-    elif isinstance(task, (str, int, Task)):
+    elif isinstance(task, (str, int, np.integer, Task)):
         items, scalar = [task], True
     elif isinstance(task, (list, tuple)):
         items, scalar = list(task), False

@@ -34,7 +34,7 @@ from mio_strategies.analysis._validate import (
     _validate_method,
     _validate_seed,
 )
-from mio_strategies.analysis.features import FeatureSource, capture_features
+from mio_strategies.analysis.features import FeatureSource, _resolve_module, capture_features
 from mio_strategies.analysis.metrics import calinski_harabasz
 from mio_strategies.analysis.projection import project
 from mio_strategies.tasks import TASKS, get_task
@@ -42,9 +42,11 @@ from mio_strategies.tasks import TASKS, get_task
 __all__ = ["DDRResult", "ddr"]
 
 
-def _source_name(module: FeatureSource) -> str:
+def _source_name(model: nn.Module, module: FeatureSource) -> str:
     if isinstance(module, str):
         return module
+    if isinstance(module, nn.Module):
+        return _resolve_module(model, module)[0]
     return getattr(module, "__qualname__", None) or type(module).__name__
 
 
@@ -185,5 +187,5 @@ def ddr(
         model, data, module, labels=labels, batch_size=batch_size, device=device, progress=progress
     )
     return DDRResult.from_features(
-        captured.features, captured.labels, method=method, seed=seed, module=_source_name(module), **options
+        captured.features, captured.labels, method=method, seed=seed, module=_source_name(model, module), **options
     )
