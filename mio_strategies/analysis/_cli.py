@@ -1,0 +1,113 @@
+"""The ``mio-strategies analyze`` sub-command: DDR projection + CHI of a model over a test set.
+
+Writes ``<output-dir>/ddr.png`` (the scatter plot coloured by task, CHI in the title) and
+``<output-dir>/ddr.json`` (CHI of the embedding and of the features, N, method, module, seed,
+per-task counts, and what was analysed).
+
+Example:
+    mio-strategies analyze --model mypkg.models:build_srresnet --checkpoint net.pt \\
+        --testset testsets/mio100_in --module body.15 --method umap --output-dir out/
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register the ``analyze`` sub-command (sets ``func=run``)."""
+    p = subparsers.add_parser(
+        "analyze",
+        help="DDR projection and Calinski-Harabasz index of a layer over a test set",
+        description=(
+            "Capture globally pooled features of one layer for every image of a test set, embed them in 2-D "
+            "(UMAP, t-SNE or PCA) and write a scatter plot coloured by task with the Calinski-Harabasz index "
+            "(ddr.png) and the figures as JSON (ddr.json). Needs the analysis extra: "
+            "pip install mio-strategies[analysis]."
+        ),
+    )
+    p.add_argument("--model", required=True, metavar="MODULE:FACTORY",
+                   help="import path of a callable returning the nn.Module, e.g. mypkg.nets:build")
+    p.add_argument("--checkpoint", type=Path, default=None, metavar="FILE.pt",
+                   help="state dict (or a dict with 'params'/'state_dict'/'model') loaded with weights_only=True")
+    p.add_argument("--checkpoint-key", default=None, metavar="KEY",
+                   help="entry of the checkpoint dict holding the state dict (e.g. params_ema)")
+    p.add_argument("--testset", required=True, type=Path, metavar="DIR", help="test set folder with manifest.json")
+    p.add_argument("--module", required=True, metavar="NAME",
+                   help="submodule name as in model.named_modules() ('' for the model output)")
+    p.add_argument("--method", default="umap", choices=("umap", "tsne", "pca"), help="2-D projection (default: umap)")
+    p.add_argument("--seed", type=int, default=0, help="projection seed (default: 0)")
+    p.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default: 16)")
+    p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    p.add_argument("--title", default=None, help="plot title (default: the model spec)")
+    p.add_argument("--output-dir", required=True, type=Path, metavar="DIR", help="where ddr.png and ddr.json go")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the analysis described by parsed ``analyze`` arguments; returns the exit code."""
+    try:
+        return _run(args)
+    except (ValueError, TypeError, KeyError, FileNotFoundError, ImportError) as exc:
+        print(f"mio-strategies analyze: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm.auto import tqdm
+
+    from mio_strategies.analysis._deps import require
+    from mio_strategies.analysis._model import _load_model
+    from mio_strategies.analysis._testset import _iter_image_batches, _load_testset, _read_manifest
+    from mio_strategies.analysis.representation import DDRResult
+    from mio_strategies.analysis.features import capture_features
+    from mio_strategies.analysis.plots import plot_ddr
+
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    # fail early, before the (long) capture, if the extra is missing
+    require("sklearn.metrics", feature="mio-strategies analyze")
+    require("matplotlib.figure", feature="mio-strategies analyze")
+    if args.method == "umap":
+        require("umap", feature="mio-strategies analyze --method umap")
+
+    manifest = _read_manifest(args.testset)
+    images, task_ids = _load_testset(args.testset)
+    model = _load_model(args.model, args.checkpoint, key=args.checkpoint_key).to(torch.device(args.device))
+
+    with tqdm(total=len(images), unit="img", desc="analyze", disable=args.no_progress) as bar:
+        captured = capture_features(
+            model,
+            _iter_image_batches(images, task_ids, args.batch_size),
+            args.module,
+            device=args.device,
+            progress=bar,
+        )
+    result = DDRResult.from_features(
+        captured.features, captured.labels, method=args.method, seed=args.seed, module=args.module
+    )
+
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    png = args.output_dir / "ddr.png"
+    plot_ddr(result, title=args.title if args.title is not None else args.model, path=png)
+    summary = {
+        **result.summary(),
+        "model": args.model,
+        "checkpoint": str(args.checkpoint) if args.checkpoint is not None else None,
+        "testset": str(args.testset),
+        "preset": manifest.get("preset"),
+        "plot": png.name,
+    }
+    json_path = args.output_dir / "ddr.json"
+    json_path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    print(f"CHI {result.chi:.2f} ({result.method}, {summary['n']} images, module {args.module!r}) -> {png}, {json_path}")
+    return 0

@@ -1,0 +1,182 @@
+"""The ``analyze`` sub-command end to end on a tiny model and a tiny on-disk test set."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mio_strategies.analysis._cli import add_parser
+from mio_strategies.analysis._model import _load_model
+from mio_strategies.analysis._testset import _iter_image_batches, _load_testset
+from mio_strategies.tasks import TASKS
+
+FACTORY = textwrap.dedent(
+    """
+    import torch
+    from torch import nn
+
+    def build():
+        model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 3, 3, padding=1))
+        g = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            for p in model.parameters():
+                nn.init.uniform_(p, -0.3, 0.3, generator=g)
+        return model
+
+    def not_a_model():
+        return 3
+    """
+)
+
+
+def write_testset(root, per_task: int = 3, size: int = 16, odd_size: bool = True):
+    """The on-disk layout: manifest.json, GT/<name>.png, <task>/<name>.png (8-bit RGB)."""
+    rng = np.random.default_rng(0)
+    (root / "GT").mkdir(parents=True)
+    entries = []
+    for i in range(per_task):
+        name = f"img{i:03d}"
+        h = size + 4 if (odd_size and i == per_task - 1) else size  # one image of another size
+        gt = rng.integers(0, 256, (h, size, 3), dtype=np.uint8)
+        Image.fromarray(gt).save(root / "GT" / f"{name}.png")
+        for task in TASKS:
+            (root / task.name).mkdir(exist_ok=True)
+            lq = np.clip(gt.astype(np.float64) * (0.15 + 0.12 * task.id), 0, 255).astype(np.uint8)
+            Image.fromarray(lq).save(root / task.name / f"{name}.png")
+            entries.append(
+                {"task": task.name, "image": name, "lq": f"{task.name}/{name}.png", "gt": f"GT/{name}.png",
+                 "params": {"scale": 0.15 + 0.12 * task.id}}
+            )
+    (root / "manifest.json").write_text(json.dumps({"version": 1, "preset": "in", "entries": entries}))
+    return root
+
+
+@pytest.fixture
+def factory_module(tmp_path, monkeypatch):
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "tiny_models.py").write_text(FACTORY)
+    monkeypatch.syspath_prepend(str(pkg))
+    return "tiny_models"
+
+
+def run_cli(argv):
+    parser = argparse.ArgumentParser(prog="mio-strategies")
+    add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["analyze", *argv])
+    return args.func(args)
+
+
+def test_analyze_writes_the_plot_and_the_figures(tmp_path, factory_module, capsys):
+    root = write_testset(tmp_path / "testset")
+    model = _load_model(f"{factory_module}:build")
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(-1.5)  # a checkpoint that differs from the factory's init
+    torch.save({"params": model.state_dict()}, tmp_path / "net.pt")
+    out = tmp_path / "out"
+    code = run_cli([
+        "--model", f"{factory_module}:build", "--checkpoint", str(tmp_path / "net.pt"), "--testset", str(root),
+        "--module", "1", "--method", "pca", "--batch-size", "4", "--output-dir", str(out),
+    ])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "analyze" in captured.err and "21/21" in captured.err  # the progress bar, counting images
+    with Image.open(out / "ddr.png") as img:
+        arr = np.asarray(img.convert("RGB"))
+    assert arr.shape[0] > 100 and arr.std() > 5
+    figures = json.loads((out / "ddr.json").read_text())
+    assert figures["n"] == 21 and figures["channels"] == 8
+    assert figures["method"] == "pca" and figures["module"] == "1" and figures["seed"] == 0
+    assert figures["counts"] == {t.name: 3 for t in TASKS}
+    assert figures["preset"] == "in" and figures["plot"] == "ddr.png"
+    assert figures["chi"] > 0 and figures["chi_features"] > 0
+    assert "CHI" in captured.out
+
+
+def test_analyze_uses_the_checkpoint_weights(tmp_path, factory_module):
+    model = _load_model(f"{factory_module}:build")
+    state = {k: torch.full_like(v, 0.25) for k, v in model.state_dict().items()}
+    for key in ("params", "state_dict", "model", None):
+        torch.save(state if key is None else {key: state}, tmp_path / "c.pt")
+        loaded = _load_model(f"{factory_module}:build", tmp_path / "c.pt")
+        assert all(torch.equal(v, state[k]) for k, v in loaded.state_dict().items()), key
+    torch.save({"params_ema": state, "params": {}}, tmp_path / "ema.pt")
+    loaded = _load_model(f"{factory_module}:build", tmp_path / "ema.pt", key="params_ema")
+    assert all(torch.equal(v, state[k]) for k, v in loaded.state_dict().items())
+
+
+def test_model_loading_errors_name_the_fix(tmp_path, factory_module):
+    with pytest.raises(ValueError, match="must look like 'package.module:factory'"):
+        _load_model("tiny_models.build")
+    with pytest.raises(ValueError, match="cannot load model factory 'tiny_models:nope'"):
+        _load_model(f"{factory_module}:nope")
+    with pytest.raises(ValueError, match="returned a int, not a torch.nn.Module"):
+        _load_model(f"{factory_module}:not_a_model")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        _load_model(f"{factory_module}:build", tmp_path / "missing.pt")
+    torch.save({"params": {"0.weight": torch.zeros(1)}}, tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="does not fit 'tiny_models:build'"):
+        _load_model(f"{factory_module}:build", tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match=r"has no key 'ema'; its keys: \['params'\]"):
+        _load_model(f"{factory_module}:build", tmp_path / "bad.pt", key="ema")
+
+
+def test_analyze_reports_a_bad_module_name_and_exits_2(tmp_path, factory_module, capsys):
+    root = write_testset(tmp_path / "testset", per_task=2, odd_size=False)
+    code = run_cli([
+        "--model", f"{factory_module}:build", "--testset", str(root), "--module", "3",
+        "--method", "pca", "--output-dir", str(tmp_path / "out"), "--no-progress",
+    ])
+    assert code == 2
+    assert "module '3' not found in Sequential" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_analyze_reports_a_missing_manifest(tmp_path, factory_module, capsys):
+    code = run_cli([
+        "--model", f"{factory_module}:build", "--testset", str(tmp_path), "--module", "1",
+        "--method", "pca", "--output-dir", str(tmp_path / "out"), "--no-progress",
+    ])
+    assert code == 2
+    assert "no manifest.json in test set folder" in capsys.readouterr().err
+
+
+def test_testset_reader_checks_the_manifest(tmp_path):
+    root = write_testset(tmp_path / "ts", per_task=2, odd_size=False)
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest["entries"][0]["task"] = "snow"
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(KeyError, match="unknown task 'snow'"):
+        _load_testset(root)
+    manifest["entries"][0]["task"] = "sr"
+    manifest["entries"][1]["lq"] = "blur/missing.png"
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match=r"1 listed images are missing .* \['blur/missing.png'\]"):
+        _load_testset(root)
+    manifest["version"] = 2
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="expected a manifest with \"version\": 1, got 2"):
+        _load_testset(root)
+
+
+def test_testset_images_load_as_unit_range_rgb_and_batch_by_size(tmp_path):
+    root = write_testset(tmp_path / "ts", per_task=3)
+    images, ids = _load_testset(root)
+    assert len(images) == len(ids) == 21
+    first = images[0]
+    assert first.shape == (3, 16, 16) and first.dtype == torch.float32
+    assert 0.0 <= float(first.min()) and float(first.max()) <= 1.0
+    with Image.open(root / "sr" / "img000.png") as img:
+        expected = torch.from_numpy(np.array(img)).permute(2, 0, 1).float() / 255
+    torch.testing.assert_close(first, expected)
+    batches = list(_iter_image_batches(images, ids, batch_size=4))
+    assert sum(b.shape[0] for b, _ in batches) == 21
+    assert all(b.shape[0] <= 4 and len(set(t.shape for t in b)) == 1 for b, _ in batches)
+    assert torch.cat([t for _, t in batches]).tolist() == ids
