@@ -28,6 +28,7 @@ _LAZY: dict[str, str] = {
     "PromptScale": "mio_strategies.prompts",
     "TaskClassifier": "mio_strategies.prompts",
     "train_task_classifier": "mio_strategies.prompts",
+    "ddr": "mio_strategies.analysis",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]
