@@ -5,8 +5,8 @@ Recipe per image, on the 0-255 scale (PROTOCOL.md):
 2. Correlate with the cross ``[[0, .1, 0], [.1, 8, .1], [0, .1, 0]]``.
 3. Streak kernel: the ``length x length`` identity diagonal warped (bilinear, zero outside) by a rotation of
    ``angle - 45`` degrees about ``(length/2, length/2)`` with scale ``1 - length/100`` (OpenCV's
-   ``getRotationMatrix2D`` + ``warpAffine``), then Gaussian-blurred by a ``width x width`` kernel with
-   OpenCV's default sigma (``GaussianBlur(k, (w, w), 0)``, reflect-101 inside the ``length`` box).
+   ``getRotationMatrix2D`` + ``warpAffine``), then Gaussian-blurred by a ``width x width`` kernel as
+   OpenCV's ``GaussianBlur(k, (w, w), 0)`` (its fixed tables up to 9, reflect-101 inside the ``length`` box).
 4. Correlate the seeds with the streak kernel (reflect-101 borders, anchor ``length // 2``), min-max
    normalise to 0..255, truncate to integers, add to every channel, clip.
 
@@ -22,19 +22,20 @@ import torch.nn.functional as F
 
 from ._kernels import pad_reflect101
 
-# OpenCV's fixed small Gaussian kernels used when sigma <= 0 and ksize <= 7 (getGaussianKernel).
+# OpenCV's fixed small Gaussian kernels used when sigma <= 0 and ksize <= 9 (getGaussianKernel).
 _SMALL_GAUSS = {
     1: [1.0],
     3: [0.25, 0.5, 0.25],
     5: [0.0625, 0.25, 0.375, 0.25, 0.0625],
     7: [0.03125, 0.109375, 0.21875, 0.28125, 0.21875, 0.109375, 0.03125],
+    9: [0.015625, 0.05078125, 0.1171875, 0.19921875, 0.234375, 0.19921875, 0.1171875, 0.05078125, 0.015625],
 }
 
 _CROSS = torch.tensor([[0.0, 0.1, 0.0], [0.1, 8.0, 0.1], [0.0, 0.1, 0.0]])
 
 
 def opencv_gaussian_1d(width: int) -> torch.Tensor:
-    """``cv2.getGaussianKernel(width, 0)`` as a float64 tensor (sigma = 0.3*((w-1)/2 - 1) + 0.8)."""
+    """``cv2.getGaussianKernel(width, 0)`` as float64: OpenCV's fixed tables up to 9, else sigma = 0.3*((w-1)/2 - 1) + 0.8."""
     if width in _SMALL_GAUSS:
         return torch.tensor(_SMALL_GAUSS[width], dtype=torch.float64)
     sigma = 0.3 * ((width - 1) * 0.5 - 1) + 0.8
@@ -46,25 +47,35 @@ def opencv_gaussian_1d(width: int) -> torch.Tensor:
 def _warped_diagonal(xs: torch.Tensor, ys: torch.Tensor, length: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
     """Value of the warped ``length x length`` diagonal at integer kernel coordinates ``(xs, ys)``.
 
+    Follows OpenCV: ``getRotationMatrix2D((L/2, L/2), angle - 45, 1 - L/100)``, inverted as
+    ``invertAffineTransform`` does, source coordinates in fixed point snapped to 1/32 pixel (``warpAffine``'s
+    ``AB_BITS = 10``, ``INTER_BITS = 5``), bilinear weights, zero outside.
+
     ``xs`` (B, 1, N) and ``ys`` (B, M, 1) broadcast; returns (B, M, N), float64.
     """
     L = length.to(torch.float64).reshape(-1, 1, 1)
     theta = torch.deg2rad(angle.to(torch.float64) - 45.0).reshape(-1, 1, 1)
     s = 1.0 - L / 100.0
     c = L / 2.0
-    cos, sin = torch.cos(theta), torch.sin(theta)
-    dx, dy = xs - c, ys - c
-    # inverse of p -> s*R(theta)(p - c) + c, with OpenCV's R = [[cos, sin], [-sin, cos]]
-    sx = (cos * dx - sin * dy) / s + c
-    sy = (sin * dx + cos * dy) / s + c
-    x0, y0 = torch.floor(sx), torch.floor(sy)
-    ax, ay = sx - x0, sy - y0
-    out = torch.zeros_like(sx)
+    al, be = torch.cos(theta) * s, torch.sin(theta) * s
+    m02 = (1 - al) * c - be * c
+    m12 = be * c + (1 - al) * c
+    det = 1.0 / (al * al + be * be)
+    a11, a12, a21, a22 = al * det, -be * det, be * det, al * det
+    b1 = -a11 * m02 - a12 * m12
+    b2 = -a21 * m02 - a22 * m12
+    # fixed point: round(a*x*1024) + round((b*y + c)*1024) + 16, then >> 5  -> units of 1/32 pixel
+    qx = torch.floor((torch.round(a11 * xs * 1024) + torch.round((a12 * ys + b1) * 1024) + 16) / 32)
+    qy = torch.floor((torch.round(a21 * xs * 1024) + torch.round((a22 * ys + b2) * 1024) + 16) / 32)
+    x0, y0 = torch.floor(qx / 32), torch.floor(qy / 32)
+    ax, ay = qx / 32 - x0, qy / 32 - y0
+    out = torch.zeros(torch.broadcast_shapes(qx.shape, qy.shape), dtype=torch.float64)
+    zero = torch.zeros((), dtype=torch.float64)
     for ix, wx in ((0, 1 - ax), (1, ax)):
         for iy, wy in ((0, 1 - ay), (1, ay)):
             px, py = x0 + ix, y0 + iy
             on = (px == py) & (px >= 0) & (px < L)
-            out = out + torch.where(on, wx * wy, torch.zeros((), dtype=torch.float64))
+            out = out + torch.where(on, wx * wy, zero)
     return out
 
 
@@ -143,5 +154,6 @@ def rain_layer(
     hi = flat.max(dim=1).values.reshape(b, 1, 1)
     span = hi - lo
     scale = torch.where(span > 0, 255.0 / torch.where(span > 0, span, torch.ones_like(span)), torch.zeros_like(span))
-    r = torch.floor(((r - lo) * scale).clamp(0, 255))
+    # truncation to integers as the reference's uint8 cast; the 1e-3 absorbs float error so the maximum is 255
+    r = torch.floor(((r - lo) * scale + 1e-3).clamp(0, 255))
     return r[:, None]
