@@ -486,3 +486,30 @@ def test_quantize_8bit_rounds_and_clips():
     assert torch.equal(quantize_8bit(x), torch.tensor([0.0, 0.0, 128.0, 255.0, 255.0]) / 255.0)
     with pytest.raises(TypeError, match="quantize_8bit expects a float tensor"):
         quantize_8bit(torch.tensor([1, 2]))
+
+
+# ------------------------------------------------------------------------------------------- CUDA
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (run on a GPU machine)")
+
+
+@cuda
+@pytest.mark.parametrize("task", TASK_NAMES)
+def test_cuda_images_with_a_cpu_generator_replay_and_match_cpu(task):
+    x = real_batch(3, 64)
+    xc = x.cuda()
+    y, params = degrade(xc, task, generator=gen(21))
+    assert y.device == xc.device and y.dtype == xc.dtype and on_8bit_levels(y)
+    assert torch.equal(apply_degradation(xc, task, params), y)
+    ycpu = apply_degradation(x, task, params)
+    diff = (y.cpu() - ycpu).abs()
+    assert float(diff.max()) <= 1 / 255 + 1e-6 and float((diff > 0).float().mean()) < 0.01
+    yh = apply_degradation(xc.half(), task, params)
+    assert yh.dtype == torch.float16 and float((yh.float() - y).abs().mean()) < 0.5 / 255
+
+
+@cuda
+def test_cuda_pipeline_moves_a_cpu_depth_map_to_the_device():
+    x = real_batch(2, 32).cuda()
+    depth = torch.linspace(0, 1, 32).reshape(32, 1).expand(32, 32)
+    y, params = degrade_sequence(x, "HNJ", generator=gen(0), depth=depth)
+    assert y.is_cuda and torch.equal(degrade_sequence(x, "HNJ", params=params, depth=depth)[0], y)
