@@ -9,7 +9,8 @@ For each of the seven tasks, on 128x128 crops of the embedded photographs:
   page cache after the first pass, the most favourable case for reading).
 
 Prints medians over repeats (interleaved, so a busy machine affects all columns alike), patches/s, and the
-ratio on-the-fly / precomputed per task and averaged. Targets: ratio >= 1.0 on average, and no task below
+ratio on-the-fly / precomputed per task and averaged (also with the GT decode added to the on-the-fly side,
+since a dataset reads its GT either way). Targets: ratio >= 1.0 on average, and no task below
 200 patches/s on one core.
 
 Run: ``python benchmarks/degradation_throughput.py [--patches 64] [--repeats 5]``
@@ -69,11 +70,12 @@ def time_on_the_fly(gt: torch.Tensor, task: str, batch: int, threads: int, g: to
     return n / (time.perf_counter() - t0)
 
 
-def time_precomputed(pairs: list[tuple[Path, Path]]) -> float:
+def time_precomputed(pairs: list[tuple[Path, Path]], gt_only: bool = False) -> float:
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     for lq, gt in pairs:
-        read_png(lq)
+        if not gt_only:
+            read_png(lq)
         read_png(gt)
     return len(pairs) / (time.perf_counter() - t0)
 
@@ -113,31 +115,44 @@ def main() -> None:
                 for name, b, th in configs:
                     results.setdefault((task, name), []).append(time_on_the_fly(gt, task, b, th, g))
                 results.setdefault((task, "precomputed"), []).append(time_precomputed(pairs[task]))
+                results.setdefault((task, "gt read"), []).append(time_precomputed(pairs[task], gt_only=True))
         torch.set_num_threads(cores)
 
     med = {k: statistics.median(v) for k, v in results.items()}
     names = [c[0] for c in configs]
-    print(f"torch {torch.__version__}, {cores} CPU cores, {args.patches} patches of {PATCH}x{PATCH}, "
-          f"median of {args.repeats} repeats; on the fly from GT tensors in memory, precomputed = read+decode "
-          f"LQ+GT PNG pairs (page cache warm), one core")
-    header = f"{'task':<9}" + "".join(f"{n:>17}" for n in names) + f"{'precomputed':>13}" + f"{'ratio B=1':>11}" + f"{'ratio B=' + str(args.batch):>12}"
-    print("patches/s".rjust(len(header)))
-    print(header)
-    r1, rb = [], []
+    print(
+        f"torch {torch.__version__}, {cores} CPU cores, {args.patches} patches of {PATCH}x{PATCH}, median of "
+        f"{args.repeats} repeats, patches/s.\n"
+        f"on the fly: degrade() from GT tensors in memory; precomputed: read+decode LQ+GT PNG pairs (page cache "
+        f"warm, one core);\n+GT read: on the fly at B=1 plus decoding the GT PNG, against precomputed "
+        f"(both then read the GT)"
+    )
+    cols = names + ["precomputed", "ratio B=1", f"ratio B={args.batch}", "ratio +GT read"]
+    width = max(len(c) for c in cols) + 2
+    print(f"{'task':<9}" + "".join(f"{c:>{width}}" for c in cols))
+    ratios: dict[str, list[float]] = {"b1": [], "bb": [], "gt": []}
     for task in TASK_NAMES:
-        pre = med[(task, "precomputed")]
-        a, b = med[(task, names[0])] / pre, med[(task, names[1])] / pre
-        r1.append(a)
-        rb.append(b)
-        row = f"{task:<9}" + "".join(f"{med[(task, n)]:>17.0f}" for n in names)
-        print(row + f"{pre:>13.0f}{a:>11.2f}{b:>12.2f}")
-    print(f"{'mean':<9}" + " " * (17 * len(names) + 13) + f"{statistics.mean(r1):>11.2f}{statistics.mean(rb):>12.2f}")
+        pre, gt_rate = med[(task, "precomputed")], med[(task, "gt read")]
+        otf1 = med[(task, names[0])]
+        r = {
+            "b1": otf1 / pre,
+            "bb": med[(task, names[1])] / pre,
+            "gt": 1.0 / (1.0 / otf1 + 1.0 / gt_rate) / pre,
+        }
+        for k, v in r.items():
+            ratios[k].append(v)
+        row = "".join(f"{med[(task, n)]:>{width}.0f}" for n in names) + f"{pre:>{width}.0f}"
+        print(f"{task:<9}" + row + "".join(f"{r[k]:>{width}.2f}" for k in ("b1", "bb", "gt")))
+    means = {k: statistics.mean(v) for k, v in ratios.items()}
+    print(f"{'mean':<9}" + " " * (width * (len(names) + 1)) + "".join(f"{means[k]:>{width}.2f}" for k in ("b1", "bb", "gt")))
     worst_task = min(TASK_NAMES, key=lambda t: med[(t, names[0])])
     worst = med[(worst_task, names[0])]
-    print(f"slowest task on one core at B=1: {worst_task} {worst:.0f} patches/s (target >= 200: "
-          f"{'met' if worst >= 200 else 'NOT met'}); mean ratio B=1 {statistics.mean(r1):.2f}, "
-          f"B={args.batch} {statistics.mean(rb):.2f} (target >= 1.0: "
-          f"{'met' if statistics.mean(r1) >= 1.0 and statistics.mean(rb) >= 1.0 else 'NOT met'})")
+    print(
+        f"slowest task on one core at B=1: {worst_task} {worst:.0f} patches/s (target >= 200: "
+        f"{'met' if worst >= 200 else 'NOT met'}); mean ratio on-the-fly/precomputed: B=1 {means['b1']:.2f}, "
+        f"B={args.batch} {means['bb']:.2f}, B=1 with GT read {means['gt']:.2f} (target >= 1.0: "
+        f"{'met' if min(means.values()) >= 1.0 else 'NOT met'})"
+    )
 
 
 if __name__ == "__main__":

@@ -200,15 +200,17 @@ def test_sampling_does_not_touch_the_global_rng():
     assert torch.equal(torch.get_rng_state(), before)
 
 
-@pytest.mark.parametrize("task", ["noise", "rain", "jpeg", "lowlight", "haze", "sr"])
+@pytest.mark.parametrize("task", TASK_NAMES)
 def test_a_samples_result_does_not_depend_on_its_batch(task):
     x = real_batch(3, 40)
     y, params = degrade(x, task, generator=gen(2))
     for i in range(3):
         single = apply_degradation(x[i : i + 1], task, {k: v[i : i + 1] for k, v in params.items()})
-        diff = (single[0] - y[i]).abs()
-        # noise/jpeg/lowlight/haze/sr are exact; rain's FFT size depends on the batch's longest streak
-        assert float(diff.max()) <= 1.0 / 255 + 1e-6 and float((diff > 0).float().mean()) < 0.01
+        if task == "blur":  # kernels are zero-padded to the batch's largest: float rounding may differ on ties
+            diff = (single[0] - y[i]).abs()
+            assert float(diff.max()) <= 1.0 / 255 + 1e-6 and float((diff > 0).float().mean()) < 0.01
+        else:
+            assert torch.equal(single[0], y[i])
 
 
 def test_float64_and_float16_inputs_keep_their_dtype_and_agree_with_float32():

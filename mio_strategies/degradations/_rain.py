@@ -39,7 +39,10 @@ _SCATTER_CHUNK = 1 << 22  # seed x tap pairs per bincount call (bounds temporary
 
 
 def opencv_gaussian_1d(width: int) -> np.ndarray:
-    """``cv2.getGaussianKernel(width, 0)`` as float64: OpenCV's fixed tables up to 9, else sigma = 0.3*((w-1)/2 - 1) + 0.8."""
+    """``cv2.getGaussianKernel(width, 0)`` as float64.
+
+    OpenCV's fixed tables up to size 9, else a Gaussian with sigma = 0.3*((w-1)/2 - 1) + 0.8.
+    """
     if width in _SMALL_GAUSS:
         return np.asarray(_SMALL_GAUSS[width], dtype=np.float64)
     sigma = 0.3 * ((width - 1) * 0.5 - 1) + 0.8
@@ -186,7 +189,8 @@ def rain_layer(
             step = max(1, _SCATTER_CHUNK // kflat.size)
             for s0 in range(0, m.size, step):
                 idx = m[s0 : s0 + step, None] + koff[None, :]
-                acc += np.bincount(idx.ravel(), weights=(vals[s0 : s0 + step, None] * kv[None, :]).ravel(), minlength=size)
+                wts = (vals[s0 : s0 + step, None] * kv[None, :]).ravel()
+                acc += np.bincount(idx.ravel(), weights=wts, minlength=size)
         r = acc[base : base + h * wp].reshape(h, wp)[:, :w]
         lo, hi = r.min(), r.max()
         if hi > lo:
