@@ -138,7 +138,9 @@ def estimate_depth(images: torch.Tensor) -> torch.Tensor:
     lum = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]).clamp(0, 1)
     coarse = F.adaptive_avg_pool2d(lum, (min(h, 8), min(w, 8)))
     smooth = F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)
-    rows = torch.linspace(1.0, 0.0, h, device=x.device, dtype=x.dtype) if h > 1 else torch.ones(1, device=x.device, dtype=x.dtype)
+    rows = torch.linspace(1.0, 0.0, h, device=x.device, dtype=x.dtype)
+    if h == 1:
+        rows = torch.ones(1, device=x.device, dtype=x.dtype)
     d = 0.1 + 0.9 * (0.6 * rows.reshape(1, 1, h, 1) + 0.4 * smooth)
     d = d / d.amax(dim=(2, 3), keepdim=True)
     return d.to(images.dtype)

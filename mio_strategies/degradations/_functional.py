@@ -174,7 +174,8 @@ def gaussian_blur(images: torch.Tensor, sigma: Param, kernel_size: Param, *, qua
     """
     check_images(images)
     b = images.shape[0]
-    return _blur_impl(images, as_param(sigma, "blur", "sigma", b), as_param(kernel_size, "blur", "kernel_size", b), quantize)
+    sg = as_param(sigma, "blur", "sigma", b)
+    return _blur_impl(images, sg, as_param(kernel_size, "blur", "kernel_size", b), quantize)
 
 
 def _blur_impl(images: torch.Tensor, sg: torch.Tensor, ks: torch.Tensor, quantize: bool = True) -> torch.Tensor:
@@ -360,7 +361,8 @@ def add_haze(
     """
     check_images(images)
     b = images.shape[0]
-    return _haze_impl(images, depth, as_param(airlight, "haze", "airlight", b), as_param(beta, "haze", "beta", b), quantize)
+    a = as_param(airlight, "haze", "airlight", b)
+    return _haze_impl(images, depth, a, as_param(beta, "haze", "beta", b), quantize)
 
 
 def _haze_impl(

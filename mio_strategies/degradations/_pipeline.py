@@ -69,7 +69,9 @@ class DegradationPipeline:
     def __len__(self) -> int:
         return len(self.tasks)
 
-    def sample_params(self, batch_size: int, *, generator: torch.Generator | None = None) -> list[dict[str, torch.Tensor]]:
+    def sample_params(
+        self, batch_size: int, *, generator: torch.Generator | None = None
+    ) -> list[dict[str, torch.Tensor]]:
         """One params dict per stage, drawn in stage order from ``generator`` (fresh seed if None)."""
         n = _check_batch_size(batch_size)
         g = _check_generator(generator)
@@ -97,7 +99,9 @@ class DegradationPipeline:
         checked = self._check_params(params, images.shape[0])
         return self._run(images, checked, depth)
 
-    def _run(self, images: torch.Tensor, params: list[dict[str, torch.Tensor]], depth: DepthLike | None) -> torch.Tensor:
+    def _run(
+        self, images: torch.Tensor, params: list[dict[str, torch.Tensor]], depth: DepthLike | None
+    ) -> torch.Tensor:
         if depth is not None and not any(t.name == "haze" for t in self.tasks):
             raise ValueError("depth is only used by the 'haze' task, which is not in this pipeline")
         x = images
@@ -154,4 +158,5 @@ def degrade_sequence(
         >>> len(p), torch.equal(degrade_sequence(x, "HL", params=p)[0], y)
         (2, True)
     """
-    return DegradationPipeline(tasks, preset=preset, ranges=ranges)(images, params=params, generator=generator, depth=depth)
+    pipe = DegradationPipeline(tasks, preset=preset, ranges=ranges)
+    return pipe(images, params=params, generator=generator, depth=depth)

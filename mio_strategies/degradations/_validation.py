@@ -66,7 +66,9 @@ def as_param(value: Any, task: str, name: str, batch: int) -> torch.Tensor:
     try:
         t = value.detach().cpu() if isinstance(value, torch.Tensor) else torch.as_tensor(value)
     except (TypeError, ValueError, RuntimeError):
-        raise TypeError(f"{where} must be a number or a tensor of {batch} numbers, got {type(value).__name__}") from None
+        raise TypeError(
+            f"{where} must be a number or a tensor of {batch} numbers, got {type(value).__name__}"
+        ) from None
     if t.dtype == torch.bool or t.is_complex():
         raise TypeError(f"{where} must hold real numbers, got dtype {t.dtype}")
     if t.ndim == 0:
@@ -106,7 +108,8 @@ def check_params(task: str, params: Any, batch: int) -> dict[str, torch.Tensor]:
     """Validate a params dict for ``task`` (exact keys, one value per image, values in bounds)."""
     if not isinstance(params, Mapping):
         raise TypeError(
-            f"params must be a dict of per-sample tensors as returned by degrade/sample_params, got {type(params).__name__}"
+            "params must be a dict of per-sample tensors as returned by degrade/sample_params, "
+            f"got {type(params).__name__}"
         )
     expected = [s.name for s in TASK_PARAMS[task]]
     missing = [k for k in expected if k not in params]
