@@ -17,6 +17,8 @@ _LAZY: dict[str, str] = {
     "get_task": "mio_strategies.tasks",
     "parse_tasks": "mio_strategies.tasks",
     "degrade": "mio_strategies.degradations",
+    "degrade_sequence": "mio_strategies.degradations",
+    "DegradationPipeline": "mio_strategies.degradations",
     "MiODataset": "mio_strategies.data",
     "SequentialCurriculumSampler": "mio_strategies.curriculum",
     "Curriculum": "mio_strategies.curriculum",
