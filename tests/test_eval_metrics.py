@@ -115,3 +115,15 @@ def test_unknown_baseline_is_refused_with_the_rows():
     res = EvalResult("m", [{"task": "sr", "image": "a", "psnr": 20.0, "ssim": 0.5, "identity_psnr": 19.0, "identity_ssim": 0.4}])
     with pytest.raises(ValueError, match=r"baseline 'X' is not a row.*\['identity', 'm'\]"):
         format_table([res], baseline="X")
+
+
+def test_an_exact_restoration_does_not_make_the_mean_infinite():
+    from mio_strategies.harness._eval import PSNR_CAP, EvalResult
+
+    recs = [
+        {"task": "lowlight", "image": "a", "psnr": float("inf"), "ssim": 1.0, "identity_psnr": float("inf"), "identity_ssim": 1.0},
+        {"task": "lowlight", "image": "b", "psnr": 30.0, "ssim": 0.9, "identity_psnr": 20.0, "identity_ssim": 0.8},
+    ]
+    res = EvalResult("m", recs)
+    assert res.per_task()["lowlight"]["psnr"] == (PSNR_CAP + 30.0) / 2
+    assert res.average(identity=True)["psnr"] == (PSNR_CAP + 20.0) / 2

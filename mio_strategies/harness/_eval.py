@@ -26,6 +26,9 @@ __all__ = [
 ]
 
 IDENTITY = "identity"
+# An image restored exactly (MSE 0, e.g. low-light with gamma ~1.00 on a small crop) has an infinite
+# PSNR; in means it counts as this many dB, so one such image does not make a whole column infinite.
+PSNR_CAP = 100.0
 
 
 @dataclass
@@ -49,13 +52,16 @@ class EvalResult:
         return [t.name for t in TASKS if t.name in present]
 
     def per_task(self, identity: bool = False) -> dict[str, dict[str, float]]:
-        """``{task: {"psnr", "ssim", "n"}}`` means over images (of the input when ``identity``)."""
+        """``{task: {"psnr", "ssim", "n"}}`` means over images (of the input when ``identity``).
+
+        An infinite PSNR (an exact restoration) counts as ``PSNR_CAP`` (100 dB) in the mean.
+        """
         pre = "identity_" if identity else ""
         out = {}
         for task in self.tasks():
             rows = [r for r in self.records if r["task"] == task]
             out[task] = {
-                "psnr": _mean([r[pre + "psnr"] for r in rows]),
+                "psnr": _mean([min(float(r[pre + "psnr"]), PSNR_CAP) for r in rows]),
                 "ssim": _mean([r[pre + "ssim"] for r in rows]),
                 "n": len(rows),
             }
