@@ -1,23 +1,30 @@
 #!/usr/bin/env bash
-# GPU check (one H100/H200, under ~8 minutes): the converged mini tier (one seed, shortened to fit)
+# GPU check (one H100/H200, under ~9 minutes): the converged mini tier (one seed, shortened to fit)
 # and a short full-size SRResNet M vs S+EP budget; prints the tables and iterations per second.
-# Installs nothing; uses the repository's package from the working tree. Results under $OUT (or ./gpu-check).
-set -euo pipefail
+# Installs nothing; uses the repository's package from the working tree (basicsr must import).
+# Work goes to $DEST (default ./gpu-check); when $OUT is set (the device tool), the logs, tables and
+# the mini tier's S+EP checkpoint are copied there (a handful of files).
+# Knobs (environment): MINI_ITERS (iterations per period, default 400), MINI_TIMEOUT (s, 270),
+# FULL_ITERS (per period, 7 periods, default 150), FULL_TIMEOUT (s per strategy, 100), WORKERS (12).
+set -uo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-python}
-DEST=${OUT:-gpu-check}
+PY=${PYTHON:-python3}
+DEST=${DEST:-gpu-check}
 mkdir -p "$DEST"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-$PY -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print('device:', torch.cuda.get_device_name(0))"
+$PY -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print('device:', torch.cuda.get_device_name(0), 'torch', torch.__version__)" || exit 1
+: "${MINI_ITERS:=400}" "${MINI_TIMEOUT:=270}" "${FULL_ITERS:=150}" "${FULL_TIMEOUT:=100}" "${WORKERS:=12}"
 
-echo "== converged mini tier (M, S, M+EP, S+EP, S+AP; seed 0; ${MINI_ITERS:=600} iterations per period)"
-timeout 300 $PY benchmarks/mini_mio.py --tier converged --seeds 0 --set device=cuda --set num_workers=4 \
-    --set period_iters=$MINI_ITERS --set checkpoint_every=0 --output "$DEST/mini-converged" 2>&1 | tee "$DEST/mini.log" || echo "(mini tier stopped at its time limit; re-run to resume)"
+echo "== converged mini tier (M, S, M+EP, S+EP, S+AP; seed 0; $MINI_ITERS iterations per period)"
+timeout "$MINI_TIMEOUT" $PY benchmarks/mini_mio.py --tier converged --seeds 0 --set device=cuda --set num_workers="$WORKERS" \
+    --set period_iters="$MINI_ITERS" --set checkpoint_every=0 --output "$DEST/mini-converged" 2>&1 | tee "$DEST/mini.log" \
+    || echo "(mini tier stopped at its time limit; re-run the same command to resume)"
 
-echo "== full-size SRResNet (64 ch, 16 blocks, 128 px, batch 16), M vs S+EP, 7 periods x ${FULL_ITERS:=150}"
+echo "== full-size SRResNet (64 ch, 16 blocks, 128 px, batch 16), M vs S+EP, 7 periods x $FULL_ITERS"
 for S in M S+EP; do
-  timeout 120 $PY -m mio_strategies train --config gpu_short --set strategy=$S --set device=cuda --set num_workers=4 \
-      --set period_iters=$FULL_ITERS --output "$DEST/srresnet-${S/+/_}" --overwrite --no-progress 2>&1 | tee -a "$DEST/full.log" || true
+  timeout "$FULL_TIMEOUT" $PY -m mio_strategies train --config gpu_short --set strategy=$S --set device=cuda \
+      --set num_workers="$WORKERS" --set period_iters="$FULL_ITERS" --output "$DEST/srresnet-${S/+/_}" --overwrite \
+      --no-progress 2>&1 | tee -a "$DEST/full.log" || echo "(SRResNet $S stopped at its time limit)"
 done
 if [ -f "$DEST/srresnet-M/checkpoint.pt" ] && [ -f "$DEST/srresnet-S_EP/checkpoint.pt" ]; then
   $PY - "$DEST" <<'PYEOF'
@@ -37,3 +44,11 @@ print(table)
 (dest / "srresnet_short.md").write_text(table)
 PYEOF
 fi
+if [ -n "${OUT:-}" ]; then
+  for f in mini.log full.log srresnet_short.md mini-converged/summary.md; do
+    [ -f "$DEST/$f" ] && cp "$DEST/$f" "$OUT/$(echo "$f" | tr '/' '_')"
+  done
+  [ -f "$DEST/mini-converged/S_EP-seed0/checkpoint.pt" ] && cp "$DEST/mini-converged/S_EP-seed0/checkpoint.pt" "$OUT/mini_S_EP_checkpoint.pt"
+  [ -f "$DEST/mini-converged/S_EP-seed0/log.jsonl" ] && cp "$DEST/mini-converged/S_EP-seed0/log.jsonl" "$OUT/mini_S_EP_log.jsonl"
+fi
+exit 0
