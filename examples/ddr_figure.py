@@ -6,9 +6,9 @@ values), once freshly initialised and once after a short task-classification tra
 pooled 64-vectors are projected with DDR and scored with the Calinski-Harabasz index, side by side.
 A second figure draws per-task PSNR bars from the paper's SRResNet table.
 
-The degradations here are simple in-file versions with the paper's In-Dis parameter ranges (haze
-uses a vertical ramp as depth instead of a depth network's map); once ``mio_strategies.degradations``
-is merged they can be swapped for the library's.
+The inputs are degraded by the library's :func:`mio_strategies.degradations.degrade` with the In-Dis
+preset, parameters sampled per crop from an explicit seeded generator (haze uses the library's
+:func:`~mio_strategies.degradations.estimate_depth`, not the reference's depth maps).
 
 Usage:
     python examples/ddr_figure.py --out docs/figures --method umap
@@ -17,33 +17,21 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import io
-import math
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-import mio_strategies  # noqa: E402
 from mio_strategies.analysis import DDRResult, ddr, plot_ddr_comparison, plot_psnr_bars  # noqa: E402
-from mio_strategies.tasks import TASKS, Task  # noqa: E402
-
-IMAGES = Path(mio_strategies.__file__).parent / "data" / "images"
-
-
-def load_images() -> list[torch.Tensor]:
-    out = []
-    for path in sorted(IMAGES.glob("*.png")):
-        with Image.open(path) as img:
-            out.append(torch.from_numpy(np.array(img.convert("RGB"))).permute(2, 0, 1).float() / 255)
-    return out
+from mio_strategies.data import load_embedded_images  # noqa: E402
+from mio_strategies.degradations import degrade  # noqa: E402
+from mio_strategies.harness import psnr  # noqa: E402
+from mio_strategies.tasks import TASKS  # noqa: E402
 
 
 def random_crops(images: list[torch.Tensor], n: int, size: int, g: torch.Generator) -> torch.Tensor:
@@ -56,67 +44,10 @@ def random_crops(images: list[torch.Tensor], n: int, size: int, g: torch.Generat
     return torch.stack(crops)
 
 
-def _uniform(lo: float, hi: float, g: torch.Generator) -> float:
-    return lo + (hi - lo) * float(torch.rand((), generator=g))
-
-
-def _gaussian_kernel(sigma: float, size: int) -> torch.Tensor:
-    ax = torch.arange(size, dtype=torch.float32) - size // 2
-    k = torch.exp(-(ax[:, None] ** 2 + ax[None, :] ** 2) / (2 * sigma**2))
-    return k / k.sum()
-
-
-def _conv_same(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    k = kernel[None, None].expand(3, 1, *kernel.shape)
-    pad = (kernel.shape[-1] // 2, kernel.shape[-1] // 2, kernel.shape[-2] // 2, kernel.shape[-2] // 2)
-    return F.conv2d(F.pad(x[None], pad, mode="reflect"), k, groups=3)[0]
-
-
-def degrade(gt: torch.Tensor, task: Task, g: torch.Generator) -> torch.Tensor:
-    """One (3, H, W) GT image in 0..1 degraded by ``task`` with In-Dis parameter ranges, 8-bit rounded."""
-    h, w = gt.shape[1:]
-    if task.letter == "S":
-        small = F.interpolate(gt[None], scale_factor=0.25, mode="bicubic", antialias=True, align_corners=False)
-        out = F.interpolate(small, size=(h, w), mode="bicubic", align_corners=False)[0]
-    elif task.letter == "B":
-        size = 7 + 2 * int(torch.randint(8, (1,), generator=g))  # odd 7..21
-        out = _conv_same(gt, _gaussian_kernel(_uniform(1, 3, g), size))
-    elif task.letter == "N":
-        sigma = _uniform(15, 50, g) / 255
-        out = gt + sigma * torch.randn(gt.shape, generator=g)
-    elif task.letter == "J":
-        quality = int(round(_uniform(30, 70, g)))
-        arr = (gt.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
-        buf = io.BytesIO()
-        Image.fromarray(arr).save(buf, format="JPEG", quality=quality)
-        buf.seek(0)
-        with Image.open(buf) as img:
-            out = torch.from_numpy(np.array(img.convert("RGB"))).permute(2, 0, 1).float() / 255
-    elif task.letter == "R":
-        amount = int(torch.randint(50, 101, (1,), generator=g))
-        seeds = (torch.rand((1, h, w), generator=g) > 1 - amount * 0.0004).float()
-        length = int(torch.randint(20, 41, (1,), generator=g)) // 2 * 2 + 1
-        angle = math.radians(_uniform(-45, 44, g) + 90)
-        line = torch.zeros(length, length)
-        c = length // 2
-        for t in torch.linspace(-c, c, 4 * length):
-            line[int(round(c - float(t) * math.sin(angle))), int(round(c + float(t) * math.cos(angle)))] = 1
-        streaks = F.conv2d(F.pad(seeds[None], (c, c, c, c)), (line / line.sum())[None, None])[0]
-        streaks = streaks / streaks.max().clamp_min(1e-6)
-        out = gt + 0.8 * streaks.expand(3, h, w)
-    elif task.letter == "H":
-        depth = torch.linspace(1, 0.1, h)[:, None].expand(h, w)  # far at the top
-        t = torch.exp(-_uniform(0.5, 2.5, g) * depth)
-        a = _uniform(0.8, 1.0, g)
-        out = gt * t + a * (1 - t)
-    else:  # L
-        out = gt.clamp(0, 1) ** _uniform(1, 3, g)
-    return (out.clamp(0, 1) * 255).round() / 255
-
-
 def degraded_set(gts: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every GT crop degraded by every task: (7 * n, 3, H, W) inputs and their task ids, task-major."""
-    lq = torch.stack([degrade(gt, task, g) for task in TASKS for gt in gts])
+    """Every GT crop degraded by every task (library ``degrade``, In-Dis): ``(7 * n, 3, H, W)`` inputs
+    and their task ids, task-major. Parameters are sampled per crop from ``g``."""
+    lq = torch.cat([degrade(gts, task, preset="in", generator=g)[0] for task in TASKS])
     labels = torch.arange(len(TASKS)).repeat_interleave(gts.shape[0])
     return lq, labels
 
@@ -158,10 +89,9 @@ def train_classifier(model: PromptExtractor, images: list[torch.Tensor], steps: 
 
 
 def identity_psnr(lq: torch.Tensor, gt: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
-    """Mean PSNR of the degraded inputs against their GT per task (4-pixel border crop)."""
-    err = ((lq - gt) ** 2)[..., 4:-4, 4:-4].mean(dim=(1, 2, 3)).clamp_min(1e-10)
-    psnr = 10 * torch.log10(1 / err)
-    return {t.name: float(psnr[labels == t.id].mean()) for t in TASKS}
+    """Mean PSNR of the degraded inputs against their GT per task (RGB, 4-pixel border crop)."""
+    scores = psnr(lq, gt, 4)
+    return {t.name: float(scores[labels == t.id].mean()) for t in TASKS}
 
 
 def main() -> None:
@@ -173,7 +103,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    images = load_images()
+    images = list(load_embedded_images().values())
     data_g = torch.Generator().manual_seed(args.seed)
     gts = random_crops(images, args.crops, 64, data_g)
     lq, labels = degraded_set(gts, data_g)

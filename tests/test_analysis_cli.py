@@ -12,8 +12,10 @@ import torch
 from PIL import Image
 
 from mio_strategies.analysis._cli import add_parser
-from mio_strategies.analysis._model import _load_model
-from mio_strategies.analysis._testset import _iter_image_batches, _load_testset
+from mio_strategies.analysis._model import _load_model, _load_train_checkpoint
+from mio_strategies.analysis._testset import _iter_image_batches
+from mio_strategies.analysis.features import capture_features
+from mio_strategies.data import PairedFolderDataset
 from mio_strategies.tasks import TASKS
 
 FACTORY = textwrap.dedent(
@@ -139,44 +141,100 @@ def test_analyze_reports_a_bad_module_name_and_exits_2(tmp_path, factory_module,
     assert not (tmp_path / "out").exists()
 
 
-def test_analyze_reports_a_missing_manifest(tmp_path, factory_module, capsys):
+def test_analyze_reports_a_folder_that_is_not_a_testset(tmp_path, factory_module, capsys):
     code = run_cli([
         "--model", f"{factory_module}:build", "--testset", str(tmp_path), "--module", "1",
         "--method", "pca", "--output-dir", str(tmp_path / "out"), "--no-progress",
     ])
     assert code == 2
-    assert "no manifest.json in test set folder" in capsys.readouterr().err
+    assert "no ground-truth folder 'GT'" in capsys.readouterr().err
 
 
-def test_testset_reader_checks_the_manifest(tmp_path):
-    root = write_testset(tmp_path / "ts", per_task=2, odd_size=False)
-    manifest = json.loads((root / "manifest.json").read_text())
-    manifest["entries"][0]["task"] = "snow"
-    (root / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(KeyError, match="unknown task 'snow'"):
-        _load_testset(root)
-    manifest["entries"][0]["task"] = "sr"
-    manifest["entries"][1]["lq"] = "blur/missing.png"
-    (root / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ValueError, match=r"1 listed images are missing .* \['blur/missing.png'\]"):
-        _load_testset(root)
-    manifest["version"] = 2
-    (root / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ValueError, match="expected a manifest with \"version\": 1, got 2"):
-        _load_testset(root)
-
-
-def test_testset_images_load_as_unit_range_rgb_and_batch_by_size(tmp_path):
+def test_testset_batches_follow_the_dataset_and_split_by_size(tmp_path):
     root = write_testset(tmp_path / "ts", per_task=3)
-    images, ids = _load_testset(root)
-    assert len(images) == len(ids) == 21
-    first = images[0]
-    assert first.shape == (3, 16, 16) and first.dtype == torch.float32
-    assert 0.0 <= float(first.min()) and float(first.max()) <= 1.0
-    with Image.open(root / "sr" / "img000.png") as img:
-        expected = torch.from_numpy(np.array(img)).permute(2, 0, 1).float() / 255
-    torch.testing.assert_close(first, expected)
-    batches = list(_iter_image_batches(images, ids, batch_size=4))
+    dataset = PairedFolderDataset(root)
+    batches = list(_iter_image_batches(dataset, batch_size=4))
     assert sum(b.shape[0] for b, _ in batches) == 21
-    assert all(b.shape[0] <= 4 and len(set(t.shape for t in b)) == 1 for b, _ in batches)
-    assert torch.cat([t for _, t in batches]).tolist() == ids
+    assert all(b.shape[0] <= 4 for b, _ in batches)
+    assert {tuple(b.shape[-2:]) for b, _ in batches} == {(16, 16), (20, 16)}  # sizes never mixed
+    assert torch.cat([t for _, t in batches]).tolist() == dataset.task_ids.tolist()
+    torch.testing.assert_close(torch.cat([b for b, _ in batches[:1]])[0], dataset[0]["lq"])
+
+
+def test_testset_batches_read_items_lazily(tmp_path):
+    root = write_testset(tmp_path / "ts", per_task=3, odd_size=False)
+
+    class Counting(PairedFolderDataset):
+        reads = 0
+
+        def __getitem__(self, index):
+            type(self).reads += 1
+            return super().__getitem__(index)
+
+    batches = _iter_image_batches(Counting(root), batch_size=2)
+    next(batches)
+    assert Counting.reads == 3  # the two of the batch and the one that ended it, not all 21
+    with pytest.raises(ValueError, match="batch_size must be at least 1, got 0"):
+        next(_iter_image_batches(Counting(root), batch_size=0))
+
+
+TINY_RUN = [
+    "backbone=srresnet_tiny", "backbone_kwargs.num_feat=4", "backbone_kwargs.num_block=1",
+    "periods=7", "period_iters=2", "batch_size=2", "patch_size=16", "val_size=24",
+    "prompt_size=16", "lr=1e-2", "ema_decay=0.5", "strategy=S+EP",
+]
+
+
+@pytest.fixture(scope="module")
+def train_checkpoint(tmp_path_factory):
+    """A real `mio-strategies train` checkpoint of a tiny SRResNet with explicit prompts."""
+    from mio_strategies.data import MiODataset
+    from mio_strategies.harness import load_config, train
+
+    cfg = load_config("cpu_demo", TINY_RUN)
+    g = torch.Generator().manual_seed(0)
+    images = [torch.rand(3, 24, 24, generator=g) for _ in range(2)]
+    data = MiODataset(images, cfg.order, patch_size=cfg.patch_size, seed=cfg.seed, repeat=2)
+    return train(cfg, tmp_path_factory.mktemp("run"), dataset=data, progress=False).checkpoint
+
+
+@pytest.mark.basicsr
+def test_analyze_reads_a_train_checkpoint_without_model(tmp_path, train_checkpoint, capsys):
+    root = write_testset(tmp_path / "testset", per_task=3)
+    out = tmp_path / "out"
+    code = run_cli([
+        "--checkpoint", str(train_checkpoint), "--testset", str(root), "--module", "body.0",
+        "--method", "pca", "--output-dir", str(out), "--no-progress",
+    ])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    figures = json.loads((out / "ddr.json").read_text())
+    assert figures["n"] == 21 and figures["channels"] == 4 and figures["module"] == "body.0"
+    assert figures["model"] == "srresnet_tiny S+EP" and figures["checkpoint"] == str(train_checkpoint)
+
+
+@pytest.mark.basicsr
+def test_train_checkpoint_features_follow_each_inputs_task(train_checkpoint):
+    model, label = _load_train_checkpoint(train_checkpoint)
+    image = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(1)).expand(7, -1, -1, -1)
+    batches = [(image, torch.arange(7))]
+    feats = capture_features(model, batches, model.backbone.conv_last, pass_task=True).features
+    assert label == "srresnet_tiny S+EP" and feats.shape[0] == 7
+    # one image, seven explicit prompts: the true task of each input selects its modulation
+    assert all(not torch.allclose(feats[0], feats[i]) for i in range(1, 7))
+    again = capture_features(model, [(image[:2], torch.tensor([3, 3]))], model.backbone.conv_last, pass_task=True)
+    torch.testing.assert_close(again.features[0], feats[3])
+
+
+@pytest.mark.basicsr
+def test_checkpoint_kinds_and_model_flag_must_agree(tmp_path, train_checkpoint, factory_module, capsys):
+    root = write_testset(tmp_path / "testset", per_task=2, odd_size=False)
+    common = ["--testset", str(root), "--module", "1", "--method", "pca", "--output-dir", str(tmp_path / "o"), "--no-progress"]
+    assert run_cli(["--model", f"{factory_module}:build", "--checkpoint", str(train_checkpoint), *common]) == 2
+    assert "written by `mio-strategies train`" in capsys.readouterr().err
+    torch.save({"params": _load_model(f"{factory_module}:build").state_dict()}, tmp_path / "plain.pt")
+    assert run_cli(["--checkpoint", str(tmp_path / "plain.pt"), *common]) == 2
+    err = capsys.readouterr().err
+    assert "not a mio-strategies checkpoint" in err and "give --model MODULE:FACTORY as well" in err
+    assert run_cli(common) == 2
+    assert "give --checkpoint run/checkpoint.pt" in capsys.readouterr().err

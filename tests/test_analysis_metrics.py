@@ -226,7 +226,7 @@ def test_importing_the_analysis_package_stays_light():
     assert out.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("name", ["features", "metrics", "projection", "representation", "plots", "_model", "__init__"])
+@pytest.mark.parametrize("name", ["features", "metrics", "projection", "representation", "plots", "_model", "_testset", "__init__"])
 def test_docstring_examples_run(name):
     module = analysis if name == "__init__" else importlib.import_module(f"mio_strategies.analysis.{name}")
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)

@@ -4,7 +4,14 @@ Writes ``<output-dir>/ddr.png`` (the scatter plot coloured by task, CHI in the t
 ``<output-dir>/ddr.json`` (CHI of the embedding and of the features, N, method, module, seed,
 per-task counts, and what was analysed).
 
+The model is a ``mio-strategies train`` checkpoint (read by the harness' loader, EMA weights by
+default; explicit prompts get each image's true task), or ``--model module:factory`` with an
+optional plain state dict. The test set is a folder read by
+:class:`~mio_strategies.data.PairedFolderDataset` (``GT/`` beside one folder per task).
+
 Example:
+    mio-strategies analyze --checkpoint runs/srresnet-S_EP/checkpoint.pt \\
+        --testset testsets/mio100_in --module body.15 --method umap --output-dir out/
     mio-strategies analyze --model mypkg.models:build_srresnet --checkpoint net.pt \\
         --testset testsets/mio100_in --module body.15 --method umap --output-dir out/
 """
@@ -32,20 +39,26 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             "pip install mio-strategies[analysis]."
         ),
     )
-    p.add_argument("--model", required=True, metavar="MODULE:FACTORY",
-                   help="import path of a callable returning the nn.Module, e.g. mypkg.nets:build")
+    p.add_argument("--model", default=None, metavar="MODULE:FACTORY",
+                   help="import path of a callable returning the nn.Module, e.g. mypkg.nets:build "
+                        "(leave out for a `mio-strategies train` checkpoint, which names its backbone)")
     p.add_argument("--checkpoint", type=Path, default=None, metavar="FILE.pt",
-                   help="state dict (or a dict with 'params'/'state_dict'/'model') loaded with weights_only=True")
+                   help="a `mio-strategies train` checkpoint.pt, or with --model a state dict (or a dict "
+                        "with 'params'/'state_dict'/'model'); read with weights_only=True")
     p.add_argument("--checkpoint-key", default=None, metavar="KEY",
-                   help="entry of the checkpoint dict holding the state dict (e.g. params_ema)")
-    p.add_argument("--testset", required=True, type=Path, metavar="DIR", help="test set folder with manifest.json")
+                   help="with --model: entry of the checkpoint dict holding the state dict (e.g. params_ema)")
+    p.add_argument("--no-ema", action="store_true",
+                   help="train checkpoints: analyse the live weights, not the EMA")
+    p.add_argument("--testset", required=True, type=Path, metavar="DIR",
+                   help="test set folder: GT/ beside one folder per task (mio-strategies degrade output)")
     p.add_argument("--module", required=True, metavar="NAME",
-                   help="submodule name as in model.named_modules() ('' for the model output)")
+                   help="submodule name as in model.named_modules() ('' for the model output; for a train "
+                        "checkpoint, names of its backbone)")
     p.add_argument("--method", default="umap", choices=("umap", "tsne", "pca"), help="2-D projection (default: umap)")
     p.add_argument("--seed", type=int, default=0, help="projection seed (default: 0)")
     p.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default: 16)")
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    p.add_argument("--title", default=None, help="plot title (default: the model spec)")
+    p.add_argument("--title", default=None, help="plot title (default: the model spec, or the checkpoint's backbone and strategy)")
     p.add_argument("--output-dir", required=True, type=Path, metavar="DIR", help="where ddr.png and ddr.json go")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run)
@@ -66,31 +79,42 @@ def _run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from mio_strategies.analysis._deps import require
-    from mio_strategies.analysis._model import _load_model
-    from mio_strategies.analysis._testset import _iter_image_batches, _load_testset, _read_manifest
-    from mio_strategies.analysis.representation import DDRResult
-    from mio_strategies.analysis.features import capture_features
+    from mio_strategies.analysis._model import _load_model, _load_train_checkpoint
+    from mio_strategies.analysis._testset import _iter_image_batches
+    from mio_strategies.analysis.features import _resolve_module, capture_features
     from mio_strategies.analysis.plots import plot_ddr
+    from mio_strategies.analysis.representation import DDRResult
+    from mio_strategies.data import PairedFolderDataset
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.model is None and args.checkpoint is None:
+        raise ValueError("give --checkpoint run/checkpoint.pt (from mio-strategies train) or --model MODULE:FACTORY")
+    if args.model is None and args.checkpoint_key is not None:
+        raise ValueError("--checkpoint-key is for plain state dicts given with --model; a train checkpoint needs none")
     # fail early, before the (long) capture, if the extra is missing
     require("sklearn.metrics", feature="mio-strategies analyze")
     require("matplotlib.figure", feature="mio-strategies analyze")
     if args.method == "umap":
         require("umap", feature="mio-strategies analyze --method umap")
 
-    manifest = _read_manifest(args.testset)
-    images, task_ids = _load_testset(args.testset)
-    model = _load_model(args.model, args.checkpoint, key=args.checkpoint_key).to(torch.device(args.device))
+    dataset = PairedFolderDataset(args.testset)
+    if args.model is None:
+        model, label = _load_train_checkpoint(args.checkpoint, ema=not args.no_ema)
+        module = _resolve_module(model.backbone, args.module)[1]  # names are the backbone's own
+    else:
+        model, label = _load_model(args.model, args.checkpoint, key=args.checkpoint_key), args.model
+        module = args.module
+    model = model.to(torch.device(args.device))
 
-    with tqdm(total=len(images), unit="img", desc="analyze", disable=args.no_progress) as bar:
+    with tqdm(total=len(dataset), unit="img", desc="analyze", disable=args.no_progress) as bar:
         captured = capture_features(
             model,
-            _iter_image_batches(images, task_ids, args.batch_size),
-            args.module,
+            _iter_image_batches(dataset, args.batch_size),
+            module,
             device=args.device,
             progress=bar,
+            pass_task=args.model is None,
         )
     result = DDRResult.from_features(
         captured.features, captured.labels, method=args.method, seed=args.seed, module=args.module
@@ -98,13 +122,13 @@ def _run(args: argparse.Namespace) -> int:
 
     args.output_dir.mkdir(parents=True, exist_ok=True)
     png = args.output_dir / "ddr.png"
-    plot_ddr(result, title=args.title if args.title is not None else args.model, path=png)
+    plot_ddr(result, title=args.title if args.title is not None else label, path=png)
     summary = {
         **result.summary(),
-        "model": args.model,
+        "model": label,
         "checkpoint": str(args.checkpoint) if args.checkpoint is not None else None,
         "testset": str(args.testset),
-        "preset": manifest.get("preset"),
+        "preset": (dataset.manifest or {}).get("preset"),
         "plot": png.name,
     }
     json_path = args.output_dir / "ddr.json"

@@ -1,20 +1,61 @@
-"""Build a model from ``module:factory`` and load a checkpoint into it (for the ``analyze`` CLI).
+"""The model the ``analyze`` CLI reads features from: a ``mio-strategies train`` checkpoint, or a
+``module:factory`` plus a plain state dict.
 
-The training harness will define the checkpoint format later; until then a checkpoint is a
-state dict, or a dict holding one under ``"params"``, ``"state_dict"`` or ``"model"``.
+A harness checkpoint is read by the harness' own loader (:func:`mio_strategies.harness.load_restorer`);
+a plain checkpoint is a state dict, or a dict holding one under ``"params"``, ``"state_dict"`` or
+``"model"`` (BasicSR and common training scripts).
 """
 
 from __future__ import annotations
 
 import importlib
 from pathlib import Path
+from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
-__all__ = ["CHECKPOINT_KEYS", "_load_model"]
+__all__ = ["CHECKPOINT_KEYS", "_RestorerModule", "_load_model", "_load_train_checkpoint"]
 
 CHECKPOINT_KEYS: tuple[str, ...] = ("params", "state_dict", "model")
+
+
+class _RestorerModule(nn.Module):
+    """A harness ``Restorer`` as one module: ``forward(lq, task_ids)`` restores with each input's task.
+
+    The backbone and the prompt injector are submodules (so ``eval()`` and the device reach both); the
+    backbone's own module names are those of ``restorer.backbone.named_modules()``. With an explicit
+    prompt the task ids select the prompt (the true task, as ``mio-strategies eval`` does by default);
+    other strategies ignore them. Inputs are padded to the backbone's size multiple.
+    """
+
+    def __init__(self, restorer: Any) -> None:
+        super().__init__()
+        self.backbone = restorer.backbone
+        if restorer.injector is not None:
+            self.injector = restorer.injector
+        self.__dict__["_restorer"] = restorer  # not a module: kept out of named_modules()
+
+    def forward(self, lq: Tensor, task_ids: Tensor | None = None) -> Tensor:
+        return self.__dict__["_restorer"].restore(lq, task_ids)
+
+
+def _load_train_checkpoint(path: str | Path, *, ema: bool = True) -> tuple[_RestorerModule, str]:
+    """The model a ``mio-strategies train`` checkpoint holds, and a label ``"<backbone> <strategy>"``.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not a harness checkpoint (the message says to give ``--model`` for a plain one).
+    """
+    from mio_strategies.harness import load_restorer
+
+    try:
+        restorer, cfg, _ = load_restorer(path, ema=ema)
+    except ValueError as exc:
+        if "is not a mio-strategies checkpoint" in str(exc):
+            raise ValueError(f"{exc}; for a plain state dict give --model MODULE:FACTORY as well") from exc
+        raise
+    return _RestorerModule(restorer), f"{cfg.backbone} {cfg.strategy}"
 
 
 def _load_model(spec: str, checkpoint: str | Path | None = None, *, key: str | None = None) -> nn.Module:
@@ -22,7 +63,7 @@ def _load_model(spec: str, checkpoint: str | Path | None = None, *, key: str | N
 
     Args:
         spec: import path and attribute of a callable returning an ``nn.Module`` (no arguments).
-        checkpoint: a ``.pt`` file read with ``torch.load(weights_only=True)``; loaded strictly.
+        checkpoint: a ``.pt`` state dict read with ``torch.load(weights_only=True)``; loaded strictly.
         key: the entry of a checkpoint dict holding the state dict (default: the first of
             ``params``, ``state_dict``, ``model`` present, else the dict itself).
 
@@ -31,7 +72,8 @@ def _load_model(spec: str, checkpoint: str | Path | None = None, *, key: str | N
 
     Raises:
         ValueError: a spec without ``:``, an import or attribute that fails, a factory that does
-            not return a module, a missing key, or a state dict that does not fit.
+            not return a module, a ``mio-strategies train`` checkpoint (it builds its own model: give
+            it without ``--model``), a missing key, or a state dict that does not fit.
         FileNotFoundError: the checkpoint file does not exist.
 
     Example:
@@ -57,6 +99,13 @@ def _load_model(spec: str, checkpoint: str | Path | None = None, *, key: str | N
     state = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state, dict):
         raise ValueError(f"checkpoint {str(path)!r} holds a {type(state).__name__}, not a state dict")
+    from mio_strategies.harness._checkpoint import CHECKPOINT_FORMAT
+
+    if state.get("format") == CHECKPOINT_FORMAT:
+        raise ValueError(
+            f"checkpoint {str(path)!r} was written by `mio-strategies train` and names its own backbone "
+            f"({state.get('backbone')!r}, {state.get('strategy')!r}): give it without --model"
+        )
     if key is not None:
         if key not in state:
             raise ValueError(f"checkpoint {str(path)!r} has no key {key!r}; its keys: {sorted(map(str, state))[:20]}")

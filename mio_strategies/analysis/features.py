@@ -288,6 +288,7 @@ def capture_features(
     device: torch.device | str | None = None,
     stop_forward: bool = True,
     progress: bool | Any = False,
+    pass_task: bool = False,
 ) -> CapturedFeatures:
     """Globally pooled features of ``module`` for every input, with the task of each input.
 
@@ -310,6 +311,8 @@ def capture_features(
             first call of the module per batch is recorded). Only for hooks.
         progress: ``True`` for a tqdm bar counting images, or an existing bar (anything with
             ``update(n)``).
+        pass_task: call ``model(images, task_ids)`` instead of ``model(images)``, for models
+            conditioned on the task (e.g. explicit prompts selected by each input's true task).
 
     Returns:
         :class:`CapturedFeatures` ``(features (N, C) float32 CPU, labels (N,) int64 task ids)``.
@@ -376,7 +379,10 @@ def capture_features(
                 if recorder is not None:
                     recorder.reset()
                     try:
-                        model(images)
+                        if pass_task:
+                            model(images, ids.to(run_device))
+                        else:
+                            model(images)
                     except _StopForward:
                         pass
                     if recorder.num_samples == 0:

@@ -11,8 +11,9 @@ from typing import Any
 
 import torch
 
-__all__ = ["CHECKPOINT_VERSION", "CheckpointMismatchError", "check_compatible", "load_checkpoint", "save_checkpoint"]
+__all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "CheckpointMismatchError", "check_compatible", "load_checkpoint", "save_checkpoint"]
 
+CHECKPOINT_FORMAT = "mio-strategies"  # the "format" entry of every harness checkpoint
 CHECKPOINT_VERSION = 1
 _IDENTITY_KEYS = ("backbone", "strategy")
 _RUN_KEYS = ("backbone_kwargs", "order", "periods", "period_iters", "batch_size", "patch_size", "seed")
@@ -59,7 +60,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - report any unpickling failure with the file name
         raise ValueError(f"cannot read checkpoint {str(path)!r} ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(state, dict) or state.get("format") != "mio-strategies" or "config" not in state:
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or "config" not in state:
         raise ValueError(f"{str(path)!r} is not a mio-strategies checkpoint (no 'format'/'config' entries)")
     if state.get("version", 0) > CHECKPOINT_VERSION:
         raise ValueError(

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from mio_strategies._rng import derive_seed
 from mio_strategies.harness._checkpoint import (
+    CHECKPOINT_FORMAT,
     CHECKPOINT_VERSION,
     check_compatible,
     load_checkpoint,
@@ -311,7 +312,7 @@ def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, 
         if rank != 0:
             return
         state = {
-            "format": "mio-strategies",
+            "format": CHECKPOINT_FORMAT,
             "version": CHECKPOINT_VERSION,
             "backbone": cfg.backbone,
             "strategy": cfg.strategy,
