@@ -147,8 +147,10 @@ def _report(cfg: TrainConfig, strategies: Sequence[str], results: Sequence[EvalR
         "# mio-strategies demo", "",
         f"Backbone `{cfg.backbone}` {cfg.backbone_kwargs}, {cfg.periods} periods x {cfg.period_iters} iterations, "
         f"batch {cfg.batch_size}, {cfg.patch_size} px patches, order {cfg.order}, seed {cfg.seed} (paired: same "
-        "initial weights and data for every strategy). Test set: the six embedded photos degraded by every task "
-        "(In-Dis ranges). PSNR on RGB with a 4-pixel border crop; `identity` is the unrestored input.", "",
+        "initial weights and data for every strategy). Test set: the six embedded photos, whole, degraded by every "
+        "task (In-Dis ranges, other draws than training). The models trained on crops of the same photos, so this "
+        "measures fit, not generalisation to new images. PSNR on RGB with a 4-pixel border crop; `identity` is "
+        "the unrestored input.", "",
         table,
         "Training time: " + ", ".join(f"{s} {timings[s]:.0f} s" for s in strategies) + ".", "",
     ]
