@@ -22,6 +22,7 @@ __all__ = [
     "TASKS",
     "TASK_NAMES",
     "TASK_LETTERS",
+    "TASK_COLORS",
     "NUM_TASKS",
     "UnknownTaskError",
     "get_task",
@@ -62,6 +63,8 @@ TASKS: tuple[Task, ...] = (
 TASK_NAMES: tuple[str, ...] = tuple(t.name for t in TASKS)
 TASK_LETTERS: tuple[str, ...] = tuple(t.letter for t in TASKS)
 NUM_TASKS: int = len(TASKS)
+# One colour per task for every plot of the library (Okabe-Ito, colour-blind safe), in canonical order.
+TASK_COLORS: tuple[str, ...] = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000")
 
 _BY_NAME = {t.name: t for t in TASKS}
 _BY_LETTER = {t.letter: t for t in TASKS}

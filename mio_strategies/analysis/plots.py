@@ -22,12 +22,11 @@ import numpy as np
 from mio_strategies.analysis._deps import require
 from mio_strategies.analysis._validate import _as_numpy, _validate_labels
 from mio_strategies.analysis.representation import DDRResult
-from mio_strategies.tasks import TASKS, Task, UnknownTaskError, get_task
+from mio_strategies.tasks import TASK_COLORS, TASKS, Task, UnknownTaskError, get_task
 
 __all__ = ["TASK_COLORS", "plot_ddr", "plot_ddr_comparison", "plot_psnr_bars", "save_figure", "task_color"]
 
 #: One colour per task id, in the canonical order S, B, N, J, R, H, L (Okabe-Ito, colour-blind safe).
-TASK_COLORS: tuple[str, ...] = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000")
 _IDENTITY_COLOR = "#B0B0B0"
 _MODEL_COLORS = ("#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C")
 

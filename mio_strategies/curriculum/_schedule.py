@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Union
 
-from mio_strategies.tasks import Task, get_task, parse_tasks
+from mio_strategies.tasks import TASK_COLORS, Task, get_task, parse_tasks
 
 OrderLike = Union[str, Sequence[Union[str, int, Task, Sequence[Union[str, int, Task]]]]]
 
@@ -335,10 +335,9 @@ class Curriculum:
             _, ax = plt.subplots(figsize=(8, 0.4 * len(self.tasks) + 1.2))
         total = self.total_iterations
         tasks = self.tasks
-        cmap = plt.get_cmap("tab10")
         for row, task in enumerate(tasks):
             start = self.entry_iteration(task)
-            ax.barh(row, total - start, left=start, height=0.7, color=cmap(task.id % 10))
+            ax.barh(row, total - start, left=start, height=0.7, color=TASK_COLORS[task.id])
             ax.text(start + 0.01 * total, row, task.title, va="center", ha="left", fontsize=8, color="white")
         for s in self.period_starts[1:]:
             ax.axvline(s, color="0.3", linewidth=0.6, linestyle=":")
