@@ -117,13 +117,13 @@ def test_unknown_baseline_is_refused_with_the_rows():
         format_table([res], baseline="X")
 
 
-def test_an_exact_restoration_does_not_make_the_mean_infinite():
+def test_clean_inputs_are_left_out_and_exact_restorations_are_capped():
     from mio_strategies.harness._eval import PSNR_CAP, EvalResult
 
-    recs = [
-        {"task": "lowlight", "image": "a", "psnr": float("inf"), "ssim": 1.0, "identity_psnr": float("inf"), "identity_ssim": 1.0},
-        {"task": "lowlight", "image": "b", "psnr": 30.0, "ssim": 0.9, "identity_psnr": 20.0, "identity_ssim": 0.8},
-    ]
-    res = EvalResult("m", recs)
-    assert res.per_task()["lowlight"]["psnr"] == (PSNR_CAP + 30.0) / 2
-    assert res.average(identity=True)["psnr"] == (PSNR_CAP + 20.0) / 2
+    def rec(image, psnr, ident):
+        return {"task": "lowlight", "image": image, "psnr": psnr, "ssim": 0.9, "identity_psnr": ident, "identity_ssim": 0.8}
+
+    res = EvalResult("m", [rec("clean", 45.0, float("inf")), rec("a", float("inf"), 20.0), rec("b", 30.0, 22.0)])
+    table = res.per_task()["lowlight"]
+    assert table["psnr"] == (PSNR_CAP + 30.0) / 2 and table["n"] == 2 and table["n_clean_inputs"] == 1
+    assert res.average(identity=True)["psnr"] == (20.0 + 22.0) / 2

@@ -52,18 +52,23 @@ class EvalResult:
         return [t.name for t in TASKS if t.name in present]
 
     def per_task(self, identity: bool = False) -> dict[str, dict[str, float]]:
-        """``{task: {"psnr", "ssim", "n"}}`` means over images (of the input when ``identity``).
+        """``{task: {"psnr", "ssim", "n", "n_clean_inputs"}}`` means over images (of the input when ``identity``).
 
-        An infinite PSNR (an exact restoration) counts as ``PSNR_CAP`` (100 dB) in the mean.
+        A pair whose degraded input already equals its ground truth at 8 bits (e.g. low-light with
+        gamma 1.002 on a small crop: the input's PSNR is infinite) has nothing to restore; it is left
+        out of both the model's and the identity's means and counted in ``n_clean_inputs``. Any other
+        infinite PSNR (an exact restoration) counts as ``PSNR_CAP`` (100 dB).
         """
         pre = "identity_" if identity else ""
         out = {}
         for task in self.tasks():
-            rows = [r for r in self.records if r["task"] == task]
+            every = [r for r in self.records if r["task"] == task]
+            rows = [r for r in every if not math.isinf(float(r["identity_psnr"]))]
             out[task] = {
                 "psnr": _mean([min(float(r[pre + "psnr"]), PSNR_CAP) for r in rows]),
                 "ssim": _mean([r[pre + "ssim"] for r in rows]),
                 "n": len(rows),
+                "n_clean_inputs": len(every) - len(rows),
             }
         return out
 
