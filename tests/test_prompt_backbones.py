@@ -7,8 +7,9 @@ import re
 import pytest
 import torch
 
+from mio_strategies.harness import prompt_scales
 from mio_strategies.integrations._basicsr_compat import import_basicsr
-from mio_strategies.prompts import AdaptivePrompt, ExplicitPrompt, PromptInjector, PromptScale
+from mio_strategies.prompts import AdaptivePrompt, ExplicitPrompt, PromptInjector
 
 
 @pytest.fixture(autouse=True)
@@ -74,18 +75,6 @@ def test_swinir_token_features_inside_residual_groups(generator):
     _check_lifecycle(net, inj, x, ref, lambda: torch.enable_grad())
 
 
-def restormer_scales(dim: int) -> list[PromptScale]:
-    """The U scales of spandrel's Restormer (module names of its reference implementation)."""
-    return [
-        PromptScale("encoder_level1", part="encoder", reduction=1, name="enc1"),
-        PromptScale("encoder_level2", part="encoder", reduction=2, name="enc2"),
-        PromptScale("encoder_level3", part="encoder", reduction=4, name="enc3"),
-        PromptScale("latent", part="latent", reduction=8, name="latent", channels=8 * dim),
-        PromptScale("decoder_level3", part="decoder", reduction=4, name="dec3", channels=4 * dim),
-        PromptScale("decoder_level2", part="decoder", reduction=2, name="dec2", channels=2 * dim),
-        PromptScale(["decoder_level1", "refinement"], part="decoder", reduction=1, name="dec1", channels=2 * dim),
-        PromptScale("output", part="output", reduction=1, name="out"),
-    ]
 
 
 def test_restormer_unet_decoder_side_scales(generator):
@@ -97,10 +86,10 @@ def test_restormer_unet_decoder_side_scales(generator):
                     ffn_expansion_factor=1.0)
     x = torch.rand(1, 3, 16, 16, generator=generator)
     ref = net(x)
-    inj = PromptInjector.attach(net, ExplicitPrompt(size=32), scales=restormer_scales(dim), example_input=x)
+    inj = PromptInjector.attach(net, ExplicitPrompt(size=32), scales=prompt_scales("restormer", {"dim": dim}), example_input=x)
     assert len(inj.encoders) == 5  # latent, three decoder scales, output: one extractor each
     assert inj.target_names == ["latent", "decoder_level3", "decoder_level2", "decoder_level1", "refinement", "output"]
-    assert [s["name"] for s in inj.config()["scales"]] == ["latent", "dec3", "dec2", "dec1", "out"]
+    assert [s["name"] for s in inj.config()["scales"]] == ["latent", "decoder3", "decoder2", "decoder1", "output"]
     rep = inj.parameter_report()
     assert rep.scales == 5 and rep.targets == 6
     _check_lifecycle(net, inj, x, ref, lambda: inj.prompt(task="rain"))

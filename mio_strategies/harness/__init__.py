@@ -15,6 +15,7 @@ from mio_strategies.harness._backbones import (
     backbone_spec,
     create_backbone,
     injection_plan,
+    prompt_scales,
     list_backbones,
     register_backbone,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "evaluate",
     "format_table",
     "injection_plan",
+    "prompt_scales",
     "list_backbones",
     "list_presets",
     "load_checkpoint",

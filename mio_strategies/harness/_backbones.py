@@ -330,6 +330,29 @@ def describe_backbones() -> str:
     return "\n".join(f"  {n:16s} {_REGISTRY[n].description}" for n in list_backbones())
 
 
+def prompt_scales(name: str, kwargs: Mapping[str, Any] | None = None) -> list[Any]:
+    """A U-Net backbone's scales as :class:`~mio_strategies.prompts.PromptScale` for ``PromptInjector.attach``.
+
+    Example:
+        >>> [s.name for s in prompt_scales("restormer", {"dim": 8})][:4]
+        ['encoder1', 'encoder2', 'encoder3', 'latent']
+
+    Raises:
+        ValueError: the backbone declares plain targets rather than U scales.
+    """
+    from mio_strategies.prompts import PromptScale
+
+    plan = injection_plan(name, kwargs)
+    if "scales" not in plan:
+        raise ValueError(
+            f"backbone {name!r} is not described by U scales; use injection_plan({name!r})['targets'] as targets="
+        )
+    return [
+        PromptScale(s["modules"], part=s["part"], reduction=s["reduction"], name=s["name"], channels=s["num_chs"])
+        for s in plan["scales"]
+    ]
+
+
 def injection_plan(name: str, kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The default prompt placement of a backbone: ``{"targets": [...]}`` or ``{"scales": [...]}``."""
     spec = backbone_spec(name)

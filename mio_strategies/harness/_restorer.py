@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mio_strategies.harness._backbones import backbone_spec, create_backbone, injection_plan
+from mio_strategies.harness._backbones import backbone_spec, create_backbone, injection_plan, prompt_scales
 from mio_strategies.tasks import NUM_TASKS
 
 __all__ = ["Restorer", "build_restorer"]
@@ -111,7 +111,7 @@ class Restorer:
 
 def _build_injector(backbone: nn.Module, name: str, kwargs: Mapping[str, Any], prompt: str, *, seed: int,
                     prompt_size: int, size_multiple: int) -> Any:
-    from mio_strategies.prompts import AdaptivePrompt, ExplicitPrompt, PromptInjector, PromptScale
+    from mio_strategies.prompts import AdaptivePrompt, ExplicitPrompt, PromptInjector
 
     if prompt == "explicit":
         source = ExplicitPrompt(NUM_TASKS, size=prompt_size, generator=torch.Generator().manual_seed(seed))
@@ -124,9 +124,7 @@ def _build_injector(backbone: nn.Module, name: str, kwargs: Mapping[str, Any], p
     example = torch.zeros(1, 3, side, side)
     gen = torch.Generator().manual_seed(seed + 1)
     if "scales" in plan:
-        scales = [
-            PromptScale(s["modules"], part=s["part"], reduction=s["reduction"], name=s["name"]) for s in plan["scales"]
-        ]
+        scales = prompt_scales(name, kwargs)
         return PromptInjector.attach(backbone, source, scales=scales, example_input=example, generator=gen)
     return PromptInjector.attach(backbone, source, targets=plan["targets"], example_input=example, generator=gen)
 
