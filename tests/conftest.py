@@ -10,3 +10,20 @@ import torch
 def generator() -> torch.Generator:
     """A seeded CPU generator (tests never touch the global RNG)."""
     return torch.Generator().manual_seed(1234)
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny tensors: one intra-op thread avoids oversubscription on a shared CPU (20x slower otherwise)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def real_batch(n: int = 2, size: int = 48) -> torch.Tensor:
+    """``n`` crops of the embedded photographs as a (n, 3, size, size) float tensor."""
+    from mio_strategies.data import embedded_image_paths, read_image
+
+    files = embedded_image_paths()
+    return torch.stack([read_image(files[i % len(files)])[:, 40 : 40 + size, 60 : 60 + size] for i in range(n)])

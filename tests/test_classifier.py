@@ -11,13 +11,7 @@ from mio_strategies.prompts import TaskClassifier, classifier_accuracy, train_ta
 from mio_strategies.tasks import NUM_TASKS
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids oversubscription on a shared CPU (20x slower otherwise)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def synthetic_batches(generator: torch.Generator, n: int, batch: int = 14, size: int = 18):

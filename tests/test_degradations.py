@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +11,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import mio_strategies.degradations as D
+from conftest import real_batch
 from mio_strategies.degradations import (
     PARAM_BOUNDS,
     PRESETS,
@@ -27,18 +27,6 @@ from mio_strategies.degradations import (
 )
 from mio_strategies.tasks import TASK_NAMES, UnknownTaskError
 
-IMAGES = Path(__file__).resolve().parents[1] / "mio_strategies" / "data" / "images"
-
-
-def real_batch(n: int = 2, size: int = 48) -> torch.Tensor:
-    """``n`` crops of the embedded photographs as a (n, 3, size, size) float tensor."""
-    files = sorted(IMAGES.glob("*.png"))
-    crops = []
-    for i in range(n):
-        with Image.open(files[i % len(files)]) as im:
-            a = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
-        crops.append(torch.from_numpy(a[40 : 40 + size, 60 : 60 + size].copy()).permute(2, 0, 1))
-    return torch.stack(crops)
 
 
 def gen(seed: int = 0) -> torch.Generator:

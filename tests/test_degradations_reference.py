@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,21 +11,10 @@ from PIL import Image
 from scipy import ndimage
 
 import mio_strategies.degradations as D
+from conftest import real_batch
 from mio_strategies.degradations._rain import streak_kernels
 from mio_strategies.integrations._basicsr_compat import import_basicsr
 
-IMAGES = Path(__file__).resolve().parents[1] / "mio_strategies" / "data" / "images"
-
-
-def real_batch(n: int = 2, size: int = 48) -> torch.Tensor:
-    """``n`` crops of the embedded photographs as a (n, 3, size, size) float tensor."""
-    files = sorted(IMAGES.glob("*.png"))
-    crops = []
-    for i in range(n):
-        with Image.open(files[i % len(files)]) as im:
-            a = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
-        crops.append(torch.from_numpy(a[40 : 40 + size, 60 : 60 + size].copy()).permute(2, 0, 1))
-    return torch.stack(crops)
 
 
 def _hwc(x: torch.Tensor) -> np.ndarray:

@@ -12,13 +12,7 @@ from mio_strategies.integrations._basicsr_compat import import_basicsr
 from mio_strategies.prompts import AdaptivePrompt, ExplicitPrompt, PromptInjector
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids oversubscription on a shared CPU (20x slower otherwise)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _randomize(inj: PromptInjector) -> None:
