@@ -15,6 +15,7 @@ same data seed. Printed: per task and on average, the identity (unrestored input
     python benchmarks/mini_mio.py --tier quick --output bench-mini
     python benchmarks/mini_mio.py --tier converged --output bench-mini-conv   # re-run to resume
     python benchmarks/mini_mio.py --tier quick --set period_iters=5 --seeds 0 1 --output /tmp/smoke  # smoke
+    python benchmarks/mini_mio.py --tier quick --output bench-mini --reevaluate   # score saved runs again
 """
 
 from __future__ import annotations
@@ -35,27 +36,40 @@ STRATEGIES = ("M", "S", "M+EP", "S+EP", "S+AP")
 TIERS = {"quick": "mini_quick", "converged": "mini_converged"}
 
 
-def _run_one(cfg, out: Path, testset, progress: bool) -> dict:
-    """Train (or resume, or reuse) one (strategy, seed) run and evaluate it; cached as result.json."""
+def _run_one(cfg, out: Path, testset, progress: bool, reevaluate: bool = False) -> dict:
+    """Train (or resume, or reuse) one (strategy, seed) run and evaluate it; cached as result.json.
+
+    ``reevaluate``: a finished run's checkpoint is scored again with the current evaluation code (its
+    training time and speed are kept from the cached result).
+    """
     from mio_strategies.harness import evaluate, train
     from mio_strategies.harness._train import load_restorer
 
     result_path = out / "result.json"
-    if result_path.is_file():
-        return json.loads(result_path.read_text())
     ckpt = out / "checkpoint.pt"
+    if result_path.is_file() and not (reevaluate and ckpt.is_file()):
+        return json.loads(result_path.read_text())
     t0 = time.perf_counter()
-    if ckpt.is_file():  # an interrupted run: continue it exactly where it stopped
-        res = train(cfg, out, resume=True, progress=progress)
+    if result_path.is_file():  # reevaluate a finished run
+        old = json.loads(result_path.read_text())
+        seconds, speed = old["seconds"], old["iters_per_second"]
+        checkpoint = ckpt
     else:
-        res = train(cfg, out, overwrite=True, progress=progress)
-    restorer, _, _ = load_restorer(res.checkpoint)
+        if ckpt.is_file():  # an interrupted run: continue it exactly where it stopped
+            res = train(cfg, out, resume=True, progress=progress)
+        else:
+            res = train(cfg, out, overwrite=True, progress=progress)
+        seconds, speed, checkpoint = None, res.iters_per_second, res.checkpoint
+    restorer, saved_cfg, _ = load_restorer(checkpoint)
+    if (saved_cfg.strategy, saved_cfg.seed) != (cfg.strategy, cfg.seed):
+        raise ValueError(f"{str(out)!r} holds a {saved_cfg.strategy} seed {saved_cfg.seed} run, expected "
+                         f"{cfg.strategy} seed {cfg.seed}: use another --output")
     ev = evaluate(restorer, testset, name=cfg.strategy)
     data = {
         "strategy": cfg.strategy, "seed": cfg.seed, "per_task": {k: v["psnr"] for k, v in ev.per_task().items()},
         "identity": {k: v["psnr"] for k, v in ev.per_task(identity=True).items()},
-        "average": ev.average()["psnr"], "seconds": time.perf_counter() - t0,
-        "iters_per_second": res.iters_per_second,
+        "average": ev.average()["psnr"], "seconds": seconds if seconds is not None else time.perf_counter() - t0,
+        "iters_per_second": speed,
     }
     result_path.write_text(json.dumps(data, indent=1))
     return data
@@ -76,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output", default=None, help="results folder (default: bench-mini-<tier>); re-run resumes")
     p.add_argument("--testset-size", type=int, default=96, help="side of the fixed evaluation crops")
     p.add_argument("--progress", action="store_true", help="a progress bar per run")
+    p.add_argument("--reevaluate", action="store_true",
+                   help="score finished runs again with the current evaluation code (no training)")
     args = p.parse_args(argv)
     if "M" not in args.strategies:
         p.error("the paired differences are taken to M: keep M in --strategies")
@@ -99,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = base.replace(strategy=strategy, seed=seed, name=f"mini-{strategy}-{seed}", val_every=0)
         run_dir = out / f"{strategy.replace('+', '_')}-seed{seed}"
         t0 = time.perf_counter()
-        results[(strategy, seed)] = r = _run_one(cfg, run_dir, testset, args.progress)
+        results[(strategy, seed)] = r = _run_one(cfg, run_dir, testset, args.progress, args.reevaluate)
         print(f"[{k}/{len(runs)}] {strategy:5s} seed {seed}: average {r['average']:.2f} dB "
               f"({time.perf_counter() - t0:.0f} s here, {r['iters_per_second']:.1f} it/s when trained; "
               f"{time.perf_counter() - t_all:.0f} s total)", flush=True)

@@ -19,6 +19,7 @@ from mio_strategies.harness._backbones import (
     list_backbones,
     register_backbone,
 )
+from mio_strategies.harness._classifier import ClassifierRun, load_classifier, train_classifier
 from mio_strategies.harness._checkpoint import CheckpointMismatchError, load_checkpoint, save_checkpoint
 from mio_strategies.harness._config import STRATEGIES, TrainConfig, list_presets, load_config, parse_strategy
 from mio_strategies.harness._demo import run_demo
@@ -31,6 +32,7 @@ __all__ = [
     "STRATEGIES",
     "BackboneSpec",
     "CheckpointMismatchError",
+    "ClassifierRun",
     "EvalResult",
     "Restorer",
     "SRResNet",
@@ -47,6 +49,7 @@ __all__ = [
     "list_backbones",
     "list_presets",
     "load_checkpoint",
+    "load_classifier",
     "load_config",
     "load_restorer",
     "paper_results",
@@ -57,5 +60,6 @@ __all__ = [
     "save_checkpoint",
     "ssim",
     "train",
+    "train_classifier",
     "write_tables",
 ]

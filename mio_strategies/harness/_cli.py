@@ -8,7 +8,7 @@ from typing import Any
 
 
 def add_parser(subparsers: Any) -> None:
-    """Register the ``train``, ``eval`` and ``demo`` sub-commands."""
+    """Register the ``train``, ``train-classifier``, ``eval`` and ``demo`` sub-commands."""
     p = subparsers.add_parser(
         "train", help="train a backbone with a strategy (M, S, M+EP, S+EP, M+AP, S+AP)",
         description="Train one model as a preset or YAML config says; --set overrides any key.",
@@ -23,6 +23,24 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--list-presets", action="store_true", help="list presets and backbones, then exit")
     p.set_defaults(func=_train)
 
+    c = subparsers.add_parser(
+        "train-classifier", help="train the task classifier that picks explicit prompts at test time",
+        description="Train a TaskClassifier on degraded crops (the library's In-Dis degradations) and save it "
+                    "for `mio-strategies eval --classifier`.",
+    )
+    c.add_argument("--output", default="classifier.pt", help="classifier file to write (default: classifier.pt)")
+    c.add_argument("--images", help="folder of GT images (default: the embedded photos)")
+    c.add_argument("--tasks", default="SBNJRHL", help="tasks to tell apart (letters, default SBNJRHL)")
+    c.add_argument("--steps", type=int, default=2000)
+    c.add_argument("--batch-size", type=int, default=16)
+    c.add_argument("--crop", type=int, default=128, help="training crop side (the reference: 256)")
+    c.add_argument("--lr", type=float, default=1e-3)
+    c.add_argument("--width", type=int, default=128, help="conv width (the reference: 128)")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--overwrite", action="store_true", help="replace an existing classifier file")
+    c.add_argument("--no-progress", action="store_true")
+    c.set_defaults(func=_train_classifier)
+
     e = subparsers.add_parser(
         "eval", help="per-task PSNR/SSIM of checkpoints on test sets, as Markdown, CSV and JSON",
         description="Evaluate checkpoints on test sets built by `mio-strategies degrade` / build_testset.",
@@ -34,8 +52,11 @@ def add_parser(subparsers: Any) -> None:
     e.add_argument("--baseline", help="row the difference column compares to (a name, or 'identity')")
     e.add_argument("--reference", action="append", default=[], metavar="BACKBONE:STRATEGY[:in|out]",
                    help="add the paper's published row, e.g. srresnet:M:in (repeatable)")
-    e.add_argument("--task-source", choices=("given", "classifier"), default="given",
-                   help="explicit prompts: the true task (given) or the attached task classifier")
+    e.add_argument("--task-source", choices=("given", "classifier"), default=None,
+                   help="explicit prompts: the true task (given; the default without --classifier) or the "
+                        "task classifier's prediction (classifier; the default with --classifier)")
+    e.add_argument("--classifier", help="a task-classifier file from `mio-strategies train-classifier`; explicit-"
+                                        "prompt models then pick their prompt from its prediction")
     e.add_argument("--no-ema", action="store_true", help="evaluate the live weights, not the EMA")
     e.add_argument("--device", default="cpu")
     e.add_argument("--overwrite", action="store_true", help="write into an existing output folder")
@@ -82,13 +103,36 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_classifier(args: argparse.Namespace) -> int:
+    from mio_strategies.harness._classifier import train_classifier
+
+    try:
+        run = train_classifier(
+            args.output, images=args.images, tasks=args.tasks, steps=args.steps, batch_size=args.batch_size,
+            crop=args.crop, lr=args.lr, width=args.width, seed=args.seed, overwrite=args.overwrite,
+            progress=not args.no_progress,
+        )
+    except (FileExistsError, FileNotFoundError, KeyError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{len(run.losses)} steps; batch accuracy over the last 50 steps {run.recent_accuracy():.3f} "
+          f"(training crops); classifier: {run.path}")
+    return 0
+
+
 def _eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from mio_strategies.data import PairedFolderDataset
+    from mio_strategies.harness._classifier import load_classifier
     from mio_strategies.harness._eval import evaluate, format_table, write_tables
     from mio_strategies.harness._train import load_restorer
 
+    task_source = args.task_source or ("classifier" if args.classifier else "given")
+    if args.classifier and task_source == "given":
+        print("error: --classifier with --task-source given: the classifier would not be used; drop one of them",
+              file=sys.stderr)
+        return 2
     if args.name and len(args.name) != len(args.checkpoint):
         print(f"error: give one --name per --checkpoint ({len(args.checkpoint)} checkpoints, {len(args.name)} names)", file=sys.stderr)
         return 2
@@ -104,14 +148,24 @@ def _eval(args: argparse.Namespace) -> int:
             return 2
         reference.append((parts[0], parts[1], parts[2] if len(parts) == 3 else "in"))
     try:
+        classifier = load_classifier(args.classifier) if args.classifier else None
         testset = PairedFolderDataset(args.testset)
-        results = []
-        for i, ckpt in enumerate(args.checkpoint):
+        loaded = []
+        for i, ckpt in enumerate(args.checkpoint):  # load and check every checkpoint before evaluating any
             restorer, cfg, _ = load_restorer(ckpt, ema=not args.no_ema, device=args.device)
-            name = args.name[i] if args.name else f"{cfg.backbone} {cfg.strategy}"
-            results.append(evaluate(restorer, testset, name=name, device=args.device, task_source=args.task_source,
-                                    progress=True, testset=str(args.testset)))
+            if task_source == "classifier" and restorer.prompt == "explicit" and classifier is None:
+                raise ValueError(f"--task-source classifier: {ckpt} has explicit prompts, so pass --classifier FILE "
+                                 "(train one with `mio-strategies train-classifier`)")
+            loaded.append((restorer, args.name[i] if args.name else f"{cfg.backbone} {cfg.strategy}"))
+        results = [
+            evaluate(restorer, testset, name=name, device=args.device, task_source=task_source,
+                     classifier=classifier, progress=True, testset=str(args.testset))
+            for restorer, name in loaded
+        ]
         print(format_table(results, baseline=args.baseline, reference=reference))
+        for r in results:
+            if r.classifier_accuracy() is not None:
+                print(f"task-classifier accuracy ({r.name}): {r.classifier_accuracy():.3f}")
         paths = write_tables(results, out, baseline=args.baseline, reference=reference)
     except (KeyError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -118,6 +118,7 @@ def evaluate(
     name: str = "model",
     device: str | torch.device = "cpu",
     task_source: str = "given",
+    classifier: torch.nn.Module | None = None,
     crop_border: int = 4,
     progress: bool = False,
     testset: str = "",
@@ -130,7 +131,11 @@ def evaluate(
             :class:`~mio_strategies.data.PairedFolderDataset` test set.
         name: label of the model in tables.
         task_source: for explicit prompts, ``"given"`` passes the true task (an oracle classifier);
-            ``"classifier"`` lets the injector's task classifier choose and records its predictions.
+            ``"classifier"`` lets a task classifier pick each image's prompt and records its
+            predictions (``EvalResult.classifier_accuracy``). Models without explicit prompts ignore it.
+        classifier: the task classifier for ``task_source="classifier"`` (e.g.
+            :func:`~mio_strategies.harness.load_classifier`); default: the one set on the model's
+            :class:`~mio_strategies.prompts.ExplicitPrompt`, if any.
         crop_border: pixels cropped at each side before scoring (the reference: 4).
         progress: show a progress bar.
 
@@ -138,7 +143,8 @@ def evaluate(
         :class:`EvalResult`.
 
     Raises:
-        ValueError: an unknown ``task_source`` or an empty dataset.
+        ValueError: an unknown ``task_source``, an empty dataset, or ``task_source="classifier"`` for an
+            explicit-prompt model with no classifier.
 
     Example:
         >>> res = evaluate(restorer, PairedFolderDataset("mio-testset"))  # doctest: +SKIP
@@ -149,6 +155,18 @@ def evaluate(
     if len(dataset) == 0:
         raise ValueError("the evaluation dataset is empty")
     device = torch.device(device)
+    clf = None
+    if task_source == "classifier" and getattr(restorer, "prompt", None) == "explicit":
+        clf = classifier if classifier is not None else getattr(restorer.injector.source, "classifier", None)
+        if clf is None:
+            raise ValueError(
+                "task_source='classifier' needs a task classifier for this explicit-prompt model: pass "
+                "classifier=load_classifier('classifier.pt') (CLI: --classifier FILE; train one with "
+                "`mio-strategies train-classifier`), or use task_source='given'"
+            )
+        if not isinstance(clf, torch.nn.Module):
+            raise TypeError(f"classifier must be an nn.Module returning task logits, got {type(clf).__name__}")
+        clf = clf.to(device).eval()
     if hasattr(restorer, "eval"):
         restorer.eval()
     indices = range(len(dataset))
@@ -164,11 +182,10 @@ def evaluate(
         task = get_task(int(item["task"]))
         rec: dict[str, Any] = {"task": task.name, "image": str(item.get("image", i))}
         restore = getattr(restorer, "restore", restorer)
-        if task_source == "classifier" and getattr(restorer, "prompt", None) == "explicit":
-            out = restore(lq, None)
-            pred = _predicted_task(restorer, lq)
-            if pred is not None:
-                rec["predicted"] = pred
+        if clf is not None:
+            pred = int(clf(lq).argmax(-1)[0])
+            rec["predicted"] = TASKS[pred].name
+            out = restore(lq, torch.tensor([pred], device=device))
         else:
             out = restore(lq, torch.tensor([task.id], device=device))
         rec["psnr"] = float(psnr(out, gt, crop_border)[0])
@@ -177,14 +194,6 @@ def evaluate(
         rec["identity_ssim"] = float(ssim(lq, gt, crop_border)[0])
         records.append(rec)
     return EvalResult(name, records, testset)
-
-
-def _predicted_task(restorer: Any, lq: torch.Tensor) -> str | None:
-    classifier = getattr(getattr(getattr(restorer, "injector", None), "source", None), "classifier", None)
-    if classifier is None:
-        return None
-    logits = classifier(lq)
-    return TASKS[int(logits.argmax(-1)[0])].name
 
 
 # -- the paper's numbers -------------------------------------------------------------------------------

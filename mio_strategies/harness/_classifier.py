@@ -1,0 +1,184 @@
+"""The task classifier of explicit-prompt models: trained on degraded crops, saved, loaded for evaluation.
+
+At test time an explicit-prompt model does not know the task; the paper picks the prompt with a small
+classifier (:class:`~mio_strategies.prompts.TaskClassifier`, 0.997 In-Dis accuracy there). This module
+trains one on the library's own degradations, writes it atomically as a file read back with
+``torch.load(weights_only=True)``, and loads it for ``evaluate(..., task_source="classifier")`` /
+``mio-strategies eval --classifier``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mio_strategies.harness._checkpoint import save_checkpoint
+from mio_strategies.tasks import NUM_TASKS, parse_tasks
+
+__all__ = ["CLASSIFIER_FORMAT", "ClassifierRun", "load_classifier", "train_classifier"]
+
+CLASSIFIER_FORMAT = "mio-strategies-classifier"
+CLASSIFIER_VERSION = 1
+
+
+@dataclass
+class ClassifierRun:
+    """What :func:`train_classifier` did.
+
+    Attributes:
+        path: the written classifier file.
+        classifier: the trained :class:`~mio_strategies.prompts.TaskClassifier` (eval mode).
+        losses, accuracies: per-step cross-entropy and batch accuracy.
+    """
+
+    path: Path
+    classifier: torch.nn.Module
+    losses: list[float]
+    accuracies: list[float]
+
+    def recent_accuracy(self, last: int = 50) -> float:
+        """Mean batch accuracy over the last ``last`` steps."""
+        tail = self.accuracies[-last:]
+        return sum(tail) / len(tail) if tail else float("nan")
+
+
+def _check_positive(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def train_classifier(
+    output: str | Path,
+    *,
+    images: Any = None,
+    tasks: str = "SBNJRHL",
+    steps: int = 2000,
+    batch_size: int = 16,
+    crop: int = 128,
+    lr: float = 1e-3,
+    width: int = 128,
+    preset: str = "in",
+    seed: int = 0,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> ClassifierRun:
+    """Train a :class:`~mio_strategies.prompts.TaskClassifier` on degraded crops and save it to ``output``.
+
+    Batches are drawn from :class:`~mio_strategies.data.MiODataset` (random crops of ``images``, each
+    degraded by one of ``tasks`` with the ``preset`` ranges, flips and rotations), all from ``seed``.
+    The loss is cross-entropy on the logits (the reference's extra softmax is not repeated).
+
+    Args:
+        output: the classifier file to write (e.g. ``classifier.pt``); refused if it exists unless
+            ``overwrite``.
+        images: GT images (folder, paths or tensors); ``None`` uses the embedded photos.
+        tasks: the tasks to tell apart (the classifier always has one logit per library task).
+        steps, batch_size, crop, lr: training budget, batch, crop side (the reference: 256) and Adam's lr.
+        width: conv width (the reference: 128).
+        seed: initial weights and data.
+
+    Returns:
+        :class:`ClassifierRun`.
+
+    Raises:
+        FileExistsError: ``output`` exists and not ``overwrite``.
+        ValueError: a non-positive size or an unknown task (nothing is written).
+
+    Example:
+        >>> run = train_classifier("clf.pt", steps=500, crop=64)  # doctest: +SKIP
+        >>> run.recent_accuracy()  # doctest: +SKIP
+    """
+    from mio_strategies.data import MiODataset, embedded_image_paths
+    from mio_strategies.prompts import TaskClassifier, train_task_classifier
+
+    for name, value in (("steps", steps), ("batch_size", batch_size), ("crop", crop), ("width", width)):
+        _check_positive(name, value)
+    if crop < 9:
+        raise ValueError(f"crop must be at least 9 pixels (the classifier's two stride-3 convs), got {crop}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0:
+        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    task_list = parse_tasks(tasks)
+    path = Path(output)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"classifier file {str(path)!r} already exists: pass --overwrite (overwrite=True) to replace it")
+    if path.exists() and path.is_dir():
+        raise FileExistsError(f"classifier output {str(path)!r} is a folder: give a file name such as classifier.pt")
+
+    dataset = MiODataset(images if images is not None else embedded_image_paths(), task_list,
+                         patch_size=crop, preset=preset, seed=seed)
+    clf = TaskClassifier(NUM_TASKS, width=width, generator=torch.Generator().manual_seed(seed))
+    gen = torch.Generator().manual_seed(seed + 1)
+
+    def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        # items drawn with replacement from the seeded generator; a new dataset epoch (new crops and
+        # degradation parameters) once as many items as the dataset holds have been drawn
+        n, drawn = len(dataset), 0
+        while True:  # train_task_classifier stops after `steps` batches
+            dataset.set_epoch(drawn // n)
+            items = [dataset[i] for i in torch.randint(n, (batch_size,), generator=gen).tolist()]
+            drawn += batch_size
+            yield torch.stack([it["lq"] for it in items]), torch.tensor([int(it["task"]) for it in items])
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=steps, desc="task classifier", unit="step", dynamic_ncols=True)
+
+    def on_step(step: int, loss: float, acc: float) -> None:
+        if bar is not None:
+            bar.update(1)
+            if step % 10 == 0:
+                bar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.2f}")
+
+    with torch.random.fork_rng(devices=[]):
+        hist = train_task_classifier(clf, batches(), steps=steps, lr=lr, callback=on_step)
+    if bar is not None:
+        bar.close()
+    clf.eval()
+    config = {
+        "num_tasks": NUM_TASKS, "in_channels": 3, "width": width, "tasks": "".join(t.letter for t in task_list),
+        "steps": steps, "batch_size": batch_size, "crop": crop, "lr": float(lr), "preset": preset, "seed": seed,
+        "images": "embedded" if images is None else str(images),
+    }
+    save_checkpoint({
+        "format": CLASSIFIER_FORMAT, "version": CLASSIFIER_VERSION, "config": config, "state": clf.state_dict(),
+        "history": {"loss": list(hist.losses), "accuracy": list(hist.accuracies)},
+    }, path)
+    return ClassifierRun(path, clf, list(hist.losses), list(hist.accuracies))
+
+
+def load_classifier(path: str | Path, map_location: str | torch.device = "cpu") -> torch.nn.Module:
+    """Read a classifier written by :func:`train_classifier` (``weights_only=True``), in eval mode.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not a classifier file (e.g. a training checkpoint was given); the message says which.
+    """
+    from mio_strategies.prompts import TaskClassifier
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"classifier file {str(path)!r} does not exist (train one with `mio-strategies train-classifier`)")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - report any unpickling failure with the file name
+        raise ValueError(f"cannot read classifier file {str(path)!r} ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(state, dict) or state.get("format") != CLASSIFIER_FORMAT:
+        found = state.get("format") if isinstance(state, dict) else type(state).__name__
+        raise ValueError(
+            f"{str(path)!r} is not a task-classifier file (format {found!r}, expected {CLASSIFIER_FORMAT!r}); "
+            "write one with `mio-strategies train-classifier`"
+        )
+    if state.get("version", 0) > CLASSIFIER_VERSION:
+        raise ValueError(f"classifier file {str(path)!r} has version {state['version']}, newer than this library's: upgrade mio-strategies")
+    cfg = state["config"]
+    clf = TaskClassifier(int(cfg["num_tasks"]), in_channels=int(cfg["in_channels"]), width=int(cfg["width"]))
+    clf.load_state_dict(state["state"])
+    return clf.eval()

@@ -1,0 +1,146 @@
+"""The task-classifier path of evaluation: train_classifier / load_classifier, evaluate(task_source="classifier"),
+and the `mio-strategies train-classifier` / `eval --classifier` commands."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from mio_strategies.cli import main
+from mio_strategies.data import PairedFolderDataset, build_testset, embedded_image_paths, read_image
+from mio_strategies.data._io import write_png
+from mio_strategies.harness import evaluate, load_classifier, load_config, load_restorer, train, train_classifier
+from mio_strategies.prompts import TaskClassifier
+from mio_strategies.tasks import TASKS, get_task
+
+pytestmark = pytest.mark.basicsr
+
+TINY_EP = [
+    "backbone=srresnet_tiny", "backbone_kwargs.num_feat=4", "backbone_kwargs.num_block=1", "strategy=M+EP",
+    "periods=7", "period_iters=1", "batch_size=2", "patch_size=16", "val_size=24", "prompt_size=16",
+    "log_every=0", "lr=1e-3", "lr_min=1e-5", "ema_decay=0.0",
+]
+CLF = ["--steps", "3", "--batch-size", "4", "--crop", "16", "--width", "4", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def ep_run(tmp_path_factory):
+    """A tiny M+EP checkpoint and a 2-image x 7-task test set of 32-px crops."""
+    from mio_strategies.data import MiODataset
+
+    root = tmp_path_factory.mktemp("clf")
+    gt = root / "gt"
+    gt.mkdir()
+    for p in embedded_image_paths()[:2]:
+        write_png(read_image(p)[:, :32, :32], gt / p.name)
+    build_testset(gt, root / "testset", tasks="SBNJRHL", seed=3)
+    cfg = load_config("cpu_demo", TINY_EP)
+    data = MiODataset([read_image(p)[:, :48, :48] for p in embedded_image_paths()[:2]], cfg.order, patch_size=16, seed=0)
+    res = train(cfg, root / "run", dataset=data, val_dataset=PairedFolderDataset(root / "testset"), progress=False)
+    return {"root": root, "checkpoint": res.checkpoint, "testset": root / "testset"}
+
+
+def _always(task_name: str) -> TaskClassifier:
+    """A classifier that predicts ``task_name`` for every image."""
+    clf = TaskClassifier(width=4)
+    with torch.no_grad():
+        clf.head.weight.zero_()
+        clf.head.bias.zero_()
+        clf.head.bias[get_task(task_name).id] = 10.0
+    return clf
+
+
+def test_train_classifier_is_seeded_saved_atomically_and_loaded_weights_only(tmp_path):
+    kw = dict(steps=3, batch_size=4, crop=16, width=4, seed=5, progress=False)
+    run = train_classifier(tmp_path / "a.pt", **kw)
+    again = train_classifier(tmp_path / "b.pt", **kw)
+    assert len(run.losses) == 3 and all(0.0 <= a <= 1.0 for a in run.accuracies)
+    assert run.losses == again.losses
+    loaded = load_classifier(run.path)
+    x = torch.rand(2, 3, 20, 20)
+    assert torch.equal(loaded(x), run.classifier(x)) and torch.equal(loaded(x), load_classifier(tmp_path / "b.pt")(x))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pt", "b.pt"]  # no temporary files left
+    with pytest.raises(FileExistsError, match=r"a\.pt' already exists: pass --overwrite"):
+        train_classifier(tmp_path / "a.pt", **kw)
+    assert torch.equal(load_classifier(run.path)(x), run.classifier(x))  # the refused call changed nothing
+    with pytest.raises(ValueError, match=r"crop must be at least 9 pixels"):
+        train_classifier(tmp_path / "c.pt", **{**kw, "crop": 8})
+    with pytest.raises(ValueError, match=r"steps must be a positive integer, got 0"):
+        train_classifier(tmp_path / "c.pt", **{**kw, "steps": 0})
+    assert not (tmp_path / "c.pt").exists()
+
+
+def test_a_training_checkpoint_is_not_taken_for_a_classifier(ep_run, tmp_path):
+    with pytest.raises(ValueError, match=r"is not a task-classifier file \(format 'mio-strategies'.*train-classifier"):
+        load_classifier(ep_run["checkpoint"])
+    with pytest.raises(FileNotFoundError, match=r"missing\.pt' does not exist"):
+        load_classifier(tmp_path / "missing.pt")
+
+
+def test_evaluate_uses_the_classifiers_prediction_for_the_prompt(ep_run):
+    restorer, _, _ = load_restorer(ep_run["checkpoint"])
+    data = PairedFolderDataset(ep_run["testset"])
+    res = evaluate(restorer, data, name="ep", task_source="classifier", classifier=_always("noise"))
+    assert {r["predicted"] for r in res.records} == {"noise"}
+    assert res.classifier_accuracy() == pytest.approx(1 / 7)
+    noise = torch.tensor([get_task("noise").id])
+    forced = evaluate(lambda lq, task: restorer.restore(lq, noise), data, name="forced")
+    given = evaluate(restorer, data, name="given")
+    assert [r["psnr"] for r in res.records] == [r["psnr"] for r in forced.records]
+    assert given.classifier_accuracy() is None
+    # on the noise pairs the prediction is right, so the prompt is the given one; elsewhere it differs
+    pairs = zip(res.records, given.records)
+    assert all(a["psnr"] == b["psnr"] for a, b in pairs if a["task"] == "noise")
+    assert any(a["psnr"] != b["psnr"] for a, b in zip(res.records, given.records) if a["task"] != "noise")
+
+
+def test_evaluate_without_a_classifier_says_how_to_get_one(ep_run):
+    restorer, _, _ = load_restorer(ep_run["checkpoint"])
+    with pytest.raises(ValueError, match=r"needs a task classifier .*load_classifier.*train-classifier"):
+        evaluate(restorer, PairedFolderDataset(ep_run["testset"]), task_source="classifier")
+    blind = evaluate(lambda lq, task: lq, PairedFolderDataset(ep_run["testset"]), task_source="classifier")
+    assert blind.classifier_accuracy() is None  # models without explicit prompts ignore the task source
+
+
+def test_cli_train_classifier_then_eval_reports_its_accuracy(ep_run, tmp_path, capsys):
+    clf = tmp_path / "clf.pt"
+    assert main(["train-classifier", "--output", str(clf), *CLF]) == 0
+    assert "3 steps" in capsys.readouterr().out
+    assert main(["train-classifier", "--output", str(clf), *CLF]) == 2
+    assert "already exists: pass --overwrite" in capsys.readouterr().err
+
+    out = tmp_path / "eval"
+    args = ["eval", "--checkpoint", str(ep_run["checkpoint"]), "--testset", str(ep_run["testset"]), "--output", str(out)]
+    assert main(args + ["--classifier", str(clf), "--baseline", "identity"]) == 0
+    printed = capsys.readouterr().out
+    data = json.loads((out / "results.json").read_text())["results"][0]
+    records = data["records"]
+    assert len(records) == 14 and all(r["predicted"] in {t.name for t in TASKS} for r in records)
+    acc = sum(r["predicted"] == r["task"] for r in records) / len(records)
+    assert data["classifier_accuracy"] == pytest.approx(acc)
+    assert f"task-classifier accuracy (srresnet_tiny M+EP): {acc:.3f}" in printed
+    assert f"- srresnet_tiny M+EP: {acc:.3f}" in (out / "results.md").read_text()
+    # the same numbers as the Python API with the loaded classifier
+    restorer, _, _ = load_restorer(ep_run["checkpoint"])
+    api = evaluate(restorer, PairedFolderDataset(ep_run["testset"]), task_source="classifier", classifier=load_classifier(clf))
+    assert [r["psnr"] for r in api.records] == [r["psnr"] for r in records]
+
+
+def test_cli_eval_errors_name_the_fix(ep_run, tmp_path, capsys):
+    ck, ts = str(ep_run["checkpoint"]), str(ep_run["testset"])
+    base = ["eval", "--checkpoint", ck, "--testset", ts]
+    assert main(base + ["--output", str(tmp_path / "a"), "--task-source", "classifier"]) == 2
+    assert "has explicit prompts, so pass --classifier FILE" in capsys.readouterr().err
+    assert main(base + ["--output", str(tmp_path / "b"), "--task-source", "given", "--classifier", ck]) == 2
+    assert "the classifier would not be used" in capsys.readouterr().err
+    assert main(base + ["--output", str(tmp_path / "c"), "--classifier", ck]) == 2
+    assert "is not a task-classifier file" in capsys.readouterr().err
+    assert not any((tmp_path / d).exists() and any((tmp_path / d).iterdir()) for d in "abc")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "keep.txt").write_text("x")
+    assert main(base + ["--output", str(tmp_path / "d")]) == 2
+    assert "exists and is not empty: pass --overwrite" in capsys.readouterr().err
+    assert main(base + ["--output", str(tmp_path / "d"), "--overwrite"]) == 0
+    assert (tmp_path / "d" / "results.json").is_file()
