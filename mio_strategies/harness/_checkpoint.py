@@ -46,6 +46,21 @@ def save_checkpoint(state: Mapping[str, Any], path: str | Path) -> Path:
     return path
 
 
+def read_weights_only(path: Path, what: str, map_location: str | torch.device = "cpu", hint: str = "") -> Any:
+    """``torch.load(path, weights_only=True)``, with a missing or unreadable file reported by name.
+
+    Raises:
+        FileNotFoundError: no such file (``hint`` is appended to the message).
+        ValueError: the file cannot be unpickled with ``weights_only=True`` (corrupt or foreign).
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {str(path)!r} does not exist{hint}")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - report any unpickling failure with the file name
+        raise ValueError(f"cannot read {what} {str(path)!r} ({type(exc).__name__}: {exc})") from exc
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint written by the harness with ``torch.load(weights_only=True)``.
 
@@ -54,12 +69,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         ValueError: not a harness checkpoint (corrupt, or another format); the message names the file.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - report any unpickling failure with the file name
-        raise ValueError(f"cannot read checkpoint {str(path)!r} ({type(exc).__name__}: {exc})") from exc
+    state = read_weights_only(path, "checkpoint", map_location)
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or "config" not in state:
         raise ValueError(f"{str(path)!r} is not a mio-strategies checkpoint (no 'format'/'config' entries)")
     if state.get("version", 0) > CHECKPOINT_VERSION:

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from mio_strategies.harness._checkpoint import save_checkpoint
+from mio_strategies.harness._checkpoint import read_weights_only, save_checkpoint
 from mio_strategies.tasks import NUM_TASKS, parse_tasks
 
 __all__ = ["CLASSIFIER_FORMAT", "ClassifierRun", "load_classifier", "train_classifier"]
@@ -164,12 +164,8 @@ def load_classifier(path: str | Path, map_location: str | torch.device = "cpu") 
     from mio_strategies.prompts import TaskClassifier
 
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"classifier file {str(path)!r} does not exist (train one with `mio-strategies train-classifier`)")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - report any unpickling failure with the file name
-        raise ValueError(f"cannot read classifier file {str(path)!r} ({type(exc).__name__}: {exc})") from exc
+    state = read_weights_only(path, "classifier file", map_location,
+                              hint=" (train one with `mio-strategies train-classifier`)")
     if not isinstance(state, dict) or state.get("format") != CLASSIFIER_FORMAT:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
         raise ValueError(
