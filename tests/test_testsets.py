@@ -8,6 +8,7 @@ import torch
 from mio_strategies.data import ImageReadError, PairedFolderDataset, build_testset, embedded_image_paths, read_image
 from mio_strategies.data._paired import ReferencePairedDataset
 from mio_strategies.data._io import write_png
+from mio_strategies.tasks import get_task
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +49,36 @@ def test_composite_entries_replay_from_their_stages(two_images, tmp_path):
         lq, _ = degrade_sequence(gt, e["tasks"], params=params)
         assert torch.equal(lq[0], read_image(out / e["lq"]))
 
+
+def test_composite_dataset_reads_composite_folders_with_their_stages(two_images, tmp_path):
+    from mio_strategies.data import CompositeFolderDataset, composite_folders, open_testset
+    from mio_strategies.degradations import degrade_sequence
+
+    out = tmp_path / "set"
+    build_testset(two_images, out, tasks="SN", composites=["blur+noise", "sr+jpeg"], seed=4)
+    (out / "notes+misc").mkdir()  # a folder with '+' that names no tasks is not a composite
+    assert {k: [t.name for t in v] for k, v in composite_folders(out).items()} == {
+        "blur+noise": ["blur", "noise"], "sr+jpeg": ["sr", "jpeg"]}
+    ds = CompositeFolderDataset(out)
+    assert len(ds) == 4 and ds.composites == ("blur+noise", "sr+jpeg")
+    for item in ds:
+        assert "task" not in item and item["tasks"] == tuple(get_task(t).id for t in item["composite"].split("+"))
+        params = [{k: torch.tensor([v]) for k, v in st["params"].items()} for st in item["stages"]]
+        lq, _ = degrade_sequence(item["gt"].unsqueeze(0), [st["task"] for st in item["stages"]], params=params)
+        assert torch.equal(lq[0], item["lq"])
+    assert len(CompositeFolderDataset(out, composites=["sr+jpeg"])) == 2
+    with pytest.raises(FileNotFoundError, match=r"no composite folder \['rain\+haze'\].*found \['blur\+noise', 'sr\+jpeg'\]"):
+        CompositeFolderDataset(out, composites=["rain+haze"])
+    both = open_testset(out)
+    assert len(both) == 2 * 2 + 4
+    assert [("composite" in both[i]) for i in range(len(both))] == [False] * 4 + [True] * 4
+    single = tmp_path / "single"
+    build_testset(two_images, single, tasks="N", seed=4)
+    assert len(open_testset(single)) == 2
+    with pytest.raises(FileNotFoundError, match=r"no composite folder under .*--composite blur\+noise"):
+        CompositeFolderDataset(single)
+    with pytest.raises(FileNotFoundError, match=r"test-set folder .*missing' does not exist"):
+        open_testset(tmp_path / "missing")
 
 def test_testset_is_deterministic_and_independent_of_other_tasks(two_images, tmp_path):
     build_testset(two_images, tmp_path / "a", tasks="NJ", seed=1)

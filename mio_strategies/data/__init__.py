@@ -18,13 +18,17 @@ from mio_strategies.data._io import (
 )
 from mio_strategies.data._paired import (
     TASK_ALIASES,
+    CompositeFolderDataset,
     PairedFolderDataset,
     ReferencePairedDataset,
+    composite_folders,
+    open_testset,
     read_reference_layout,
 )
 from mio_strategies.data._testsets import TestSetReport, build_testset
 
 __all__ = [
+    "CompositeFolderDataset",
     "ImageReadError",
     "MiODataset",
     "PairedFolderDataset",
@@ -32,10 +36,12 @@ __all__ = [
     "TASK_ALIASES",
     "TestSetReport",
     "build_testset",
+    "composite_folders",
     "embedded_image_paths",
     "list_images",
     "load_embedded_images",
     "mio_collate",
+    "open_testset",
     "read_image",
     "read_reference_layout",
     "write_png",

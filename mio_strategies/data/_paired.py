@@ -34,6 +34,42 @@ def _images_by_stem(folder: Path) -> dict[str, Path]:
     return {p.stem: p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES}
 
 
+def _folder_pairs(folder: Path, gts: Mapping[str, Path], gt_dir: Path) -> list[tuple[str, Path, Path]]:
+    """``(stem, lq_path, gt_path)`` of every image in ``folder``, matched to ``gts`` by stem.
+
+    Raises:
+        ValueError: images without a ground truth (the first five are named).
+    """
+    lqs = _images_by_stem(folder)
+    orphans = sorted(set(lqs) - set(gts))
+    if orphans:
+        raise ValueError(
+            f"images in {str(folder)!r} without a ground truth in {str(gt_dir)!r}: {orphans[:5]}"
+            + (" ..." if len(orphans) > 5 else "")
+        )
+    return [(stem, lqs[stem], gts[stem]) for stem in sorted(lqs)]
+
+
+def _read_pair(stem: str, lq_path: Path, gt_path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    lq, gt = read_image(lq_path), read_image(gt_path)
+    if lq.shape != gt.shape:
+        raise ValueError(
+            f"pair {stem!r} has LQ {tuple(lq.shape[-2:])} ({str(lq_path)!r}) but GT "
+            f"{tuple(gt.shape[-2:])} ({str(gt_path)!r}); the library's tasks keep the GT size"
+        )
+    return lq, gt
+
+
+def _read_manifest(root: Path) -> dict[str, Any] | None:
+    path = root / MANIFEST_NAME
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"corrupt manifest {str(path)!r}: {exc}") from exc
+
+
 def _task_folders(root: Path, folders: Mapping[TaskLike, str] | None, tasks: Iterable[Task] | None) -> dict[int, Path]:
     """Map task id -> existing folder under root."""
     found: dict[int, Path] = {}
@@ -122,27 +158,15 @@ class PairedFolderDataset(Dataset):
         gts = _images_by_stem(gt_dir)
 
         manifest_params: dict[tuple[int, str], dict[str, Any]] = {}
-        manifest_path = root / MANIFEST_NAME
-        self.manifest: dict[str, Any] | None = None
-        if manifest_path.is_file():
-            try:
-                self.manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"corrupt manifest {str(manifest_path)!r}: {exc}") from exc
+        self.manifest: dict[str, Any] | None = _read_manifest(root)
+        if self.manifest is not None:
             for entry in self.manifest.get("entries", []):
                 if len(entry.get("tasks", [entry.get("task")])) == 1 and "task" in entry:
                     manifest_params[(get_task(entry["task"]).id, entry["image"])] = entry.get("params", {})
 
         pairs: list[tuple[int, str, Path, Path]] = []
         for tid, folder in task_dirs.items():
-            lqs = _images_by_stem(folder)
-            orphans = sorted(set(lqs) - set(gts))
-            if orphans:
-                raise ValueError(
-                    f"images in {str(folder)!r} without a ground truth in {str(gt_dir)!r}: {orphans[:5]}"
-                    + (" ..." if len(orphans) > 5 else "")
-                )
-            pairs.extend((tid, stem, lqs[stem], gts[stem]) for stem in sorted(lqs))
+            pairs.extend((tid, stem, lq, gt) for stem, lq, gt in _folder_pairs(folder, gts, gt_dir))
         if not pairs:
             raise ValueError(f"no image pairs found under {str(root)!r}")
         self.root = root
@@ -170,12 +194,7 @@ class PairedFolderDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         tid, stem, lq_path, gt_path = self._pairs[index]
-        lq, gt = read_image(lq_path), read_image(gt_path)
-        if lq.shape != gt.shape:
-            raise ValueError(
-                f"pair {stem!r} has LQ {tuple(lq.shape[-2:])} ({str(lq_path)!r}) but GT "
-                f"{tuple(gt.shape[-2:])} ({str(gt_path)!r}); the library's tasks keep the GT size"
-            )
+        lq, gt = _read_pair(stem, lq_path, gt_path)
         if self.patch_size is not None or self.augment:
             g = generator_from(self.seed, self.epoch, index)
             if self.patch_size is not None:
@@ -193,6 +212,135 @@ class PairedFolderDataset(Dataset):
         if params is not None:
             item["params"] = {k: torch.as_tensor(v) for k, v in params.items()}
         return item
+
+
+def composite_folders(root: PathLike) -> dict[str, tuple[Task, ...]]:
+    """The composite folders of a test set: ``{"blur+noise": (blur, noise), ...}`` (sorted by name).
+
+    A composite folder's name is two or more task names, letters or aliases joined by ``+`` (as
+    :func:`build_testset` writes them); other folders are not composites.
+    """
+    out: dict[str, tuple[Task, ...]] = {}
+    for d in sorted(Path(root).iterdir()):
+        if not d.is_dir() or "+" not in d.name:
+            continue
+        parts = d.name.split("+")
+        try:
+            tasks = parse_tasks([_alias_task(p) for p in parts])
+        except (KeyError, ValueError):
+            continue
+        if len(tasks) >= 2:
+            out[d.name] = tasks
+    return out
+
+
+def _alias_task(name: str) -> str:
+    for task, aliases in TASK_ALIASES.items():
+        if name.lower() in (a.lower() for a in aliases):
+            return task
+    return name
+
+
+class CompositeFolderDataset(Dataset):
+    """Composite pairs of a test set: ``GT/`` beside folders such as ``blur+noise/`` (evaluation only).
+
+    Each composite input went through two or more degradations in order (see
+    :func:`build_testset` ``composites=``). Items: ``lq``, ``gt``, ``image`` (stem), ``index``,
+    ``composite`` (the folder name, e.g. ``"blur+noise"``), ``tasks`` (the stages' task ids, in
+    order) and, when the manifest lists them, ``stages`` (each stage's task and parameters). Items
+    carry no single ``task``: :func:`~mio_strategies.harness.evaluate` scores them in a column of their
+    own and gives explicit-prompt models the equal mixture of the stages' prompts (or the classifier's
+    choice).
+
+    Args:
+        root: the test-set folder.
+        composites: folder names to read (default: every composite folder found).
+        gt_folder: name of the ground-truth folder.
+
+    Raises:
+        FileNotFoundError: no ``GT`` folder, no composite folder, or a named one missing.
+        ValueError: an image without its GT, or a pair whose sizes differ.
+
+    Example:
+        >>> ds = CompositeFolderDataset("out-dis")  # doctest: +SKIP
+        >>> ds[0]["composite"], ds[0]["tasks"]  # doctest: +SKIP
+        ('blur+noise', (1, 2))
+    """
+
+    def __init__(self, root: PathLike, *, composites: Iterable[str] | None = None, gt_folder: str = "GT") -> None:
+        root = Path(root)
+        if not root.is_dir():
+            raise FileNotFoundError(f"dataset folder {str(root)!r} does not exist")
+        gt_dir = root / gt_folder
+        if not gt_dir.is_dir():
+            raise FileNotFoundError(f"no ground-truth folder {gt_folder!r} in {str(root)!r}")
+        found = composite_folders(root)
+        if composites is not None:
+            wanted = [composites] if isinstance(composites, str) else list(composites)
+            missing = [c for c in wanted if c not in found]
+            if missing:
+                raise FileNotFoundError(f"no composite folder {missing} under {str(root)!r}; found {sorted(found)}")
+            found = {c: found[c] for c in wanted}
+        if not found:
+            raise FileNotFoundError(
+                f"no composite folder under {str(root)!r}: expected folders such as 'blur+noise' "
+                "(write them with `mio-strategies degrade --composite blur+noise`)"
+            )
+        gts = _images_by_stem(gt_dir)
+        self.manifest = _read_manifest(root)
+        stages: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for entry in (self.manifest or {}).get("entries", []):
+            if "stages" in entry and "lq" in entry:
+                stages[(Path(entry["lq"]).parent.name, entry["image"])] = entry["stages"]
+        self._pairs = [
+            (name, tuple(t.id for t in tasks), stem, lq, gt)
+            for name, tasks in found.items()
+            for stem, lq, gt in _folder_pairs(root / name, gts, gt_dir)
+        ]
+        if not self._pairs:
+            raise ValueError(f"no image pairs in the composite folders {sorted(found)} under {str(root)!r}")
+        self._stages = stages
+        self.root = root
+        self.composites = tuple(found)
+
+    def __len__(self) -> int:
+        return len(self._pairs)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        name, ids, stem, lq_path, gt_path = self._pairs[index]
+        lq, gt = _read_pair(stem, lq_path, gt_path)
+        item: dict[str, Any] = {"lq": lq, "gt": gt, "image": stem, "index": index, "composite": name, "tasks": ids}
+        if (name, stem) in self._stages:
+            item["stages"] = self._stages[(name, stem)]
+        return item
+
+
+def open_testset(root: PathLike, *, gt_folder: str = "GT") -> Dataset:
+    """Every pair of a test-set folder, for evaluation: the single-task folders
+    (:class:`PairedFolderDataset`) followed by the composite ones (:class:`CompositeFolderDataset`).
+
+    Raises:
+        FileNotFoundError: no such folder, no ``GT`` folder, or neither task nor composite folders.
+
+    Example:
+        >>> data = open_testset("out-dis")  # doctest: +SKIP
+        >>> evaluate(restorer, data)  # doctest: +SKIP
+    """
+    from torch.utils.data import ConcatDataset
+
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"test-set folder {str(root)!r} does not exist")
+    composites = composite_folders(root)
+    parts: list[Dataset] = []
+    try:
+        parts.append(PairedFolderDataset(root, gt_folder=gt_folder))
+    except FileNotFoundError as exc:
+        if not composites or "no task folder" not in str(exc):
+            raise
+    if composites:
+        parts.append(CompositeFolderDataset(root, gt_folder=gt_folder))
+    return parts[0] if len(parts) == 1 else ConcatDataset(parts)
 
 
 def read_reference_layout(

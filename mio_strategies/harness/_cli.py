@@ -47,7 +47,8 @@ def add_parser(subparsers: Any) -> None:
     )
     e.add_argument("--checkpoint", action="append", required=True, help="a run's checkpoint.pt (repeatable)")
     e.add_argument("--name", action="append", default=[], help="table label of each checkpoint (default: strategy)")
-    e.add_argument("--testset", required=True, help="a test-set folder (GT/ plus one folder per task)")
+    e.add_argument("--testset", required=True, help="a test-set folder: GT/ beside one folder per task and/or per composite "
+                   "(blur+noise/), as `mio-strategies degrade` writes it")
     e.add_argument("--output", required=True, help="folder for results.md/.csv/.json and the bar plot")
     e.add_argument("--baseline", help="row the difference column compares to (a name, or 'identity')")
     e.add_argument("--reference", action="append", default=[], metavar="BACKBONE:STRATEGY[:in|out]",
@@ -123,7 +124,7 @@ def _train_classifier(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from mio_strategies.data import PairedFolderDataset
+    from mio_strategies.data import open_testset
     from mio_strategies.harness._classifier import load_classifier
     from mio_strategies.harness._eval import evaluate, format_table, write_tables
     from mio_strategies.harness._train import load_restorer
@@ -149,7 +150,7 @@ def _eval(args: argparse.Namespace) -> int:
         reference.append((parts[0], parts[1], parts[2] if len(parts) == 3 else "in"))
     try:
         classifier = load_classifier(args.classifier) if args.classifier else None
-        testset = PairedFolderDataset(args.testset)
+        testset = open_testset(args.testset)  # single-task folders, then composites (blur+noise/ ...)
         loaded = []
         for i, ckpt in enumerate(args.checkpoint):  # load and check every checkpoint before evaluating any
             restorer, cfg, _ = load_restorer(ckpt, ema=not args.no_ema, device=args.device)
@@ -173,9 +174,11 @@ def _eval(args: argparse.Namespace) -> int:
     try:
         from mio_strategies.analysis import plot_psnr_bars
 
-        bars = {r.name: {t: v["psnr"] for t, v in r.per_task().items()} for r in results}
-        ident = {t: v["psnr"] for t, v in results[0].per_task(identity=True).items()}
-        plot_psnr_bars(bars, baseline=ident, path=out / "psnr_bars.png")
+        single = results[0].single_tasks()  # the bar plot shows the seven tasks, not composites
+        bars = {r.name: {t: r.per_task()[t]["psnr"] for t in single} for r in results}
+        ident = {t: results[0].per_task(identity=True)[t]["psnr"] for t in single}
+        if single:
+            plot_psnr_bars(bars, baseline=ident, path=out / "psnr_bars.png")
     except ImportError as exc:
         print(f"(per-task bar plot skipped: {exc})")
     print(f"written: {', '.join(str(p) for p in paths.values())}")

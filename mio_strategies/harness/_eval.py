@@ -47,9 +47,15 @@ class EvalResult:
     testset: str = ""
 
     def tasks(self) -> list[str]:
-        """Task names present, in canonical order."""
+        """Task names present, in canonical order, then composite labels (``"blur+noise"``), sorted."""
         present = {r["task"] for r in self.records}
-        return [t.name for t in TASKS if t.name in present]
+        canonical = [t.name for t in TASKS if t.name in present]
+        return canonical + sorted(present - set(canonical))
+
+    def single_tasks(self) -> list[str]:
+        """The single-degradation tasks present (no composites), in canonical order."""
+        names = {t.name for t in TASKS}
+        return [t for t in self.tasks() if t in names]
 
     def per_task(self, identity: bool = False) -> dict[str, dict[str, float]]:
         """``{task: {"psnr", "ssim", "n", "n_clean_inputs"}}`` means over images (of the input when ``identity``).
@@ -73,13 +79,17 @@ class EvalResult:
         return out
 
     def average(self, identity: bool = False) -> dict[str, float]:
-        """Mean over tasks of the per-task means (the paper's "Avg." column)."""
+        """Mean over the single tasks of the per-task means (the paper's "Avg." column).
+
+        Composite columns are not part of it; a result holding only composites averages those.
+        """
         table = self.per_task(identity)
-        return {m: _mean([v[m] for v in table.values()]) for m in ("psnr", "ssim")}
+        keys = self.single_tasks() or list(table)
+        return {m: _mean([table[k][m] for k in keys]) for m in ("psnr", "ssim")}
 
     def classifier_accuracy(self) -> float | None:
-        """Share of images whose task the classifier predicted correctly, or None without one."""
-        rows = [r for r in self.records if "predicted" in r]
+        """Share of single-task images whose task the classifier predicted correctly, or None without one."""
+        rows = [r for r in self.records if "predicted" in r and "stages" not in r]
         if not rows:
             return None
         return sum(r["predicted"] == r["task"] for r in rows) / len(rows)
@@ -128,7 +138,11 @@ def evaluate(
     Args:
         restorer: a :class:`~mio_strategies.harness.Restorer` (or any callable ``f(lq, task)``).
         dataset: items with ``lq``, ``gt`` (``(3, H, W)``), ``task`` (id) and ``image``; e.g. a
-            :class:`~mio_strategies.data.PairedFolderDataset` test set.
+            :class:`~mio_strategies.data.PairedFolderDataset` test set. Composite items
+            (:class:`~mio_strategies.data.CompositeFolderDataset`: ``composite`` and ``tasks``
+            instead of ``task``) are scored in a column named after the composite; an
+            explicit-prompt model gets the equal mixture of the stages' prompts there (or, with
+            ``task_source="classifier"``, the predicted task's prompt).
         name: label of the model in tables.
         task_source: for explicit prompts, ``"given"`` passes the true task (an oracle classifier);
             ``"classifier"`` lets a task classifier pick each image's prompt and records its
@@ -179,15 +193,25 @@ def evaluate(
         item = dataset[i]
         lq = item["lq"].unsqueeze(0).to(device)
         gt = item["gt"].unsqueeze(0).to(device)
-        task = get_task(int(item["task"]))
-        rec: dict[str, Any] = {"task": task.name, "image": str(item.get("image", i))}
         restore = getattr(restorer, "restore", restorer)
+        if "composite" in item:
+            stages = [get_task(int(t)) for t in item["tasks"]]
+            rec: dict[str, Any] = {"task": str(item["composite"]), "image": str(item.get("image", i)),
+                                   "stages": [t.name for t in stages]}
+            mix = torch.zeros(1, len(TASKS), device=device)
+            for t in stages:
+                mix[0, t.id] += 1.0 / len(stages)
+            given = mix if getattr(restorer, "prompt", None) == "explicit" else None
+        else:
+            task = get_task(int(item["task"]))
+            rec = {"task": task.name, "image": str(item.get("image", i))}
+            given = torch.tensor([task.id], device=device)
         if clf is not None:
             pred = int(clf(lq).argmax(-1)[0])
             rec["predicted"] = TASKS[pred].name
             out = restore(lq, torch.tensor([pred], device=device))
         else:
-            out = restore(lq, torch.tensor([task.id], device=device))
+            out = restore(lq, given)
         rec["psnr"] = float(psnr(out, gt, crop_border)[0])
         rec["ssim"] = float(ssim(out, gt, crop_border)[0])
         rec["identity_psnr"] = float(psnr(lq, gt, crop_border)[0])
@@ -236,6 +260,11 @@ def _rows(results: Sequence[EvalResult], metric: str, include_identity: bool) ->
     return rows
 
 
+def _column(task: str) -> str:
+    """Column header: ``"S sr"`` for a task, the label itself for a composite (``"blur+noise"``)."""
+    return task if "+" in task else get_task(task).letter + " " + task
+
+
 def _fmt(v: float, digits: int) -> str:
     return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
 
@@ -278,9 +307,10 @@ def format_table(
     if base not in names:
         raise ValueError(f"baseline {base!r} is not a row of the table: rows are {names}")
     base_avg = rows[names.index(base)][2]
-    tasks = [t.name for t in TASKS if any(t.name in r[1] for r in rows)]
+    present = {t for r in rows for t in r[1]}
+    tasks = [t.name for t in TASKS if t.name in present] + sorted(present - {t.name for t in TASKS})
     digits = 2 if metric == "psnr" else 4
-    header = ["model", *[get_task(t).letter + " " + t for t in tasks], "average", f"vs {base}"]
+    header = ["model", *[_column(t) for t in tasks], "average", f"vs {base}"]
     body = []
     for name, per, avg in rows:
         diff = "baseline" if name == base else f"{avg - base_avg:+.{digits}f}"

@@ -19,8 +19,10 @@ __all__ = ["Restorer", "build_restorer"]
 class Restorer:
     """``backbone`` with an optional :class:`~mio_strategies.prompts.PromptInjector`.
 
-    Call it as ``restorer(lq, task=ids)``: with an explicit prompt the task ids select the prompt
-    (``None`` lets the injector's task classifier decide); adaptive prompts read the input itself.
+    Call it as ``restorer(lq, task=ids)``: with an explicit prompt the task ids select the prompt, a
+    float tensor of mixing weights ``(B, num_tasks)`` or ``(num_tasks,)`` mixes the tasks' prompts (as
+    for composite degradations), and ``None`` lets the injector's task classifier decide; adaptive
+    prompts read the input itself.
     :meth:`restore` pads inputs to the backbone's size multiple (reflection) and crops back.
 
     Attributes:
@@ -91,8 +93,12 @@ class Restorer:
     @contextlib.contextmanager
     def _prompt_scope(self, task: torch.Tensor | None) -> Iterator[None]:
         if self.prompt == "explicit" and task is not None:
-            with self.injector.prompt(task=task):
-                yield
+            if isinstance(task, torch.Tensor) and task.dtype.is_floating_point:
+                with self.injector.prompt(weights=task):  # a mixture of the tasks' prompts
+                    yield
+            else:
+                with self.injector.prompt(task=task):
+                    yield
         else:
             yield
 

@@ -1,5 +1,5 @@
-"""The task-classifier path of evaluation: train_classifier / load_classifier, evaluate(task_source="classifier"),
-and the `mio-strategies train-classifier` / `eval --classifier` commands."""
+"""Evaluation paths: the task classifier (train_classifier / load_classifier, evaluate(task_source="classifier"),
+`mio-strategies train-classifier` / `eval --classifier`), composite test sets, and the eval command."""
 
 from __future__ import annotations
 
@@ -9,9 +9,17 @@ import pytest
 import torch
 
 from mio_strategies.cli import main
-from mio_strategies.data import PairedFolderDataset, build_testset, embedded_image_paths, read_image
+from mio_strategies.data import PairedFolderDataset, build_testset, embedded_image_paths, open_testset, read_image
 from mio_strategies.data._io import write_png
-from mio_strategies.harness import evaluate, load_classifier, load_config, load_restorer, train, train_classifier
+from mio_strategies.harness import (
+    evaluate,
+    format_table,
+    load_classifier,
+    load_config,
+    load_restorer,
+    train,
+    train_classifier,
+)
 from mio_strategies.prompts import TaskClassifier
 from mio_strategies.tasks import TASKS, get_task
 
@@ -27,7 +35,7 @@ CLF = ["--steps", "3", "--batch-size", "4", "--crop", "16", "--width", "4", "--n
 
 @pytest.fixture(scope="module")
 def ep_run(tmp_path_factory):
-    """A tiny M+EP checkpoint and a 2-image x 7-task test set of 32-px crops."""
+    """A tiny M+EP checkpoint and a test set of 32-px crops: 2 images x (7 tasks + the composite blur+noise)."""
     from mio_strategies.data import MiODataset
 
     root = tmp_path_factory.mktemp("clf")
@@ -35,7 +43,7 @@ def ep_run(tmp_path_factory):
     gt.mkdir()
     for p in embedded_image_paths()[:2]:
         write_png(read_image(p)[:, :32, :32], gt / p.name)
-    build_testset(gt, root / "testset", tasks="SBNJRHL", seed=3)
+    build_testset(gt, root / "testset", tasks="SBNJRHL", composites=["blur+noise"], seed=3)
     cfg = load_config("cpu_demo", TINY_EP)
     data = MiODataset([read_image(p)[:, :48, :48] for p in embedded_image_paths()[:2]], cfg.order, patch_size=16, seed=0)
     res = train(cfg, root / "run", dataset=data, val_dataset=PairedFolderDataset(root / "testset"), progress=False)
@@ -117,14 +125,15 @@ def test_cli_train_classifier_then_eval_reports_its_accuracy(ep_run, tmp_path, c
     printed = capsys.readouterr().out
     data = json.loads((out / "results.json").read_text())["results"][0]
     records = data["records"]
-    assert len(records) == 14 and all(r["predicted"] in {t.name for t in TASKS} for r in records)
-    acc = sum(r["predicted"] == r["task"] for r in records) / len(records)
+    assert len(records) == 16 and all(r["predicted"] in {t.name for t in TASKS} for r in records)
+    single = [r for r in records if r["task"] != "blur+noise"]
+    acc = sum(r["predicted"] == r["task"] for r in single) / len(single)  # composites have no single true task
     assert data["classifier_accuracy"] == pytest.approx(acc)
     assert f"task-classifier accuracy (srresnet_tiny M+EP): {acc:.3f}" in printed
     assert f"- srresnet_tiny M+EP: {acc:.3f}" in (out / "results.md").read_text()
     # the same numbers as the Python API with the loaded classifier
     restorer, _, _ = load_restorer(ep_run["checkpoint"])
-    api = evaluate(restorer, PairedFolderDataset(ep_run["testset"]), task_source="classifier", classifier=load_classifier(clf))
+    api = evaluate(restorer, open_testset(ep_run["testset"]), task_source="classifier", classifier=load_classifier(clf))
     assert [r["psnr"] for r in api.records] == [r["psnr"] for r in records]
 
 
@@ -144,3 +153,30 @@ def test_cli_eval_errors_name_the_fix(ep_run, tmp_path, capsys):
     assert "exists and is not empty: pass --overwrite" in capsys.readouterr().err
     assert main(base + ["--output", str(tmp_path / "d"), "--overwrite"]) == 0
     assert (tmp_path / "d" / "results.json").is_file()
+
+
+def test_composites_get_a_column_of_their_own_and_the_mixed_prompt(ep_run):
+    restorer, _, _ = load_restorer(ep_run["checkpoint"])
+    data = open_testset(ep_run["testset"])
+    assert len(data) == 16
+    res = evaluate(restorer, data, name="ep")
+    assert res.tasks()[-1] == "blur+noise" and res.single_tasks() == [t.name for t in TASKS]
+    per = res.per_task()
+    singles = [per[t.name]["psnr"] for t in TASKS]
+    assert res.average()["psnr"] == pytest.approx(sum(singles) / 7)  # composites stay out of the average
+    comp = [(i, data[i]) for i in range(len(data)) if data[i].get("composite") == "blur+noise"]
+    assert len(comp) == 2 and all(item["tasks"] == (1, 2) for _, item in comp)
+    from mio_strategies.harness import psnr
+
+    mix = torch.tensor([[0.0, 0.5, 0.5, 0.0, 0.0, 0.0, 0.0]])
+    blur = torch.tensor([get_task("blur").id])
+    for i, item in comp:
+        rec = res.records[i]
+        assert rec["task"] == "blur+noise" and rec["stages"] == ["blur", "noise"]
+        with torch.no_grad():
+            mixed = restorer.restore(item["lq"][None], mix)
+            pure = restorer.restore(item["lq"][None], blur)
+        assert rec["psnr"] == pytest.approx(float(psnr(mixed, item["gt"][None], 4)[0]), abs=1e-9)
+        assert not torch.equal(mixed, pure)
+    table = format_table([res], baseline="identity")
+    assert "| model | S sr |" in table and "| L lowlight | blur+noise | average |" in table
