@@ -16,6 +16,7 @@ same data seed. Printed: per task and on average, the identity (unrestored input
     python benchmarks/mini_mio.py --tier converged --output bench-mini-conv   # re-run to resume
     python benchmarks/mini_mio.py --tier quick --set period_iters=5 --seeds 0 1 --output /tmp/smoke  # smoke
     python benchmarks/mini_mio.py --tier quick --output bench-mini --reevaluate   # score saved runs again
+    python benchmarks/mini_mio.py --tier converged --set device=cuda --jobs 5      # a GPU: 5 runs at once
 """
 
 from __future__ import annotations
@@ -75,6 +76,24 @@ def _run_one(cfg, out: Path, testset, progress: bool, reevaluate: bool = False) 
     return data
 
 
+def _testset(order: str, size: int):
+    """The fixed In-Dis evaluation set: every embedded photo x every task, fixed crops (seed 12345)."""
+    from mio_strategies.data import MiODataset, embedded_image_paths
+
+    return MiODataset(embedded_image_paths(), order, patch_size=size, augment=False, seed=12345)
+
+
+def _run_in_child(cfg_dict: dict, run_dir: str, testset_size: int, reevaluate: bool, threads: int) -> dict:
+    """One run in a worker process of ``--jobs`` (its own torch threads, its own test set)."""
+    import torch
+
+    from mio_strategies.harness import load_config
+
+    torch.set_num_threads(threads)
+    cfg = load_config(cfg_dict)
+    return _run_one(cfg, Path(run_dir), _testset(cfg.order, testset_size), False, reevaluate)
+
+
 def _pm(values: list[float]) -> str:
     if len(values) < 2:
         return f"{values[0]:+.2f}" if values else "-"
@@ -92,33 +111,60 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--progress", action="store_true", help="a progress bar per run")
     p.add_argument("--reevaluate", action="store_true",
                    help="score finished runs again with the current evaluation code (no training)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="runs trained at once in separate processes (a GPU is mostly idle with one tiny model; "
+                        "on a 2-core CPU keep 1)")
     args = p.parse_args(argv)
     if "M" not in args.strategies:
         p.error("the paired differences are taken to M: keep M in --strategies")
+    if args.jobs < 1:
+        p.error(f"--jobs must be at least 1, got {args.jobs}")
 
-    from mio_strategies.data import MiODataset, embedded_image_paths
     from mio_strategies.harness import load_config
     from mio_strategies.tasks import TASKS
 
     out = Path(args.output or f"bench-mini-{args.tier}")
     out.mkdir(parents=True, exist_ok=True)
     base = load_config(TIERS[args.tier], args.overrides)
-    # one fixed In-Dis evaluation set: every embedded photo x every task, centre-free fixed crops
-    testset = MiODataset(embedded_image_paths(), base.order, patch_size=args.testset_size, augment=False, seed=12345)
+    testset = _testset(base.order, args.testset_size)
     runs = [(s, seed) for seed in args.seeds for s in args.strategies]
     print(f"tier {args.tier}: {base.backbone} {base.backbone_kwargs}, {base.periods} periods x {base.period_iters} it, "
           f"batch {base.batch_size}, {base.patch_size} px; {len(runs)} runs (strategies {args.strategies} x seeds "
           f"{args.seeds}); results in {out}", flush=True)
     results: dict[tuple[str, int], dict] = {}
     t_all = time.perf_counter()
-    for k, (strategy, seed) in enumerate(runs, 1):
-        cfg = base.replace(strategy=strategy, seed=seed, name=f"mini-{strategy}-{seed}", val_every=0)
-        run_dir = out / f"{strategy.replace('+', '_')}-seed{seed}"
-        t0 = time.perf_counter()
-        results[(strategy, seed)] = r = _run_one(cfg, run_dir, testset, args.progress, args.reevaluate)
+
+    def report(k: int, strategy: str, seed: int, r: dict, t0: float) -> None:
         print(f"[{k}/{len(runs)}] {strategy:5s} seed {seed}: average {r['average']:.2f} dB "
               f"({time.perf_counter() - t0:.0f} s here, {r['iters_per_second']:.1f} it/s when trained; "
               f"{time.perf_counter() - t_all:.0f} s total)", flush=True)
+
+    def setup(strategy: str, seed: int):
+        cfg = base.replace(strategy=strategy, seed=seed, name=f"mini-{strategy}-{seed}", val_every=0)
+        return cfg, out / f"{strategy.replace('+', '_')}-seed{seed}"
+
+    if args.jobs == 1:
+        for k, (strategy, seed) in enumerate(runs, 1):
+            cfg, run_dir = setup(strategy, seed)
+            t0 = time.perf_counter()
+            results[(strategy, seed)] = r = _run_one(cfg, run_dir, testset, args.progress, args.reevaluate)
+            report(k, strategy, seed, r, t0)
+    else:
+        import multiprocessing
+        import os
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        threads = max(1, (os.cpu_count() or 1) // args.jobs)
+        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {}
+            for strategy, seed in runs:
+                cfg, run_dir = setup(strategy, seed)
+                fut = pool.submit(_run_in_child, cfg.to_dict(), str(run_dir), args.testset_size, args.reevaluate, threads)
+                futures[fut] = (strategy, seed)
+            for k, fut in enumerate(as_completed(futures), 1):
+                strategy, seed = futures[fut]
+                results[(strategy, seed)] = fut.result()
+                report(k, strategy, seed, results[(strategy, seed)], t_all)
 
     tasks = [t.name for t in TASKS if t.name in results[("M", args.seeds[0])]["per_task"]]
     ident = results[("M", args.seeds[0])]["identity"]

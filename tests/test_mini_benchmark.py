@@ -1,0 +1,111 @@
+"""benchmarks/mini_mio.py: the paired table, the verdicts, caching/re-scoring, and a tiny end-to-end run."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import pytest
+
+from mio_strategies.tasks import TASKS
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "mini_mio.py"
+NAMES = [t.name for t in TASKS]
+STRATS = ("M", "S", "M+EP", "S+EP", "S+AP")
+
+
+@pytest.fixture(scope="module")
+def mini():
+    """The script as an importable module (on sys.path, so that --jobs worker processes import it too)."""
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        yield importlib.import_module("mini_mio")
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+        sys.modules.pop("mini_mio", None)
+
+
+def _write_results(out: Path, offsets: dict[str, float], below: tuple[str, str] | None = None) -> None:
+    """Cached result.json files: M scores 25 + seed/10 on every task, other strategies M + offset
+    (+ seed/100), identity 20; ``below=(strategy, task)`` puts one cell under the identity."""
+    for seed in (0, 1, 2):
+        for s in STRATS:
+            base = 25.0 + seed / 10 + (offsets.get(s, 0.0) + seed / 100 if s != "M" else 0.0)
+            per = {t: base for t in NAMES}
+            if below and below[0] == s:
+                per[below[1]] = 19.0
+            run = out / f"{s.replace('+', '_')}-seed{seed}"
+            run.mkdir(parents=True)
+            (run / "result.json").write_text(json.dumps({
+                "strategy": s, "seed": seed, "per_task": per, "identity": {t: 20.0 for t in NAMES},
+                "average": statistics.mean(per.values()), "seconds": 1.0, "iters_per_second": 10.0,
+            }))
+
+
+def test_paired_differences_and_verdicts_where_every_model_beats_the_identity(mini, tmp_path, capsys):
+    _write_results(tmp_path, {"S": 0.3, "M+EP": 0.8, "S+EP": -0.5, "S+AP": 0.02})
+    assert mini.main(["--tier", "converged", "--output", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    # S - M per seed: 0.30, 0.31, 0.32 -> mean +0.31, sd 0.01
+    assert "| S - M (paired) | " + " | ".join(["+0.31 +/- 0.01"] * 8) + " |" in out
+    assert "| identity | " + " | ".join(["20.00"] * 7) + " | 20.00 |" in out
+    assert "| M (mean of 3) | " + " | ".join(["25.10"] * 7) + " | 25.10 |" in out
+    assert "sequential learning beats mixed training (paper +0.29 dB): supported (paired S - M = +0.31 +/- 0.01 dB, ahead in 3/3" in out
+    assert "explicit prompts beat mixed training (paper +0.74 dB SRResNet): supported" in out
+    assert "sequential + explicit prompts beat mixed training (paper +0.84 dB): not supported (paired S+EP - M = -0.49" in out
+    # +0.02 +/- 0.01 is ahead in every seed but the mean is only twice the spread: judged as noise
+    assert "sequential + adaptive prompts beat mixed training (paper +0.24 dB): " in out
+    assert (tmp_path / "summary.md").read_text().startswith("| row | sr | blur |")
+
+
+def test_s_vs_m_is_not_judged_while_a_model_is_below_the_identity(mini, tmp_path, capsys):
+    _write_results(tmp_path, {"S": 0.3}, below=("M", "jpeg"))
+    assert mini.main(["--tier", "converged", "--output", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "S vs M and AP vs M: not judged (not every model beats the identity on every task" in out
+    assert "M is at or below the identity on: jpeg" in out
+    assert "sequential learning beats mixed training" not in out
+
+
+def test_quick_tier_never_judges_s_vs_m(mini, tmp_path, capsys):
+    _write_results(tmp_path, {"S": 0.3})
+    assert mini.main(["--tier", "quick", "--output", str(tmp_path)]) == 0
+    assert "S vs M and AP vs M: not judged (quick tier" in capsys.readouterr().out
+
+
+def test_m_is_required(mini, tmp_path):
+    with pytest.raises(SystemExit):
+        mini.main(["--strategies", "S", "S+EP", "--output", str(tmp_path)])
+
+
+@pytest.mark.basicsr
+@pytest.mark.usefixtures("one_thread")
+def test_tiny_end_to_end_run_is_cached_and_rescored(mini, tmp_path, capsys):
+    args = ["--tier", "quick", "--seeds", "0", "--testset-size", "24", "--output", str(tmp_path / "b"),
+            "--set", "backbone_kwargs.num_feat=4", "--set", "backbone_kwargs.num_block=1", "--set", "periods=7",
+            "--set", "period_iters=1", "--set", "batch_size=2", "--set", "patch_size=16", "--set", "prompt_size=16",
+            "--set", "log_every=0"]
+    assert mini.main(args) == 0
+    first = capsys.readouterr().out
+    assert "[5/5]" in first and "| S+AP - M (paired) |" in first
+    saved = {p.parent.name: json.loads(p.read_text()) for p in (tmp_path / "b").glob("*/result.json")}
+    assert sorted(saved) == ["M-seed0", "M_EP-seed0", "S-seed0", "S_AP-seed0", "S_EP-seed0"]
+    assert mini.main(args) == 0  # cached: nothing retrained, same table
+    def table(text: str) -> str:
+        return text.split("PSNR (dB")[1].split("summary written")[0]
+
+    assert table(capsys.readouterr().out) == table(first)
+    assert mini.main(args + ["--reevaluate"]) == 0  # scored again from the checkpoints: same numbers
+    again = {p.parent.name: json.loads(p.read_text()) for p in (tmp_path / "b").glob("*/result.json")}
+    assert {k: v["per_task"] for k, v in again.items()} == {k: v["per_task"] for k, v in saved.items()}
+
+    # the same runs in two worker processes give the same numbers (paired seeds do not depend on the process)
+    assert mini.main([*args, "--output", str(tmp_path / "jobs"), "--jobs", "2"]) == 0
+    assert "[5/5]" in capsys.readouterr().out
+    par = {p.parent.name: json.loads(p.read_text()) for p in (tmp_path / "jobs").glob("*/result.json")}
+    assert sorted(par) == sorted(saved)
+    for k in saved:
+        assert par[k]["per_task"] == pytest.approx(saved[k]["per_task"], abs=1e-6), k
