@@ -60,6 +60,17 @@ def _read_pair(stem: str, lq_path: Path, gt_path: Path) -> tuple[torch.Tensor, t
     return lq, gt
 
 
+def _dataset_dirs(root: PathLike, gt_folder: str) -> tuple[Path, Path]:
+    """``(root, root / gt_folder)``, both checked to exist (the message names the missing one)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"dataset folder {str(root)!r} does not exist")
+    gt_dir = root / gt_folder
+    if not gt_dir.is_dir():
+        raise FileNotFoundError(f"no ground-truth folder {gt_folder!r} in {str(root)!r}")
+    return root, gt_dir
+
+
 def _read_manifest(root: Path) -> dict[str, Any] | None:
     path = root / MANIFEST_NAME
     if not path.is_file():
@@ -145,12 +156,7 @@ class PairedFolderDataset(Dataset):
         augment: bool = False,
         seed: int = 0,
     ) -> None:
-        root = Path(root)
-        if not root.is_dir():
-            raise FileNotFoundError(f"dataset folder {str(root)!r} does not exist")
-        gt_dir = root / gt_folder
-        if not gt_dir.is_dir():
-            raise FileNotFoundError(f"no ground-truth folder {gt_folder!r} in {str(root)!r}")
+        root, gt_dir = _dataset_dirs(root, gt_folder)
         if patch_size is not None and (isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size <= 0):
             raise ValueError(f"patch_size must be a positive integer or None, got {patch_size!r}")
         task_list = parse_tasks(tasks) if tasks is not None else None
@@ -268,12 +274,7 @@ class CompositeFolderDataset(Dataset):
     """
 
     def __init__(self, root: PathLike, *, composites: Iterable[str] | None = None, gt_folder: str = "GT") -> None:
-        root = Path(root)
-        if not root.is_dir():
-            raise FileNotFoundError(f"dataset folder {str(root)!r} does not exist")
-        gt_dir = root / gt_folder
-        if not gt_dir.is_dir():
-            raise FileNotFoundError(f"no ground-truth folder {gt_folder!r} in {str(root)!r}")
+        root, gt_dir = _dataset_dirs(root, gt_folder)
         found = composite_folders(root)
         if composites is not None:
             wanted = [composites] if isinstance(composites, str) else list(composites)
