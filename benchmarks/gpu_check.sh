@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
 # GPU check (one H100/H200, under ~9 minutes): the converged mini tier (one seed, its five strategies
 # trained at once in worker processes: a tiny model leaves the GPU mostly idle) and a short full-size
-# SRResNet M vs S+EP budget; prints the tables and iterations per second.
-# Installs nothing; uses the repository's package from the working tree (basicsr must import).
+# SRResNet M vs S+EP budget; prints the tables and iterations per second; then times SwinIR, Restormer
+# and PromptIR (benchmarks/backbone_speed.py) for their GPU-hours per strategy.
+# Installs nothing; uses the repository's package from the working tree (basicsr must import; the U-Nets
+# need spandrel-extra-arches). For a machine without them, prepare wheels here and install them there:
+#   pip wheel --no-deps --no-build-isolation basicsr==1.4.2 -w .whl
+#   pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64 \
+#       -d .whl spandrel spandrel-extra-arches einops safetensors
+#   (there) pip install --no-index --no-deps --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
 # Work goes to $DEST (default ./gpu-check); when $OUT is set (the device tool), the logs, tables and
 # the mini tier's S+EP checkpoint are copied there (a handful of files).
 # Knobs (environment): MINI_ITERS (iterations per period, default 1500: the tier's own), MINI_JOBS (runs at
 # once, 5), MINI_WORKERS (data workers per run, 2), MINI_TIMEOUT (s, 300), FULL_ITERS (per period, 7
-# periods, default 150), FULL_TIMEOUT (s per strategy, 90), WORKERS (12). The mini tier resumes: run the
-# script again with the same DEST to continue stopped runs.
+# periods, default 150), FULL_TIMEOUT (s per strategy, 90), SPEED_ITERS (per backbone, 40), SPEED_TIMEOUT
+# (s, 150), WORKERS (12). The mini tier resumes: run the script again with the same DEST to continue.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -17,7 +23,7 @@ mkdir -p "$DEST"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 $PY -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print('device:', torch.cuda.get_device_name(0), 'torch', torch.__version__)" || exit 1
 : "${MINI_ITERS:=1500}" "${MINI_JOBS:=5}" "${MINI_WORKERS:=2}" "${MINI_TIMEOUT:=300}"
-: "${FULL_ITERS:=150}" "${FULL_TIMEOUT:=90}" "${WORKERS:=12}"
+: "${FULL_ITERS:=150}" "${FULL_TIMEOUT:=90}" "${SPEED_ITERS:=40}" "${SPEED_TIMEOUT:=150}" "${WORKERS:=12}"
 
 echo "== converged mini tier (M, S, M+EP, S+EP, S+AP; seed 0; $MINI_ITERS iterations per period; $MINI_JOBS at once)"
 timeout "$MINI_TIMEOUT" $PY benchmarks/mini_mio.py --tier converged --seeds 0 --jobs "$MINI_JOBS" --set device=cuda \
@@ -49,9 +55,14 @@ print(table)
 (dest / "srresnet_short.md").write_text(table)
 PYEOF
 fi
+echo "== training speed and GPU-hours of the other full-size presets ($SPEED_ITERS iterations each)"
+timeout "$SPEED_TIMEOUT" $PY benchmarks/backbone_speed.py --presets swinir restormer promptir --device cuda \
+    --iters "$SPEED_ITERS" --set num_workers="$WORKERS" 2>&1 | grep -v "warn" | tee "$DEST/speed.log" \
+    || echo "(speed check stopped at its time limit)"
+
 if [ -n "${OUT:-}" ]; then
   out_abs=$(cd "$OUT" && pwd)
-  (cd "$DEST" && for f in mini.log full.log srresnet_short.md mini-converged/summary.md \
+  (cd "$DEST" && for f in mini.log full.log speed.log srresnet_short.md mini-converged/summary.md \
                           mini-converged/*/result.json mini-converged/*/log.jsonl; do
      [ -f "$f" ] && cp "$f" "$out_abs/$(echo "$f" | tr '/' '_')"
    done)

@@ -109,3 +109,24 @@ def test_tiny_end_to_end_run_is_cached_and_rescored(mini, tmp_path, capsys):
     assert sorted(par) == sorted(saved)
     for k in saved:
         assert par[k]["per_task"] == pytest.approx(saved[k]["per_task"], abs=1e-6), k
+
+
+@pytest.mark.basicsr
+@pytest.mark.usefixtures("one_thread")
+def test_backbone_speed_prints_rates_and_protocol_hours(capsys):
+    import re
+
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        speed = importlib.import_module("backbone_speed")
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    args = ["--presets", "srresnet", "--device", "cpu", "--iters", "6", "--log-every", "2",
+            "--set", "backbone=srresnet_tiny", "--set", "patch_size=16", "--set", "batch_size=2"]
+    assert speed.main(args) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    m = re.match(r"srresnet +\(srresnet_tiny\): ([\d.]+) it/s wall-clock .*the protocol's 2,500,000 iterations = ([\d.]+) h", line)
+    assert m, line
+    assert float(m.group(2)) == pytest.approx(2_500_000 / float(m.group(1)) / 3600, rel=0.05)
+    with pytest.raises(SystemExit):
+        speed.main(["--iters", "5", "--log-every", "2"])
