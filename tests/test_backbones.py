@@ -90,3 +90,15 @@ def test_unknown_backbone_lists_valid_ones():
 def test_unknown_backbone_option_suggests_closest():
     with pytest.raises(KeyError, match=r"no option 'num_feats'.*did you mean 'num_feat'"):
         create_backbone("srresnet_tiny", num_feats=8)
+
+
+def test_resunet_starts_as_the_identity_and_injects_on_its_decoder():
+    net = create_backbone("unet_tiny", num_feat=4, num_block=1)
+    x = torch.rand(1, 3, 24, 16, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert torch.equal(net(x), x)
+    scales = injection_plan("unet_tiny", {"num_feat": 4})["scales"]
+    injected = [(s["name"], s["num_chs"], s["reduction"]) for s in scales if s["part"] != "encoder"]
+    assert injected == [("latent", 16, 8), ("decoder3", 16, 4), ("decoder2", 8, 2), ("decoder1", 4, 1), ("output", 3, 1)]
+    with pytest.raises(ValueError, match=r"levels must be 1, 2 or 3 .*got 4"):
+        create_backbone("unet_tiny", levels=4)

@@ -20,6 +20,7 @@ from torch import nn
 
 __all__ = [
     "BackboneSpec",
+    "ResUNet",
     "SRResNet",
     "UnknownBackboneError",
     "backbone_spec",
@@ -215,6 +216,90 @@ register_backbone(BackboneSpec(
     "srresnet_tiny", SRResNet, {**_SRRESNET_DEFAULTS, "num_feat": 16, "num_block": 4},
     targets=_srresnet_targets, requires="basicsr",
     description="CPU-sized SRResNet (16 channels, 4 blocks by default; num_feat/num_block configurable)",
+))
+
+
+# ------------------------------------------------------------------------------------------------
+# A small residual U-Net (CPU scale), from basicsr's residual blocks
+# ------------------------------------------------------------------------------------------------
+class ResUNet(nn.Module):
+    """A small U-Net of basicsr residual blocks with a global residual (the CPU mini-benchmark's U-Net).
+
+    ``conv_first`` -> per level ``enc.{i}`` (residual blocks) then ``down.{i}`` (stride-2 conv) ->
+    ``latent`` -> per level, coarse to fine, ``up.{i}`` (1x1 conv + pixel shuffle), ``fuse.{i}`` (1x1
+    conv over the upsampled and skip features) and ``dec.{i}`` -> ``conv_last``, plus the input.
+    Channels double per level up to 4x ``num_feat``. ``conv_last`` starts at zero, so the untrained
+    network is the identity. Its receptive field covers a whole 64-px patch at 3 levels, which the
+    flat SRResNet of the same cost does not.
+
+    Args:
+        num_feat: channels at full resolution.
+        num_block: residual blocks per level (encoder, latent and decoder).
+        levels: downsamplings, 1 to 3 (inputs are padded to a multiple of 8).
+
+    Example:
+        >>> net = ResUNet(num_feat=8, num_block=1)
+        >>> net(torch.zeros(1, 3, 16, 16)).shape
+        torch.Size([1, 3, 16, 16])
+    """
+
+    def __init__(self, num_feat: int = 16, num_block: int = 2, levels: int = 3):
+        super().__init__()
+        for key, v in (("num_feat", num_feat), ("num_block", num_block)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{key} must be a positive integer, got {v!r}")
+        if isinstance(levels, bool) or not isinstance(levels, int) or not 1 <= levels <= 3:
+            raise ValueError(f"levels must be 1, 2 or 3 (inputs are padded to a multiple of 8), got {levels!r}")
+        from mio_strategies.integrations._basicsr_compat import import_basicsr
+
+        block = import_basicsr("archs.arch_util").ResidualBlockNoBN
+        chs = _unet_channels(num_feat, levels)
+        self.levels = levels
+        self.conv_first = nn.Conv2d(3, num_feat, 3, 1, 1)
+        self.enc = nn.ModuleList([nn.Sequential(*[block(num_feat=chs[i]) for _ in range(num_block)]) for i in range(levels)])
+        self.down = nn.ModuleList([nn.Conv2d(chs[i], chs[i + 1], 4, 2, 1) for i in range(levels)])
+        self.latent = nn.Sequential(*[block(num_feat=chs[levels]) for _ in range(num_block)])
+        self.up = nn.ModuleList([nn.Sequential(nn.Conv2d(chs[i + 1], chs[i] * 4, 1), nn.PixelShuffle(2)) for i in range(levels)])
+        self.fuse = nn.ModuleList([nn.Conv2d(chs[i] * 2, chs[i], 1) for i in range(levels)])
+        self.dec = nn.ModuleList([nn.Sequential(*[block(num_feat=chs[i]) for _ in range(num_block)]) for i in range(levels)])
+        self.conv_last = nn.Conv2d(num_feat, 3, 3, 1, 1)
+        self.lrelu = nn.LeakyReLU(negative_slope=0.1, inplace=True)
+        nn.init.zeros_(self.conv_last.weight)
+        nn.init.zeros_(self.conv_last.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feat = self.lrelu(self.conv_first(x))
+        skips = []
+        for i in range(self.levels):
+            feat = self.enc[i](feat)
+            skips.append(feat)
+            feat = self.lrelu(self.down[i](feat))
+        feat = self.latent(feat)
+        for i in reversed(range(self.levels)):
+            feat = self.dec[i](self.fuse[i](torch.cat([self.up[i](feat), skips[i]], dim=1)))
+        return self.conv_last(feat) + x
+
+
+def _unet_channels(num_feat: int, levels: int) -> list[int]:
+    return [num_feat * min(2**i, 4) for i in range(levels + 1)]
+
+
+def _resunet_scales(kw: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """ResUNet's U scales: encoder levels (listed), the latent, decoder levels fine to coarse, the output."""
+    levels, chs = kw["levels"], _unet_channels(kw["num_feat"], kw["levels"])
+    enc = [{"name": f"encoder{i + 1}", "modules": [f"enc.{i}"], "num_chs": chs[i], "reduction": 2**i, "part": "encoder"}
+           for i in range(levels)]
+    latent = [{"name": "latent", "modules": ["latent"], "num_chs": chs[levels], "reduction": 2**levels, "part": "latent"}]
+    dec = [{"name": f"decoder{i + 1}", "modules": [f"dec.{i}"], "num_chs": chs[i], "reduction": 2**i, "part": "decoder"}
+           for i in reversed(range(levels))]
+    out = [{"name": "output", "modules": ["conv_last"], "num_chs": 3, "reduction": 1, "part": "output"}]
+    return enc + latent + dec + out
+
+
+register_backbone(BackboneSpec(
+    "unet_tiny", ResUNet, {"num_feat": 16, "num_block": 2, "levels": 3}, scales=_resunet_scales, size_multiple=8,
+    requires="basicsr",
+    description="CPU-sized residual U-Net (16 channels, 2 basicsr residual blocks per level, 3 levels), zero-init output",
 ))
 
 
