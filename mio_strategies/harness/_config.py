@@ -288,12 +288,20 @@ def _load_source(source: str | Path, seen: tuple[str, ...] = ()) -> dict[str, An
         if here is not None and str(base).endswith((".yaml", ".yml")):
             base_src = here / str(base)
         merged = _load_source(base_src, seen + (str(source),))
-        kw = {**merged.get("backbone_kwargs", {}), **(data.get("backbone_kwargs") or {})}
+        kw = _merged_backbone_kwargs(merged, data)
         merged.update(data)
         if kw:
             merged["backbone_kwargs"] = kw
         data = merged
     return data
+
+
+def _merged_backbone_kwargs(base: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """``new``'s backbone options on top of ``base``'s; ``base``'s are dropped when ``new`` names
+    another backbone (they were options of that other backbone)."""
+    same = "backbone" not in new or new["backbone"] == base.get("backbone")
+    inherited = (base.get("backbone_kwargs") or {}) if same else {}
+    return {**inherited, **(new.get("backbone_kwargs") or {})}
 
 
 def preset_metadata(name: str) -> dict[str, Any]:
@@ -359,7 +367,8 @@ def load_config(
 
     A YAML file may start from a preset with ``base: <preset>``. Overrides are ``key=value`` strings
     (``--set`` on the command line) or a mapping; ``backbone_kwargs.<option>=value`` sets one
-    backbone option.
+    backbone option, on top of the source's options. Overriding ``backbone`` with another backbone
+    starts from that backbone's defaults (the source's options belonged to the old one).
 
     Raises:
         KeyError: an unknown key (the message suggests the closest valid key).
@@ -372,8 +381,8 @@ def load_config(
     """
     data = dict(source) if isinstance(source, Mapping) else _load_source(source)
     over = parse_overrides(overrides)
-    kw = {**(data.get("backbone_kwargs") or {}), **over.pop("backbone_kwargs", {})}
+    kw = _merged_backbone_kwargs(data, over)
+    over.pop("backbone_kwargs", None)
     data.update(over)
-    if kw:
-        data["backbone_kwargs"] = kw
+    data["backbone_kwargs"] = kw
     return _from_mapping(data)
