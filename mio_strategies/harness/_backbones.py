@@ -18,6 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from mio_strategies.harness._config import _non_negative_int, _positive_int
+
 __all__ = [
     "BackboneSpec",
     "ResUNet",
@@ -148,8 +150,7 @@ def create_backbone(name: str, *, seed: int = 0, **overrides: Any) -> nn.Module:
     """
     spec = backbone_spec(name)
     kwargs = spec.kwargs(overrides)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    _non_negative_int("seed", seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return spec.build(**kwargs)
@@ -181,8 +182,7 @@ class SRResNet(nn.Module):
     def __init__(self, num_in_ch: int = 3, num_out_ch: int = 3, num_feat: int = 64, num_block: int = 16):
         super().__init__()
         for key, v in (("num_in_ch", num_in_ch), ("num_out_ch", num_out_ch), ("num_feat", num_feat), ("num_block", num_block)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{key} must be a positive integer, got {v!r}")
+            _positive_int(key, v)
         if num_in_ch != num_out_ch:
             raise ValueError(f"the global residual needs num_in_ch == num_out_ch, got {num_in_ch} and {num_out_ch}")
         from mio_strategies.integrations._basicsr_compat import import_basicsr
@@ -246,8 +246,7 @@ class ResUNet(nn.Module):
     def __init__(self, num_feat: int = 16, num_block: int = 2, levels: int = 3):
         super().__init__()
         for key, v in (("num_feat", num_feat), ("num_block", num_block)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{key} must be a positive integer, got {v!r}")
+            _positive_int(key, v)
         if isinstance(levels, bool) or not isinstance(levels, int) or not 1 <= levels <= 3:
             raise ValueError(f"levels must be 1, 2 or 3 (inputs are padded to a multiple of 8), got {levels!r}")
         from mio_strategies.integrations._basicsr_compat import import_basicsr

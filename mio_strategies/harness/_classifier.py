@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from mio_strategies.harness._checkpoint import read_weights_only, save_checkpoint
+from mio_strategies.harness._config import _non_negative_int, _positive_int
 from mio_strategies.tasks import NUM_TASKS, parse_tasks
 
 __all__ = ["CLASSIFIER_FORMAT", "ClassifierRun", "load_classifier", "train_classifier"]
@@ -44,11 +45,6 @@ class ClassifierRun:
         """Mean batch accuracy over the last ``last`` steps."""
         tail = self.accuracies[-last:]
         return sum(tail) / len(tail) if tail else float("nan")
-
-
-def _check_positive(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 def train_classifier(
@@ -96,11 +92,10 @@ def train_classifier(
     from mio_strategies.prompts import TaskClassifier, train_task_classifier
 
     for name, value in (("steps", steps), ("batch_size", batch_size), ("crop", crop), ("width", width)):
-        _check_positive(name, value)
+        _positive_int(name, value)
     if crop < 9:
         raise ValueError(f"crop must be at least 9 pixels (the classifier's two stride-3 convs), got {crop}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    _non_negative_int("seed", seed)
     if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0:
         raise ValueError(f"lr must be a positive number, got {lr!r}")
     task_list = parse_tasks(tasks)
