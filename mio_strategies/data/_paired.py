@@ -29,6 +29,9 @@ TASK_ALIASES: dict[str, tuple[str, ...]] = {
     "lowlight": ("lowlight", "L", "low_light", "low-light", "dark", "lol"),
 }
 
+# alias (lower case) -> task name
+_ALIAS_TO_TASK: dict[str, str] = {a.lower(): name for name, aliases in TASK_ALIASES.items() for a in aliases}
+
 
 def _images_by_stem(folder: Path) -> dict[str, Path]:
     return {p.stem: p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES}
@@ -81,6 +84,18 @@ def _read_manifest(root: Path) -> dict[str, Any] | None:
         raise ValueError(f"corrupt manifest {str(path)!r}: {exc}") from exc
 
 
+def _detect_task_folders(root: Path) -> dict[int, Path]:
+    """Task id -> the folder under ``root`` named after the task (its name, letter or an alias)."""
+    subdirs = {p.name.lower(): p for p in root.iterdir() if p.is_dir()}
+    found: dict[int, Path] = {}
+    for task in TASKS:
+        for alias in TASK_ALIASES[task.name]:
+            if alias.lower() in subdirs:
+                found[task.id] = subdirs[alias.lower()]
+                break
+    return found
+
+
 def _task_folders(root: Path, folders: Mapping[TaskLike, str] | None, tasks: Iterable[Task] | None) -> dict[int, Path]:
     """Map task id -> existing folder under root."""
     found: dict[int, Path] = {}
@@ -92,12 +107,7 @@ def _task_folders(root: Path, folders: Mapping[TaskLike, str] | None, tasks: Ite
                 raise FileNotFoundError(f"folder {str(path)!r} given for task {task.name!r} does not exist")
             found[task.id] = path
     else:
-        subdirs = {p.name.lower(): p for p in root.iterdir() if p.is_dir()}
-        for task in TASKS:
-            for alias in TASK_ALIASES[task.name]:
-                if alias.lower() in subdirs:
-                    found[task.id] = subdirs[alias.lower()]
-                    break
+        found = _detect_task_folders(root)
     if tasks is not None:
         wanted = {t.id for t in tasks}
         missing = [t.name for t in TASKS if t.id in wanted and t.id not in found]
@@ -232,7 +242,7 @@ def composite_folders(root: PathLike) -> dict[str, tuple[Task, ...]]:
             continue
         parts = d.name.split("+")
         try:
-            tasks = parse_tasks([_alias_task(p) for p in parts])
+            tasks = parse_tasks([_ALIAS_TO_TASK.get(p.lower(), p) for p in parts])
         except (KeyError, ValueError):
             continue
         if len(tasks) >= 2:
@@ -240,11 +250,6 @@ def composite_folders(root: PathLike) -> dict[str, tuple[Task, ...]]:
     return out
 
 
-def _alias_task(name: str) -> str:
-    for task, aliases in TASK_ALIASES.items():
-        if name.lower() in (a.lower() for a in aliases):
-            return task
-    return name
 
 
 class CompositeFolderDataset(Dataset):
@@ -334,11 +339,8 @@ def open_testset(root: PathLike, *, gt_folder: str = "GT") -> Dataset:
         raise FileNotFoundError(f"test-set folder {str(root)!r} does not exist")
     composites = composite_folders(root)
     parts: list[Dataset] = []
-    try:
+    if _detect_task_folders(root) or not composites:  # without either, PairedFolderDataset says what is missing
         parts.append(PairedFolderDataset(root, gt_folder=gt_folder))
-    except FileNotFoundError as exc:
-        if not composites or "no task folder" not in str(exc):
-            raise
     if composites:
         parts.append(CompositeFolderDataset(root, gt_folder=gt_folder))
     return parts[0] if len(parts) == 1 else ConcatDataset(parts)
@@ -361,7 +363,7 @@ def read_reference_layout(
     for d in (lq_dir, gt_dir):
         if not d.is_dir():
             raise FileNotFoundError(f"folder {str(d)!r} does not exist")
-    alias_to_task = {a.lower(): get_task(name).id for name, aliases in TASK_ALIASES.items() for a in aliases}
+    alias_to_task = {a: get_task(name).id for a, name in _ALIAS_TO_TASK.items()}
     if meta_info is not None:
         names = [Path(line.strip()).name for line in Path(meta_info).read_text().splitlines() if line.strip()]
     else:
