@@ -175,8 +175,10 @@ def _eval(args: argparse.Namespace) -> int:
         from mio_strategies.analysis import plot_psnr_bars
 
         single = results[0].single_tasks()  # the bar plot shows the seven tasks, not composites
-        bars = {r.name: {t: r.per_task()[t]["psnr"] for t in single} for r in results}
-        ident = {t: results[0].per_task(identity=True)[t]["psnr"] for t in single}
+        tables = {r.name: r.per_task() for r in results}
+        bars = {name: {t: table[t]["psnr"] for t in single} for name, table in tables.items()}
+        ident_table = results[0].per_task(identity=True)
+        ident = {t: ident_table[t]["psnr"] for t in single}
         if single:
             plot_psnr_bars(bars, baseline=ident, path=out / "psnr_bars.png")
     except ImportError as exc:

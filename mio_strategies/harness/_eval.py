@@ -29,6 +29,12 @@ IDENTITY = "identity"
 # An image restored exactly (MSE 0, e.g. low-light with gamma ~1.00 on a small crop) has an infinite
 # PSNR; in means it counts as this many dB, so one such image does not make a whole column infinite.
 PSNR_CAP = 100.0
+_TASK_NAMES = frozenset(t.name for t in TASKS)  # any other column label is a composite ("blur+noise")
+
+
+def _ordered_columns(labels: set[str]) -> list[str]:
+    """Task names in canonical order, then composite labels sorted."""
+    return [t.name for t in TASKS if t.name in labels] + sorted(labels - _TASK_NAMES)
 
 
 @dataclass
@@ -48,14 +54,11 @@ class EvalResult:
 
     def tasks(self) -> list[str]:
         """Task names present, in canonical order, then composite labels (``"blur+noise"``), sorted."""
-        present = {r["task"] for r in self.records}
-        canonical = [t.name for t in TASKS if t.name in present]
-        return canonical + sorted(present - set(canonical))
+        return _ordered_columns({r["task"] for r in self.records})
 
     def single_tasks(self) -> list[str]:
         """The single-degradation tasks present (no composites), in canonical order."""
-        names = {t.name for t in TASKS}
-        return [t for t in self.tasks() if t in names]
+        return [t for t in self.tasks() if t in _TASK_NAMES]
 
     def per_task(self, identity: bool = False) -> dict[str, dict[str, float]]:
         """``{task: {"psnr", "ssim", "n", "n_clean_inputs"}}`` means over images (of the input when ``identity``).
@@ -89,7 +92,7 @@ class EvalResult:
 
     def classifier_accuracy(self) -> float | None:
         """Share of single-task images whose task the classifier predicted correctly, or None without one."""
-        rows = [r for r in self.records if "predicted" in r and "stages" not in r]
+        rows = [r for r in self.records if "predicted" in r and r["task"] in _TASK_NAMES]
         if not rows:
             return None
         return sum(r["predicted"] == r["task"] for r in rows) / len(rows)
@@ -169,8 +172,9 @@ def evaluate(
     if len(dataset) == 0:
         raise ValueError("the evaluation dataset is empty")
     device = torch.device(device)
+    explicit = getattr(restorer, "prompt", None) == "explicit"
     clf = None
-    if task_source == "classifier" and getattr(restorer, "prompt", None) == "explicit":
+    if task_source == "classifier" and explicit:
         clf = classifier if classifier is not None else getattr(restorer.injector.source, "classifier", None)
         if clf is None:
             raise ValueError(
@@ -188,12 +192,12 @@ def evaluate(
         from tqdm.auto import tqdm
 
         indices = tqdm(indices, desc=f"eval {name}", unit="img", dynamic_ncols=True)
+    restore = getattr(restorer, "restore", restorer)
     records = []
     for i in indices:
         item = dataset[i]
         lq = item["lq"].unsqueeze(0).to(device)
         gt = item["gt"].unsqueeze(0).to(device)
-        restore = getattr(restorer, "restore", restorer)
         if "composite" in item:
             stages = [get_task(int(t)) for t in item["tasks"]]
             rec: dict[str, Any] = {"task": str(item["composite"]), "image": str(item.get("image", i)),
@@ -201,7 +205,7 @@ def evaluate(
             mix = torch.zeros(1, len(TASKS), device=device)
             for t in stages:
                 mix[0, t.id] += 1.0 / len(stages)
-            given = mix if getattr(restorer, "prompt", None) == "explicit" else None
+            given = mix if explicit else None
         else:
             task = get_task(int(item["task"]))
             rec = {"task": task.name, "image": str(item.get("image", i))}
@@ -262,7 +266,7 @@ def _rows(results: Sequence[EvalResult], metric: str, include_identity: bool) ->
 
 def _column(task: str) -> str:
     """Column header: ``"S sr"`` for a task, the label itself for a composite (``"blur+noise"``)."""
-    return task if "+" in task else get_task(task).letter + " " + task
+    return get_task(task).letter + " " + task if task in _TASK_NAMES else task
 
 
 def _fmt(v: float, digits: int) -> str:
@@ -308,7 +312,7 @@ def format_table(
         raise ValueError(f"baseline {base!r} is not a row of the table: rows are {names}")
     base_avg = rows[names.index(base)][2]
     present = {t for r in rows for t in r[1]}
-    tasks = [t.name for t in TASKS if t.name in present] + sorted(present - {t.name for t in TASKS})
+    tasks = _ordered_columns(present)
     digits = 2 if metric == "psnr" else 4
     header = ["model", *[_column(t) for t in tasks], "average", f"vs {base}"]
     body = []
