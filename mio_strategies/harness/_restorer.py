@@ -93,12 +93,9 @@ class Restorer:
     @contextlib.contextmanager
     def _prompt_scope(self, task: torch.Tensor | None) -> Iterator[None]:
         if self.prompt == "explicit" and task is not None:
-            if isinstance(task, torch.Tensor) and task.dtype.is_floating_point:
-                with self.injector.prompt(weights=task):  # a mixture of the tasks' prompts
-                    yield
-            else:
-                with self.injector.prompt(task=task):
-                    yield
+            mixture = isinstance(task, torch.Tensor) and task.dtype.is_floating_point
+            with self.injector.prompt(**{"weights" if mixture else "task": task}):
+                yield
         else:
             yield
 
