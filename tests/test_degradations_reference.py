@@ -152,18 +152,29 @@ def _scipy_streak_kernel(length: int, angle: int, width: int) -> np.ndarray:
     return ndimage.correlate(k, np.outer(g, g) / np.outer(g, g).sum(), mode="mirror")
 
 
+def _sparse_uniform_noise(amount, seed):
+    """The recipe's noise map: uniform 0..256 (the library's torch draw), only the top amount*0.01 kept."""
+    u = torch.rand((64, 64), generator=torch.Generator().manual_seed(seed)).numpy().astype(np.float64) * 256
+    u[u < 256 - amount * 0.01] = 0
+    return u
+
+
+def _with_streaks(x, streaks):
+    """The first image of ``x`` plus 0..255 streak levels, clipped and quantised as the recipe does."""
+    return _q8(np.clip(_hwc(x[0]) * 255 + streaks[..., None], 0, 255) / 255)
+
+
 @pytest.mark.parametrize(("amount", "length", "angle", "width"), [(80, 30, 10, 11), (140, 21, -45, 11), (50, 40, 44, 11)])
 def test_add_rain_matches_an_independent_scipy_rebuild_of_the_recipe(amount, length, angle, width):
     x = real_batch(1, 64)
     seed = 99
-    u = torch.rand((64, 64), generator=torch.Generator().manual_seed(seed)).numpy().astype(np.float64) * 256
-    u[u < 256 - amount * 0.01] = 0
+    u = _sparse_uniform_noise(amount, seed)
     cross = np.array([[0, 0.1, 0], [0.1, 8, 0.1], [0, 0.1, 0]])
     n = ndimage.correlate(u, cross, mode="mirror")
     k = _scipy_streak_kernel(length, angle, width)
     r = ndimage.correlate(n, k, mode="mirror")  # scipy's centre index length // 2 is OpenCV's anchor
     r = np.floor((r - r.min()) / (r.max() - r.min()) * 255)
-    ref = _q8(np.clip(_hwc(x[0]) * 255 + r[..., None], 0, 255) / 255)
+    ref = _with_streaks(x, r)
     ours = _hwc(D.add_rain(x, amount, length, angle, width, seed)[0])
     diff = np.abs(ours - ref)
     # scipy's warp is continuous where OpenCV's (and ours) snaps to 1/32 pixel: streak pixels may differ a little
@@ -177,15 +188,14 @@ def test_add_rain_matches_the_recipe_run_with_opencv(amount, length, angle, widt
 
     x = real_batch(1, 64)
     seed = 5
-    u = torch.rand((64, 64), generator=torch.Generator().manual_seed(seed)).numpy().astype(np.float64) * 256
-    u[u < 256 - amount * 0.01] = 0
+    u = _sparse_uniform_noise(amount, seed)
     n = cv2.filter2D(u, -1, np.array([[0, 0.1, 0], [0.1, 8, 0.1], [0, 0.1, 0]]))
     rot = cv2.getRotationMatrix2D((length / 2, length / 2), angle - 45, 1 - length / 100.0)
     k = cv2.GaussianBlur(cv2.warpAffine(np.diag(np.ones(length)), rot, (length, length)), (width, width), 0)
     r = cv2.filter2D(n, -1, k)
     cv2.normalize(r, r, 0, 255, cv2.NORM_MINMAX)
     r = np.array(r, dtype=np.uint8).astype(np.float64)
-    ref = _q8(np.clip(_hwc(x[0]) * 255 + r[..., None], 0, 255) / 255)
+    ref = _with_streaks(x, r)
     diff = np.abs(_hwc(D.add_rain(x, amount, length, angle, width, seed)[0]) - ref)
     assert diff.max() <= 1 / 255 + 1e-6 and (diff > 0.5 / 255).mean() < 0.01  # float32 FFT vs float64 direct
 
