@@ -10,6 +10,7 @@ import torch
 from mio_strategies.harness import (
     STRATEGIES,
     CheckpointMismatchError,
+    NotACheckpointError,
     load_checkpoint,
     load_config,
     load_restorer,
@@ -172,6 +173,9 @@ def test_checkpoint_write_is_atomic_and_loads_weights_only(tmp_path, monkeypatch
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match=r"cannot read checkpoint .*bad\.pt"):
         load_checkpoint(tmp_path / "bad.pt")
+    torch.save({"weight": torch.ones(1)}, tmp_path / "plain.pt")  # readable, but a plain state dict
+    with pytest.raises(NotACheckpointError, match=r"plain\.pt' is not a mio-strategies checkpoint"):
+        load_checkpoint(tmp_path / "plain.pt")
 
 
 def test_check_compatible_lists_every_difference():

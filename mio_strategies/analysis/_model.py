@@ -12,7 +12,6 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 __all__ = ["CHECKPOINT_KEYS", "_RestorerModule", "_load_model", "_load_train_checkpoint"]
@@ -48,13 +47,12 @@ def _load_train_checkpoint(path: str | Path, *, ema: bool = True) -> tuple[_Rest
         ValueError: not a harness checkpoint (the message says to give ``--model`` for a plain one).
     """
     from mio_strategies.harness import load_restorer
+    from mio_strategies.harness._checkpoint import NotACheckpointError
 
     try:
         restorer, cfg, _ = load_restorer(path, ema=ema)
-    except ValueError as exc:
-        if "is not a mio-strategies checkpoint" in str(exc):
-            raise ValueError(f"{exc}; for a plain state dict give --model MODULE:FACTORY as well") from exc
-        raise
+    except NotACheckpointError as exc:
+        raise ValueError(f"{exc}; for a plain state dict give --model MODULE:FACTORY as well") from exc
     return _RestorerModule(restorer), f"{cfg.backbone} {cfg.strategy}"
 
 
@@ -93,13 +91,12 @@ def _load_model(spec: str, checkpoint: str | Path | None = None, *, key: str | N
         raise ValueError(f"{spec!r} returned a {type(model).__name__}, not a torch.nn.Module")
     if checkpoint is None:
         return model
+    from mio_strategies.harness._checkpoint import CHECKPOINT_FORMAT, read_weights_only
+
     path = Path(checkpoint)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = read_weights_only(path, "checkpoint")
     if not isinstance(state, dict):
         raise ValueError(f"checkpoint {str(path)!r} holds a {type(state).__name__}, not a state dict")
-    from mio_strategies.harness._checkpoint import CHECKPOINT_FORMAT
 
     if state.get("format") == CHECKPOINT_FORMAT:
         raise ValueError(

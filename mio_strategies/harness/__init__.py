@@ -20,7 +20,12 @@ from mio_strategies.harness._backbones import (
     register_backbone,
 )
 from mio_strategies.harness._classifier import ClassifierRun, load_classifier, train_classifier
-from mio_strategies.harness._checkpoint import CheckpointMismatchError, load_checkpoint, save_checkpoint
+from mio_strategies.harness._checkpoint import (
+    CheckpointMismatchError,
+    NotACheckpointError,
+    load_checkpoint,
+    save_checkpoint,
+)
 from mio_strategies.harness._config import STRATEGIES, TrainConfig, list_presets, load_config, parse_strategy
 from mio_strategies.harness._demo import run_demo
 from mio_strategies.harness._eval import EvalResult, evaluate, format_table, paper_results, write_tables
@@ -34,6 +39,7 @@ __all__ = [
     "CheckpointMismatchError",
     "ClassifierRun",
     "EvalResult",
+    "NotACheckpointError",
     "Restorer",
     "SRResNet",
     "TrainConfig",

@@ -11,7 +11,10 @@ from typing import Any
 
 import torch
 
-__all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "CheckpointMismatchError", "check_compatible", "load_checkpoint", "save_checkpoint"]
+__all__ = [
+    "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "CheckpointMismatchError", "NotACheckpointError", "check_compatible",
+    "load_checkpoint", "save_checkpoint",
+]
 
 CHECKPOINT_FORMAT = "mio-strategies"  # the "format" entry of every harness checkpoint
 CHECKPOINT_VERSION = 1
@@ -21,6 +24,10 @@ _RUN_KEYS = ("backbone_kwargs", "order", "periods", "period_iters", "batch_size"
 
 class CheckpointMismatchError(ValueError):
     """A checkpoint that belongs to another backbone, strategy or run configuration."""
+
+
+class NotACheckpointError(ValueError):
+    """A readable file that is not a harness checkpoint (e.g. a plain state dict)."""
 
 
 def save_checkpoint(state: Mapping[str, Any], path: str | Path) -> Path:
@@ -66,12 +73,13 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: not a harness checkpoint (corrupt, or another format); the message names the file.
+        ValueError: the file cannot be read (corrupt); :class:`NotACheckpointError` (a ValueError): it
+            is readable but not a harness checkpoint. The message names the file.
     """
     path = Path(path)
     state = read_weights_only(path, "checkpoint", map_location)
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or "config" not in state:
-        raise ValueError(f"{str(path)!r} is not a mio-strategies checkpoint (no 'format'/'config' entries)")
+        raise NotACheckpointError(f"{str(path)!r} is not a mio-strategies checkpoint (no 'format'/'config' entries)")
     if state.get("version", 0) > CHECKPOINT_VERSION:
         raise ValueError(
             f"checkpoint {str(path)!r} has format version {state['version']}, newer than this library's "
