@@ -84,6 +84,20 @@ def test_another_backbone_starts_from_its_own_defaults(tmp_path):
     assert load_config(path).backbone_kwargs == {"num_feat": 8}
 
 
+def test_backbone_kwargs_that_is_not_a_mapping_names_the_shell_quoting_fix(tmp_path):
+    # an unquoted {a:1,b:2} on the command line is brace-expanded by bash into strings
+    with pytest.raises(TypeError, match=r"backbone_kwargs must be a mapping, got 'num_feat:16'.*--set 'backbone_kwargs=\{num_feat: 32"):
+        load_config("cpu_demo", ["backbone_kwargs=num_feat:16"])
+    path = tmp_path / "bad.yaml"
+    path.write_text("base: cpu_demo\nbackbone_kwargs: [8, 2]\n")
+    with pytest.raises(TypeError, match=r"backbone_kwargs must be a mapping, got \[8, 2\]"):
+        load_config(path)
+    # YAML without a space after the colon reads one key "num_feat:16"
+    with pytest.raises(KeyError, match=r"no option 'num_feat:16'; did you mean 'num_feat'\? \(YAML needs a space after the colon"):
+        load_config("cpu_demo", ["backbone_kwargs={num_feat:16}"])
+    assert load_config("cpu_demo", ["backbone_kwargs={num_feat: 16}"]).backbone_kwargs["num_feat"] == 16
+
+
 def test_yaml_file_with_base_preset(tmp_path):
     path = tmp_path / "my.yaml"
     path.write_text("base: swinir\nstrategy: S\nperiod_iters: 10\n")

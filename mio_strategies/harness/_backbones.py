@@ -80,6 +80,8 @@ class BackboneSpec:
             if key not in self.defaults:
                 close = difflib.get_close_matches(key, list(self.defaults), n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
+                if isinstance(key, str) and ":" in key:  # YAML read "{num_feat:16}" as one key
+                    hint += " (YAML needs a space after the colon: {num_feat: 16})"
                 raise KeyError(
                     f"backbone {self.name!r} has no option {key!r}{hint} (options: {sorted(self.defaults)})"
                 )

@@ -299,9 +299,20 @@ def _load_source(source: str | Path, seen: tuple[str, ...] = ()) -> dict[str, An
 def _merged_backbone_kwargs(base: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
     """``new``'s backbone options on top of ``base``'s; ``base``'s are dropped when ``new`` names
     another backbone (they were options of that other backbone)."""
+    for source in (base, new):
+        _check_backbone_kwargs(source.get("backbone_kwargs"))
     same = "backbone" not in new or new["backbone"] == base.get("backbone")
     inherited = (base.get("backbone_kwargs") or {}) if same else {}
     return {**inherited, **(new.get("backbone_kwargs") or {})}
+
+
+def _check_backbone_kwargs(value: Any) -> None:
+    if value is not None and not isinstance(value, Mapping):
+        raise TypeError(
+            f"backbone_kwargs must be a mapping, got {value!r}: write it as YAML with a space after each colon and "
+            "quote it for the shell (--set 'backbone_kwargs={num_feat: 32, num_block: 8}'), or set one option "
+            "with --set backbone_kwargs.num_feat=32"
+        )
 
 
 def preset_metadata(name: str) -> dict[str, Any]:
@@ -352,8 +363,9 @@ def parse_overrides(items: Iterable[str] | Mapping[str, Any] | None) -> dict[str
                 raise KeyError(f"nested override {key!r}: only backbone_kwargs.<option> may be nested")
             out.setdefault("backbone_kwargs", {})[sub] = value
         else:
-            if key == "backbone_kwargs" and isinstance(value, Mapping):
-                out.setdefault("backbone_kwargs", {}).update(value)
+            if key == "backbone_kwargs":
+                _check_backbone_kwargs(value)
+                out.setdefault("backbone_kwargs", {}).update(value or {})
             else:
                 out[key] = value
     return out
