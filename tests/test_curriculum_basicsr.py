@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 
 import pytest
@@ -169,3 +170,14 @@ def test_dataset_without_task_ids_is_refused():
     opt = _options(None, curriculum={"periods": 7}) | {"rank": 0, "world_size": 1, "dist": False}
     with pytest.raises(TypeError, match=r"train dataset list has no .task_ids"):
         build_curriculum_sampler(opt, [1, 2, 3])
+
+
+def test_import_basicsr_hint_only_when_basicsr_itself_is_missing(monkeypatch):
+    from mio_strategies.integrations import _basicsr_compat
+
+    with pytest.raises(ModuleNotFoundError, match=r"basicsr\.no_such_module") as info:
+        import_basicsr("no_such_module")  # a wrong submodule is not an install problem
+    assert "pip install" not in str(info.value)
+    monkeypatch.setitem(sys.modules, "basicsr", None)  # makes `import basicsr` fail as if not installed
+    with pytest.raises(ImportError, match=re.escape(_basicsr_compat._INSTALL_HINT)):
+        import_basicsr()

@@ -44,7 +44,7 @@ def import_basicsr(submodule: str | None = None) -> ModuleType:
     try:
         mod = importlib.import_module("basicsr" if submodule is None else f"basicsr.{submodule}")
     except ImportError as exc:
-        if "basicsr" in str(exc) and "No module named" in str(exc):
+        if getattr(exc, "name", None) == "basicsr":  # basicsr itself is not installed
             raise ImportError(_INSTALL_HINT) from exc
         raise
     return mod
