@@ -102,3 +102,22 @@ def test_resunet_starts_as_the_identity_and_injects_on_its_decoder():
     assert injected == [("latent", 16, 8), ("decoder3", 16, 4), ("decoder2", 8, 2), ("decoder1", 4, 1), ("output", 3, 1)]
     with pytest.raises(ValueError, match=r"levels must be 1, 2 or 3 .*got 4"):
         create_backbone("unet_tiny", levels=4)
+
+
+def test_resunet_channel_attention_uses_rcan_blocks_that_see_the_whole_image():
+    plain = create_backbone("unet_tiny", num_feat=4, num_block=1)
+    net = create_backbone("unet_tiny", num_feat=4, num_block=1, channel_attention=True)
+    assert type(net.dec[0][0]).__name__ == "RCAB" and type(plain.dec[0][0]).__name__ == "ResidualBlockNoBN"
+    x = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        assert torch.equal(net(x), x)  # still starts as the identity
+        block = net.dec[0][0]
+        torch.nn.init.constant_(block.rcab[3].attention[1].bias, 1.0)  # keep the squeezed ReLU unit alive
+        feat = torch.rand(1, 4, 16, 16, generator=torch.Generator().manual_seed(3))
+        far = feat.clone()
+        far[..., 12:, 12:] += 1.0  # a change far outside a 3x3 conv pair's receptive field of pixel (0, 0)
+        assert not torch.allclose(block(feat)[..., 0, 0], block(far)[..., 0, 0])
+        plain_block = plain.dec[0][0]
+        assert torch.allclose(plain_block(feat)[..., 0, 0], plain_block(far)[..., 0, 0])
+    with pytest.raises(TypeError, match=r"channel_attention must be True or False, got 'yes'"):
+        create_backbone("unet_tiny", channel_attention="yes")

@@ -238,6 +238,10 @@ class ResUNet(nn.Module):
         num_feat: channels at full resolution.
         num_block: residual blocks per level (encoder, latent and decoder).
         levels: downsamplings, 1 to 3 (inputs are padded to a multiple of 8).
+        channel_attention: use basicsr's RCAN block (residual block + channel attention, squeeze
+            factor 4) instead of the plain residual block. Channel attention pools each block's
+            features over the whole image, which lets a blind model tell global degradations (haze,
+            low light) from dark or flat content.
 
     Example:
         >>> net = ResUNet(num_feat=8, num_block=1)
@@ -245,15 +249,23 @@ class ResUNet(nn.Module):
         torch.Size([1, 3, 16, 16])
     """
 
-    def __init__(self, num_feat: int = 16, num_block: int = 2, levels: int = 3):
+    def __init__(self, num_feat: int = 16, num_block: int = 2, levels: int = 3, channel_attention: bool = False):
         super().__init__()
         for key, v in (("num_feat", num_feat), ("num_block", num_block)):
             _positive_int(key, v)
         if isinstance(levels, bool) or not isinstance(levels, int) or not 1 <= levels <= 3:
             raise ValueError(f"levels must be 1, 2 or 3 (inputs are padded to a multiple of 8), got {levels!r}")
+        if not isinstance(channel_attention, bool):
+            raise TypeError(f"channel_attention must be True or False, got {channel_attention!r}")
         from mio_strategies.integrations._basicsr_compat import import_basicsr
 
-        block = import_basicsr("archs.arch_util").ResidualBlockNoBN
+        if channel_attention:
+            rcab = import_basicsr("archs.rcan_arch").RCAB
+
+            def block(num_feat: int) -> nn.Module:
+                return rcab(num_feat, squeeze_factor=4)
+        else:
+            block = import_basicsr("archs.arch_util").ResidualBlockNoBN
         chs = _unet_channels(num_feat, levels)
         self.levels = levels
         self.conv_first = nn.Conv2d(3, num_feat, 3, 1, 1)
@@ -298,7 +310,8 @@ def _resunet_scales(kw: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 register_backbone(BackboneSpec(
-    "unet_tiny", ResUNet, {"num_feat": 16, "num_block": 2, "levels": 3}, scales=_resunet_scales, size_multiple=8,
+    "unet_tiny", ResUNet, {"num_feat": 16, "num_block": 2, "levels": 3, "channel_attention": False},
+    scales=_resunet_scales, size_multiple=8,
     requires="basicsr",
     description="CPU-sized residual U-Net (16 channels, 2 basicsr residual blocks per level, 3 levels), zero-init output",
 ))
