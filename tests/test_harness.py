@@ -225,5 +225,6 @@ def test_demo_code_path_with_a_tiny_budget(tmp_path):
         assert (out / name).is_file()
     report = (out / "report.md").read_text()
     assert "identity" in report and "S+EP" in report
+    assert "Explicit-prompt rows are given each image's task" in report  # the paper's tables use a classifier
     with pytest.raises(FileExistsError, match="pass --overwrite"):
         run_demo(out, progress=False)

@@ -166,6 +166,9 @@ def _report(cfg: TrainConfig, strategies: Sequence[str], results: Sequence[EvalR
         lines += ["", "DDR (PCA of the last residual block's pooled features), Calinski-Harabasz index by task: "
                   + ", ".join(f"{k} {v:.1f}" for k, v in chi.items()) + " (higher: tasks better separated).", "",
                   "![per-task PSNR](psnr_bars.png)", "", "![DDR](ddr.png)"]
+    if any(s.endswith("+EP") for s in strategies):
+        lines += ["", "Explicit-prompt rows are given each image's task. The paper's EP tables let a task classifier "
+                  "pick it: `mio-strategies train-classifier` then `mio-strategies eval --classifier FILE`."]
     lines += ["", "This is a minutes-scale CPU run on six photos: it shows the pipeline, not the paper's numbers. "
               "See docs/reproducing.md for the full protocol."]
     return "\n".join(lines) + "\n"
