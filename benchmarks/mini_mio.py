@@ -6,7 +6,9 @@ Tiers (configs ``mini_quick`` / ``mini_converged`` in mio_strategies/harness/con
              blind models are expected to sit below the identity at this budget.
   converged  longer and larger (hours on a CPU, minutes on a GPU); resumable (re-run the same command)
              with progress printed; S vs M and AP vs M are judged only where every model beats the
-             identity on every task.
+             identity on every task. The test set is scored after every period (--curve, on by default
+             here): the output says from which iteration each model stays above the identity on every
+             task, so one run tells whether the tier is long enough.
 
 Paired seeds: for seed s every strategy starts from the same initial backbone weights and draws from the
 same data seed. Printed: per task and on average, the identity (unrestored input), each strategy's PSNR
@@ -53,14 +55,16 @@ def _run_one(cfg, out: Path, testset, progress: bool, reevaluate: bool = False) 
     t0 = time.perf_counter()
     if result_path.is_file():  # reevaluate a finished run
         old = json.loads(result_path.read_text())
-        seconds, speed = old["seconds"], old["iters_per_second"]
+        seconds, speed, curve = old["seconds"], old["iters_per_second"], old.get("curve", [])
         checkpoint = ckpt
     else:
+        val = testset if cfg.val_every else None  # the learning curve: the test set scored every val_every
         if ckpt.is_file():  # an interrupted run: continue it exactly where it stopped
-            res = train(cfg, out, resume=True, progress=progress)
+            res = train(cfg, out, resume=True, progress=progress, val_dataset=val)
         else:
-            res = train(cfg, out, overwrite=True, progress=progress)
+            res = train(cfg, out, overwrite=True, progress=progress, val_dataset=val)
         seconds, speed, checkpoint = None, res.iters_per_second, res.checkpoint
+        curve = _read_curve(out / "log.jsonl") if cfg.val_every else []
     restorer, saved_cfg, _ = load_restorer(checkpoint)
     if (saved_cfg.strategy, saved_cfg.seed) != (cfg.strategy, cfg.seed):
         raise ValueError(f"{str(out)!r} holds a {saved_cfg.strategy} seed {saved_cfg.seed} run, expected "
@@ -70,10 +74,44 @@ def _run_one(cfg, out: Path, testset, progress: bool, reevaluate: bool = False) 
         "strategy": cfg.strategy, "seed": cfg.seed, "per_task": {k: v["psnr"] for k, v in ev.per_task().items()},
         "identity": {k: v["psnr"] for k, v in ev.per_task(identity=True).items()},
         "average": ev.average()["psnr"], "seconds": seconds if seconds is not None else time.perf_counter() - t0,
-        "iters_per_second": speed,
+        "iters_per_second": speed, "curve": curve,
     }
     result_path.write_text(json.dumps(data, indent=1))
     return data
+
+
+def _read_curve(log: Path) -> list[dict]:
+    """The run's validation records (iteration, per-task PSNR), one per iteration (a resumed run's last)."""
+    by_iter: dict[int, dict] = {}
+    if log.is_file():
+        for line in log.read_text(encoding="utf-8").splitlines():
+            rec = json.loads(line)
+            if rec.get("kind") == "val":
+                by_iter[rec["iteration"]] = {"iteration": rec["iteration"], "per_task": rec["psnr"]}
+    return [by_iter[k] for k in sorted(by_iter)]
+
+
+def curve_table(results: dict, strategies: list[str], seeds: list[int], ident: dict[str, float]) -> list[str]:
+    """Per strategy and evaluated iteration, the worst task's margin over the identity (mean over seeds),
+    and the first iteration from which the model stays above the identity on every task."""
+    lines = []
+    for s in strategies:
+        curves = [results[(s, seed)].get("curve") or [] for seed in seeds]
+        iters = sorted(set.intersection(*(set(c["iteration"] for c in cv) for cv in curves)))
+        if not iters:
+            continue
+        cells, above = [], []
+        for it in iters:
+            recs = [next(c for c in cv if c["iteration"] == it)["per_task"] for cv in curves]
+            margins = {t: statistics.mean(r[t] for r in recs) - ident[t] for t in ident if all(t in r for r in recs)}
+            worst = min(margins, key=margins.get)
+            cells.append(f"{it}: {margins[worst]:+.2f} {worst}")
+            above.append(margins[worst] > 0)
+        since = next((iters[i] for i in range(len(iters)) if all(above[i:])), None)
+        when = f"above the identity on every task from iteration {since} on" if since is not None else (
+            "not above the identity on every task at the last evaluation")
+        lines.append(f"  {s}: " + ", ".join(cells) + f" -> {when}")
+    return lines
 
 
 def _testset(order: str, size: int):
@@ -114,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=1,
                    help="runs trained at once in separate processes (a GPU is mostly idle with one tiny model; "
                         "on a 2-core CPU keep 1)")
+    p.add_argument("--curve", action=argparse.BooleanOptionalAction, default=None,
+                   help="score the test set after every period and print, per model, its worst task's margin over "
+                        "the identity and when it stays above it on every task (default: on for the converged tier)")
     args = p.parse_args(argv)
     if "M" not in args.strategies:
         p.error("the paired differences are taken to M: keep M in --strategies")
@@ -139,8 +180,11 @@ def main(argv: list[str] | None = None) -> int:
               f"({time.perf_counter() - t0:.0f} s here, {r['iters_per_second']:.1f} it/s when trained; "
               f"{time.perf_counter() - t_all:.0f} s total)", flush=True)
 
+    curve = args.tier == "converged" if args.curve is None else args.curve
+    val_every = base.period_iters if curve else 0
+
     def setup(strategy: str, seed: int):
-        cfg = base.replace(strategy=strategy, seed=seed, name=f"mini-{strategy}-{seed}", val_every=0)
+        cfg = base.replace(strategy=strategy, seed=seed, name=f"mini-{strategy}-{seed}", val_every=val_every)
         return cfg, out / f"{strategy.replace('+', '_')}-seed{seed}"
 
     if args.jobs == 1:
@@ -194,6 +238,11 @@ def main(argv: list[str] | None = None) -> int:
     table = "\n".join(lines)
     print("\nPSNR (dB, RGB, 4-px crop) on fixed crops of the embedded photos, In-Dis:\n" + table)
 
+    curve_lines = curve_table(results, args.strategies, args.seeds, ident)
+    if curve_lines:
+        print("\nLearning curve: the worst task's margin over the identity (dB, mean over seeds) after each period:")
+        print("\n".join(curve_lines))
+
     # verdicts
     below = {s: [t for t in tasks if statistics.mean(results[(s, seed)]["per_task"][t] for seed in args.seeds) <= ident[t]]
              for s in args.strategies}
@@ -223,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(verdict("S", "sequential learning beats mixed training (paper +0.29 dB)"))
         print(verdict("S+AP", "sequential + adaptive prompts beat mixed training (paper +0.24 dB)"))
-    (out / "summary.md").write_text(table + "\n", encoding="utf-8")
+    extra = ("\n\nWorst task's margin over the identity after each period:\n\n" + "\n".join(curve_lines)) if curve_lines else ""
+    (out / "summary.md").write_text(table + extra + "\n", encoding="utf-8")
     print(f"\nsummary written to {out / 'summary.md'} ({time.perf_counter() - t_all:.0f} s in all)")
     return 0
 

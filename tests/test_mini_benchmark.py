@@ -111,6 +111,39 @@ def test_tiny_end_to_end_run_is_cached_and_rescored(mini, tmp_path, capsys):
         assert par[k]["per_task"] == pytest.approx(saved[k]["per_task"], abs=1e-6), k
 
 
+    # --curve scores the test set after every period; it must not change what is trained
+    assert mini.main([*args, "--output", str(tmp_path / "curve"), "--strategies", "M", "S+EP", "--curve"]) == 0
+    text = capsys.readouterr().out
+    assert "Learning curve: the worst task's margin over the identity" in text
+    assert "  M: 1: " in text and "  S+EP: 1: " in text and ", 7: " in text
+    curved = {p.parent.name: json.loads(p.read_text()) for p in (tmp_path / "curve").glob("*/result.json")}
+    assert [c["iteration"] for c in curved["M-seed0"]["curve"]] == [1, 2, 3, 4, 5, 6, 7]
+    for k in curved:
+        assert curved[k]["per_task"] == pytest.approx(saved[k]["per_task"], abs=1e-6), k
+        assert curved[k]["curve"][-1]["per_task"] == pytest.approx(curved[k]["per_task"], abs=1e-6)  # last point = final score
+    assert saved["M-seed0"]["curve"] == []  # the quick tier keeps no curve by default
+
+
+def test_curve_table_reports_when_a_model_stays_above_the_identity(mini):
+    ident = {"sr": 20.0, "blur": 30.0}
+
+    def run(points):  # (iteration, sr, blur)
+        return {"curve": [{"iteration": i, "per_task": {"sr": a, "blur": b}} for i, a, b in points]}
+
+    results = {
+        # crosses at 200, dips under at 300 (blur), stays above from 400 on
+        ("M", 0): run([(100, 19.0, 31.0), (200, 21.0, 30.5), (300, 21.0, 29.0), (400, 21.0, 30.2), (500, 22.0, 30.4)]),
+        ("M", 1): run([(100, 19.0, 31.0), (200, 21.0, 30.5), (300, 21.0, 29.0), (400, 21.0, 30.4), (500, 22.0, 30.6)]),
+        ("S", 0): run([(100, 19.0, 29.0), (500, 19.5, 31.0)]),
+        ("S", 1): run([(100, 19.0, 29.0), (500, 19.7, 31.0)]),
+    }
+    lines = mini.curve_table(results, ["M", "S"], [0, 1], ident)
+    assert lines[0] == ("  M: 100: -1.00 sr, 200: +0.50 blur, 300: -1.00 blur, 400: +0.30 blur, 500: +0.50 blur"
+                        " -> above the identity on every task from iteration 400 on")
+    assert lines[1] == "  S: 100: -1.00 sr, 500: -0.40 sr -> not above the identity on every task at the last evaluation"
+    assert mini.curve_table({("M", 0): {"per_task": {}}}, ["M"], [0], ident) == []  # cached runs without a curve
+
+
 @pytest.mark.basicsr
 @pytest.mark.usefixtures("one_thread")
 def test_backbone_speed_prints_rates_and_protocol_hours(capsys):
