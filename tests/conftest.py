@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
 
 @pytest.fixture
@@ -27,3 +28,15 @@ def real_batch(n: int = 2, size: int = 48) -> torch.Tensor:
 
     files = embedded_image_paths()
     return torch.stack([read_image(files[i % len(files)])[:, 40 : 40 + size, 60 : 60 + size] for i in range(n)])
+
+
+class TupleOut(nn.Module):
+    """A module whose output is a tuple (features, a scalar): prompts go on the tensor part."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        return y, y.mean()

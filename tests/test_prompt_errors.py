@@ -9,19 +9,10 @@ import torch
 from torch import nn
 
 from mio_strategies.prompts import AdaptivePrompt, ExplicitPrompt, PromptInjector, PromptScale
+from conftest import TupleOut
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-class TupleOut(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 4, 1)
-
-    def forward(self, x):
-        y = self.conv(x)
-        return y, y.mean()
 
 
 class Net(nn.Module):

@@ -12,6 +12,7 @@ from torch import nn
 
 from mio_strategies.prompts import AdaptivePrompt, ExplicitPrompt, PromptInjector, PromptScale
 from mio_strategies.tasks import NUM_TASKS
+from conftest import TupleOut
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -55,16 +56,6 @@ class TokenNet(nn.Module):
         tok = t.flatten(2).transpose(1, 2)
         tok = tok + self.mix(tok)
         return self.out(tok.transpose(1, 2).reshape(b, c, h, w))
-
-
-class TupleOut(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 4, 1)
-
-    def forward(self, x):
-        y = self.conv(x)
-        return y, y.mean()
 
 
 class TupleNet(nn.Module):
