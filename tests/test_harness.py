@@ -75,12 +75,14 @@ def test_overrides_set_values_and_nested_backbone_options():
 
 
 def test_another_backbone_starts_from_its_own_defaults(tmp_path):
-    # mini_converged sets SRResNet options (num_feat 64, num_block 8): they are not carried to the U-Net
-    assert load_config("mini_converged", ["backbone=unet_tiny"]).backbone_kwargs == {}
-    assert load_config("mini_converged", ["backbone=unet_tiny", "backbone_kwargs.levels=2"]).backbone_kwargs == {"levels": 2}
-    assert load_config("mini_converged", ["backbone=srresnet_tiny"]).backbone_kwargs == {"num_feat": 64, "num_block": 8}
+    # SRResNet options (num_feat 64, num_block 8) are not carried to the U-Net
+    srres = tmp_path / "srres.yaml"
+    srres.write_text("base: mini_quick\nbackbone: srresnet_tiny\nbackbone_kwargs: {num_feat: 64, num_block: 8}\n")
+    assert load_config(srres, ["backbone=unet_tiny"]).backbone_kwargs == {}
+    assert load_config(srres, ["backbone=unet_tiny", "backbone_kwargs.levels=2"]).backbone_kwargs == {"levels": 2}
+    assert load_config(srres, ["backbone=srresnet_tiny"]).backbone_kwargs == {"num_feat": 64, "num_block": 8}
     path = tmp_path / "u.yaml"
-    path.write_text("base: mini_converged\nbackbone: unet_tiny\nbackbone_kwargs: {num_feat: 8}\n")
+    path.write_text(f"base: {srres.name}\nbackbone: unet_tiny\nbackbone_kwargs: {{num_feat: 8}}\n")
     assert load_config(path).backbone_kwargs == {"num_feat": 8}
 
 
