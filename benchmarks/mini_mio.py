@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="score finished runs again with the current evaluation code (no training)")
     p.add_argument("--jobs", type=int, default=1,
                    help="runs trained at once in separate processes (a GPU is mostly idle with one tiny model; "
-                        "on a 2-core CPU keep 1)")
+                        "on a CPU at most one per core: each run gets cores // jobs threads)")
     p.add_argument("--curve", action=argparse.BooleanOptionalAction, default=None,
                    help="score the test set after every period and print, per model, its worst task's margin over "
                         "the identity and when it stays above it on every task (default: on for the converged tier)")
