@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 import statistics
 import sys
 from pathlib import Path
@@ -103,8 +104,11 @@ def test_tiny_end_to_end_run_is_cached_and_rescored(mini, tmp_path, capsys):
     assert {k: v["per_task"] for k, v in again.items()} == {k: v["per_task"] for k, v in saved.items()}
 
     # the same runs in two worker processes give the same numbers (paired seeds do not depend on the process)
-    assert mini.main([*args, "--output", str(tmp_path / "jobs"), "--jobs", "2"]) == 0
-    assert "[5/5]" in capsys.readouterr().out
+    assert mini.main([*args, "--output", str(tmp_path / "jobs"), "--jobs", "2", "--status-every", "0.05"]) == 0
+    text = capsys.readouterr().out
+    assert "[5/5]" in text
+    # while the workers train, the parent says where each running run is
+    assert re.search(r"^\[\d+ s\] .*(M|S|M\+EP|S\+EP|S\+AP) seed 0: (starting|\d+/7 it, loss)", text, re.M), text
     par = {p.parent.name: json.loads(p.read_text()) for p in (tmp_path / "jobs").glob("*/result.json")}
     assert sorted(par) == sorted(saved)
     for k in saved:
@@ -122,6 +126,15 @@ def test_tiny_end_to_end_run_is_cached_and_rescored(mini, tmp_path, capsys):
         assert curved[k]["per_task"] == pytest.approx(saved[k]["per_task"], abs=1e-6), k
         assert curved[k]["curve"][-1]["per_task"] == pytest.approx(curved[k]["per_task"], abs=1e-6)  # last point = final score
     assert saved["M-seed0"]["curve"] == []  # the quick tier keeps no curve by default
+
+
+def test_run_status_reads_the_last_training_record(mini, tmp_path):
+    assert mini.run_status(("M", 0), tmp_path, 15000) == "M seed 0: starting"
+    recs = [{"kind": "train", "iteration": 250, "loss": 0.09, "period": 1, "tasks": "S"},
+            {"kind": "val", "iteration": 1500, "psnr": {}, "average": 20.0},
+            {"kind": "train", "iteration": 1750, "loss": 0.0712, "period": 2, "tasks": "SB"}]
+    (tmp_path / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    assert mini.run_status(("S", 1), tmp_path, 15000) == "S seed 1: 1750/15000 it, loss 0.0712, period 2 (SB)"
 
 
 def test_curve_table_reports_when_a_model_stays_above_the_identity(mini):
