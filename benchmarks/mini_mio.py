@@ -93,7 +93,10 @@ def _read_curve(log: Path) -> list[dict]:
 
 
 def run_status(key: tuple[str, int], run_dir: Path, total: int) -> str:
-    """``"M seed 0: 2750/15000 it, loss 0.0712, period 2 (SB)"`` from a running run's log.jsonl."""
+    """``"M seed 0: 2750/15000 it, loss 0.0712, period 2 (SB)"`` from a running run's log.jsonl; ``""``
+    for a run that has not started (the pool hands a queued run to a worker before it starts)."""
+    if not (run_dir / "config.yaml").is_file():
+        return ""
     log = run_dir / "log.jsonl"
     last = None
     if log.is_file():
@@ -234,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
                     results[(strategy, seed)] = fut.result()
                     report(k, strategy, seed, results[(strategy, seed)], t_all)
                 if not done:  # the workers print nothing while they train: say where each running run is
-                    lines = [run_status(futures[f], dirs[f], base.total_iters) for f in pending if f.running()]
+                    lines = [x for f in pending if f.running() and (x := run_status(futures[f], dirs[f], base.total_iters))]
                     if lines:
                         print(f"[{time.perf_counter() - t_all:.0f} s] " + "; ".join(lines), flush=True)
 

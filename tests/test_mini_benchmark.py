@@ -129,6 +129,8 @@ def test_tiny_end_to_end_run_is_cached_and_rescored(mini, tmp_path, capsys):
 
 
 def test_run_status_reads_the_last_training_record(mini, tmp_path):
+    assert mini.run_status(("M", 0), tmp_path, 15000) == ""  # queued: its folder is not set up yet
+    (tmp_path / "config.yaml").write_text("strategy: M\n")
     assert mini.run_status(("M", 0), tmp_path, 15000) == "M seed 0: starting"
     recs = [{"kind": "train", "iteration": 250, "loss": 0.09, "period": 1, "tasks": "S"},
             {"kind": "val", "iteration": 1500, "psnr": {}, "average": 20.0},
