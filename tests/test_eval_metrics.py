@@ -127,3 +127,10 @@ def test_clean_inputs_are_left_out_and_exact_restorations_are_capped():
     table = res.per_task()["lowlight"]
     assert table["psnr"] == (PSNR_CAP + 30.0) / 2 and table["n"] == 2 and table["n_clean_inputs"] == 1
     assert res.average(identity=True)["psnr"] == (20.0 + 22.0) / 2
+
+
+@pytest.mark.parametrize("bad", [-1, True, 2.0])
+def test_crop_border_must_be_a_non_negative_integer(bad):
+    x = torch.zeros(1, 3, 16, 16)
+    with pytest.raises(ValueError, match=rf"crop_border must be a non-negative integer, got {bad!r}"):
+        psnr(x, x, crop_border=bad)

@@ -141,6 +141,14 @@ def test_each_strategy_trains_end_to_end(strategy, tmp_path):
     assert (restorer.injector is None) == (strategy in ("M", "S"))
 
 
+def test_stop_after_must_be_a_non_negative_integer(tmp_path):
+    cfg = load_config("cpu_demo", TINY)
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match=rf"stop_after must be a non-negative integer, got {bad!r}"):
+            train(cfg, tmp_path / "run", progress=False, stop_after=bad)
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
 def test_resume_equals_uninterrupted(tmp_path):
     cfg = load_config("cpu_demo", TINY + ["strategy=S+EP", "period_iters=3"])
     full = train(cfg, tmp_path / "full", dataset=_data(cfg), val_dataset=_val(cfg), progress=False)

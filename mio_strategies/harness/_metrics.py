@@ -13,6 +13,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from mio_strategies.harness._config import _non_negative_int
+
 __all__ = ["psnr", "ssim", "to_uint8_levels"]
 
 
@@ -26,8 +28,7 @@ def _check(a: torch.Tensor, b: torch.Tensor, crop_border: int) -> tuple[torch.Te
         raise ValueError(f"images must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
     if a.ndim != 4:
         raise ValueError(f"expected (B, C, H, W) tensors, got {a.ndim}D")
-    if isinstance(crop_border, bool) or not isinstance(crop_border, int) or crop_border < 0:
-        raise ValueError(f"crop_border must be a non-negative integer, got {crop_border!r}")
+    _non_negative_int("crop_border", crop_border)
     h, w = a.shape[-2:]
     if h <= 2 * crop_border or w <= 2 * crop_border:
         raise ValueError(f"images of {h}x{w} are too small for crop_border={crop_border}")

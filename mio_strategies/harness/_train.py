@@ -23,7 +23,7 @@ from mio_strategies.harness._checkpoint import (
     prepare_output_dir,
     save_checkpoint,
 )
-from mio_strategies.harness._config import TrainConfig, load_config
+from mio_strategies.harness._config import TrainConfig, _non_negative_int, load_config
 from mio_strategies.harness._restorer import Restorer, build_restorer
 
 __all__ = ["TrainResult", "load_restorer", "train"]
@@ -238,8 +238,8 @@ def train(
         14
     """
     cfg = config if isinstance(config, TrainConfig) else load_config(config)
-    if stop_after is not None and (isinstance(stop_after, bool) or not isinstance(stop_after, int) or stop_after < 0):
-        raise ValueError(f"stop_after must be a non-negative integer, got {stop_after!r}")
+    if stop_after is not None:
+        _non_negative_int("stop_after", stop_after)
     out = Path(output_dir)
     ckpt_path = out / CHECKPOINT_NAME
     saved: dict[str, Any] | None = None
