@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU check (one H100/H200, under ~9 minutes): the converged mini tier (one seed, its five strategies
+# GPU check (one H100/H200, under 8 minutes with the default time limits): the converged mini tier (one seed, its five strategies
 # trained at once in worker processes: a tiny model leaves the GPU mostly idle) and a short full-size
 # SRResNet M vs S+EP budget; prints the tables and iterations per second; then times SwinIR, Restormer
 # and PromptIR (benchmarks/backbone_speed.py) for their GPU-hours per strategy.
@@ -12,9 +12,9 @@
 # Work goes to $DEST (default ./gpu-check); when $OUT is set (the device tool), the logs, tables and
 # the mini tier's S+EP checkpoint are copied there (a handful of files).
 # Knobs (environment): MINI_ITERS (iterations per period, default 1500: the tier's own), MINI_JOBS (runs at
-# once, 5), MINI_WORKERS (data workers per run, 2), MINI_TIMEOUT (s, 300), FULL_ITERS (per period, 7
-# periods, default 150), FULL_TIMEOUT (s per strategy, 90), SPEED_ITERS (per backbone, 40), SPEED_TIMEOUT
-# (s, 150), WORKERS (12). The mini tier resumes: run the script again with the same DEST to continue.
+# once, 5), MINI_WORKERS (data workers per run, 2), MINI_TIMEOUT (s, 270), FULL_ITERS (per period, 7
+# periods, default 150), FULL_TIMEOUT (s per strategy, 60), SPEED_ITERS (per backbone, 40), SPEED_TIMEOUT
+# (s, 90), WORKERS (12). The mini tier resumes: run the script again with the same DEST to continue.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -22,8 +22,8 @@ DEST=${DEST:-gpu-check}
 mkdir -p "$DEST"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 $PY -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print('device:', torch.cuda.get_device_name(0), 'torch', torch.__version__)" || exit 1
-: "${MINI_ITERS:=1500}" "${MINI_JOBS:=5}" "${MINI_WORKERS:=2}" "${MINI_TIMEOUT:=300}"
-: "${FULL_ITERS:=150}" "${FULL_TIMEOUT:=90}" "${SPEED_ITERS:=40}" "${SPEED_TIMEOUT:=150}" "${WORKERS:=12}"
+: "${MINI_ITERS:=1500}" "${MINI_JOBS:=5}" "${MINI_WORKERS:=2}" "${MINI_TIMEOUT:=270}"
+: "${FULL_ITERS:=150}" "${FULL_TIMEOUT:=60}" "${SPEED_ITERS:=40}" "${SPEED_TIMEOUT:=90}" "${WORKERS:=12}"
 
 echo "== converged mini tier (M, S, M+EP, S+EP, S+AP; seed 0; $MINI_ITERS iterations per period; $MINI_JOBS at once)"
 timeout "$MINI_TIMEOUT" $PY benchmarks/mini_mio.py --tier converged --seeds 0 --jobs "$MINI_JOBS" --set device=cuda \
