@@ -313,7 +313,8 @@ register_backbone(BackboneSpec(
     "unet_tiny", ResUNet, {"num_feat": 16, "num_block": 2, "levels": 3, "channel_attention": False},
     scales=_resunet_scales, size_multiple=8,
     requires="basicsr",
-    description="CPU-sized residual U-Net (16 channels, 2 basicsr residual blocks per level, 3 levels), zero-init output",
+    description="CPU-sized residual U-Net (16 channels, 2 basicsr residual blocks per level, 3 levels), zero-init output; "
+                "channel_attention=True uses RCAN blocks",
 ))
 
 
