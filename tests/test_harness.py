@@ -141,6 +141,19 @@ def test_each_strategy_trains_end_to_end(strategy, tmp_path):
     assert (restorer.injector is None) == (strategy in ("M", "S"))
 
 
+@pytest.mark.parametrize("strategy", ["S+EP", "S+AP"])
+def test_converged_tier_preset_trains_with_prompts_on_its_channel_attention_unet(strategy, tmp_path):
+    shrink = [o for o in TINY if not o.startswith(("backbone", "ema_decay"))]
+    cfg = load_config("mini_converged", shrink + ["backbone_kwargs.num_feat=4", "backbone_kwargs.num_block=1",
+                                                   "patch_size=16", "val_size=24", f"strategy={strategy}"])
+    assert cfg.backbone == "unet_tiny" and cfg.backbone_kwargs["channel_attention"] is True and cfg.ema_decay == 0.999
+    res = train(cfg, tmp_path / "run", dataset=_data(cfg), val_dataset=_val(cfg), progress=False)
+    assert res.finished
+    restorer, _, _ = load_restorer(res.checkpoint)
+    assert type(restorer.backbone.dec[0][0]).__name__ == "RCAB"
+    assert sorted(restorer.injector.target_names) == ["conv_last", "dec.0", "dec.1", "dec.2", "latent"]
+
+
 def test_stop_after_must_be_a_non_negative_integer(tmp_path):
     cfg = load_config("cpu_demo", TINY)
     for bad in (-1, 2.5, True):
