@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# GPU check (one H100/H200, under 8 minutes with the default time limits): the converged mini tier (one seed, its five strategies
-# trained at once in worker processes: a tiny model leaves the GPU mostly idle) and a short full-size
-# SRResNet M vs S+EP budget; prints the tables and iterations per second; then times SwinIR, Restormer
-# and PromptIR (benchmarks/backbone_speed.py) for their GPU-hours per strategy.
+# GPU check (one H100/H200, under 8 minutes with the default time limits): the converged mini tier (one
+# seed, its five strategies trained at once in worker processes: a tiny model leaves the GPU mostly
+# idle) and a short full-size SRResNet M vs S+EP budget; prints the tables and iterations per second;
+# then times SwinIR, Restormer and PromptIR (benchmarks/backbone_speed.py) for their GPU-hours per
+# strategy.
 # Installs nothing; uses the repository's package from the working tree (basicsr must import; the U-Nets
 # need spandrel-extra-arches). For a machine without them, prepare wheels here and install them there:
 #   pip wheel --no-deps --no-build-isolation basicsr==1.4.2 -w .whl

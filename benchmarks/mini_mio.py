@@ -81,14 +81,17 @@ def _run_one(cfg, out: Path, testset, progress: bool, reevaluate: bool = False) 
     return data
 
 
+def _log_records(log: Path, kind: str) -> list[dict]:
+    """The records of one ``kind`` ("train", "val") in a run's log.jsonl, in order; none without a log."""
+    if not log.is_file():
+        return []
+    records = (json.loads(line) for line in log.read_text(encoding="utf-8").splitlines())
+    return [rec for rec in records if rec.get("kind") == kind]
+
+
 def _read_curve(log: Path) -> list[dict]:
     """The run's validation records (iteration, per-task PSNR), one per iteration (a resumed run's last)."""
-    by_iter: dict[int, dict] = {}
-    if log.is_file():
-        for line in log.read_text(encoding="utf-8").splitlines():
-            rec = json.loads(line)
-            if rec.get("kind") == "val":
-                by_iter[rec["iteration"]] = {"iteration": rec["iteration"], "per_task": rec["psnr"]}
+    by_iter = {r["iteration"]: {"iteration": r["iteration"], "per_task": r["psnr"]} for r in _log_records(log, "val")}
     return [by_iter[k] for k in sorted(by_iter)]
 
 
@@ -97,15 +100,10 @@ def run_status(key: tuple[str, int], run_dir: Path, total: int) -> str:
     for a run that has not started (the pool hands a queued run to a worker before it starts)."""
     if not (run_dir / "config.yaml").is_file():
         return ""
-    log = run_dir / "log.jsonl"
-    last = None
-    if log.is_file():
-        for line in log.read_text(encoding="utf-8").splitlines():
-            rec = json.loads(line)
-            if rec.get("kind") == "train":
-                last = rec
-    if last is None:
+    steps = _log_records(run_dir / "log.jsonl", "train")
+    if not steps:
         return f"{key[0]} seed {key[1]}: starting"
+    last = steps[-1]
     return (f"{key[0]} seed {key[1]}: {last['iteration']}/{total} it, loss {last['loss']:.4f}, "
             f"period {last['period']} ({last['tasks']})")
 

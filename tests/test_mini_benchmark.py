@@ -114,7 +114,6 @@ def test_tiny_end_to_end_run_is_cached_and_rescored(mini, tmp_path, capsys):
     for k in saved:
         assert par[k]["per_task"] == pytest.approx(saved[k]["per_task"], abs=1e-6), k
 
-
     # --curve scores the test set after every period; it must not change what is trained
     assert mini.main([*args, "--output", str(tmp_path / "curve"), "--strategies", "M", "S+EP", "--curve"]) == 0
     text = capsys.readouterr().out
@@ -162,8 +161,6 @@ def test_curve_table_reports_when_a_model_stays_above_the_identity(mini):
 @pytest.mark.basicsr
 @pytest.mark.usefixtures("one_thread")
 def test_backbone_speed_prints_rates_and_protocol_hours(capsys):
-    import re
-
     sys.path.insert(0, str(SCRIPT.parent))
     try:
         speed = importlib.import_module("backbone_speed")

@@ -250,8 +250,6 @@ def composite_folders(root: PathLike) -> dict[str, tuple[Task, ...]]:
     return out
 
 
-
-
 class CompositeFolderDataset(Dataset):
     """Composite pairs of a test set: ``GT/`` beside folders such as ``blur+noise/`` (evaluation only).
 
