@@ -20,6 +20,7 @@ same data seed. Printed: per task and on average, the identity (unrestored input
     python benchmarks/mini_mio.py --tier quick --output bench-mini --reevaluate   # score saved runs again
     python benchmarks/mini_mio.py --tier converged --set device=cuda --jobs 5      # a GPU: 5 runs at once
     python benchmarks/mini_mio.py --tier converged --jobs 2   # a 2-core CPU; where each run is every 5 min
+    python benchmarks/mini_mio.py --tier converged --peek     # the runs' learning curves so far; trains nothing
 """
 
 from __future__ import annotations
@@ -108,6 +109,39 @@ def run_status(key: tuple[str, int], run_dir: Path, total: int) -> str:
             f"period {last['period']} ({last['tasks']})")
 
 
+def peek(out: Path, runs: list[tuple[str, int]], ident: dict[str, float], total: int) -> list[str]:
+    """Where each run stands, from its folder alone (nothing is trained): its state, then a Markdown table
+    of each task's margin over the identity after every evaluated period (``--curve`` runs) and the
+    average PSNR. Works while the runs train in another process: it only reads log.jsonl files."""
+    tasks = list(ident)
+    state, rows = [], []
+    for strategy, seed in runs:
+        run_dir = out / f"{strategy.replace('+', '_')}-seed{seed}"
+        steps = _log_records(run_dir / "log.jsonl", "train")
+        if (run_dir / "result.json").is_file():
+            state.append(f"{strategy} seed {seed}: finished")
+        elif not (run_dir / "config.yaml").is_file():
+            state.append(f"{strategy} seed {seed}: not started")
+        else:
+            state.append(f"{strategy} seed {seed}: {steps[-1]['iteration'] if steps else 0}/{total} it")
+        for point in _read_curve(run_dir / "log.jsonl"):
+            per = point["per_task"]
+            cells = [f"{per[t] - ident[t]:+.2f}" if t in per else "-" for t in tasks]
+            avg = statistics.mean(per.values()) if per else float("nan")
+            rows.append(f"| {strategy} seed {seed} | {point['iteration']} | " + " | ".join(cells) + f" | {avg:.2f} |")
+    lines = ["Runs: " + "; ".join(state)]
+    if rows:
+        lines += [
+            "\nEach task's margin over the identity (dB) after each evaluated period, and the average PSNR:\n",
+            "| run | iteration | " + " | ".join(tasks) + " | average |",
+            "|" + "---|" * (len(tasks) + 3),
+            "| identity | - | " + " | ".join(f"{ident[t]:.2f}" for t in tasks)
+            + f" | {statistics.mean(ident.values()):.2f} |",
+            *rows,
+        ]
+    return lines
+
+
 def curve_table(results: dict, strategies: list[str], seeds: list[int], ident: dict[str, float]) -> list[str]:
     """Per strategy and evaluated iteration, the worst task's margin over the identity (mean over seeds),
     and the first iteration from which the model stays above the identity on every task."""
@@ -171,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
                         "on a CPU at most one per core: each run gets cores // jobs threads)")
     p.add_argument("--status-every", type=float, default=300.0, metavar="SECONDS",
                    help="with --jobs above 1, how often to print where each running run is (0: never)")
+    p.add_argument("--peek", action="store_true",
+                   help="print where each run in --output stands (iteration; its learning curve so far, per task, "
+                        "against the identity) and exit without training; safe while the tier trains elsewhere")
     p.add_argument("--curve", action=argparse.BooleanOptionalAction, default=None,
                    help="score the test set after every period and print, per model, its worst task's margin over "
                         "the identity and when it stays above it on every task (default: on for the converged tier)")
@@ -186,10 +223,19 @@ def main(argv: list[str] | None = None) -> int:
     from mio_strategies.tasks import TASKS
 
     out = Path(args.output or f"bench-mini-{args.tier}")
+    if args.peek and not out.is_dir():
+        p.error(f"--peek reads the runs of an existing results folder: {str(out)!r} does not exist "
+                "(pass the --output of the tier you started)")
     out.mkdir(parents=True, exist_ok=True)
     base = load_config(TIERS[args.tier], args.overrides)
     testset = _testset(base.order, args.testset_size)
     runs = [(s, seed) for seed in args.seeds for s in args.strategies]
+    if args.peek:
+        from mio_strategies.harness import evaluate
+
+        ident = {t: v["psnr"] for t, v in evaluate(lambda lq, task: lq, testset).per_task(identity=True).items()}
+        print("\n".join(peek(out, runs, ident, base.total_iters)))
+        return 0
     print(f"tier {args.tier}: {base.backbone} {base.backbone_kwargs}, {base.periods} periods x {base.period_iters} it, "
           f"batch {base.batch_size}, {base.patch_size} px; {len(runs)} runs (strategies {args.strategies} x seeds "
           f"{args.seeds}); results in {out}", flush=True)

@@ -138,6 +138,35 @@ def test_run_status_reads_the_last_training_record(mini, tmp_path):
     assert mini.run_status(("S", 1), tmp_path, 15000) == "S seed 1: 1750/15000 it, loss 0.0712, period 2 (SB)"
 
 
+def test_peek_reports_each_runs_state_and_curve_without_training(mini, tmp_path, capsys):
+    ident = {"sr": 20.0, "blur": 30.0}
+    m = tmp_path / "M-seed0"
+    m.mkdir()
+    (m / "config.yaml").write_text("strategy: M\n")
+    recs = [{"kind": "train", "iteration": 1250, "loss": 0.1, "period": 1, "tasks": "SB"},
+            {"kind": "val", "iteration": 1500, "psnr": {"sr": 19.5, "blur": 30.25}, "average": 24.875},
+            {"kind": "train", "iteration": 1750, "loss": 0.09, "period": 2, "tasks": "SB"}]
+    (m / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    (tmp_path / "S-seed0").mkdir()
+    (tmp_path / "S-seed0" / "result.json").write_text("{}")
+    lines = mini.peek(tmp_path, [("M", 0), ("S", 0), ("M+EP", 0)], ident, 3000)
+    assert lines[0] == "Runs: M seed 0: 1750/3000 it; S seed 0: finished; M+EP seed 0: not started"
+    assert "| identity | - | 20.00 | 30.00 | 25.00 |" in lines
+    assert lines[-1] == "| M seed 0 | 1500 | -0.50 | +0.25 | 24.88 |"
+
+    # from the command line: the identity is scored on the test set, nothing is trained or written
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    assert mini.main(["--tier", "converged", "--seeds", "0", "--testset-size", "24", "--output", str(tmp_path), "--peek"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Runs: M seed 0: 1750/15000 it; S seed 0: finished; M+EP seed 0: not started")
+    assert re.search(r"^\| M seed 0 \| 1500 \| -?\d+\.\d\d \|", out, re.M), out
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+    with pytest.raises(SystemExit):  # a folder that does not exist is a usage error, not an empty report
+        mini.main(["--tier", "converged", "--output", str(tmp_path / "nope"), "--peek"])
+    assert "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "nope").exists()
+
+
 def test_curve_table_reports_when_a_model_stays_above_the_identity(mini):
     ident = {"sr": 20.0, "blur": 30.0}
 
