@@ -37,6 +37,8 @@ try:  # run from a clone without installing: use the working tree's package
 except ImportError:  # pragma: no cover
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from mio_strategies.harness._train import CHECKPOINT_NAME, LOG_NAME  # noqa: E402
+
 STRATEGIES = ("M", "S", "M+EP", "S+EP", "S+AP")
 TIERS = {"quick": "mini_quick", "converged": "mini_converged"}
 
@@ -51,7 +53,7 @@ def _run_one(cfg, out: Path, testset, progress: bool, reevaluate: bool = False) 
     from mio_strategies.harness._train import load_restorer
 
     result_path = out / "result.json"
-    ckpt = out / "checkpoint.pt"
+    ckpt = out / CHECKPOINT_NAME
     if result_path.is_file() and not (reevaluate and ckpt.is_file()):
         return json.loads(result_path.read_text())
     t0 = time.perf_counter()
@@ -66,7 +68,7 @@ def _run_one(cfg, out: Path, testset, progress: bool, reevaluate: bool = False) 
         else:
             res = train(cfg, out, overwrite=True, progress=progress, val_dataset=val)
         seconds, speed, checkpoint = None, res.iters_per_second, res.checkpoint
-        curve = _read_curve(out / "log.jsonl") if cfg.val_every else []
+        curve = _read_curve(out / LOG_NAME) if cfg.val_every else []
     restorer, saved_cfg, _ = load_restorer(checkpoint)
     if (saved_cfg.strategy, saved_cfg.seed) != (cfg.strategy, cfg.seed):
         raise ValueError(f"{str(out)!r} holds a {saved_cfg.strategy} seed {saved_cfg.seed} run, expected "
@@ -101,7 +103,7 @@ def run_status(key: tuple[str, int], run_dir: Path, total: int) -> str:
     for a run that has not started (the pool hands a queued run to a worker before it starts)."""
     if not (run_dir / "config.yaml").is_file():
         return ""
-    steps = _log_records(run_dir / "log.jsonl", "train")
+    steps = _log_records(run_dir / LOG_NAME, "train")
     if not steps:
         return f"{key[0]} seed {key[1]}: starting"
     last = steps[-1]
@@ -117,14 +119,14 @@ def peek(out: Path, runs: list[tuple[str, int]], ident: dict[str, float], total:
     state, rows = [], []
     for strategy, seed in runs:
         run_dir = out / f"{strategy.replace('+', '_')}-seed{seed}"
-        steps = _log_records(run_dir / "log.jsonl", "train")
+        steps = _log_records(run_dir / LOG_NAME, "train")
         if (run_dir / "result.json").is_file():
             state.append(f"{strategy} seed {seed}: finished")
         elif not (run_dir / "config.yaml").is_file():
             state.append(f"{strategy} seed {seed}: not started")
         else:
             state.append(f"{strategy} seed {seed}: {steps[-1]['iteration'] if steps else 0}/{total} it")
-        for point in _read_curve(run_dir / "log.jsonl"):
+        for point in _read_curve(run_dir / LOG_NAME):
             per = point["per_task"]
             cells = [f"{per[t] - ident[t]:+.2f}" if t in per else "-" for t in tasks]
             avg = statistics.mean(per.values()) if per else float("nan")

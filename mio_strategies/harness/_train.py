@@ -29,6 +29,7 @@ from mio_strategies.harness._restorer import Restorer, build_restorer
 __all__ = ["TrainResult", "load_restorer", "train"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
+LOG_NAME = "log.jsonl"  # one JSON record per line: "train" (loss, lr, period) and "val" (per-task PSNR)
 _MAX_ITEMS = 4_000_000
 
 
@@ -438,7 +439,7 @@ class _ema_weights:
 
 
 def _log(out: Path, record: Mapping[str, Any]) -> None:
-    with (out / "log.jsonl").open("a", encoding="utf-8") as fh:
+    with (out / LOG_NAME).open("a", encoding="utf-8") as fh:
         fh.write(json.dumps(record) + "\n")
 
 
