@@ -11,6 +11,7 @@ from mio_strategies.harness import (
     STRATEGIES,
     CheckpointMismatchError,
     NotACheckpointError,
+    build_restorer,
     load_checkpoint,
     load_config,
     load_restorer,
@@ -162,17 +163,107 @@ def test_stop_after_must_be_a_non_negative_integer(tmp_path):
     assert not (tmp_path / "run").exists()  # refused before anything was written
 
 
-def test_resume_equals_uninterrupted(tmp_path):
-    cfg = load_config("cpu_demo", TINY + ["strategy=S+EP", "period_iters=3"])
+@pytest.mark.parametrize("extra", [
+    ["strategy=S+EP", "period_iters=3"],
+    # drop-path draws from torch's global generator in every step: resume must repeat those draws too
+    ["backbone=swinir_tiny", "backbone_kwargs.drop_path_rate=0.5", "strategy=S", "period_iters=2", "val_every=4"],
+], ids=["srresnet-S+EP", "swinir-drop-path"])
+def test_resume_equals_uninterrupted(tmp_path, extra):
+    base = TINY if not extra[0].startswith("backbone=") else [x for x in TINY if not x.startswith("backbone")]
+    cfg = load_config("cpu_demo", base + extra)
     full = train(cfg, tmp_path / "full", dataset=_data(cfg), val_dataset=_val(cfg), progress=False)
     part = train(cfg, tmp_path / "part", dataset=_data(cfg), val_dataset=_val(cfg), progress=False, stop_after=8)
     assert not part.finished and part.iteration == 8
+    torch.manual_seed(12345)  # the caller's generator state must not matter
     done = train(cfg, tmp_path / "part", dataset=_data(cfg), val_dataset=_val(cfg), progress=False, resume=True)
     assert done.finished
     a, b = load_checkpoint(full.checkpoint), load_checkpoint(done.checkpoint)
     assert _same(a["model"], b["model"]) and _same(a["ema"], b["ema"]) and _same(a["optimizer"], b["optimizer"])
     assert [h["loss"] for h in full.history] == [h["loss"] for h in done.history]
     assert a["sampler"] == b["sampler"]
+    # the resumed run's log is the uninterrupted run's log (no record twice)
+    assert (tmp_path / "part" / "log.jsonl").read_text() == (tmp_path / "full" / "log.jsonl").read_text()
+
+
+def test_resume_drops_log_records_after_the_checkpoint(tmp_path):
+    cfg = load_config("cpu_demo", TINY + ["period_iters=2", "checkpoint_every=4"])
+    train(cfg, tmp_path / "run", dataset=_data(cfg), val_dataset=_val(cfg), progress=False, stop_after=6)
+    # the run was cut at 6 with its checkpoint there; pretend it died at 5, after the checkpoint of 4
+    ckpt = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    assert ckpt["iteration"] == 6
+    train(cfg, tmp_path / "ref", dataset=_data(cfg), val_dataset=_val(cfg), progress=False, stop_after=4)
+    import shutil
+
+    shutil.copy(tmp_path / "ref" / "checkpoint.pt", tmp_path / "run" / "checkpoint.pt")  # log says 6, checkpoint 4
+    train(cfg, tmp_path / "run", dataset=_data(cfg), val_dataset=_val(cfg), progress=False, resume=True)
+    import json
+
+    iters = [json.loads(x)["iteration"] for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()
+             if json.loads(x)["kind"] == "train"]
+    assert iters == list(range(1, 15))
+
+
+def test_logged_lr_is_the_lr_of_that_step(tmp_path):
+    cfg = load_config("cpu_demo", TINY + ["period_iters=3"])
+    res = train(cfg, tmp_path / "run", dataset=_data(cfg), val_dataset=_val(cfg), progress=False)
+    lrs = [h["lr"] for h in res.history]
+    for p in range(cfg.periods):  # each period starts at lr and anneals towards lr_min
+        period = lrs[3 * p: 3 * p + 3]
+        assert period[0] == pytest.approx(cfg.lr) and period[0] > period[1] > period[2] > cfg.lr_min
+    assert [h["period"] for h in res.history][:4] == [1, 1, 1, 2]
+
+
+def test_resume_with_other_optimisation_or_data_settings_is_refused(tmp_path):
+    cfg = load_config("cpu_demo", TINY + ["period_iters=2", "ema_decay=0"])
+    train(cfg, tmp_path / "run", dataset=_data(cfg), val_dataset=_val(cfg), progress=False, stop_after=3)
+    for change, pattern in ((["lr=5e-3"], r"lr: 0\.001 in the checkpoint, 0\.005 requested"),
+                            (["ema_decay=0.9"], r"ema_decay: 0\.0 in the checkpoint, 0\.9 requested"),
+                            (["preset=out"], r"preset: 'in' in the checkpoint, 'out' requested"),
+                            (["optimizer=adamw", "weight_decay=0.5"], r"optimizer: 'adam' .*weight_decay: 0\.0")):
+        with pytest.raises(CheckpointMismatchError, match=pattern + r".*resume with the run's own settings"):
+            train(load_config(cfg.to_dict(), change), tmp_path / "run", dataset=_data(cfg), progress=False, resume=True)
+    # what does not change the run may change: logging, validation, the device
+    free = load_config(cfg.to_dict(), ["log_every=2", "val_every=2", "device=cpu", "name=again"])
+    assert train(free, tmp_path / "run", dataset=_data(cfg), val_dataset=_val(cfg), progress=False, resume=True).finished
+
+
+def test_a_failing_config_leaves_the_folder_it_would_overwrite(tmp_path):
+    cfg = load_config("cpu_demo", TINY + ["period_iters=1"])
+    train(cfg, tmp_path / "run", dataset=_data(cfg), val_dataset=_val(cfg), progress=False)
+    before = sorted(p.name for p in (tmp_path / "run").iterdir())
+    for bad in (["train_images=" + str(tmp_path / "nope")], ["val_images=" + str(tmp_path / "nope")]):
+        with pytest.raises(FileNotFoundError, match=r"nope' does not exist"):
+            train(load_config(cfg.to_dict(), bad), tmp_path / "run", progress=False, overwrite=True)
+        assert sorted(p.name for p in (tmp_path / "run").iterdir()) == before
+    # too few periods for a sequential order is refused when the config is built, before any training
+    with pytest.raises(ValueError, match=r"periods=3 is fewer than the 7 stages"):
+        load_config("cpu_demo", ["strategy=S", "periods=3"])
+    # mixed training has a single stage: any number of periods
+    m = load_config("cpu_demo", TINY + ["periods=2", "period_iters=1"])
+    assert train(m, tmp_path / "m", dataset=_data(m), val_dataset=_val(m), progress=False).iteration == 2
+
+
+def test_bad_types_name_the_key(tmp_path):
+    with pytest.raises(TypeError, match=r"betas must be two numbers in \[0, 1\), e\.g\. \[0\.9, 0\.99\], got 0\.9"):
+        load_config("cpu_demo", ["betas=0.9"])
+    with pytest.raises(TypeError, match=r"order must be a string of task letters or names .*got 5"):
+        load_config("cpu_demo", ["order=5"])
+    with pytest.raises(ValueError, match=r"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 'cuda:x'"):
+        load_config("cpu_demo", ["device=cuda:x"])
+    assert load_config("cpu_demo", ["device=cuda:1"]).device == "cuda:1"
+
+
+def test_config_base_loops_are_refused(tmp_path):
+    (tmp_path / "a.yaml").write_text("base: b.yaml\nlr: 1.0e-3\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    (tmp_path / "self.yaml").write_text("base: self.yaml\n")
+    for name in ("a.yaml", "self.yaml"):
+        with pytest.raises(ValueError, match=r"config 'base' chain loops: .*cannot be its own base"):
+            load_config(tmp_path / name)
+    (tmp_path / "ok.yaml").write_text("base: cpu_demo\nlr: 3.0e-4\n")
+    (tmp_path / "top.yaml").write_text("base: ok.yaml\nseed: 3\n")
+    cfg = load_config(tmp_path / "top.yaml")
+    assert (cfg.lr, cfg.seed, cfg.backbone) == (3e-4, 3, "srresnet_tiny")
 
 
 def test_existing_output_folder_is_refused_unless_overwrite(tmp_path):
@@ -235,6 +326,46 @@ def test_single_process_gloo_group_trains(tmp_path, monkeypatch):
         assert res.finished and dist.is_initialized()
     finally:
         dist.destroy_process_group()
+
+
+def _ddp_worker(rank, world, store, cfg_dict, out):
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+    try:
+        cfg = load_config(cfg_dict)
+        train(cfg, out, dataset=_data(cfg), val_dataset=_val(cfg), progress=False)
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.distributed
+def test_two_processes_train_like_one_with_the_global_batch(tmp_path):
+    """Each rank trains on its shard of the global batch and the gradients are averaged, so two processes
+    with batch 2 follow the same weights as one process with batch 4 (up to float summation order). Adam
+    is nearly blind to the gradients' scale, so this checks the sharding and the all-reduce, not the 1/world."""
+    cfg = load_config("cpu_demo", TINY + ["period_iters=1", "strategy=S+EP", "batch_size=2", "ema_decay=0"])
+    torch.multiprocessing.spawn(_ddp_worker, args=(2, str(tmp_path / "store"), cfg.to_dict(), str(tmp_path / "ddp")),
+                                nprocs=2)
+    one = cfg.replace(batch_size=4)
+    res = train(one, tmp_path / "one", dataset=_data(one), val_dataset=_val(one), progress=False)
+    a, b = load_checkpoint(tmp_path / "ddp" / "checkpoint.pt"), load_checkpoint(res.checkpoint)
+    assert a["iteration"] == b["iteration"] == cfg.total_iters
+    def tensors(state, prefix=""):
+        for k, v in state.items():
+            if isinstance(v, dict):
+                yield from tensors(v, f"{prefix}{k}.")
+            elif isinstance(v, torch.Tensor):
+                yield f"{prefix}{k}", v
+
+    ta, tb = dict(tensors(a["model"])), dict(tensors(b["model"]))
+    assert ta.keys() == tb.keys() and len(ta) > 10
+    for k in ta:
+        torch.testing.assert_close(ta[k], tb[k], rtol=1e-4, atol=1e-6, msg=k)
+    init = build_restorer(cfg.backbone, cfg.strategy_prompt, backbone_kwargs=cfg.backbone_kwargs,
+                          seed=cfg.seed, prompt_size=cfg.prompt_size).state_dict()
+    assert not _same(b["model"], init)  # the weights did train
 
 
 def test_demo_code_path_with_a_tiny_budget(tmp_path):

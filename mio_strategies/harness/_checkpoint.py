@@ -19,7 +19,14 @@ __all__ = [
 CHECKPOINT_FORMAT = "mio-strategies"  # the "format" entry of every harness checkpoint
 CHECKPOINT_VERSION = 1
 _IDENTITY_KEYS = ("backbone", "strategy")
-_RUN_KEYS = ("backbone_kwargs", "order", "periods", "period_iters", "batch_size", "patch_size", "seed")
+# What defines a run: a resume must repeat all of it (the optimizer's state would silently keep the old
+# lr / betas / weight decay, and the data keys would change the training set mid-run). Free on resume:
+# name, device, num_workers, log_every, val_every, val_images, val_size, checkpoint_every.
+_RUN_KEYS = (
+    "backbone_kwargs", "order", "periods", "period_iters", "batch_size", "patch_size", "seed",
+    "optimizer", "lr", "lr_min", "betas", "weight_decay", "reset_optimizer_each_period", "ema_decay",
+    "prompt_size", "train_images", "preset", "repeat",
+)
 
 
 class CheckpointMismatchError(ValueError):
@@ -99,7 +106,8 @@ def check_compatible(checkpoint: Mapping[str, Any], config: Mapping[str, Any], *
     diffs = [f"{k}: {saved.get(k)!r} in the checkpoint, {config.get(k)!r} requested" for k in keys if _norm(saved.get(k)) != _norm(config.get(k))]
     if diffs:
         what = "resume this run from" if resume else "load"
-        raise CheckpointMismatchError(f"cannot {what} this checkpoint: " + "; ".join(diffs))
+        fix = ("; resume with the run's own settings (its config.yaml) or train into another folder" if resume else "")
+        raise CheckpointMismatchError(f"cannot {what} this checkpoint: " + "; ".join(diffs) + fix)
 
 
 def _norm(v: Any) -> Any:

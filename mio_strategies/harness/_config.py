@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -122,9 +123,15 @@ class TrainConfig:
                 f"backbone {self.backbone!r} already has its own {spec.builtin_prompt} prompt: use strategy "
                 f"'M' or 'S' with it, or backbone 'restormer' with {self.strategy!r}"
             )
+        if not isinstance(self.order, str):
+            raise TypeError(f"order must be a string of task letters or names (e.g. 'SBNJRHL' or 'SB|NJ|R|H|L'), got {self.order!r}")
         parse_tasks(self.order)
         for key in ("periods", "period_iters", "batch_size", "patch_size", "repeat", "prompt_size", "val_size"):
             _positive_int(key, getattr(self, key))
+        if parse_strategy(self.strategy)[0]:  # a sequential run needs one period per stage
+            from mio_strategies.curriculum import Curriculum
+
+            Curriculum(self.order, periods=self.periods, iterations_per_period=self.period_iters)
         for key in ("num_workers", "val_every", "checkpoint_every", "log_every", "seed"):
             _non_negative_int(key, getattr(self, key))
         if self.val_size < 19:
@@ -142,6 +149,8 @@ class TrainConfig:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if not isinstance(self.betas, (list, tuple)):
+            raise TypeError(f"betas must be two numbers in [0, 1), e.g. [0.9, 0.99], got {self.betas!r}")
         betas = tuple(self.betas)
         if len(betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas):
             raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
@@ -151,7 +160,7 @@ class TrainConfig:
         if not isinstance(self.reset_optimizer_each_period, bool):
             raise TypeError(f"reset_optimizer_each_period must be true or false, got {self.reset_optimizer_each_period!r}")
         if not isinstance(self.device, str) or not (
-            self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")
+            self.device in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", self.device)
         ):
             raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
         if spec.size_multiple > 1 and self.patch_size % spec.size_multiple:
@@ -262,10 +271,19 @@ def _read_yaml(text: str, where: str) -> dict[str, Any]:
     return data
 
 
+def _is_file_source(source: str | Path) -> bool:
+    return str(source).endswith((".yaml", ".yml")) or Path(source).is_file()
+
+
+def _source_key(source: str | Path) -> str:
+    """What identifies a config source in a ``base:`` chain: a file's resolved path, a preset's name."""
+    return str(Path(source).resolve()) if _is_file_source(source) else f"preset {source}"
+
+
 def _load_source(source: str | Path, seen: tuple[str, ...] = ()) -> dict[str, Any]:
     """Keys of a preset name or a YAML file, following ``base:`` (a preset or a relative file)."""
     path = Path(source)
-    if str(source).endswith((".yaml", ".yml")) or path.is_file():
+    if _is_file_source(source):
         if not path.is_file():
             raise FileNotFoundError(f"config file {str(path)!r} does not exist")
         data = _read_yaml(path.read_text(encoding="utf-8"), repr(str(path)))
@@ -282,12 +300,16 @@ def _load_source(source: str | Path, seen: tuple[str, ...] = ()) -> dict[str, An
     data.pop("description", None)
     data.pop("expected", None)
     if base is not None:
-        if str(base) in seen:
-            raise ValueError(f"config 'base' chain loops: {' -> '.join(seen + (str(base),))}")
         base_src: str | Path = base
         if here is not None and str(base).endswith((".yaml", ".yml")):
             base_src = here / str(base)
-        merged = _load_source(base_src, seen + (str(source),))
+        chain = seen + (_source_key(source),)
+        if _source_key(base_src) in chain:
+            raise ValueError(
+                f"config 'base' chain loops: {' -> '.join(chain + (_source_key(base_src),))}; "
+                "a config cannot be its own base, directly or through others"
+            )
+        merged = _load_source(base_src, chain)
         kw = _merged_backbone_kwargs(merged, data)
         merged.update(data)
         if kw:

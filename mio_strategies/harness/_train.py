@@ -186,8 +186,9 @@ def _make_scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer) -> Any:
 def _make_curriculum(cfg: TrainConfig) -> Any:
     from mio_strategies.curriculum import Curriculum
 
-    cur = Curriculum(cfg.order, periods=cfg.periods, iterations_per_period=cfg.period_iters)
-    return cur if cfg.sequential else cur.as_mixed()
+    if cfg.sequential:
+        return Curriculum(cfg.order, periods=cfg.periods, iterations_per_period=cfg.period_iters)
+    return Curriculum.mixed(cfg.order, periods=cfg.periods, iterations_per_period=cfg.period_iters)
 
 
 def train(
@@ -248,12 +249,24 @@ def train(
         if not ckpt_path.is_file():
             raise FileNotFoundError(f"cannot resume: no {CHECKPOINT_NAME} in {str(out)!r}")
         saved = load_checkpoint(ckpt_path)
+        if "optimizer" not in saved:
+            raise ValueError(
+                f"{str(ckpt_path)!r} holds exported weights (no optimizer or sampler state), which cannot be resumed: "
+                "resume from the run's own checkpoint, or start a new run"
+            )
         check_compatible(saved, cfg.to_dict(), resume=True)
 
     device_kind = "cuda" if (cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())) else "cpu"
     rank, world, own_pg = _init_distributed(device_kind)
     try:
         device = _resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
+        # Everything that can still fail on this config is built before an existing folder is replaced.
+        if dataset is None:
+            dataset = _default_dataset(cfg, world)
+        if val_dataset is None and cfg.val_images is not None:
+            from mio_strategies.data import list_images
+
+            list_images(cfg.val_images)
         if rank == 0:
             prepare_output_dir(out, overwrite=overwrite, resume=resume)
         return _run(cfg, out, saved, dataset, val_dataset, stop_after, progress and rank == 0, callback, rank, world, device)
@@ -281,14 +294,12 @@ def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, 
     scheduler = _make_scheduler(cfg, optimizer)
     ema = _EMA(restorer, cfg.ema_decay) if cfg.ema_decay > 0 else None
 
-    dataset = dataset if dataset is not None else _default_dataset(cfg, world)
     curriculum = _make_curriculum(cfg)
     sampler = SequentialCurriculumSampler(dataset, curriculum, cfg.batch_size, seed=cfg.seed, rank=rank, world_size=world)
     total = cfg.total_iters
     start = 0
     history: list[dict[str, Any]] = []
     validation: list[dict[str, Any]] = []
-    rng_state = torch.Generator().manual_seed(derive_seed(cfg.seed, 104729, rank)).get_state()
     if saved is not None:
         restorer.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
@@ -299,11 +310,13 @@ def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, 
         start = int(saved["iteration"])
         history = list(saved.get("history", []))
         validation = list(saved.get("validation", []))
-        rng_state = saved["rng"]["torch"]
+        if rank == 0:  # records logged after the checkpoint belong to the lost part of the run
+            _truncate_log(out, start)
 
     loader = DataLoader(
         dataset, batch_size=cfg.batch_size, sampler=sampler, drop_last=True, collate_fn=mio_collate,
         num_workers=cfg.num_workers, pin_memory=device.type == "cuda",
+        generator=torch.Generator().manual_seed(derive_seed(cfg.seed, 15485863, rank)),
     )
     stop = total if stop_after is None else min(total, max(stop_after, start))
     if rank == 0:
@@ -325,7 +338,6 @@ def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, 
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "sampler": sampler.state_dict(iteration=iteration),
-            "rng": {"torch": torch.get_rng_state()},
             "history": history,
             "validation": validation,
         }
@@ -355,11 +367,14 @@ def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, 
     restorer.train()
     step_time = 0.0
     steps = 0
-    with torch.random.fork_rng(devices=[]):
-        torch.set_rng_state(rng_state)
+    # Dropout, drop-path and any other use of torch's global generators in iteration t draw from a seed
+    # of (seed, rank, t), so a resumed run repeats the uninterrupted one exactly, on every rank and on
+    # CUDA too; the caller's generator states are restored afterwards.
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         it = iter(loader)
         for t in range(start, stop):
             batch = next(it)
+            torch.manual_seed(derive_seed(cfg.seed, 104729, rank, t))
             if cfg.reset_optimizer_each_period and t > 0 and t % cfg.period_iters == 0:
                 optimizer.state.clear()
             t0 = time.perf_counter()
@@ -372,6 +387,7 @@ def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, 
             loss.backward()
             if world > 1:
                 _all_reduce_grads(params, world)
+            lr_used = optimizer.param_groups[0]["lr"]
             optimizer.step()
             scheduler.step()
             if ema is not None:
@@ -383,7 +399,7 @@ def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, 
                 bar.update(1)
             if cfg.log_every and (done % cfg.log_every == 0 or done == stop):
                 rec = {
-                    "iteration": done, "loss": float(loss.detach()), "lr": optimizer.param_groups[0]["lr"],
+                    "iteration": done, "loss": float(loss.detach()), "lr": lr_used,
                     "period": t // cfg.period_iters + 1,
                     "tasks": "".join(x.letter for x in curriculum.active_tasks(t)),
                 }
@@ -436,6 +452,20 @@ class _ema_weights:
             with torch.no_grad():
                 for k, v in self.backup.items():
                     live[k].copy_(v)
+
+
+def _truncate_log(out: Path, iteration: int) -> None:
+    """Drop the log records after ``iteration`` (a resumed run logs them again), atomically."""
+    log = out / LOG_NAME
+    if not log.is_file():
+        return
+    lines = log.read_text(encoding="utf-8").splitlines()
+    keep = [line for line in lines if line.strip() and json.loads(line).get("iteration", 0) <= iteration]
+    if len(keep) == len(lines):
+        return
+    tmp = log.with_name(f".{LOG_NAME}.tmp")
+    tmp.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
+    os.replace(tmp, log)
 
 
 def _log(out: Path, record: Mapping[str, Any]) -> None:
