@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# GPU check (one H100/H200, under 8 minutes with the default time limits): the converged mini tier (one
+# GPU check (one H100/H200): about 8 minutes with the default time limits (270 + 2 x 60 + 90 s = 8 min), plus
+# the un-timed steps (the CUDA check and the SRResNet table's evaluation): the converged mini tier (one
 # seed, its five strategies trained at once in worker processes: a tiny model leaves the GPU mostly
 # idle) and a short full-size SRResNet M vs S+EP budget; prints the tables and iterations per second;
 # then times SwinIR, Restormer and PromptIR (benchmarks/backbone_speed.py) for their GPU-hours per

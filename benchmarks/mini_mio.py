@@ -1,14 +1,18 @@
 """CPU mini-benchmark of the paper's claims: M, S, M+EP, S+EP, S+AP with paired seeds on the embedded photos.
 
 Tiers (configs ``mini_quick`` / ``mini_converged`` in mio_strategies/harness/configs):
-  quick      10 periods x 200 iterations, SRResNet 32 ch x 6 blocks, 32 px (about 30 minutes on a
-             2-core CPU for 5 strategies x 3 seeds). Only the explicit-prompt claim is judged here: the
-             blind models are expected to sit below the identity at this budget.
+  quick      10 periods x 200 iterations, SRResNet 32 ch x 6 blocks, 32 px (about an hour on a 2-core
+             CPU for 5 strategies x 3 seeds: 58 minutes of training measured). Only the explicit-prompt
+             claim is judged here: the blind models are expected to sit below the identity at this budget.
   converged  longer and larger (hours on a CPU, minutes on a GPU); resumable (re-run the same command)
              with progress printed; S vs M and AP vs M are judged only where every model beats the
              identity on every task. The test set is scored after every period (--curve, on by default
              here): the output says from which iteration each model stays above the identity on every
              task, so one run tells whether the tier is long enough.
+
+One results folder holds one configuration: each run's result.json records its config and test-set size,
+and a rerun into the folder with another tier, --set value or --testset-size is refused before anything
+trains (use another --output), as is an unfinished run of another configuration.
 
 Paired seeds: for seed s every strategy starts from the same initial backbone weights and draws from the
 same data seed. Printed: per task and on average, the identity (unrestored input), each strategy's PSNR
@@ -43,30 +47,122 @@ STRATEGIES = ("M", "S", "M+EP", "S+EP", "S+AP")
 TIERS = {"quick": "mini_quick", "converged": "mini_converged"}
 
 
-def _run_one(cfg, out: Path, testset, progress: bool, reevaluate: bool = False) -> dict:
+def _stored_config(out: Path, data: dict) -> tuple[dict | None, str]:
+    """The configuration a finished run was trained with, and where it was read: the ``config`` entry of its
+    result.json; for a result.json written before that entry existed, the run folder's config.yaml (written
+    when training started); ``None`` when neither records it."""
+    if isinstance(data.get("config"), dict):
+        return data["config"], "result.json"
+    if (out / "config.yaml").is_file():
+        import yaml
+
+        saved = yaml.safe_load((out / "config.yaml").read_text(encoding="utf-8"))
+        if isinstance(saved, dict):
+            return saved, "config.yaml"
+    return None, ""
+
+
+def check_cached_result(cfg, out: Path, data: dict, testset_size: int | None) -> None:
+    """Refuse to report a finished run's cached result.json as the result of another configuration.
+
+    The run-defining keys (backbone, strategy and the run setup, as a resume compares them:
+    :func:`mio_strategies.harness._checkpoint.check_compatible`) of the configuration the run recorded are
+    compared with ``cfg``, key by key; a result with no recorded configuration is accepted (nothing to
+    compare), and so is a key the recorded configuration does not hold (one added to the library later).
+    ``testset_size``: the side of the test crops asked for; a result scored on crops of another size is
+    refused too (its learning curve was scored while training, so it cannot be rescored at another size).
+
+    Raises:
+        ValueError: naming the differing keys (or sizes) and saying to use another --output.
+    """
+    from mio_strategies.harness._checkpoint import CheckpointMismatchError, check_compatible
+
+    where = f"{str(out)!r} holds a finished {data.get('strategy', cfg.strategy)} seed {data.get('seed', cfg.seed)} run"
+    saved, source = _stored_config(out, data)
+    if saved is not None:
+        requested = cfg.to_dict()
+        diffs = []
+        for key, value in saved.items():  # one key at a time: the keys a resume compares, whatever they are
+            if key not in requested:
+                continue
+            try:
+                check_compatible({"config": {**requested, key: value}}, requested, resume=True)
+            except CheckpointMismatchError:
+                diffs.append(f"{key}: {value!r} in that run, {requested[key]!r} requested")
+        if diffs:
+            raise ValueError(
+                f"{where} of another configuration (recorded in its {source}), which would be reported as this "
+                f"configuration's result: {'; '.join(diffs)}. Use another --output for this configuration (or "
+                "the run's own settings to reuse it)"
+            )
+    stored_size = data.get("testset_size")
+    if testset_size is not None and stored_size is not None and stored_size != testset_size:
+        raise ValueError(
+            f"{where} scored on {stored_size}-px test crops, --testset-size {testset_size} requested: pass "
+            f"--testset-size {stored_size} to reuse it, or use another --output for the new size"
+        )
+
+
+def check_unfinished_run(cfg, out: Path) -> None:
+    """Refuse an interrupted run (a checkpoint, no result.json) of another configuration before anything trains.
+
+    Raises:
+        ValueError (a CheckpointMismatchError): the differing keys, and to use another --output.
+    """
+    from mio_strategies.harness._checkpoint import CheckpointMismatchError, check_compatible, load_checkpoint
+
+    try:
+        check_compatible(load_checkpoint(out / CHECKPOINT_NAME), cfg.to_dict(), resume=True)
+    except CheckpointMismatchError as exc:
+        raise _unfinished_mismatch(out, exc) from exc
+
+
+def _unfinished_mismatch(out: Path, exc: Exception) -> Exception:
+    from mio_strategies.harness._checkpoint import CheckpointMismatchError
+
+    return CheckpointMismatchError(
+        f"{str(out)!r} holds an unfinished run of another configuration ({exc}): use another --output for this "
+        "configuration, or the run's own settings to continue it"
+    )
+
+
+def _run_one(cfg, out: Path, testset, progress: bool, reevaluate: bool = False,
+             testset_size: int | None = None) -> dict:
     """Train (or resume, or reuse) one (strategy, seed) run and evaluate it; cached as result.json.
 
     ``reevaluate``: a finished run's checkpoint is scored again with the current evaluation code (its
-    training time and speed are kept from the cached result).
+    training time and speed are kept from the cached result). ``testset_size``: the side of ``testset``'s
+    crops, recorded in result.json with the run's configuration; a cached result of another configuration
+    or test-set size is refused (:func:`check_cached_result`), and so is an unfinished run of another
+    configuration.
+
+    Raises:
+        ValueError: the folder holds another configuration's run (finished or not): use another --output.
     """
     from mio_strategies.harness import evaluate, train
+    from mio_strategies.harness._checkpoint import CheckpointMismatchError
     from mio_strategies.harness._train import load_restorer
 
     result_path = out / "result.json"
     ckpt = out / CHECKPOINT_NAME
-    if result_path.is_file() and not (reevaluate and ckpt.is_file()):
-        return json.loads(result_path.read_text())
+    old = json.loads(result_path.read_text()) if result_path.is_file() else None
+    if old is not None:
+        check_cached_result(cfg, out, old, testset_size)
+        if not (reevaluate and ckpt.is_file()):
+            return old
     t0 = time.perf_counter()
-    if result_path.is_file():  # reevaluate a finished run
-        old = json.loads(result_path.read_text())
+    if old is not None:  # reevaluate a finished run
         seconds, speed, curve = old["seconds"], old["iters_per_second"], old.get("curve", [])
         checkpoint = ckpt
     else:
         val = testset if cfg.val_every else None  # the learning curve: the test set scored every val_every
-        if ckpt.is_file():  # an interrupted run: continue it exactly where it stopped
-            res = train(cfg, out, resume=True, progress=progress, val_dataset=val)
-        else:
-            res = train(cfg, out, overwrite=True, progress=progress, val_dataset=val)
+        try:
+            if ckpt.is_file():  # an interrupted run: continue it exactly where it stopped
+                res = train(cfg, out, resume=True, progress=progress, val_dataset=val)
+            else:
+                res = train(cfg, out, overwrite=True, progress=progress, val_dataset=val)
+        except CheckpointMismatchError as exc:
+            raise _unfinished_mismatch(out, exc) from exc
         seconds, speed, checkpoint = None, res.iters_per_second, res.checkpoint
         curve = _read_curve(out / LOG_NAME) if cfg.val_every else []
     restorer, saved_cfg, _ = load_restorer(checkpoint)
@@ -79,6 +175,7 @@ def _run_one(cfg, out: Path, testset, progress: bool, reevaluate: bool = False) 
         "identity": {k: v["psnr"] for k, v in ev.per_task(identity=True).items()},
         "average": ev.average()["psnr"], "seconds": seconds if seconds is not None else time.perf_counter() - t0,
         "iters_per_second": speed, "curve": curve,
+        "config": (old or {}).get("config") or cfg.to_dict(), "testset_size": testset_size,
     }
     result_path.write_text(json.dumps(data, indent=1))
     return data
@@ -182,7 +279,7 @@ def _run_in_child(cfg_dict: dict, run_dir: str, testset_size: int, reevaluate: b
 
     torch.set_num_threads(threads)
     cfg = load_config(cfg_dict)
-    return _run_one(cfg, Path(run_dir), _testset(cfg.order, testset_size), False, reevaluate)
+    return _run_one(cfg, Path(run_dir), _testset(cfg.order, testset_size), False, reevaluate, testset_size)
 
 
 def _pm(values: list[float]) -> str:
@@ -256,11 +353,23 @@ def main(argv: list[str] | None = None) -> int:
         cfg = base.replace(strategy=strategy, seed=seed, name=f"mini-{strategy}-{seed}", val_every=val_every)
         return cfg, out / f"{strategy.replace('+', '_')}-seed{seed}"
 
+    # a folder holding another configuration's runs is refused before anything is trained or written
+    for strategy, seed in runs:
+        cfg, run_dir = setup(strategy, seed)
+        try:
+            if (run_dir / "result.json").is_file():
+                check_cached_result(cfg, run_dir, json.loads((run_dir / "result.json").read_text()), args.testset_size)
+            elif (run_dir / CHECKPOINT_NAME).is_file():
+                check_unfinished_run(cfg, run_dir)
+        except ValueError as exc:
+            p.error(str(exc))
+
     if args.jobs == 1:
         for k, (strategy, seed) in enumerate(runs, 1):
             cfg, run_dir = setup(strategy, seed)
             t0 = time.perf_counter()
-            results[(strategy, seed)] = r = _run_one(cfg, run_dir, testset, args.progress, args.reevaluate)
+            results[(strategy, seed)] = r = _run_one(cfg, run_dir, testset, args.progress, args.reevaluate,
+                                                     args.testset_size)
             report(k, strategy, seed, r, t0)
     else:
         import multiprocessing

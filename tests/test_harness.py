@@ -382,3 +382,95 @@ def test_demo_code_path_with_a_tiny_budget(tmp_path):
     assert "Explicit-prompt rows are given each image's task" in report  # the paper's tables use a classifier
     with pytest.raises(FileExistsError, match="pass --overwrite"):
         run_demo(out, progress=False)
+
+
+# -- exported and shipped weights ---------------------------------------------------------------------
+UNET = [x for x in TINY if not x.startswith("backbone")] + [
+    "backbone=unet_tiny", "backbone_kwargs.num_feat=4", "backbone_kwargs.num_block=1", "backbone_kwargs.levels=2",
+    "periods=7", "period_iters=1",
+]
+
+
+def _exported(tmp_path, strategies=("M", "S+EP")):
+    from mio_strategies.harness import export_weights
+
+    folder = tmp_path / "weights"
+    for s in strategies:
+        cfg = load_config("cpu_demo", UNET + [f"strategy={s}"])
+        res = train(cfg, tmp_path / s.replace("+", "_"), dataset=_data(cfg), val_dataset=_val(cfg), progress=False)
+        export_weights(res.checkpoint, folder / (s.replace("+", "_") + ".pt"))
+    return folder
+
+
+def test_exported_weights_are_the_runs_ema_model_without_training_state(tmp_path):
+    from mio_strategies.harness import export_weights, shipped_weights
+
+    folder = _exported(tmp_path, ["S+EP"])
+    full, _, _ = load_restorer(tmp_path / "S_EP" / "checkpoint.pt")
+    slim, cfg, state = load_restorer(folder / "S_EP.pt")
+    assert cfg.strategy == "S+EP" and state["weights"] == "ema" and "optimizer" not in state and "sampler" not in state
+    x = torch.rand(1, 3, 16, 16)
+    assert torch.equal(full(x, torch.tensor([2])), slim(x, torch.tensor([2])))
+    assert (folder / "S_EP.pt").stat().st_size < (tmp_path / "S_EP" / "checkpoint.pt").stat().st_size / 2
+    assert shipped_weights(folder) == {"S+EP": folder / "S_EP.pt"}
+    with pytest.raises(FileExistsError, match=r"S_EP\.pt' exists: pass overwrite=True"):
+        export_weights(tmp_path / "S_EP" / "checkpoint.pt", folder / "S_EP.pt")
+    # exported weights cannot be resumed (they have no optimizer or sampler state)
+    run = tmp_path / "again"
+    run.mkdir()
+    (run / "checkpoint.pt").write_bytes((folder / "S_EP.pt").read_bytes())
+    with pytest.raises(ValueError, match=r"holds exported weights .* cannot be resumed"):
+        train(cfg, run, dataset=_data(cfg), progress=False, resume=True)
+    # an unfinished run is not exported
+    part = train(cfg, tmp_path / "part", dataset=_data(cfg), val_dataset=_val(cfg), progress=False, stop_after=3)
+    with pytest.raises(ValueError, match=r"unfinished run \(iteration 3 of 7\)"):
+        export_weights(part.checkpoint, tmp_path / "part.pt")
+    assert not (tmp_path / "part.pt").exists()
+
+
+def test_demo_evaluates_pretrained_weights_without_training(tmp_path, monkeypatch):
+    folder = _exported(tmp_path)
+    out = tmp_path / "demo"
+    res = run_demo(out, pretrained=folder, progress=False)
+    assert set(res["results"]) == {"M", "S+EP"} and "| S+EP |" in res["table"]
+    assert not (out / "M").exists() and not (out / "S_EP").exists()  # nothing trained
+    report = (out / "report.md").read_text()
+    assert "Pretrained weights (not trained here): M: " in report and "7 iterations, ema weights" in report
+    assert "Backbone `unet_tiny`" in report
+    assert (out / "ddr.png").is_file() and set(res["chi"]) == {"M", "S+EP"}  # a U-Net's decoder is projected
+    # the same numbers as evaluating the weights directly
+    from mio_strategies.data import PairedFolderDataset
+    from mio_strategies.harness import evaluate
+
+    direct = evaluate(load_restorer(folder / "S_EP.pt")[0], PairedFolderDataset(out / "testset"))
+    assert direct.average()["psnr"] == pytest.approx(res["results"]["S+EP"].average()["psnr"])
+    # from the command line
+    from mio_strategies.cli import main
+
+    assert main(["demo", "--pretrained", str(folder), "--output", str(out), "--overwrite", "--no-progress"]) == 0
+    assert "Pretrained weights" in (out / "report.md").read_text()
+    assert main(["demo", "--pretrained", str(tmp_path / "none"), "--output", str(tmp_path / "d2")]) == 2
+    assert not (tmp_path / "d2").exists()
+
+
+def test_demo_pretrained_refuses_what_it_cannot_do_before_writing(tmp_path, monkeypatch):
+    from mio_strategies.harness import _weights
+
+    folder = _exported(tmp_path, ["M"])
+    out = tmp_path / "demo"
+    with pytest.raises(FileNotFoundError, match=r"has no S_EP\.pt \(weights of \['S\+EP'\]\)"):
+        run_demo(out, pretrained=folder, progress=False)
+    monkeypatch.setattr(_weights, "WEIGHTS_DIR", tmp_path / "empty")
+    with pytest.raises(FileNotFoundError, match=r"the package ships no demo weights M\.pt, S_EP\.pt .*without --pretrained"):
+        run_demo(out, pretrained=True, progress=False)
+    with pytest.raises(ValueError, match=r"pretrained weights are not trained"):
+        run_demo(out, pretrained=folder, overrides=["period_iters=1"], progress=False)
+    for bad in (["M", "m"], []):
+        with pytest.raises(ValueError, match=r"strategies must name each strategy once"):
+            run_demo(out, strategies=bad, progress=False)
+    with pytest.raises(ValueError, match=r"unknown strategy 'X'"):
+        run_demo(out, strategies=["M", "X"], progress=False)
+    (folder / "S_EP.pt").write_bytes((folder / "M.pt").read_bytes())  # M weights under the S+EP name
+    with pytest.raises(ValueError, match=r"S_EP\.pt' holds M weights, not S\+EP"):
+        run_demo(out, pretrained=folder, progress=False)
+    assert not out.exists()

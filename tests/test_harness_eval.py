@@ -180,3 +180,83 @@ def test_composites_get_a_column_of_their_own_and_the_mixed_prompt(ep_run):
         assert not torch.equal(mixed, pure)
     table = format_table([res], baseline="identity")
     assert "| model | S sr |" in table and "| L lowlight | blur+noise | average |" in table
+
+
+def _no_evaluation(monkeypatch):
+    """Make any evaluation fail: the checks below must refuse bad input before evaluating anything."""
+    def refuse(*_, **__):
+        raise AssertionError("evaluated before the command line was checked")
+
+    monkeypatch.setattr("mio_strategies.harness._eval.evaluate", refuse)
+
+
+def test_cli_eval_refuses_two_checkpoints_with_one_label_before_evaluating(ep_run, tmp_path, capsys, monkeypatch):
+    ck, ts = str(ep_run["checkpoint"]), str(ep_run["testset"])
+    out = tmp_path / "e"
+    two = ["eval", "--checkpoint", ck, "--checkpoint", ck, "--testset", ts, "--output", str(out)]
+    with monkeypatch.context() as mp:
+        _no_evaluation(mp)
+        assert main(two) == 2  # the default label '<backbone> <strategy>' is the same for both
+        assert ("are both labelled 'srresnet_tiny M+EP', so the table could not tell them apart: pass one --name per "
+                "--checkpoint, each distinct") in capsys.readouterr().err
+        assert main([*two, "--name", "run", "--name", "run"]) == 2
+        assert "both labelled 'run'" in capsys.readouterr().err
+        assert main([*two, "--name", "identity", "--name", "run"]) == 2
+        assert "the label 'identity' (checkpoint" in capsys.readouterr().err
+    assert not out.exists()
+    assert main([*two, "--name", "seed 0", "--name", "seed 1", "--baseline", "seed 1"]) == 0
+    table = capsys.readouterr().out
+    assert "| seed 0 |" in table and "| seed 1 |" in table and table.count("| baseline |") == 1
+    assert [r["name"] for r in json.loads((out / "results.json").read_text())["results"]] == ["seed 0", "seed 1"]
+
+
+def test_cli_eval_checks_output_baseline_and_reference_before_evaluating(ep_run, tmp_path, capsys, monkeypatch):
+    ck, ts = str(ep_run["checkpoint"]), str(ep_run["testset"])
+    base = ["eval", "--checkpoint", ck, "--testset", ts]
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with monkeypatch.context() as mp:
+        _no_evaluation(mp)
+        assert main([*base, "--output", str(afile)]) == 2
+        assert "afile' is an existing file, not a folder: pass a folder for the results" in capsys.readouterr().err
+        out = str(tmp_path / "o")
+        assert main([*base, "--output", out, "--baseline", "identiy"]) == 2
+        assert ("--baseline 'identiy' is not a row of the table: rows are ['identity', 'srresnet_tiny M+EP'] "
+                "(a checkpoint's label, or 'identity')") in capsys.readouterr().err
+        assert main([*base, "--output", out, "--reference", "srresnet:X"]) == 2
+        assert "--reference 'srresnet:X': unknown strategy 'X': valid strategies are" in capsys.readouterr().err
+        assert main([*base, "--output", out, "--reference", "promptir:s+ep"]) == 2
+        err = capsys.readouterr().err
+        assert "--reference 'promptir:s+ep': the paper publishes no in-dis row for 'promptir' 'S+EP'" in err
+        assert main([*base, "--output", out, "--reference", "srresnet:M:sideways"]) == 2
+        assert "unknown split 'sideways'" in capsys.readouterr().err
+    assert afile.read_text() == "x" and not (tmp_path / "o").exists()
+    # the strategy of --reference is read as `train` reads it: srresnet:m is srresnet:M
+    refs = ["--reference", "srresnet:m", "--reference", "srresnet:s+ep"]
+    assert main([*base, "--output", str(tmp_path / "o"), *refs]) == 0
+    printed = capsys.readouterr().out
+    assert "| paper srresnet-M (in-dis) |" in printed and "| paper srresnet-S+EP (in-dis) |" in printed
+
+
+def test_tables_refuse_two_results_with_one_name(ep_run, tmp_path):
+    from mio_strategies.harness import write_tables
+
+    data = PairedFolderDataset(ep_run["testset"])
+    a = evaluate(lambda lq, task: lq, data, name="run")
+    b = evaluate(lambda lq, task: lq.clamp(0.1, 0.9), data, name="run")
+    with pytest.raises(ValueError, match=r"two results are both named 'run', so the table cannot tell them apart: "
+                                         r"give each result a distinct name"):
+        format_table([a, b])
+    with pytest.raises(ValueError, match=r"two results are both named 'run'"):
+        write_tables([a, b], tmp_path / "w")
+    assert not (tmp_path / "w").exists()  # refused before the folder was made
+    named_identity = evaluate(lambda lq, task: lq, data, name="identity")
+    with pytest.raises(ValueError, match=r"a result is named 'identity', the name of the unrestored input's row"):
+        format_table([named_identity])
+    assert "| identity |" in format_table([named_identity], identity=False)  # no identity row: no clash
+    with pytest.raises(ValueError, match=r"baseline 'nope' is not a row of the table"):
+        write_tables([a], tmp_path / "w", baseline="nope")
+    assert not (tmp_path / "w").exists()
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(FileExistsError, match=r"f' is an existing file, not a folder"):
+        write_tables([a], tmp_path / "f")

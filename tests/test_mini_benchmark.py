@@ -47,7 +47,7 @@ def _write_results(out: Path, offsets: dict[str, float], below: tuple[str, str] 
 
 
 def test_paired_differences_and_verdicts_where_every_model_beats_the_identity(mini, tmp_path, capsys):
-    _write_results(tmp_path, {"S": 0.3, "M+EP": 0.8, "S+EP": -0.5, "S+AP": 0.02})
+    _write_results(tmp_path, {"S": 0.3, "M+EP": 0.8, "S+EP": -0.5, "S+AP": 0.004})
     assert mini.main(["--tier", "converged", "--output", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     # S - M per seed: 0.30, 0.31, 0.32 -> mean +0.31, sd 0.01
@@ -57,8 +57,10 @@ def test_paired_differences_and_verdicts_where_every_model_beats_the_identity(mi
     assert "sequential learning beats mixed training (paper +0.29 dB): supported (paired S - M = +0.31 +/- 0.01 dB, ahead in 3/3" in out
     assert "explicit prompts beat mixed training (paper +0.74 dB SRResNet): supported" in out
     assert "sequential + explicit prompts beat mixed training (paper +0.84 dB): not supported (paired S+EP - M = -0.49" in out
-    # +0.02 +/- 0.01 is ahead in every seed but the mean is only twice the spread: judged as noise
-    assert "sequential + adaptive prompts beat mixed training (paper +0.24 dB): " in out
+    # S+AP - M per seed: 0.004, 0.014, 0.024 -> ahead in every seed, but the mean (0.014) is not above twice
+    # the spread (2 x 0.01): judged as noise, not as support
+    assert ("sequential + adaptive prompts beat mixed training (paper +0.24 dB): within noise (paired S+AP - M = "
+            "+0.01 +/- 0.01 dB, ahead in 3/3 seeds)") in out
     assert (tmp_path / "summary.md").read_text().startswith("| row | sr | blur |")
 
 
@@ -75,6 +77,67 @@ def test_quick_tier_never_judges_s_vs_m(mini, tmp_path, capsys):
     _write_results(tmp_path, {"S": 0.3})
     assert mini.main(["--tier", "quick", "--output", str(tmp_path)]) == 0
     assert "S vs M and AP vs M: not judged (quick tier" in capsys.readouterr().out
+
+
+def _tier_config(strategy: str, seed: int, *overrides: str) -> dict:
+    """The configuration mini_mio trains for (strategy, seed) on the converged tier, as a plain dict."""
+    from mio_strategies.harness import load_config
+
+    base = load_config("mini_converged", list(overrides))
+    cfg = base.replace(strategy=strategy, seed=seed, name=f"mini-{strategy}-{seed}", val_every=base.period_iters)
+    return cfg.to_dict()
+
+
+def _edit_result(run: Path, **changes) -> None:
+    data = json.loads((run / "result.json").read_text())
+    (run / "result.json").write_text(json.dumps({**data, **changes}))
+
+
+def test_a_cached_result_of_another_configuration_is_refused(mini, tmp_path, capsys):
+    _write_results(tmp_path, {"S": 0.3})
+    run = tmp_path / "S-seed1"
+    _edit_result(run, config=_tier_config("S", 1, "period_iters=999", "lr=1e-3"), testset_size=24)
+    with pytest.raises(SystemExit):
+        mini.main(["--tier", "converged", "--output", str(tmp_path), "--testset-size", "24"])
+    err = capsys.readouterr().err
+    assert re.search(r"S-seed1' holds a finished S seed 1 run of another configuration \(recorded in its result\.json\)"
+                     r", which would be reported as this configuration's result: period_iters: 999 in that run, 1500 "
+                     r"requested; lr: 0\.001 in that run, 0\.0005 requested\. Use another --output", err), err
+    assert not (tmp_path / "summary.md").exists()  # refused before anything was written
+    # the same through _run_one (what each --jobs worker calls): refused before the test set is even used
+    from mio_strategies.harness import load_config
+
+    cfg = load_config(_tier_config("S", 1))
+    with pytest.raises(ValueError, match=r"period_iters: 999 in that run, 1500 requested.*Use another --output"):
+        mini._run_one(cfg, run, None, False, testset_size=24)
+    # a result scored on other test crops is refused too (its learning curve cannot be rescored)
+    _edit_result(run, config=_tier_config("S", 1))
+    with pytest.raises(ValueError, match=r"scored on 24-px test crops, --testset-size 96 requested: pass "
+                                         r"--testset-size 24 to reuse it, or use another --output"):
+        mini._run_one(cfg, run, None, False, testset_size=96)
+    assert mini.main(["--tier", "converged", "--output", str(tmp_path), "--testset-size", "24"]) == 0
+
+
+def test_an_old_result_without_its_config_is_checked_against_config_yaml(mini, tmp_path, capsys):
+    """result.json files written before the config was recorded in them (a tier started with older code)."""
+    import yaml
+
+    _write_results(tmp_path, {"S": 0.3})
+    for s in STRATS:  # what training wrote at the start of each run: the same command's config is accepted
+        for seed in (0, 1, 2):
+            run = tmp_path / f"{s.replace('+', '_')}-seed{seed}"
+            (run / "config.yaml").write_text(yaml.safe_dump(_tier_config(s, seed), sort_keys=False))
+    (tmp_path / "M-seed2" / "config.yaml").unlink()  # neither recorded: accepted (nothing to compare)
+    assert mini.main(["--tier", "converged", "--output", str(tmp_path)]) == 0
+    assert "| S - M (paired) |" in capsys.readouterr().out
+    # the documented probe rerun (1,000-iteration periods) into the tier's folder
+    (tmp_path / "M_EP-seed0" / "config.yaml").write_text(yaml.safe_dump(_tier_config("M+EP", 0, "period_iters=1000")))
+    with pytest.raises(SystemExit):
+        mini.main(["--tier", "converged", "--output", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert re.search(r"M_EP-seed0' holds a finished M\+EP seed 0 run of another configuration \(recorded in its "
+                     r"config\.yaml\).*: period_iters: 1000 in that run, 1500 requested\. Use another --output",
+                     err), err
 
 
 def test_m_is_required(mini, tmp_path):
@@ -94,11 +157,54 @@ def test_tiny_end_to_end_run_is_cached_and_rescored(mini, tmp_path, capsys):
     assert "[5/5]" in first and "| S+AP - M (paired) |" in first
     saved = {p.parent.name: json.loads(p.read_text()) for p in (tmp_path / "b").glob("*/result.json")}
     assert sorted(saved) == ["M-seed0", "M_EP-seed0", "S-seed0", "S_AP-seed0", "S_EP-seed0"]
-    assert mini.main(args) == 0  # cached: nothing retrained, same table
+    assert all(r["testset_size"] == 24 and r["config"]["period_iters"] == 1 for r in saved.values())
+    ckpts = sorted((tmp_path / "b").glob("*/checkpoint.pt"))
+    stamps = [c.stat().st_mtime_ns for c in ckpts]
+
+    def refuse(*_, **__):
+        raise AssertionError("a cached run was trained or evaluated again")
+
+    with pytest.MonkeyPatch.context() as mp:  # cached: nothing retrained or re-scored, same table
+        mp.setattr("mio_strategies.harness.train", refuse)
+        mp.setattr("mio_strategies.harness.evaluate", refuse)
+        assert mini.main(args) == 0
+    assert len(ckpts) == 5 and [c.stat().st_mtime_ns for c in ckpts] == stamps
+
     def table(text: str) -> str:
         return text.split("PSNR (dB")[1].split("summary written")[0]
 
     assert table(capsys.readouterr().out) == table(first)
+
+    # another budget, tier or test-set size into the same folder is refused, not reported with the old numbers
+    summary = (tmp_path / "b" / "summary.md").read_text()
+    with pytest.raises(SystemExit):
+        mini.main(args + ["--set", "period_iters=2"])
+    err = capsys.readouterr().err
+    assert re.search(r"M-seed0' holds a finished M seed 0 run of another configuration \(recorded in its result\.json\)"
+                     r".*: period_iters: 1 in that run, 2 requested\. Use another --output", err), err
+    with pytest.raises(SystemExit):
+        mini.main(["--tier", "converged", "--seeds", "0", "--testset-size", "24", "--output", str(tmp_path / "b")])
+    assert re.search(r"backbone: 'srresnet_tiny' in that run, 'unet_tiny' requested.*Use another --output",
+                     capsys.readouterr().err)
+    with pytest.raises(SystemExit):
+        mini.main([*args, "--testset-size", "32"])
+    assert "scored on 24-px test crops, --testset-size 32 requested: pass --testset-size 24" in capsys.readouterr().err
+    assert [c.stat().st_mtime_ns for c in ckpts] == stamps and (tmp_path / "b" / "summary.md").read_text() == summary
+    # an unfinished run (checkpoint, no result.json) of another configuration: refused before anything trains
+    unfinished = tmp_path / "unfinished" / "M-seed0"
+    unfinished.mkdir(parents=True)
+    for f in ("checkpoint.pt", "config.yaml"):
+        (unfinished / f).write_bytes((tmp_path / "b" / "M-seed0" / f).read_bytes())
+    with pytest.raises(SystemExit):
+        mini.main([*args, "--strategies", "M", "--output", str(unfinished.parent), "--set", "period_iters=2"])
+    assert re.search(r"M-seed0' holds an unfinished run of another configuration \(.*period_iters: 1 in the "
+                     r"checkpoint, 2 requested.*\): use another --output", capsys.readouterr().err)
+    from mio_strategies.harness import load_config
+
+    cfg = load_config("mini_quick", [args[i + 1] for i, a in enumerate(args) if a == "--set"])
+    with pytest.raises(ValueError, match=r"unfinished run of another configuration \(.*period_iters.*another --output"):
+        mini._run_one(cfg.replace(strategy="M", seed=0, period_iters=2), unfinished, None, False, testset_size=24)
+    assert sorted(p.name for p in unfinished.iterdir()) == ["checkpoint.pt", "config.yaml"]
     assert mini.main(args + ["--reevaluate"]) == 0  # scored again from the checkpoints: same numbers
     again = {p.parent.name: json.loads(p.read_text()) for p in (tmp_path / "b").glob("*/result.json")}
     assert {k: v["per_task"] for k, v in again.items()} == {k: v["per_task"] for k, v in saved.items()}

@@ -32,6 +32,7 @@ from mio_strategies.harness._eval import EvalResult, evaluate, format_table, pap
 from mio_strategies.harness._metrics import psnr, ssim
 from mio_strategies.harness._restorer import Restorer, build_restorer
 from mio_strategies.harness._train import TrainResult, load_restorer, train
+from mio_strategies.harness._weights import export_weights, shipped_weights
 
 __all__ = [
     "STRATEGIES",
@@ -49,6 +50,7 @@ __all__ = [
     "build_restorer",
     "create_backbone",
     "evaluate",
+    "export_weights",
     "format_table",
     "injection_plan",
     "prompt_scales",
@@ -64,6 +66,7 @@ __all__ = [
     "register_backbone",
     "run_demo",
     "save_checkpoint",
+    "shipped_weights",
     "ssim",
     "train",
     "train_classifier",

@@ -46,11 +46,14 @@ def add_parser(subparsers: Any) -> None:
         description="Evaluate checkpoints on test sets built by `mio-strategies degrade` / build_testset.",
     )
     e.add_argument("--checkpoint", action="append", required=True, help="a run's checkpoint.pt (repeatable)")
-    e.add_argument("--name", action="append", default=[], help="table label of each checkpoint (default: strategy)")
+    e.add_argument("--name", action="append", default=[],
+                   help="table label of each checkpoint: one per --checkpoint, each distinct (default: "
+                        "'<backbone> <strategy>', so two runs of one strategy need --name)")
     e.add_argument("--testset", required=True, help="a test-set folder: GT/ beside one folder per task and/or per composite "
                    "(blur+noise/), as `mio-strategies degrade` writes it")
     e.add_argument("--output", required=True, help="folder for results.md/.csv/.json and the bar plot")
-    e.add_argument("--baseline", help="row the difference column compares to (a name, or 'identity')")
+    e.add_argument("--baseline", help="row the difference column compares to (a checkpoint's label, or 'identity'; "
+                                      "default: the first checkpoint)")
     e.add_argument("--reference", action="append", default=[], metavar="BACKBONE:STRATEGY[:in|out]",
                    help="add the paper's published row, e.g. srresnet:M:in (repeatable)")
     e.add_argument("--task-source", choices=("given", "classifier"), default=None,
@@ -73,6 +76,9 @@ def add_parser(subparsers: Any) -> None:
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--overwrite", action="store_true", help="replace an existing demo folder")
     d.add_argument("--no-progress", action="store_true")
+    d.add_argument("--pretrained", nargs="?", const=True, default=False, metavar="DIR",
+                   help="evaluate trained weights instead of training: the weights shipped with the package, or a "
+                        "folder with M.pt and S_EP.pt (mio_strategies.harness.export_weights)")
     d.set_defaults(func=_demo)
 
 
@@ -121,33 +127,60 @@ def _train_classifier(args: argparse.Namespace) -> int:
     return 0
 
 
+def _duplicate_label(labels: list[str], checkpoints: list[str]) -> str | None:
+    """The error for two checkpoints with the same table label (or one named like the identity row), or None."""
+    seen: dict[str, str] = {}
+    for label, ckpt in zip(labels, checkpoints):
+        if label == "identity":
+            return (f"the label 'identity' (checkpoint {ckpt!r}) is the unrestored input's row: give that checkpoint "
+                    "another --name")
+        if label in seen:
+            return (f"checkpoints {seen[label]!r} and {ckpt!r} are both labelled {label!r}, so the table could not "
+                    "tell them apart: pass one --name per --checkpoint, each distinct (e.g. --name 'M seed 0' "
+                    "--name 'M seed 1')")
+        seen[label] = ckpt
+    return None
+
+
 def _eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from mio_strategies.data import open_testset
     from mio_strategies.harness._classifier import load_classifier
-    from mio_strategies.harness._eval import evaluate, format_table, write_tables
+    from mio_strategies.harness._config import parse_strategy
+    from mio_strategies.harness._eval import IDENTITY, evaluate, format_table, reference_row, write_tables
     from mio_strategies.harness._train import load_restorer
+
+    def error(message: str) -> int:
+        print(f"error: {message}", file=sys.stderr)
+        return 2
 
     task_source = args.task_source or ("classifier" if args.classifier else "given")
     if args.classifier and task_source == "given":
-        print("error: --classifier with --task-source given: the classifier would not be used; drop one of them",
-              file=sys.stderr)
-        return 2
+        return error("--classifier with --task-source given: the classifier would not be used; drop one of them")
     if args.name and len(args.name) != len(args.checkpoint):
-        print(f"error: give one --name per --checkpoint ({len(args.checkpoint)} checkpoints, {len(args.name)} names)", file=sys.stderr)
-        return 2
+        return error(f"give one --name per --checkpoint ({len(args.checkpoint)} checkpoints, {len(args.name)} names)")
+    if args.name and (dup := _duplicate_label(args.name, args.checkpoint)):
+        return error(dup)
     out = Path(args.output)
+    if out.exists() and not out.is_dir():
+        return error(f"--output {str(out)!r} is an existing file, not a folder: pass a folder for the results")
     if out.exists() and any(out.iterdir()) and not args.overwrite:
-        print(f"error: output folder {str(out)!r} exists and is not empty: pass --overwrite", file=sys.stderr)
-        return 2
+        return error(f"output folder {str(out)!r} exists and is not empty: pass --overwrite")
     reference = []
-    for ref in args.reference:
+    for ref in args.reference:  # every published row is looked up before anything is evaluated
         parts = ref.split(":")
         if len(parts) not in (2, 3):
-            print(f"error: --reference {ref!r} must look like srresnet:M or srresnet:S+EP:out", file=sys.stderr)
-            return 2
-        reference.append((parts[0], parts[1], parts[2] if len(parts) == 3 else "in"))
+            return error(f"--reference {ref!r} must look like srresnet:M or srresnet:S+EP:out")
+        backbone, strategy = parts[0].strip(), parts[1].strip()
+        split = parts[2].strip().lower() if len(parts) == 3 else "in"
+        try:
+            parse_strategy(strategy)
+            strategy = strategy.upper()  # as `train` reads it: srresnet:s+ep is srresnet:S+EP
+            reference_row(backbone, strategy, split)
+        except (KeyError, ValueError) as exc:
+            return error(f"--reference {ref!r}: {exc.args[0] if exc.args else exc}")
+        reference.append((backbone, strategy, split))
     try:
         classifier = load_classifier(args.classifier) if args.classifier else None
         testset = open_testset(args.testset)  # single-task folders, then composites (blur+noise/ ...)
@@ -158,6 +191,12 @@ def _eval(args: argparse.Namespace) -> int:
                 raise ValueError(f"--task-source classifier: {ckpt} has explicit prompts, so pass --classifier FILE "
                                  "(train one with `mio-strategies train-classifier`)")
             loaded.append((restorer, args.name[i] if args.name else f"{cfg.backbone} {cfg.strategy}"))
+        labels = [name for _, name in loaded]
+        if dup := _duplicate_label(labels, args.checkpoint):
+            raise ValueError(dup)
+        if args.baseline is not None and args.baseline not in (IDENTITY, *labels):
+            raise ValueError(f"--baseline {args.baseline!r} is not a row of the table: rows are "
+                             f"{[IDENTITY, *labels]} (a checkpoint's label, or 'identity')")
         results = [
             evaluate(restorer, testset, name=name, device=args.device, task_source=task_source,
                      classifier=classifier, progress=True, testset=str(args.testset))
@@ -168,9 +207,8 @@ def _eval(args: argparse.Namespace) -> int:
             if r.classifier_accuracy() is not None:
                 print(f"task-classifier accuracy ({r.name}): {r.classifier_accuracy():.3f}")
         paths = write_tables(results, out, baseline=args.baseline, reference=reference)
-    except (KeyError, ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except (KeyError, ValueError, FileNotFoundError, FileExistsError) as exc:
+        return error(str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc))
     try:
         from mio_strategies.analysis import plot_psnr_bars
 
@@ -192,8 +230,8 @@ def _demo(args: argparse.Namespace) -> int:
 
     try:
         res = run_demo(args.output, overrides=args.overrides, overwrite=args.overwrite,
-                       progress=not args.no_progress, seed=args.seed)
-    except (FileExistsError, KeyError, ValueError) as exc:
+                       progress=not args.no_progress, seed=args.seed, pretrained=args.pretrained)
+    except (FileExistsError, FileNotFoundError, KeyError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(res["table"])

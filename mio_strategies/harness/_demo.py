@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from mio_strategies.harness._checkpoint import prepare_output_dir
-from mio_strategies.harness._config import TrainConfig, load_config
+from mio_strategies.harness._config import TrainConfig, load_config, parse_strategy
 from mio_strategies.harness._eval import EvalResult, evaluate, format_table, write_tables
 from mio_strategies.harness._restorer import Restorer
 
@@ -40,7 +40,22 @@ def _prompted_batches(wrapper: _BatchPrompted, lq: torch.Tensor, tasks: torch.Te
         yield {"lq": lq[i : i + size], "task": tasks[i : i + size]}
 
 
-def _ddr_figure(restorers: dict[str, Restorer], data: Any, path: Path, seed: int) -> dict[str, float] | str:
+def _ddr_layer(restorer: Restorer, cfg: TrainConfig) -> str:
+    """The backbone layer the demo projects: the last residual block of a flat network (the paper's
+    choice for SRResNet), the finest decoder scale of a U-Net (the last features before the output)."""
+    from mio_strategies.harness._backbones import injection_plan
+
+    body = [n for n, _ in restorer.backbone.named_modules() if n.startswith("body.") and n.count(".") == 1]
+    if body:
+        return max(body, key=lambda n: int(n.split(".")[1]))
+    plan = injection_plan(cfg.backbone, cfg.backbone_kwargs)
+    if "scales" in plan:
+        return [s for s in plan["scales"] if s["part"] == "decoder"][-1]["modules"][-1]
+    return plan["targets"][-2]
+
+
+def _ddr_figure(restorers: dict[str, Restorer], configs: dict[str, TrainConfig], data: Any, path: Path,
+                seed: int) -> dict[str, float] | str:
     """DDR (PCA) of the last residual block of each model, side by side; CHI per model."""
     try:
         from mio_strategies.analysis import ddr, plot_ddr_comparison
@@ -59,8 +74,7 @@ def _ddr_figure(restorers: dict[str, Restorer], data: Any, path: Path, seed: int
     results = {}
     for name, r in restorers.items():
         wrapper = _BatchPrompted(r)
-        layer = [n for n, _ in r.backbone.named_modules() if n.startswith("body.")]
-        module = "backbone." + (max((n for n in layer if n.count(".") == 1), key=lambda n: int(n.split(".")[1])) if layer else "conv_hr")
+        module = "backbone." + _ddr_layer(r, configs[name])
         results[name] = ddr(wrapper, _prompted_batches(wrapper, lq, tasks, 16), module, method="pca", seed=seed)
     plot_ddr_comparison(results, path=path)
     return {name: float(res.chi) for name, res in results.items()}
@@ -75,31 +89,70 @@ def run_demo(
     overwrite: bool = False,
     progress: bool = True,
     seed: int = 0,
+    pretrained: bool | str | Path = False,
 ) -> dict[str, Any]:
-    """Train a tiny model with each strategy on the embedded images, evaluate, plot and report.
+    """Train a tiny model with each strategy on the embedded images (or load trained weights), evaluate,
+    plot and report.
 
-    Writes ``output/<strategy>/`` (run folders), ``output/testset/`` (the In-Dis test set built from
-    the embedded photos), ``results.md`` / ``.csv`` / ``.json``, ``psnr_bars.png``, ``ddr.png`` and
-    ``report.md``.
+    Writes ``output/<strategy>/`` (run folders, when training), ``output/testset/`` (the In-Dis test set
+    built from the embedded photos), ``results.md`` / ``.csv`` / ``.json``, ``psnr_bars.png``, ``ddr.png``
+    and ``report.md``.
 
     Args:
         output: the demo folder (refused when it exists, unless ``overwrite``).
         config: the training preset (``cpu_demo``: about 1-2 minutes per strategy on a 2-core CPU).
         overrides: ``key=value`` changes to the preset (e.g. ``period_iters=10`` for a smoke run).
         strategies: the strategies compared; the first is the table's baseline.
-        seed: paired seed (same initial weights and data for every strategy).
+        seed: paired seed (same initial weights and data for every strategy); also the test set's draws.
+        pretrained: evaluate trained weights instead of training: ``True`` for the weights shipped with
+            the package (see :func:`~mio_strategies.harness.shipped_weights`), or a folder holding one
+            file per strategy (``M.pt``, ``S_EP.pt``, as :func:`~mio_strategies.harness.export_weights`
+            writes them, or any harness checkpoint under that name). ``config`` and ``overrides`` do not
+            apply then.
 
     Returns:
         ``{"table": markdown, "results": {strategy: EvalResult}, "paths": {...}}``.
 
     Raises:
         FileExistsError: ``output`` exists and ``overwrite`` is false.
+        FileNotFoundError: ``pretrained`` lacks a strategy's weights.
+        ValueError: ``overrides`` given with ``pretrained``; weights of another strategy than their name says.
     """
     from mio_strategies.data import PairedFolderDataset, build_testset, embedded_image_paths
-    from mio_strategies.harness._train import train
+    from mio_strategies.harness._train import load_restorer, train
+    from mio_strategies.harness._weights import WEIGHTS_DIR, shipped_weights, weights_file_name
 
-    base = config if isinstance(config, TrainConfig) else load_config(config, list(overrides) + [f"seed={seed}"])
-    configs = [base.replace(strategy=s, name=f"demo-{s}") for s in strategies]  # validates every strategy first
+    # everything is checked before the output folder is touched
+    for s in strategies:
+        parse_strategy(s)
+    strategies = [s.strip().upper() for s in strategies]
+    if not strategies or len(set(strategies)) != len(strategies):
+        raise ValueError(f"strategies must name each strategy once (the first is the baseline), got {strategies}")
+    loaded: dict[str, tuple[Restorer, TrainConfig, dict[str, Any]]] = {}
+    if pretrained is not False:
+        if overrides or not (isinstance(config, str) and config == "cpu_demo"):
+            raise ValueError("config/overrides (--set) change training, and pretrained weights are not trained: "
+                             "drop them, or drop pretrained to train")
+        folder = WEIGHTS_DIR if pretrained is True else Path(pretrained)
+        found = shipped_weights(folder)
+        missing = [s for s in strategies if s not in found]
+        if missing:
+            where = "the package ships no demo weights" if pretrained is True else f"{str(folder)!r} has no"
+            raise FileNotFoundError(
+                f"{where} {', '.join(weights_file_name(s) for s in missing)} (weights of {missing}): "
+                + ("run the demo without --pretrained to train its models (minutes on a CPU)" if pretrained is True
+                   else "export finished runs there with mio_strategies.harness.export_weights")
+            )
+        for s in strategies:
+            restorer, cfg, state = load_restorer(found[s])
+            if cfg.strategy != s:
+                raise ValueError(f"{str(found[s])!r} holds {cfg.strategy} weights, not {s}: rename or re-export it")
+            loaded[s] = (restorer, cfg, state)
+        configs = [loaded[s][1] for s in strategies]
+        base = configs[0]
+    else:
+        base = config if isinstance(config, TrainConfig) else load_config(config, list(overrides) + [f"seed={seed}"])
+        configs = [base.replace(strategy=s, name=f"demo-{s}") for s in strategies]  # validates every strategy first
     out = prepare_output_dir(output, overwrite=overwrite, resume=False)
 
     testset_dir = out / "testset"
@@ -110,11 +163,15 @@ def run_demo(
     restorers: dict[str, Restorer] = {}
     timings: dict[str, float] = {}
     for cfg in configs:
-        run = train(cfg, out / cfg.strategy.replace("+", "_"), progress=progress)
-        assert run.restorer is not None
-        restorers[cfg.strategy] = run.restorer
-        timings[cfg.strategy] = run.seconds
-        results[cfg.strategy] = evaluate(run.restorer, testset, name=cfg.strategy, testset="embedded In-Dis", progress=progress)
+        if loaded:
+            restorer = loaded[cfg.strategy][0]
+        else:
+            run = train(cfg, out / cfg.strategy.replace("+", "_"), progress=progress)
+            assert run.restorer is not None
+            restorer = run.restorer
+            timings[cfg.strategy] = run.seconds
+        restorers[cfg.strategy] = restorer
+        results[cfg.strategy] = evaluate(restorer, testset, name=cfg.strategy, testset="embedded In-Dis", progress=progress)
 
     ordered = [results[s] for s in strategies]
     table = format_table(ordered, baseline=strategies[0])
@@ -129,11 +186,17 @@ def run_demo(
         paths["psnr_bars"] = str(out / "psnr_bars.png")
     except ImportError as exc:
         paths["psnr_bars"] = f"skipped ({exc})"
-    chi = _ddr_figure(restorers, testset, out / "ddr.png", seed)
+    chi = _ddr_figure(restorers, {c.strategy: c for c in configs}, testset, out / "ddr.png", seed)
     if isinstance(chi, dict):
         paths["ddr"] = str(out / "ddr.png")
 
-    report = _report(base, strategies, ordered, table, timings, chi)
+    if loaded:
+        source = ("Pretrained weights (not trained here): " + "; ".join(
+            f"{s}: {loaded[s][1].name}, {loaded[s][2]['iteration']} iterations, {loaded[s][2].get('weights', 'ema')} weights"
+            for s in strategies) + ".")
+    else:
+        source = "Training time: " + ", ".join(f"{s} {timings[s]:.0f} s" for s in strategies) + "."
+    report = _report(base, strategies, ordered, table, source, chi, trained_here=not loaded)
     (out / "report.md").write_text(report, encoding="utf-8")
     paths["report"] = str(out / "report.md")
     (out / "demo.json").write_text(json.dumps({"chi": chi, "seconds": timings, "paths": paths}, indent=1), encoding="utf-8")
@@ -141,7 +204,7 @@ def run_demo(
 
 
 def _report(cfg: TrainConfig, strategies: Sequence[str], results: Sequence[EvalResult], table: str,
-            timings: dict[str, float], chi: Any) -> str:
+            source: str, chi: Any, trained_here: bool = True) -> str:
     ident = results[0].average(identity=True)["psnr"]
     lines = [
         "# mio-strategies demo", "",
@@ -152,7 +215,7 @@ def _report(cfg: TrainConfig, strategies: Sequence[str], results: Sequence[EvalR
         "measures fit, not generalisation to new images. PSNR on RGB with a 4-pixel border crop; `identity` is "
         "the unrestored input.", "",
         table,
-        "Training time: " + ", ".join(f"{s} {timings[s]:.0f} s" for s in strategies) + ".", "",
+        source, "",
     ]
     for r in results:
         avg = r.average()["psnr"]
@@ -169,6 +232,7 @@ def _report(cfg: TrainConfig, strategies: Sequence[str], results: Sequence[EvalR
     if any(s.endswith("+EP") for s in strategies):
         lines += ["", "Explicit-prompt rows are given each image's task. The paper's EP tables let a task classifier "
                   "pick it: `mio-strategies train-classifier` then `mio-strategies eval --classifier FILE`."]
-    lines += ["", "This is a minutes-scale CPU run on six photos: it shows the pipeline, not the paper's numbers. "
-              "See docs/reproducing.md for the full protocol."]
+    scale = ("This is a minutes-scale CPU run on six photos" if trained_here
+             else "These are CPU-scale models evaluated on six photos")
+    lines += ["", f"{scale}: it shows the pipeline, not the paper's numbers. See docs/reproducing.md for the full protocol."]
     return "\n".join(lines) + "\n"

@@ -273,6 +273,23 @@ def _fmt(v: float, digits: int) -> str:
     return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
 
 
+def _check_names(results: Sequence[EvalResult], identity: bool) -> None:
+    """Every row of a table needs its own name: rows are told apart (and the baseline found) by name."""
+    seen = set()
+    for r in results:
+        if identity and r.name == IDENTITY:
+            raise ValueError(
+                f"a result is named {IDENTITY!r}, the name of the unrestored input's row: give it another name "
+                "(evaluate(..., name=...); `mio-strategies eval --name`)"
+            )
+        if r.name in seen:
+            raise ValueError(
+                f"two results are both named {r.name!r}, so the table cannot tell them apart: give each result a "
+                "distinct name (evaluate(..., name=...); `mio-strategies eval --name`, one per --checkpoint)"
+            )
+        seen.add(r.name)
+
+
 def format_table(
     results: Sequence[EvalResult],
     *,
@@ -294,7 +311,8 @@ def format_table(
         fmt: ``"markdown"`` or ``"csv"``.
 
     Raises:
-        ValueError: unknown metric, format or baseline.
+        ValueError: unknown metric, format or baseline; two results with the same name (or one named
+            ``"identity"`` while the identity row is shown).
 
     Example:
         >>> print(format_table([res_m, res_s], baseline="identity"))  # doctest: +SKIP
@@ -305,6 +323,7 @@ def format_table(
         raise ValueError(f"fmt must be 'markdown' or 'csv', got {fmt!r}")
     if not results:
         raise ValueError("no results to tabulate")
+    _check_names(results, identity)
     rows = _rows(results, metric, identity)
     names = [r[0] for r in rows]
     base = baseline if baseline is not None else results[0].name
@@ -347,9 +366,16 @@ def write_tables(
 
     Returns:
         ``{"markdown": path, "csv_psnr": path, "csv_ssim": path, "json": path}``.
+
+    Raises:
+        ValueError: as :func:`format_table` (no results, duplicate names, unknown baseline); checked
+            before anything is written.
+        FileExistsError: ``output`` is an existing file, not a folder.
     """
     out = Path(output)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"output {str(out)!r} is an existing file, not a folder: pass a folder for the tables")
+    # every table is made before the folder is created, so bad input writes nothing
     testset = results[0].testset if results else ""
     md = [f"# Evaluation{(' on ' + testset) if testset else ''}", "", "PSNR (dB, RGB, 4-pixel border crop):", ""]
     md.append(format_table(results, metric="psnr", baseline=baseline, reference=reference))
@@ -357,6 +383,10 @@ def write_tables(
     acc = [(r.name, r.classifier_accuracy()) for r in results if r.classifier_accuracy() is not None]
     if acc:
         md += ["Task-classifier accuracy:", ""] + [f"- {n}: {a:.3f}" for n, a in acc] + [""]
+    csv_psnr = format_table(results, metric="psnr", baseline=baseline, reference=reference, fmt="csv")
+    csv_ssim = format_table(results, metric="ssim", baseline=baseline, fmt="csv")
+    payload = {"baseline": baseline or results[0].name, "results": [r.to_dict() for r in results]}
+    out.mkdir(parents=True, exist_ok=True)
     paths = {
         "markdown": out / f"{stem}.md",
         "csv_psnr": out / f"{stem}_psnr.csv",
@@ -364,8 +394,7 @@ def write_tables(
         "json": out / f"{stem}.json",
     }
     paths["markdown"].write_text("\n".join(md), encoding="utf-8")
-    paths["csv_psnr"].write_text(format_table(results, metric="psnr", baseline=baseline, reference=reference, fmt="csv"), encoding="utf-8")
-    paths["csv_ssim"].write_text(format_table(results, metric="ssim", baseline=baseline, fmt="csv"), encoding="utf-8")
-    payload = {"baseline": baseline or results[0].name, "results": [r.to_dict() for r in results]}
+    paths["csv_psnr"].write_text(csv_psnr, encoding="utf-8")
+    paths["csv_ssim"].write_text(csv_ssim, encoding="utf-8")
     paths["json"].write_text(json.dumps(payload, indent=1), encoding="utf-8")
     return paths
