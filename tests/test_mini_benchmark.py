@@ -310,3 +310,52 @@ def test_backbone_speed_prints_rates_and_protocol_hours(capsys):
     assert float(m.group(2)) == pytest.approx(2_500_000 / float(m.group(1)) / 3600, rel=0.05)
     with pytest.raises(SystemExit):
         speed.main(["--iters", "5", "--log-every", "2"])
+
+
+@pytest.fixture()
+def ship():
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        yield importlib.import_module("ship_weights")
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+        sys.modules.pop("ship_weights", None)
+
+
+@pytest.mark.basicsr
+@pytest.mark.usefixtures("one_thread")
+def test_ship_weights_only_when_every_task_beats_the_identity(ship, tmp_path, capsys):
+    from mio_strategies.harness import load_config, load_restorer, shipped_weights, train
+
+    results = tmp_path / "bench"
+    for s in ("M", "S+EP"):
+        cfg = load_config("mini_converged", ["backbone_kwargs.num_feat=4", "backbone_kwargs.num_block=1", "periods=7",
+                                             "period_iters=1", "batch_size=2", "patch_size=16", "prompt_size=16",
+                                             "val_size=24", "log_every=1", f"strategy={s}"])
+        run = results / f"{s.replace('+', '_')}-seed0"
+        train(cfg, run, progress=False)
+        per = {t: 30.0 for t in NAMES}
+        (run / "result.json").write_text(json.dumps({"strategy": s, "seed": 0, "per_task": per, "average": 30.0,
+                                                     "identity": {t: 20.0 for t in NAMES}}))
+    # one task at the identity: nothing is shipped
+    bad = json.loads((results / "S_EP-seed0" / "result.json").read_text())
+    bad["per_task"]["jpeg"] = 20.0
+    (results / "S_EP-seed0" / "result.json").write_text(json.dumps(bad))
+    dest = tmp_path / "weights"
+    assert ship.main(["--results", str(results), "--dest", str(dest)]) == 2
+    assert "S+EP seed 0 is at or below the identity on jpeg" in capsys.readouterr().err
+    assert not dest.exists()
+    bad["per_task"]["jpeg"] = 20.5
+    (results / "S_EP-seed0" / "result.json").write_text(json.dumps(bad))
+    assert ship.main(["--results", str(results), "--dest", str(dest)]) == 0
+    assert sorted(p.name for p in dest.iterdir()) == ["M.log.jsonl", "M.pt", "README.md", "S_EP.log.jsonl", "S_EP.pt"]
+    assert set(shipped_weights(dest)) == {"M", "S+EP"}
+    restorer, cfg, _ = load_restorer(dest / "S_EP.pt")
+    assert cfg.strategy == "S+EP" and cfg.backbone == "unet_tiny"
+    readme = (dest / "README.md").read_text()
+    assert "| identity | " + " | ".join(["20.00"] * 7) + " | 20.00 |" in readme
+    assert "| S+EP | 30.00 | 30.00 | 30.00 | 20.50 |" in readme and "Config: backbone `unet_tiny`" in readme
+    assert ship.main(["--results", str(results), "--dest", str(dest)]) == 2  # never replaced silently
+    assert "pass --overwrite" in capsys.readouterr().err
+    assert ship.main(["--results", str(results), "--seed", "1", "--dest", str(tmp_path / "w1")]) == 2
+    assert "M-seed1/result.json' does not exist: finish the run first" in capsys.readouterr().err

@@ -1,0 +1,126 @@
+"""Ship a mini-benchmark tier's trained weights with the package, for `mio-strategies demo --pretrained`.
+
+Issue 6's rule: weights are shipped only when they beat the identity (the unrestored input) on every task.
+This script reads each run's result.json in a tier's results folder (benchmarks/mini_mio.py --output), refuses
+if any of the chosen models is at or below the identity on a task (and names the tasks), and otherwise writes
+``<strategy>.pt`` (mio_strategies.harness.export_weights: EMA weights, config, history, validation curve),
+``<strategy>.log.jsonl`` (the run's training log) and a README.md with the provenance and the per-task table
+into the weights folder.
+
+    python benchmarks/ship_weights.py --results bench-mini-converged --seed 0            # M and S+EP
+    python benchmarks/ship_weights.py --results bench-mini-converged --seed 0 --dest /tmp/w --overwrite
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+from pathlib import Path
+
+try:  # run from a clone without installing: use the working tree's package
+    import mio_strategies  # noqa: F401
+except ImportError:  # pragma: no cover
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mio_strategies.harness._train import CHECKPOINT_NAME, LOG_NAME  # noqa: E402
+from mio_strategies.harness._weights import WEIGHTS_DIR, export_weights, weights_file_name  # noqa: E402
+
+
+def below_identity(result: dict) -> list[str]:
+    """The tasks on which a run's result.json scores at or below the identity."""
+    return [t for t, v in result["per_task"].items() if v <= result["identity"][t]]
+
+
+def ship(results: Path, seed: int, strategies: list[str], dest: Path, overwrite: bool = False) -> list[Path]:
+    """Check, then export; nothing is written unless every chosen run beats the identity on every task.
+
+    Raises:
+        FileNotFoundError: a run has no result.json (not finished) or no checkpoint.
+        ValueError: a run is at or below the identity on some task.
+        FileExistsError: ``dest`` already holds one of the files and ``overwrite`` is false.
+    """
+    runs = {s: results / f"{s.replace('+', '_')}-seed{seed}" for s in strategies}
+    loaded = {}
+    for s, run in runs.items():
+        for name in ("result.json", CHECKPOINT_NAME):
+            if not (run / name).is_file():
+                raise FileNotFoundError(f"{str(run / name)!r} does not exist: finish the run first "
+                                        f"(benchmarks/mini_mio.py with --output {results})")
+        loaded[s] = json.loads((run / "result.json").read_text(encoding="utf-8"))
+        bad = below_identity(loaded[s])
+        if bad:
+            raise ValueError(f"{s} seed {seed} is at or below the identity on {', '.join(bad)}: "
+                             "issue 6 ships only weights that beat the identity on every task")
+    files = [dest / weights_file_name(s) for s in strategies] + [dest / "README.md"]
+    clash = [str(f) for f in files if f.exists()]
+    if clash and not overwrite:
+        raise FileExistsError(f"{', '.join(clash)} exist: pass --overwrite to replace them")
+    dest.mkdir(parents=True, exist_ok=True)
+    written = []
+    for s, run in runs.items():
+        written.append(export_weights(run / CHECKPOINT_NAME, dest / weights_file_name(s), overwrite=True))
+        log = dest / weights_file_name(s).replace(".pt", ".log.jsonl")
+        shutil.copyfile(run / LOG_NAME, log)
+        written.append(log)
+    (dest / "README.md").write_text(_readme(results, seed, loaded), encoding="utf-8")
+    written.append(dest / "README.md")
+    return written
+
+
+def _readme(results: Path, seed: int, loaded: dict[str, dict]) -> str:
+    first = next(iter(loaded.values()))
+    tasks = list(first["per_task"])
+    ident = first["identity"]
+    cfg = first.get("config") or _config_yaml(results / f"{next(iter(loaded)).replace('+', '_')}-seed{seed}")
+    lines = [
+        "# Demo weights", "",
+        "Trained by `benchmarks/mini_mio.py` (its runs for seed " f"{seed}, results folder `{results.name}`) and "
+        "exported by `benchmarks/ship_weights.py`, which ships weights only when they beat the identity on "
+        "every task. `mio-strategies demo --pretrained` evaluates them on the embedded photos. Each `.pt` holds the "
+        "EMA weights, the training config, history and validation curve (`load_restorer`); each `.log.jsonl` is the "
+        "run's training log. Trained on the package's embedded photos (public domain / CC0); MIT like the code.", "",
+    ]
+    if cfg:
+        lines += [f"Config: backbone `{cfg.get('backbone')}` {cfg.get('backbone_kwargs')}, {cfg.get('periods')} periods x "
+                  f"{cfg.get('period_iters')} iterations, batch {cfg.get('batch_size')}, {cfg.get('patch_size')} px, "
+                  f"lr {cfg.get('lr')}, EMA {cfg.get('ema_decay')}, order {cfg.get('order')}, seed {cfg.get('seed')}.", ""]
+    lines += ["PSNR (dB, RGB, 4-px border crop) on the benchmark's fixed crops of the embedded photos (In-Dis):", "",
+              "| model | " + " | ".join(tasks) + " | average |", "|" + "---|" * (len(tasks) + 2),
+              "| identity | " + " | ".join(f"{ident[t]:.2f}" for t in tasks) + f" | {statistics.mean(ident.values()):.2f} |"]
+    for s, r in loaded.items():
+        lines.append(f"| {s} | " + " | ".join(f"{r['per_task'][t]:.2f}" for t in tasks) + f" | {r['average']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _config_yaml(run: Path) -> dict:
+    """A run's config.yaml (result.json files written before they recorded the config)."""
+    import yaml
+
+    path = run / "config.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
+    return data if isinstance(data, dict) else {}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--results", required=True, help="the tier's results folder (mini_mio.py --output)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--strategies", nargs="+", default=["M", "S+EP"], help="the demo compares M and S+EP")
+    p.add_argument("--dest", default=str(WEIGHTS_DIR), help="weights folder (default: the package's)")
+    p.add_argument("--overwrite", action="store_true")
+    args = p.parse_args(argv)
+    try:
+        written = ship(Path(args.results), args.seed, args.strategies, Path(args.dest), args.overwrite)
+    except (FileNotFoundError, FileExistsError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for f in written:
+        print(f"{f} ({f.stat().st_size / 1e6:.2f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
