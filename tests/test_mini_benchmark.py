@@ -18,15 +18,19 @@ NAMES = [t.name for t in TASKS]
 STRATS = ("M", "S", "M+EP", "S+EP", "S+AP")
 
 
-@pytest.fixture(scope="module")
-def mini():
-    """The script as an importable module (on sys.path, so that --jobs worker processes import it too)."""
+def _script(name: str):
+    """A benchmarks/ script as an importable module (on sys.path, so that --jobs worker processes import it too)."""
     sys.path.insert(0, str(SCRIPT.parent))
     try:
-        yield importlib.import_module("mini_mio")
+        yield importlib.import_module(name)
     finally:
         sys.path.remove(str(SCRIPT.parent))
-        sys.modules.pop("mini_mio", None)
+        sys.modules.pop(name, None)
+
+
+@pytest.fixture(scope="module")
+def mini():
+    yield from _script("mini_mio")
 
 
 def _write_results(out: Path, offsets: dict[str, float], below: tuple[str, str] | None = None) -> None:
@@ -314,12 +318,7 @@ def test_backbone_speed_prints_rates_and_protocol_hours(capsys):
 
 @pytest.fixture()
 def ship():
-    sys.path.insert(0, str(SCRIPT.parent))
-    try:
-        yield importlib.import_module("ship_weights")
-    finally:
-        sys.path.remove(str(SCRIPT.parent))
-        sys.modules.pop("ship_weights", None)
+    yield from _script("ship_weights")
 
 
 @pytest.mark.basicsr
