@@ -73,8 +73,27 @@ def test_s_vs_m_is_not_judged_while_a_model_is_below_the_identity(mini, tmp_path
     assert mini.main(["--tier", "converged", "--output", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "S vs M and AP vs M: not judged (not every model beats the identity on every task" in out
-    assert "M is at or below the identity on: jpeg" in out
+    assert "M is at or below the identity on: jpeg (-1.00 dB)\n" in out  # these results recorded no standard error
     assert "sequential learning beats mixed training" not in out
+
+
+@pytest.mark.parametrize("se, word", [(0.9, "within noise"), (0.1, "beyond noise")])
+def test_a_task_below_the_identity_is_reported_with_the_test_sets_noise(mini, tmp_path, capsys, se, word):
+    _write_results(tmp_path, {"S": 0.3}, below=("M", "jpeg"))
+    for seed in (0, 1, 2):
+        path = tmp_path / f"M-seed{seed}" / "result.json"
+        data = json.loads(path.read_text())
+        path.write_text(json.dumps({**data, "margin_se": {"jpeg": se}}))
+    assert mini.main(["--tier", "converged", "--output", str(tmp_path)]) == 0
+    # the mean over 3 seeds has standard error sqrt(3 se^2) / 3; "within noise" when the margin is within 2 of them
+    expect = f"M is at or below the identity on: jpeg (-1.00 dB, {word}: test-image standard error {se / 3 ** 0.5:.2f} dB)"
+    assert expect in capsys.readouterr().out
+
+
+def test_margin_se_is_the_standard_error_over_test_images(mini):
+    recs = [{"task": "jpeg", "psnr": 30.0 + d, "identity_psnr": 30.0} for d in (-1.0, 0.0, 1.0)]
+    recs += [{"task": "sr", "psnr": 25.0, "identity_psnr": float("inf")}, {"task": "sr", "psnr": 26.0, "identity_psnr": 25.0}]
+    assert mini.margin_se(recs) == {"jpeg": pytest.approx(1 / 3 ** 0.5)}  # sd 1 over 3 images; sr has one usable pair
 
 
 def test_quick_tier_never_judges_s_vs_m(mini, tmp_path, capsys):
