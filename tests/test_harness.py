@@ -379,6 +379,7 @@ def test_demo_code_path_with_a_tiny_budget(tmp_path):
         assert (out / name).is_file()
     report = (out / "report.md").read_text()
     assert "identity" in report and "S+EP" in report
+    assert "DDR (PCA of the pooled features of `body.0`)" in report  # SRResNet: the last residual block
     assert "Explicit-prompt rows are given each image's task" in report  # the paper's tables use a classifier
     with pytest.raises(FileExistsError, match="pass --overwrite"):
         run_demo(out, progress=False)
@@ -437,7 +438,8 @@ def test_demo_evaluates_pretrained_weights_without_training(tmp_path, monkeypatc
     report = (out / "report.md").read_text()
     assert "Pretrained weights (not trained here): M: " in report and "7 iterations, ema weights" in report
     assert "Backbone `unet_tiny`" in report
-    assert (out / "ddr.png").is_file() and set(res["chi"]) == {"M", "S+EP"}  # a U-Net's decoder is projected
+    assert (out / "ddr.png").is_file() and set(res["chi"]) == {"M", "S+EP"}
+    assert "DDR (PCA of the pooled features of `dec.0`)" in report  # a U-Net's finest decoder scale
     # the same numbers as evaluating the weights directly
     from mio_strategies.data import PairedFolderDataset
     from mio_strategies.harness import evaluate

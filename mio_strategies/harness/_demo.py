@@ -196,7 +196,8 @@ def run_demo(
             for s in strategies) + ".")
     else:
         source = "Training time: " + ", ".join(f"{s} {timings[s]:.0f} s" for s in strategies) + "."
-    report = _report(base, strategies, ordered, table, source, chi, trained_here=not loaded)
+    layer = _ddr_layer(restorers[strategies[0]], configs[0])
+    report = _report(base, strategies, ordered, table, source, chi, layer, trained_here=not loaded)
     (out / "report.md").write_text(report, encoding="utf-8")
     paths["report"] = str(out / "report.md")
     (out / "demo.json").write_text(json.dumps({"chi": chi, "seconds": timings, "paths": paths}, indent=1), encoding="utf-8")
@@ -204,7 +205,7 @@ def run_demo(
 
 
 def _report(cfg: TrainConfig, strategies: Sequence[str], results: Sequence[EvalResult], table: str,
-            source: str, chi: Any, trained_here: bool = True) -> str:
+            source: str, chi: Any, layer: str, trained_here: bool = True) -> str:
     ident = results[0].average(identity=True)["psnr"]
     lines = [
         "# mio-strategies demo", "",
@@ -226,7 +227,7 @@ def _report(cfg: TrainConfig, strategies: Sequence[str], results: Sequence[EvalR
             + (f"; below the identity on {', '.join(worse)}" if worse else "; above it on every task")
         )
     if isinstance(chi, dict):
-        lines += ["", "DDR (PCA of the last residual block's pooled features), Calinski-Harabasz index by task: "
+        lines += ["", f"DDR (PCA of the pooled features of `{layer}`), Calinski-Harabasz index by task: "
                   + ", ".join(f"{k} {v:.1f}" for k, v in chi.items()) + " (higher: tasks better separated).", "",
                   "![per-task PSNR](psnr_bars.png)", "", "![DDR](ddr.png)"]
     if any(s.endswith("+EP") for s in strategies):
