@@ -4,7 +4,8 @@ Four variants of one SRResNet (basicsr MSRResNet, 64 channels, 16 blocks, x2: ba
 upscale; the MiO setting's x1 tail is lighter, which only makes the body's share larger), timed for forward+backward on the CPU, interleaved repeat by repeat:
 
 - hooked:   the backbone with an injector attached (explicit prompt after every residual block,
-            after conv_hr and on the 3-channel output, as the reference's SRResNet_EP);
+            after conv_hr and on the 3-channel output: the reference's SRResNet_EP placement, except that
+            MSRResNet's shared LeakyReLU puts conv_hr's modulation before the activation);
 - inline:   a hand-written module computing exactly the same thing inline (the reference's way);
 - detached: the same backbone after ``injector.detach()``;
 - bare:     a backbone that was never hooked.

@@ -64,7 +64,33 @@ def test_paper_srresnet_is_64_channels_16_blocks_with_reference_targets():
     assert len(net.body) == 16 and net.conv_first.out_channels == 64
     assert sum(p.numel() for p in net.parameters()) == pytest.approx(1.2e6, rel=0.05)  # paper: 1.2M
     targets = injection_plan("srresnet")["targets"]
-    assert targets[:16] == [f"body.{i}" for i in range(16)] and targets[16:] == ["conv_hr", "conv_last"]
+    assert targets[:16] == [f"body.{i}" for i in range(16)] and targets[16:] == ["act_hr", "conv_last"]
+
+
+def test_srresnet_prompt_after_conv_hr_follows_its_activation_as_the_reference():
+    """SRResNet_EP: feat = lrelu(conv_hr(feat)); feat = feat * scale + shift + feat; then conv_last."""
+    from mio_strategies.harness import build_restorer
+
+    r = build_restorer("srresnet_tiny", "explicit", backbone_kwargs={"num_feat": 8, "num_block": 1}, prompt_size=16)
+    mod = r.injector.modulators["act_hr"]
+    with torch.no_grad():
+        for p in r.injector.modulators.parameters():
+            p.zero_()
+        mod.shift.bias.fill_(-1.0)  # a shift the activation would change if it came first
+        mod.scale.bias.fill_(0.5)
+    x = torch.rand(1, 3, 8, 8)
+    net = r.backbone
+    seen = {}
+    h = net.conv_hr.register_forward_hook(lambda m, i, o: seen.update(hr=o.clone()))  # returns None: output kept
+    try:
+        out = r(x, torch.tensor([3]))
+    finally:
+        h.remove()
+    # the rest of the net after conv_hr, by hand: activation, then the modulation, then conv_last (+ its modulation
+    # is the identity at init) and the global residual
+    feat = torch.nn.functional.leaky_relu(seen["hr"], 0.1) * 1.5 - 1.0
+    last = torch.nn.functional.conv2d(feat, net.conv_last.weight, net.conv_last.bias, padding=1)
+    torch.testing.assert_close(out, last + x)
 
 
 def test_srresnet_is_global_residual_at_init_scale():

@@ -50,6 +50,11 @@ def test_orders_given_as_names_letters_ids_are_equivalent(order):
 def test_sequence_items_that_are_groups_become_stages():
     c = Curriculum([["sr", "blur"], "NJ", "rain"], periods=3, iterations_per_period=1)
     assert [letters(s) for s in c.stages] == ["SB", "NJ", "R"]
+    # a list item reads as the string form reads it: upper-case "SR" is S and R (as in "SR|B"), "sr" the task
+    as_list = Curriculum(["SR", "B", "noise"], periods=3, iterations_per_period=1)
+    assert [letters(s) for s in as_list.stages] == ["SR", "B", "N"]
+    assert as_list.stages == Curriculum("SR|B|N", periods=3, iterations_per_period=1).stages
+    assert [letters(s) for s in Curriculum(["sr", "B"], periods=2, iterations_per_period=1).stages] == ["S", "B"]
 
 
 def test_mixed_baseline_has_all_tasks_from_start_and_same_total():

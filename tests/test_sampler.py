@@ -184,12 +184,15 @@ def test_state_dict_with_training_iteration_resumes_despite_worker_prefetch():
     c = Curriculum("SB", periods=2, iterations_per_period=10)
     full = stream(SequentialCurriculumSampler(ids, c, 4, seed=5))
     s = SequentialCurriculumSampler(ids, c, 4, seed=5)
-    loader = DataLoader(TaskDataset(ids), batch_size=4, sampler=s, drop_last=True, num_workers=0, prefetch_factor=None)
+    # one worker process prefetches 2 batches: after 3 batches used, the sampler has handed out 5
+    loader = DataLoader(TaskDataset(ids), batch_size=4, sampler=s, drop_last=True, num_workers=1, prefetch_factor=2)
     it = iter(loader)
     for _ in range(3):
         next(it)
     next(iter(s.indices(0, 1)))  # stateless access does not move the position
+    assert s.state_dict()["position"] > 3 * 4  # the sampler itself is ahead of training
     state = s.state_dict(iteration=3)
+    del it
     r = SequentialCurriculumSampler(ids, c, 4, seed=5)
     r.load_state_dict(state)
     assert r.iteration == 3

@@ -43,9 +43,9 @@ def _parse_stages(order: OrderLike) -> tuple[tuple[Task, ...], ...]:
         stages = []
         for item in order:
             if isinstance(item, str):
-                # a task name or letter is one stage; any other string ("SB", "sr,blur") is a group
-                single = _task_or_none(item)
-                stages.append((single,) if single is not None else parse_tasks(item))
+                # read as the string form reads it: "S" and "noise" are one task, "SR" is a group (sr, rain)
+                # as in "SR|B", "sr" is super-resolution (lower case: a name first), "sr,blur" a group
+                stages.append(parse_tasks(item))
             elif isinstance(item, Task) or hasattr(item, "__index__"):
                 stages.append((get_task(item),))
             elif isinstance(item, Iterable):
@@ -66,13 +66,6 @@ def _parse_stages(order: OrderLike) -> tuple[tuple[Task, ...], ...]:
     if dups:
         raise ValueError(f"duplicate tasks {dups} in order {order!r}: each task may appear once")
     return tuple(stages)
-
-
-def _task_or_none(key: str) -> Task | None:
-    try:
-        return get_task(key)
-    except KeyError:
-        return None
 
 
 def _stage_text(stage: Sequence[Task]) -> str:

@@ -166,9 +166,11 @@ class SRResNet(nn.Module):
 
     basicsr's ``MSRResNet`` has no x1 path (its ``upconv1`` is missing at upscale 1), so this keeps its
     layout without the upsampler: ``conv_first`` -> LeakyReLU -> ``body.0..N-1``
-    (basicsr ``ResidualBlockNoBN``) -> ``conv_hr`` -> LeakyReLU -> ``conv_last``, plus the input.
-    Module names follow MSRResNet, so the reference's prompt placement reads ``body.{i}``, ``conv_hr``
-    and ``conv_last``.
+    (basicsr ``ResidualBlockNoBN``) -> ``conv_hr`` -> ``act_hr`` (LeakyReLU) -> ``conv_last``, plus the
+    input. Module names follow MSRResNet (same state dict); ``conv_hr``'s activation is a module of its
+    own, ``act_hr``, because the reference's SRResNet_EP modulates after that activation, which a hook can
+    only reach on a module of its own: the prompt placement reads ``body.{i}``, ``act_hr`` and
+    ``conv_last``.
 
     Args:
         num_in_ch, num_out_ch: image channels.
@@ -195,17 +197,20 @@ class SRResNet(nn.Module):
         self.conv_hr = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
         self.conv_last = nn.Conv2d(num_feat, num_out_ch, 3, 1, 1)
         self.lrelu = nn.LeakyReLU(negative_slope=0.1, inplace=True)
+        self.act_hr = nn.LeakyReLU(negative_slope=0.1, inplace=True)
         arch_util.default_init_weights([self.conv_first, self.conv_hr, self.conv_last], 0.1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feat = self.lrelu(self.conv_first(x))
         out = self.body(feat)
-        out = self.conv_last(self.lrelu(self.conv_hr(out)))
+        out = self.conv_last(self.act_hr(self.conv_hr(out)))
         return out + x
 
 
 def _srresnet_targets(kw: Mapping[str, Any]) -> list[str]:
-    return [f"body.{i}" for i in range(kw["num_block"])] + ["conv_hr", "conv_last"]
+    """The reference SRResNet_EP's placement: after every residual block, after conv_hr's activation, and
+    on the 3-channel output."""
+    return [f"body.{i}" for i in range(kw["num_block"])] + ["act_hr", "conv_last"]
 
 
 _SRRESNET_DEFAULTS = {"num_in_ch": 3, "num_out_ch": 3, "num_feat": 64, "num_block": 16}
