@@ -105,10 +105,18 @@ def test_channels_that_cannot_be_determined(setup):
 
 def test_wrong_channels_at_runtime_is_a_clear_error(setup):
     net, x, ref, before = setup
-    inj = PromptInjector.attach(net, AdaptivePrompt(3), targets="head", channels={"head": 6})
-    with pytest.raises(ValueError, match=r"target 'head' returned 4 channels \(axis 1 of \(2, 4, 12, 12\)\), but its modulator was built for 6"):
+    # the pool declares no channels, so a wrong channels= only shows at the call
+    inj = PromptInjector.attach(net, AdaptivePrompt(3), targets="pool", channels={"pool": 6})
+    with pytest.raises(ValueError, match=r"target 'pool' returned 4 channels \(axis 1 of \(2, 4, 1, 1\)\), but its modulator was built for 6"):
         net(x)
     inj.detach()
+    assert_unchanged(net, before, x, ref)
+
+
+def test_channels_contradicting_the_module_are_refused_at_attach(setup):
+    net, x, ref, before = setup
+    with pytest.raises(ValueError, match=r"target 'head' \(Conv2d\): channels 6 given, but the module declares 4 output channels; fix channels="):
+        PromptInjector.attach(net, AdaptivePrompt(3), targets="head", channels={"head": 6})
     assert_unchanged(net, before, x, ref)
 
 

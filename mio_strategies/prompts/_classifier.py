@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..tasks import NUM_TASKS
-from ._init import default_generator, make_layer, seeded_init_
+from ._init import check_generator, default_generator, make_layer, seeded_init_
 
 __all__ = ["TaskClassifier", "train_task_classifier", "classifier_accuracy", "ClassifierHistory"]
 
@@ -31,6 +31,7 @@ class TaskClassifier(nn.Module):
 
     Raises:
         ValueError: non-positive sizes.
+        TypeError: ``generator`` is not a ``torch.Generator``.
 
     Example:
         >>> clf = TaskClassifier()
@@ -44,6 +45,7 @@ class TaskClassifier(nn.Module):
         for name, v in (("num_tasks", num_tasks), ("in_channels", in_channels), ("width", width)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        check_generator(generator, "TaskClassifier(generator=...)")
         self.num_tasks = num_tasks
         self.in_channels = in_channels
         self.features = nn.Sequential(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._init import default_generator, make_layer, seeded_init_
+from ._init import check_generator, default_generator, make_layer, seeded_init_
 
 __all__ = ["PromptExtractor"]
 
@@ -23,6 +23,7 @@ class PromptExtractor(nn.Module):
 
     Raises:
         ValueError: ``in_channels`` or ``embed_dim`` not a positive integer.
+        TypeError: ``generator`` is not a ``torch.Generator``.
 
     Example:
         >>> ext = PromptExtractor(3)
@@ -35,6 +36,7 @@ class PromptExtractor(nn.Module):
         for name, v in (("in_channels", in_channels), ("embed_dim", embed_dim)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        check_generator(generator, "PromptExtractor(generator=...)")
         self.in_channels = in_channels
         self.embed_dim = embed_dim
         self.conv1 = make_layer(nn.Conv2d, in_channels, embed_dim, 7, stride=2, padding=1)

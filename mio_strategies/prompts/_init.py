@@ -37,3 +37,24 @@ def seeded_init_(module: nn.Module, generator: torch.Generator) -> None:
 def default_generator(seed: int = 0) -> torch.Generator:
     """A CPU generator seeded with ``seed``."""
     return torch.Generator().manual_seed(seed)
+
+
+def check_generator(generator: Any, where: str = "generator") -> None:
+    """Refuse anything but a CPU ``torch.Generator`` (or ``None``), naming the fix.
+
+    Raises:
+        TypeError: ``generator`` is not a ``torch.Generator``.
+        ValueError: a generator of another device (the initial weights are drawn on the CPU).
+    """
+    if generator is None:
+        return
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(
+            f"{where} must be a torch.Generator (e.g. torch.Generator().manual_seed(0)) or None, "
+            f"got {type(generator).__name__} {generator!r}"
+        )
+    if generator.device.type != "cpu":
+        raise ValueError(
+            f"{where} must be a CPU torch.Generator (initial weights are drawn on the CPU, then moved with the "
+            f"model), got one on {generator.device}: use torch.Generator().manual_seed(seed)"
+        )

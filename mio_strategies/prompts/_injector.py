@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import inspect
+import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -11,14 +13,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._init import default_generator, make_layer
+from ._init import check_generator, default_generator, make_layer
 from ._report import ParameterReport, count_parameters
-from ._sources import AdaptivePrompt, PromptSource, _Spec
+from ._sources import AdaptivePrompt, ExplicitPrompt, PromptSource, _Spec
 from ._targets import (
     TargetSpec,
     as_elements,
     channel_axis,
     channels_from_module,
+    declared_channel_axis,
     explicit_channels,
     resolve,
 )
@@ -69,6 +72,9 @@ class _ScalePlan:
     part: str
     reduction: int | None
     targets: list[tuple[str, str, int]] = field(default_factory=list)  # (module name, key, channels)
+    # module name -> channel axis its type declares (1 or -1), None: from the output's ndim. Not part of
+    # config() / the state dict: it follows from the backbone's module types, read again at every attach.
+    axes: dict[str, int | None] = field(default_factory=dict)
 
 
 class _Modulator(nn.Module):
@@ -117,13 +123,14 @@ class _ExitHook:
 class _TargetHook:
     """Forward hook on one target: ``out * (1 + scale) + shift``."""
 
-    __slots__ = ("injector", "name", "key", "scale_index")
+    __slots__ = ("injector", "name", "key", "scale_index", "axis")
 
-    def __init__(self, injector: PromptInjector, name: str, key: str, scale_index: int):
+    def __init__(self, injector: PromptInjector, name: str, key: str, scale_index: int, axis: int | None = None):
         self.injector = injector
         self.name = name
         self.key = key
         self.scale_index = scale_index
+        self.axis = axis  # the channel axis the module's type declares; None: from the output's ndim
 
     def __call__(self, module: nn.Module, args: tuple, output: Any) -> Any:
         return self.injector._modulate(self, output)
@@ -141,14 +148,81 @@ def _our_hooks(model: nn.Module) -> Iterator[tuple[str, Any]]:
                     yield name, hook
 
 
-def _first_tensor(args: tuple, kwargs: dict, input_arg: int | str) -> torch.Tensor | None:
+def _in_backward() -> bool:
+    """Whether autograd is running a backward pass (e.g. an activation-checkpointing recomputation)."""
+    task_id = getattr(torch._C, "_current_graph_task_id", None)
+    return task_id is not None and task_id() != -1
+
+
+def _input_position(model: nn.Module, input_arg: int | str) -> int | None:
+    """For a keyword ``input_arg``: its position among ``model.forward``'s positional parameters.
+
+    ``None`` when it can only be passed by keyword. A position is returned as is.
+
+    Raises:
+        ValueError: ``forward`` has no parameter of that name and takes no ``**kwargs``.
+    """
+    if not isinstance(input_arg, str):
+        return input_arg
+    try:
+        params = list(inspect.signature(model.forward).parameters.values())
+    except (TypeError, ValueError):  # no signature (a builtin): keywords only
+        return None
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    for i, p in enumerate(positional):
+        if p.name == input_arg:
+            return i
+    if any(p.name == input_arg for p in params) or any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    raise ValueError(
+        f"input_arg={input_arg!r}: {type(model).__name__}.forward has no parameter {input_arg!r} "
+        f"(its parameters: {[p.name for p in params]}); name the image's parameter, or give its position"
+    )
+
+
+def _pick_input(args: tuple, kwargs: dict, input_arg: int | str, position: int | None) -> Any:
+    """The model's image argument (the same rule at attach and at every call), or None when absent."""
     if isinstance(input_arg, str):
-        value = kwargs.get(input_arg)
-    elif len(args) > input_arg:
-        value = args[input_arg]
-    else:
-        value = next((v for v in kwargs.values() if isinstance(v, torch.Tensor)), None)
+        if input_arg in kwargs:
+            return kwargs[input_arg]
+        return args[position] if position is not None and len(args) > position else None
+    if len(args) > input_arg:
+        return args[input_arg]
+    return next((v for v in kwargs.values() if isinstance(v, torch.Tensor)), None)
+
+
+def _first_tensor(args: tuple, kwargs: dict, input_arg: int | str, position: int | None = None) -> torch.Tensor | None:
+    value = _pick_input(args, kwargs, input_arg, position if isinstance(input_arg, str) else None)
     return value if isinstance(value, torch.Tensor) else None
+
+
+def _missing_input(args: tuple, kwargs: dict, input_arg: int | str, position: int | None) -> str:
+    """Why no image was found in a call, and the fix."""
+    value = _pick_input(args, kwargs, input_arg, position)
+    called = f"this call has {len(args)} positional argument(s) and keyword(s) {sorted(kwargs)}"
+    if value is not None:
+        return (
+            f"the argument at input_arg={input_arg!r} is a {type(value).__name__}, not a tensor ({called}): "
+            "attach with input_arg=<the image's position or keyword name>"
+        )
+    if isinstance(input_arg, str):
+        where = f" or position {position}" if position is not None else ""
+        return (
+            f"there is no argument {input_arg!r} (keyword{where}) in this call ({called}): "
+            f"pass {input_arg}=<image>, or attach with input_arg=<the image's position>"
+        )
+    return (
+        f"there is no tensor at position {input_arg} ({called}): pass the image there, or attach with "
+        "input_arg=<the image's position or keyword name>"
+    )
+
+
+def _placement(t: torch.Tensor) -> str:
+    return f"{t.device}/{str(t.dtype).replace('torch.', '')}"
+
+
+def _move_hint(t: torch.Tensor) -> str:
+    return f"inj.to(device='{t.device}', dtype={t.dtype})"
 
 
 class PromptInjector(nn.Module):
@@ -174,10 +248,12 @@ class PromptInjector(nn.Module):
         super().__init__()
         if not isinstance(source, PromptSource):
             raise TypeError(f"prompt must be an ExplicitPrompt or AdaptivePrompt, got {type(source).__name__}")
+        check_generator(generator)
         g = generator if generator is not None else default_generator()
         self.source = source
         self.embed_dim = embed_dim
         self.input_arg = input_arg
+        self._input_pos: int | None = input_arg if isinstance(input_arg, int) else None
         self._plan = plan
         self.encoders = nn.ModuleList(source.make_encoder(embed_dim, g) for _ in plan)
         self.modulators = nn.ModuleDict()
@@ -221,17 +297,21 @@ class PromptInjector(nn.Module):
                 ``torch.no_grad`` in eval mode that reads the targets' channels and checks their
                 outputs. Needed when a target's channels cannot be read from the module itself.
             embed_dim: width of the prompt vector (64 in the paper).
-            input_arg: which argument of ``model.forward`` is the image: a position or a keyword name.
-            generator: seeds the extractors' initial weights (default seed 0).
+            input_arg: which argument of ``model.forward`` is the image: a position or a parameter name
+                (found by keyword, or at that parameter's position when passed positionally).
+            generator: seeds the extractors' initial weights (default seed 0); a CPU ``torch.Generator``.
 
         Returns:
-            The attached injector (also a context manager that detaches on exit).
+            The attached injector (also a context manager that detaches on exit), on the device and
+            floating dtype of the model's first floating parameter.
 
         Raises:
-            TypeError: wrong argument types; a target whose output is not a tensor.
+            TypeError: wrong argument types (e.g. a ``generator`` that is not a ``torch.Generator``); a
+                target whose output is not a tensor.
             ValueError: targets matching nothing (with the closest module names); a model that already
                 has an injector; a target output without a channel axis; channels that disagree with the
-                dry run or that cannot be determined.
+                module, with the dry run, or that cannot be determined; an ``input_arg`` name that is not
+                a parameter of ``model.forward``.
         """
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
@@ -241,6 +321,10 @@ class PromptInjector(nn.Module):
             raise ValueError(f"embed_dim must be a positive integer, got {embed_dim!r}")
         if not isinstance(input_arg, (int, str)) or isinstance(input_arg, bool):
             raise TypeError(f"input_arg must be a position (int) or a keyword name (str), got {input_arg!r}")
+        if isinstance(input_arg, int) and input_arg < 0:
+            raise ValueError(f"input_arg must be a position >= 0 or a keyword name, got {input_arg!r}")
+        check_generator(generator)
+        position = _input_position(model, input_arg)
         existing = next(_our_hooks(model), None)
         if existing is not None:
             where = existing[0] or type(model).__name__
@@ -248,13 +332,16 @@ class PromptInjector(nn.Module):
                 f"{type(model).__name__} already has a PromptInjector attached (hooked at {where!r}): "
                 "call detach() on it first (PromptInjector.of(model) finds it)"
             )
-        plan = cls._plan_for(model, prompt, targets, scales, parts, channels, example_input)
+        plan = cls._plan_for(model, prompt, targets, scales, parts, channels, example_input, input_arg, position)
         injector = cls(prompt, plan, embed_dim=embed_dim, generator=generator, input_arg=input_arg)
+        ref = next((t for t in itertools.chain(model.parameters(), model.buffers()) if t.is_floating_point()), None)
+        if ref is not None:  # follow the backbone (a bf16 / CUDA model gets a bf16 / CUDA injector)
+            injector.to(device=ref.device, dtype=ref.dtype)
         injector._register(model)
         return injector
 
     @staticmethod
-    def _plan_for(model, prompt, targets, scales, parts, channels, example_input) -> list[_ScalePlan]:
+    def _plan_for(model, prompt, targets, scales, parts, channels, example_input, input_arg=0, position=None) -> list[_ScalePlan]:
         if (targets is None) == (scales is None):
             raise ValueError("give either targets= (one scale) or scales= (a list of PromptScale), not both or neither")
         if scales is not None:
@@ -299,21 +386,33 @@ class PromptInjector(nn.Module):
                     raise ValueError(f"modules {keys[k]!r} and {n!r} map to the same parameter key {k!r}; target one of them")
                 keys[k] = n
 
-        seen = _dry_run(model, [n for sp, _ in plans for n, _k, _c in sp.targets], example_input) if example_input is not None else {}
+        axes = {n: declared_channel_axis(modules[n]) for sp, _ in plans for n, _k, _c in sp.targets}
+        for sp, _ in plans:
+            sp.axes = {n: axes[n] for n, _k, _c in sp.targets}
+        seen = _dry_run(model, list(axes), example_input, axes) if example_input is not None else {}
         if example_input is not None and isinstance(prompt, AdaptivePrompt):
-            image = example_input[0] if isinstance(example_input, tuple) else example_input
-            prompt.context(image, None)
+            # the image is found with the same rule as at every call (input_arg)
+            args = example_input if isinstance(example_input, tuple) else (example_input,)
+            value = _pick_input(args, {}, input_arg, position)
+            if value is not None or not isinstance(input_arg, str):  # a keyword-only image: not in example_input
+                prompt.context(value if isinstance(value, torch.Tensor) else None, None)
 
         missing: list[str] = []
         for sp, given in plans:
             resolved = []
             for n, k, _c in sp.targets:
-                declared = given.get(n, channels_from_module(modules[n]))
+                from_module = channels_from_module(modules[n])
+                declared = given.get(n, from_module)
                 observed = seen.get(n)
                 if declared is not None and observed is not None and declared != observed:
                     raise ValueError(
                         f"target {n!r} ({type(modules[n]).__name__}): channels {declared} given or declared by the module, "
                         f"but its output has {observed} channels in the dry run; fix channels="
+                    )
+                if n in given and from_module is not None and given[n] != from_module:
+                    raise ValueError(
+                        f"target {n!r} ({type(modules[n]).__name__}): channels {given[n]} given, but the module declares "
+                        f"{from_module} output channels; fix channels= (or leave it out for this module)"
                     )
                 ch = declared if declared is not None else observed
                 if ch is None:
@@ -329,13 +428,16 @@ class PromptInjector(nn.Module):
 
     def _register(self, model: nn.Module) -> None:
         modules = dict(model.named_modules())
+        self._input_pos = _input_position(model, self.input_arg)
         handles = [
             model.register_forward_pre_hook(_EntryHook(self), with_kwargs=True, prepend=True),
             model.register_forward_hook(_ExitHook(self), with_kwargs=True, always_call=True),
         ]
         for i, sp in enumerate(self._plan):
             for n, k, _c in sp.targets:
-                handles.append(modules[n].register_forward_hook(_TargetHook(self, n, k, i)))
+                axes = getattr(sp, "axes", {})  # plans pickled before axes were recorded
+                axis = axes[n] if n in axes else declared_channel_axis(modules[n])
+                handles.append(modules[n].register_forward_hook(_TargetHook(self, n, k, i, axis)))
         self._handles = handles
         self.__dict__["_model"] = model
 
@@ -399,15 +501,19 @@ class PromptInjector(nn.Module):
                 declared = channels_from_module(modules[n])
                 if declared is not None and declared != ch:
                     raise ValueError(f"module {n!r} has {declared} output channels, this injector's modulator has {ch}")
+        _input_position(model, self.input_arg)  # validated before anything is built
         classifier = getattr(self.source, "classifier", None)
         source = copy.deepcopy(self.source)  # classifier (not a submodule) is shared below
         if classifier is not None:
             source.set_classifier(classifier)
-        new = type(self)(source, copy.deepcopy(self._plan), embed_dim=self.embed_dim, input_arg=self.input_arg)
-        new.load_state_dict(self.state_dict())
-        anchor = next(iter(self.state_dict(keep_vars=True).values()), None)
-        if isinstance(anchor, torch.Tensor):
-            new.to(anchor.device)
+        plan = copy.deepcopy(self._plan)
+        for sp in plan:  # the channel axes follow the new model's module types
+            sp.axes = {n: declared_channel_axis(modules[n]) for n, _k, _c in sp.targets}
+        new = type(self)(source, plan, embed_dim=self.embed_dim, input_arg=self.input_arg)
+        # assign=True: every tensor keeps the device and dtype of the original's (a CUDA / bf16 / float64
+        # injector gives a copy of the same kind); cloned, so the two never share storage
+        state = {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in self.state_dict().items()}
+        new.load_state_dict(state, assign=True)
         new.train(self.training)
         new._register(model)
         return new
@@ -480,15 +586,59 @@ class PromptInjector(nn.Module):
         if not self._enabled:
             self._active = None
             return
-        image = _first_tensor(args, kwargs, self.input_arg)
-        ctx = self.source.context(image, self._spec)
-        self._active = [self.source.encode(enc, ctx) for enc in self.encoders]
+        source = self.source
+        explicit_without_task = isinstance(source, ExplicitPrompt) and self._spec is None
+        if explicit_without_task and source.classifier is None and _in_backward():
+            raise RuntimeError(
+                "the model is being run again during backward() (activation checkpointing of the whole model "
+                "call recomputes it), but no prompt is set any more: call backward() inside the "
+                "`with inj.prompt(...)` block, or use inj.set_prompt(...) for the training step"
+            )
+        position = getattr(self, "_input_pos", None)
+        image = _first_tensor(args, kwargs, self.input_arg, position)
+        if image is None and (isinstance(source, AdaptivePrompt) or (explicit_without_task and source.classifier is not None)):
+            who = "AdaptivePrompt" if isinstance(source, AdaptivePrompt) else "the task classifier"
+            raise ValueError(
+                f"{who} needs the model's input image, but "
+                + _missing_input(args, kwargs, self.input_arg, position)
+            )
+        if image is not None and isinstance(source, AdaptivePrompt):
+            self._check_image(image)
+        ctx = source.context(image, self._spec)
+        self._active = [source.encode(enc, ctx) for enc in self.encoders]
+
+    def _check_image(self, image: torch.Tensor) -> None:
+        """The adaptive prompt image must be where the extractors are (a clear error, not torch's)."""
+        ref = next(self.encoders.parameters(), None)
+        if ref is None:
+            return
+        if not image.is_floating_point():
+            raise ValueError(
+                f"AdaptivePrompt needs a floating-point image, got dtype {image.dtype}: convert the input, "
+                "e.g. x.float() / 255"
+            )
+        autocast = torch.is_autocast_enabled(image.device.type)
+        if image.device != ref.device or (image.dtype != ref.dtype and not autocast):
+            raise ValueError(
+                f"the injector is on {_placement(ref)} but the model input is on {_placement(image)}: move the "
+                f"injector with {_move_hint(image)} (attach follows the model's first floating parameter; after "
+                "moving the model, move the injector too, or move both with inj.wrap().to(...))"
+            )
 
     def _modulate(self, hook: _TargetHook, out: Any) -> Any:
         if not self._enabled:
             return out
         active = self._active
         if active is None:
+            if _in_backward():
+                raise RuntimeError(
+                    f"prompt target {hook.name!r} is being recomputed during backward(): activation checkpointing "
+                    "(torch.utils.checkpoint) of a module the injector targets, or of a module containing one, is "
+                    "not supported, because the prompt exists only during the model's call. Do not checkpoint the "
+                    "modules the injector targets (e.g. turn off the backbone's use_checkpoint option), or "
+                    "checkpoint the whole model call instead, with backward() inside the `with inj.prompt(...)` "
+                    "block (or after inj.set_prompt(...))"
+                )
             raise RuntimeError(
                 f"prompt target {hook.name!r} ran outside a call of the model the injector is attached to; "
                 "call the model itself (the prompt is computed at its entry)"
@@ -498,7 +648,7 @@ class PromptInjector(nn.Module):
                 f"target {hook.name!r} returned {type(out).__name__}, not a tensor: target a module whose output "
                 "is a tensor (B, C, H, W) or (B, N, C)"
             )
-        axis = channel_axis(out.ndim)
+        axis = channel_axis(out.ndim, getattr(hook, "axis", None))  # getattr: hooks pickled before axes
         if axis is None:
             raise ValueError(f"target {hook.name!r} returned shape {tuple(out.shape)}, which has no channel axis")
         mod = self.modulators[hook.key]
@@ -508,11 +658,18 @@ class PromptInjector(nn.Module):
                 f"but its modulator was built for {mod.channels}"
             )
         scale, shift = mod(active[hook.scale_index])
+        if scale.device != out.device or torch.promote_types(out.dtype, scale.dtype) != out.dtype:
+            raise ValueError(
+                f"target {hook.name!r} returned a {_placement(out)} tensor, but the injector computes its modulation "
+                f"on {_placement(scale)}: move the injector with {_move_hint(out)} (attach follows the model's first "
+                "floating parameter; after moving the model, move the injector too, or move both with "
+                "inj.wrap().to(...))"
+            )
         n = scale.shape[0]
         if axis == 1:
             shape = (n, mod.channels) + (1,) * (out.ndim - 2)
         else:
-            shape = (n, 1, mod.channels)
+            shape = (n,) + (1,) * (out.ndim - 2) + (mod.channels,)
         return out * (1 + scale.view(shape)) + shift.view(shape)
 
     # ---------------------------------------------------------------------------------- state
@@ -608,7 +765,7 @@ class PromptedModel(nn.Module):
         return self.model(*args, **kwargs)
 
 
-def _dry_run(model: nn.Module, names: list[str], example_input: Any) -> dict[str, int]:
+def _dry_run(model: nn.Module, names: list[str], example_input: Any, axes: Mapping[str, int | None] | None = None) -> dict[str, int]:
     """Run ``model`` once (no grad, eval mode, restored after) and read each target's channel count."""
     modules = dict(model.named_modules())
     shapes: dict[str, Any] = {}
@@ -640,7 +797,7 @@ def _dry_run(model: nn.Module, names: list[str], example_input: Any) -> dict[str
                 f"target {n!r} ({type(modules[n]).__name__}) returns {type(value).__name__}, not a tensor: "
                 "target a module whose output is a tensor (B, C, H, W) or (B, N, C)"
             )
-        axis = channel_axis(value.ndim)
+        axis = channel_axis(value.ndim, (axes or {}).get(n))
         if axis is None:
             raise ValueError(
                 f"target {n!r} ({type(modules[n]).__name__}) returns shape {tuple(value.shape)}, which has no channel "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Union
@@ -11,7 +12,7 @@ from torch import nn
 
 from ..tasks import NUM_TASKS, TASKS, Task, get_task
 from ._extractor import PromptExtractor
-from ._init import default_generator
+from ._init import check_generator, default_generator
 
 __all__ = ["PromptSource", "ExplicitPrompt", "AdaptivePrompt"]
 
@@ -53,6 +54,16 @@ class PromptSource(nn.Module):
         raise NotImplementedError
 
 
+def _as_index(value: Any) -> int | None:
+    """``value`` as a Python int when it is an integer scalar other than a bool (e.g. ``numpy.int64``)."""
+    if isinstance(value, (bool, str, Task, torch.Tensor)) or not hasattr(value, "__index__"):
+        return None
+    try:
+        return operator.index(value)  # a numpy array of more than one element refuses this
+    except TypeError:
+        return None
+
+
 def _task_listing(num_tasks: int) -> str:
     return ", ".join(f"{t.id}={t.name}" for t in TASKS[:num_tasks])
 
@@ -91,6 +102,7 @@ class ExplicitPrompt(PromptSource):
 
     Raises:
         ValueError: ``num_tasks`` outside ``1..7`` or ``size`` < 5.
+        TypeError: ``generator`` is not a ``torch.Generator``.
 
     Example:
         >>> src = ExplicitPrompt()
@@ -115,6 +127,7 @@ class ExplicitPrompt(PromptSource):
             raise ValueError(f"num_tasks must be an integer in 1..{NUM_TASKS}, got {num_tasks!r}")
         if isinstance(size, bool) or not isinstance(size, int) or size < 5:
             raise ValueError(f"size must be an integer >= 5 (the extractor's 7x7 stride-2 conv), got {size!r}")
+        check_generator(generator, "ExplicitPrompt(generator=...)")
         self.num_tasks = num_tasks
         self.size = size
         self.learned = bool(learned)
@@ -166,11 +179,16 @@ class ExplicitPrompt(PromptSource):
                         f"({_task_listing(self.num_tasks)})"
                     )
             return ids
+        index = _as_index(task)
+        if index is not None:
+            task = index  # numpy / other integer scalars are ids, as in get_task
         items = [task] if isinstance(task, (int, str, Task)) else task
         if not isinstance(items, Sequence) or isinstance(items, str):
             raise TypeError(f"task must be an id, name, letter, Task, a sequence of them, or a tensor; got {type(task).__name__}")
         out = []
         for item in items:
+            index = _as_index(item)
+            item = index if index is not None else item
             if isinstance(item, int) and not isinstance(item, bool) and not 0 <= item < self.num_tasks:
                 raise ValueError(
                     f"task id {item} is out of range: valid ids are 0..{self.num_tasks - 1} "

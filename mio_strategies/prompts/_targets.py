@@ -104,8 +104,33 @@ def channels_from_module(module: nn.Module) -> int | None:
     return None
 
 
-def channel_axis(ndim: int) -> int | None:
-    """Where the channels lie: (B, N, C) tokens -> -1; (B, C), (B, C, H, W), (B, C, D, H, W) -> 1."""
+_CHANNELS_FIRST = (
+    nn.modules.conv._ConvNd,  # Conv1d/2d/3d, ConvTranspose1d/2d/3d (and their lazy forms): (B, C, *)
+    nn.modules.batchnorm._BatchNorm,
+    nn.modules.instancenorm._InstanceNorm,
+    nn.GroupNorm,
+)
+
+
+def declared_channel_axis(module: nn.Module) -> int | None:
+    """The channel axis a standard layer's output has (1: channels first, -1: last), or None if unknown."""
+    if isinstance(module, _CHANNELS_FIRST):
+        return 1
+    if isinstance(module, nn.Linear) or (isinstance(module, nn.LayerNorm) and len(module.normalized_shape) == 1):
+        return -1
+    return None  # e.g. LayerNorm([C, H, W]): from the output's ndim
+
+
+def channel_axis(ndim: int, declared: int | None = None) -> int | None:
+    """Where the channels lie in an output of ``ndim`` dimensions.
+
+    ``declared`` (from :func:`declared_channel_axis`) wins for any output with a batch axis (ndim >= 2):
+    a ``Conv1d``'s ``(B, C, L)`` is channels-first, a ``Linear``'s ``(B, H, W, C)`` channels-last.
+    Otherwise (modules of unknown type): ``(B, N, C)`` tokens -> -1; ``(B, C)``, ``(B, C, H, W)``,
+    ``(B, C, D, H, W)`` -> 1.
+    """
+    if declared is not None:
+        return declared if ndim >= 2 else None
     if ndim == 3:
         return -1
     if ndim in (2, 4, 5):
