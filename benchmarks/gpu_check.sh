@@ -14,7 +14,8 @@
 # Work goes to $DEST (default ./gpu-check); when $OUT is set (the device tool), the logs, tables and
 # the mini tier's S+EP checkpoint are copied there (a handful of files).
 # Knobs (environment): MINI_ITERS (iterations per period, default 1500: the tier's own), MINI_JOBS (runs at
-# once, 5), MINI_WORKERS (data workers per run, 2), MINI_TIMEOUT (s, 270), FULL_ITERS (per period, 7
+# once, 5), MINI_WORKERS (data workers per run, 2), MINI_TIMEOUT (s, 270), MINI_TESTSET (side of the test
+# crops, 256: whole photo height; the 96 px default leaves JPEG margins of +/- 0.2 dB to the crops), FULL_ITERS (per period, 7
 # periods, default 150), FULL_TIMEOUT (s per strategy, 60), SPEED_ITERS (per backbone, 40), SPEED_TIMEOUT
 # (s, 90), WORKERS (12). The mini tier resumes: run the script again with the same DEST to continue.
 set -uo pipefail
@@ -24,13 +25,13 @@ DEST=${DEST:-gpu-check}
 mkdir -p "$DEST"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 $PY -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print('device:', torch.cuda.get_device_name(0), 'torch', torch.__version__)" || exit 1
-: "${MINI_ITERS:=1500}" "${MINI_JOBS:=5}" "${MINI_WORKERS:=2}" "${MINI_TIMEOUT:=270}"
+: "${MINI_ITERS:=1500}" "${MINI_JOBS:=5}" "${MINI_WORKERS:=2}" "${MINI_TIMEOUT:=270}" "${MINI_TESTSET:=256}"
 : "${FULL_ITERS:=150}" "${FULL_TIMEOUT:=60}" "${SPEED_ITERS:=40}" "${SPEED_TIMEOUT:=90}" "${WORKERS:=12}"
 
 echo "== converged mini tier (M, S, M+EP, S+EP, S+AP; seed 0; $MINI_ITERS iterations per period; $MINI_JOBS at once)"
 timeout "$MINI_TIMEOUT" $PY benchmarks/mini_mio.py --tier converged --seeds 0 --jobs "$MINI_JOBS" --set device=cuda \
     --set num_workers="$MINI_WORKERS" --set period_iters="$MINI_ITERS" --set checkpoint_every=1000 \
-    --output "$DEST/mini-converged" 2>&1 | tee "$DEST/mini.log" \
+    --testset-size "$MINI_TESTSET" --output "$DEST/mini-converged" 2>&1 | tee "$DEST/mini.log" \
     || echo "(mini tier stopped at its time limit; re-run the same command to resume)"
 
 echo "== full-size SRResNet (64 ch, 16 blocks, 128 px, batch 16), M vs S+EP, 7 periods x $FULL_ITERS"
