@@ -238,3 +238,30 @@ def test_checkpoint_kinds_and_model_flag_must_agree(tmp_path, train_checkpoint, 
     assert "not a mio-strategies checkpoint" in err and "give --model MODULE:FACTORY as well" in err
     assert run_cli(common) == 2
     assert "give --checkpoint run/checkpoint.pt" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "device, cuda_available, match",
+    [
+        ("foo", None, r"--device 'foo' is not a torch device .*use cpu, cuda or cuda:N"),
+        ("cuda", False, r"--device 'cuda': CUDA is not available on this machine; use --device cpu"),
+        ("cuda:3", True, r"--device 'cuda:3': this machine has 1 CUDA device\(s\)"),
+        ("meta", None, r"--device 'meta' holds no data"),
+    ],
+)
+def test_analyze_reports_a_bad_or_unavailable_device_and_exits_2(
+    tmp_path, factory_module, capsys, monkeypatch, device, cuda_available, match
+):
+    if cuda_available is not None:  # simulate a machine with (one) or without a GPU
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda_available)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: 1 if cuda_available else 0)
+    root = write_testset(tmp_path / "testset", per_task=1, odd_size=False)
+    code = run_cli([
+        "--model", f"{factory_module}:build", "--testset", str(root), "--module", "1",
+        "--method", "pca", "--device", device, "--output-dir", str(tmp_path / "out"), "--no-progress",
+    ])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("mio-strategies analyze: error: ")
+    assert __import__("re").search(match, err), err
+    assert not (tmp_path / "out").exists()

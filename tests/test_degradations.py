@@ -212,10 +212,16 @@ def test_float64_and_float16_inputs_keep_their_dtype_and_agree_with_float32():
             assert float(diff.mean()) < 0.5 / 255, (task, dt)
 
 
-def test_generator_on_another_device_than_the_images_is_accepted():
-    # a CPU generator drives sampling whatever the images' device; here both are CPU, and params are CPU
-    p = sample_params("blur", 2, generator=torch.Generator(device="cpu").manual_seed(0))
-    assert all(v.device.type == "cpu" for v in p.values())
+def test_sampled_params_are_cpu_tensors_and_a_function_of_the_generator_seed():
+    # CPU-only: params live on the CPU and depend only on the generator's state (the cross-device case,
+    # a CPU generator with CUDA images and a CUDA generator with CPU images, is tested under CUDA below)
+    for task in TASK_NAMES:
+        p = sample_params(task, 3, generator=torch.Generator(device="cpu").manual_seed(5))
+        q = sample_params(task, 3, generator=torch.Generator(device="cpu").manual_seed(5))
+        assert p and all(v.device.type == "cpu" and v.shape == (3,) for v in p.values()), task
+        assert all(torch.equal(p[k], q[k]) for k in p), task
+    r = sample_params("noise", 3, generator=torch.Generator(device="cpu").manual_seed(6))
+    assert not torch.equal(r["sigma"], sample_params("noise", 3, generator=gen(5))["sigma"])
 
 
 def test_numbers_broadcast_over_the_batch_in_params():
@@ -495,6 +501,18 @@ def test_cuda_images_with_a_cpu_generator_replay_and_match_cpu(task):
     assert float(diff.max()) <= 1 / 255 + 1e-6 and float((diff > 0).float().mean()) < 0.01
     yh = apply_degradation(xc.half(), task, params)
     assert yh.dtype == torch.float16 and float((yh.float() - y).abs().mean()) < 0.5 / 255
+
+
+@cuda
+@pytest.mark.parametrize("task", TASK_NAMES)
+def test_generator_on_another_device_than_the_images_is_accepted(task):
+    x = real_batch(2, 32)
+    # a CPU generator with CUDA images, and a CUDA generator with CPU images
+    for images, generator in ((x.cuda(), torch.Generator(device="cpu")), (x, torch.Generator(device="cuda"))):
+        y, params = degrade(images, task, generator=generator.manual_seed(3))
+        assert y.device == images.device, task
+        assert all(v.device.type == "cpu" for v in params.values()), task
+        assert torch.equal(apply_degradation(images, task, params), y), task
 
 
 @cuda

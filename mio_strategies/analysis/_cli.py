@@ -88,6 +88,7 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    _check_device(args.device)
     if args.model is None and args.checkpoint is None:
         raise ValueError("give --checkpoint run/checkpoint.pt (from mio-strategies train) or --model MODULE:FACTORY")
     if args.model is None and args.checkpoint_key is not None:
@@ -135,3 +136,32 @@ def _run(args: argparse.Namespace) -> int:
     json_path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     print(f"CHI {result.chi:.2f} ({result.method}, {summary['n']} images, module {args.module!r}) -> {png}, {json_path}")
     return 0
+
+
+def _check_device(spec: str) -> None:
+    """Refuse an unparsable ``--device`` or an unavailable CUDA device with a ValueError (exit code 2)."""
+    import torch
+
+    try:
+        device = torch.device(spec)
+    except (RuntimeError, ValueError, TypeError) as exc:
+        raise ValueError(f"--device {spec!r} is not a torch device ({exc}); use cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {spec!r}: CUDA is not available on this machine; use --device cpu")
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise ValueError(
+                f"--device {spec!r}: this machine has {count} CUDA device(s) (cuda:0..cuda:{count - 1})"
+            )
+    elif device.type == "mps":
+        if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+            raise ValueError(f"--device {spec!r}: MPS is not available on this machine; use --device cpu")
+    elif device.type == "meta":
+        raise ValueError(f"--device {spec!r} holds no data and cannot run a model; use cpu, cuda or cuda:N")
+    elif device.type != "cpu":
+        # other backends (xpu, ...) are left to torch, but still must not end in a raw traceback
+        backend = getattr(torch, device.type, None)
+        is_available = getattr(backend, "is_available", None)
+        if callable(is_available) and not is_available():
+            raise ValueError(f"--device {spec!r}: {device.type} is not available on this machine; use --device cpu")

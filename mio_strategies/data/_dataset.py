@@ -51,18 +51,21 @@ class MiODataset(Dataset):
     workers is the one they were started with.
 
     Args:
-        images: a folder of GT images, a list of image paths, or a list of ``(3, H, W)`` tensors in [0, 1].
+        images: a folder of GT images, a list of image paths, or a list of ``(3, H, W)`` float tensors in
+            [0, 1]. A bare tensor is refused (``TypeError``): pass ``list(batch)`` for a ``(N, 3, H, W)``
+            batch, ``[image]`` for one image.
         tasks: the tasks to synthesize (letters ``"SBNJRHL"``, names, ids); default all seven.
         patch_size: side of the square training patch; ``None`` keeps whole images (then batches need
             equal sizes).
         preset: degradation ranges, ``"in"`` (training / In-Dis) or ``"out"`` (Out-Dis).
-        ranges: per-task overrides of the preset ranges, ``{task: {param: (lo, hi)}}``.
+        ranges: per-task overrides of the preset ranges, ``{task: {param: (lo, hi)}}``, e.g.
+            ``{"blur": {"sigma": (1, 2)}}`` (not the flat ``{"blur": (1, 2)}``).
         augment: random horizontal/vertical flips and transpose of the GT before degradation.
         seed: base seed of every item's generator.
         repeat: how many times each (image, task) pair appears in one epoch.
         depth_dir: optional folder of haze depth maps named after the images (``<stem>.npy``,
-            ``.png`` or ``.mat``); cropped and augmented with the image. Without it, haze uses the
-            library's default depth estimate.
+            ``.png`` or ``.mat``); read for haze items only, cropped and augmented with the image.
+            Without it, haze uses the library's default depth estimate.
         cache: keep decoded GT images in memory (default for fewer than 64 images).
 
     Items are dicts: ``lq`` and ``gt`` ``(3, P, P)`` float tensors, ``task`` (int id), ``index``,
@@ -70,7 +73,9 @@ class MiODataset(Dataset):
     differ between tasks, so batch with ``collate_fn=mio_collate``.
 
     Raises:
-        ValueError: no images, an image smaller than ``patch_size``, bad sizes or preset.
+        ValueError: no images, an image smaller than ``patch_size``, bad sizes, preset or ranges, an image
+            tensor with values outside [0, 1] or NaN.
+        TypeError: a bare tensor as ``images``, ``ranges`` not a ``{task: {param: (lo, hi)}}`` dict.
         UnknownTaskError: an unknown task.
         ImageReadError: an unreadable image file (named in the message).
 
@@ -110,6 +115,12 @@ class MiODataset(Dataset):
         self._ranges = self._validate_ranges(ranges)
 
         self._tensors: list[torch.Tensor | None]
+        if isinstance(images, torch.Tensor):
+            raise TypeError(
+                "images must be a folder, a list of image paths or a list of (3, H, W) tensors; got a single "
+                f"tensor of shape {tuple(images.shape)}: pass list(batch) for a (N, 3, H, W) batch or [image] "
+                "for one (3, H, W) image"
+            )
         if isinstance(images, (str, Path)) or not isinstance(images, Sequence):
             paths: list[Path | None] = list(list_images(images))  # type: ignore[arg-type]
             self._tensors = [None] * len(paths)
@@ -162,6 +173,8 @@ class MiODataset(Dataset):
                 f"image tensor {i} must be a float (3, H, W) tensor in [0, 1], got "
                 f"{t.dtype} of shape {tuple(t.shape)}"
             )
+        if not bool(torch.isfinite(t).all()):
+            raise ValueError(f"image tensor {i} contains NaN or infinite values; give finite values in [0, 1]")
         lo, hi = float(t.min()), float(t.max())
         if lo < 0 or hi > 1:
             raise ValueError(f"image tensor {i} has values in [{lo:.4g}, {hi:.4g}]; scale it to [0, 1]")
@@ -172,8 +185,19 @@ class MiODataset(Dataset):
             return {}
         from mio_strategies.degradations import sample_params
 
+        example = '{"blur": {"sigma": (1.0, 2.0)}}'
+        if not isinstance(ranges, Mapping):
+            raise TypeError(
+                f"ranges must be a dict {{task: {{param: (lo, hi)}}}}, e.g. {example}; got {type(ranges).__name__} "
+                f"{ranges!r}"
+            )
         out = {}
         for key, rng in ranges.items():
+            if not isinstance(rng, Mapping):
+                raise TypeError(
+                    f"ranges[{key!r}] must be a dict {{param: (lo, hi)}} (ranges are per task, then per "
+                    f"parameter, e.g. {example}); got {type(rng).__name__} {rng!r}"
+                )
             task = parse_tasks([key])[0]
             # sample once to let the degradation module validate the ranges now, not mid-epoch
             sample_params(task, 1, generator=torch.Generator().manual_seed(0), ranges=dict(rng))
@@ -230,7 +254,8 @@ class MiODataset(Dataset):
         g = generator_from(self.seed, self.epoch, index)
 
         gt = self._gt(image_index)
-        depth = self._depth(image_index, tuple(gt.shape[-2:]))
+        # only haze uses a depth map (degrade refuses one for the other tasks); skip reading it otherwise
+        depth = self._depth(image_index, tuple(gt.shape[-2:])) if task.name == "haze" else None
         if self.patch_size is not None:
             p = self.patch_size
             top, left = random_crop_box(gt.shape[-2], gt.shape[-1], p, g)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,14 +80,18 @@ def build_testset(
 
     Args:
         images: folder or list of GT image files.
-        output: destination folder; refused if it exists and is not empty, unless ``overwrite``.
+        output: destination folder; refused if it exists and is not empty, unless ``overwrite``, and
+            always refused if it is (or contains) an input image's folder. The set is built in a
+            temporary sibling folder (``.<name>.tmp-*``) and moved into place only when complete, so a
+            failed run leaves an existing set untouched and no partial folder.
         tasks: single-degradation tasks to write.
         preset: ``"in"`` (In-Dis) or ``"out"`` (Out-Dis) ranges.
         seed: base seed.
         composites: sequences of two or more tasks applied in order (``"blur+noise"``).
-        overwrite: replace an existing output folder.
-        on_error: ``"raise"`` stops at the first unreadable image; ``"skip"`` records it in the
-            manifest's ``skipped`` and goes on. Files are written atomically: never a half file.
+        overwrite: replace an existing output folder (deleted only after the new set is complete).
+        on_error: ``"raise"`` stops at the first unreadable image or image a degradation refuses (e.g.
+            smaller than the SR scale); ``"skip"`` records it in the manifest's ``skipped`` (no file of
+            it is written) and goes on.
         progress: show a progress bar.
 
     Returns:
@@ -95,7 +100,8 @@ def build_testset(
     Raises:
         FileExistsError: ``output`` exists and is not empty (pass ``overwrite=True``).
         ImageReadError: an unreadable image with ``on_error="raise"``.
-        ValueError: bad preset, composite or ``on_error``.
+        ValueError: bad preset, composite or ``on_error``; output folder holding the input images; an
+            image a degradation refuses (named in the message) with ``on_error="raise"``.
 
     Example:
         >>> from mio_strategies.data import build_testset, embedded_image_paths
@@ -103,7 +109,7 @@ def build_testset(
         >>> report.num_pairs
         2
     """
-    from mio_strategies.degradations import PRESETS, degrade, degrade_sequence
+    from mio_strategies.degradations import PRESETS
 
     task_list = parse_tasks(tasks)
     comp_list = _parse_composites(composites)
@@ -120,14 +126,71 @@ def build_testset(
         raise ValueError(f"image names must be unique (they name the output files), duplicated: {dup}")
 
     root = Path(output)
-    if root.exists() and (root.is_file() or any(root.iterdir())):
-        if not overwrite:
-            raise FileExistsError(f"output {str(root)!r} exists and is not empty; pass overwrite=True (--overwrite)")
-        if root.is_file():
-            root.unlink()
-        else:
-            shutil.rmtree(root)
-    root.mkdir(parents=True, exist_ok=True)
+    _refuse_output_holding_inputs(root, paths)
+    if root.exists() and (root.is_file() or any(root.iterdir())) and not overwrite:
+        raise FileExistsError(f"output {str(root)!r} exists and is not empty; pass overwrite=True (--overwrite)")
+
+    # Build the whole set in a temporary sibling folder and swap it in only once it is complete: a
+    # failure (or an interrupt) leaves the old output untouched and no partial folder behind.
+    final = root.resolve()
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    try:
+        report = _write_testset(paths, tmp, task_list, comp_list, preset, seed, on_error, progress)
+        _replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    report.root = root
+    return report
+
+
+def _refuse_output_holding_inputs(root: Path, paths: Sequence[Path]) -> None:
+    """Refuse an output folder that is, or contains, one of the input images (it would be replaced)."""
+    out = root.resolve()
+    for p in paths:
+        src = p.resolve()
+        if out == src or out in src.parents:
+            raise ValueError(
+                f"output {str(root)!r} is or contains the input image {str(p)!r}; building the test set "
+                "there would replace (delete) the input images: choose another output folder (--output)"
+            )
+
+
+def _replace(new: Path, final: Path) -> None:
+    """Move the complete folder ``new`` to ``final``; an old ``final`` is deleted only once ``new`` is in place."""
+    if not final.exists() and not final.is_symlink():
+        new.rename(final)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
+    old.rmdir()
+    final.rename(old)
+    try:
+        new.rename(final)
+    except BaseException:
+        old.rename(final)  # put the old set back
+        raise
+    if old.is_dir() and not old.is_symlink():
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        old.unlink()
+
+
+class _ImageError(Exception):
+    """A degradation refused one image (e.g. an image smaller than the SR scale)."""
+
+
+def _write_testset(
+    paths: Sequence[Path],
+    root: Path,
+    task_list: Sequence[Task],
+    comp_list: Sequence[tuple[Task, ...]],
+    preset: str,
+    seed: int,
+    on_error: str,
+    progress: bool,
+) -> TestSetReport:
+    from mio_strategies.degradations import degrade, degrade_sequence
 
     report = TestSetReport(root=root)
     entries: list[dict[str, Any]] = []
@@ -137,33 +200,46 @@ def build_testset(
 
         iterator = tqdm(paths, desc="degrade", unit="img")
     for path in iterator:
+        # everything of one image is computed before any of its files is written, so a skipped image
+        # leaves no file behind
         try:
-            gt = read_image(path)
-        except ImageReadError as exc:
+            gt = read_image(path).mul(255).round().div(255).unsqueeze(0)
+            key = _stable_key(path.stem)
+            outputs: list[tuple[str, torch.Tensor]] = [(f"GT/{path.stem}.png", gt[0])]
+            image_entries: list[dict[str, Any]] = []
+            for task in task_list:
+                try:
+                    lq, params = degrade(gt, task, preset=preset, generator=generator_from(seed, key, task.id))
+                except ValueError as exc:
+                    raise _ImageError(f"image {str(path)!r}, task {task.name!r}: {exc}") from exc
+                rel = f"{task.name}/{path.stem}.png"
+                outputs.append((rel, lq[0]))
+                image_entries.append(
+                    {"task": task.name, "image": path.stem, "lq": rel, "gt": f"GT/{path.stem}.png", "params": _jsonable(params)}
+                )
+            for comp in comp_list:
+                name = "+".join(t.name for t in comp)
+                g = generator_from(seed, key, 1000 + sum((t.id + 1) * 8**i for i, t in enumerate(comp)))
+                try:
+                    x, stage_params = degrade_sequence(gt, comp, preset=preset, generator=g)
+                except ValueError as exc:
+                    raise _ImageError(f"image {str(path)!r}, composite {name!r}: {exc}") from exc
+                stages = [{"task": t.name, "params": _jsonable(p)} for t, p in zip(comp, stage_params)]
+                rel = f"{name}/{path.stem}.png"
+                outputs.append((rel, x[0]))
+                image_entries.append(
+                    {"tasks": [t.name for t in comp], "image": path.stem, "lq": rel, "gt": f"GT/{path.stem}.png", "stages": stages}
+                )
+        except (ImageReadError, _ImageError) as exc:
             if on_error == "raise":
+                if isinstance(exc, _ImageError):
+                    raise ValueError(f"{exc}; drop this image or pass on_error='skip' (--on-error skip)") from None
                 raise
             report.skipped[path.name] = str(exc)
             continue
-        gt = gt.mul(255).round().div(255).unsqueeze(0)
-        write_png(gt[0], root / "GT" / f"{path.stem}.png")
-        key = _stable_key(path.stem)
-        for task in task_list:
-            lq, params = degrade(gt, task, preset=preset, generator=generator_from(seed, key, task.id))
-            rel = f"{task.name}/{path.stem}.png"
-            write_png(lq[0], root / rel)
-            entries.append(
-                {"task": task.name, "image": path.stem, "lq": rel, "gt": f"GT/{path.stem}.png", "params": _jsonable(params)}
-            )
-        for comp in comp_list:
-            name = "+".join(t.name for t in comp)
-            g = generator_from(seed, key, 1000 + sum((t.id + 1) * 8**i for i, t in enumerate(comp)))
-            x, stage_params = degrade_sequence(gt, comp, preset=preset, generator=g)
-            stages = [{"task": t.name, "params": _jsonable(p)} for t, p in zip(comp, stage_params)]
-            rel = f"{name}/{path.stem}.png"
-            write_png(x[0], root / rel)
-            entries.append(
-                {"tasks": [t.name for t in comp], "image": path.stem, "lq": rel, "gt": f"GT/{path.stem}.png", "stages": stages}
-            )
+        for rel, img in outputs:
+            write_png(img, root / rel)
+        entries.extend(image_entries)
         report.images.append(path.stem)
     report.num_pairs = len(entries)
     manifest = {
