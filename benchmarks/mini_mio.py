@@ -42,7 +42,7 @@ try:  # run from a clone without installing: use the working tree's package
 except ImportError:  # pragma: no cover
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mio_strategies.harness._train import CHECKPOINT_NAME, LOG_NAME  # noqa: E402
+from mio_strategies.harness._train import CHECKPOINT_NAME, LOG_NAME, _record  # noqa: E402
 
 STRATEGIES = ("M", "S", "M+EP", "S+EP", "S+AP")
 TIERS = {"quick": "mini_quick", "converged": "mini_converged"}
@@ -199,8 +199,8 @@ def _log_records(log: Path, kind: str) -> list[dict]:
     """The records of one ``kind`` ("train", "val") in a run's log.jsonl, in order; none without a log."""
     if not log.is_file():
         return []
-    records = (json.loads(line) for line in log.read_text(encoding="utf-8").splitlines())
-    return [rec for rec in records if rec.get("kind") == kind]
+    records = (_record(line) for line in log.read_text(encoding="utf-8").splitlines())
+    return [rec for rec in records if rec is not None and rec.get("kind") == kind]
 
 
 def _read_curve(log: Path) -> list[dict]:
@@ -303,7 +303,8 @@ def _margin_note(results: dict, s: str, seeds: list[int], task: str, ident: floa
     ses = [results[(s, seed)].get("margin_se", {}).get(task) for seed in seeds]
     if any(v is None for v in ses):
         return f"{task} ({margin:+.2f} dB)"
-    se = math.sqrt(sum(v * v for v in ses)) / len(ses)  # standard error of the mean over seeds
+    # every seed is scored on the same crops, so the crops' noise does not average out over seeds
+    se = statistics.mean(ses)
     noise = "within noise" if abs(margin) <= 2 * se else "beyond noise"
     return f"{task} ({margin:+.2f} dB, {noise}: test-image standard error {se:.2f} dB)"
 

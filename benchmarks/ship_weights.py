@@ -25,8 +25,13 @@ try:  # run from a clone without installing: use the working tree's package
 except ImportError:  # pragma: no cover
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from mio_strategies.harness._checkpoint import load_checkpoint  # noqa: E402
 from mio_strategies.harness._train import CHECKPOINT_NAME, LOG_NAME  # noqa: E402
 from mio_strategies.harness._weights import WEIGHTS_DIR, export_weights, weights_file_name  # noqa: E402
+
+
+def _log_name(strategy: str) -> str:
+    return weights_file_name(strategy).replace(".pt", ".log.jsonl")
 
 
 def below_identity(result: dict) -> list[str]:
@@ -35,11 +40,12 @@ def below_identity(result: dict) -> list[str]:
 
 
 def ship(results: Path, seed: int, strategies: list[str], dest: Path, overwrite: bool = False) -> list[Path]:
-    """Check, then export; nothing is written unless every chosen run beats the identity on every task.
+    """Check, then export; nothing is written unless every chosen run is finished, has its log and beats
+    the identity on every task, and no file would be replaced without ``overwrite``.
 
     Raises:
-        FileNotFoundError: a run has no result.json (not finished) or no checkpoint.
-        ValueError: a run is at or below the identity on some task.
+        FileNotFoundError: a run has no result.json (not finished), checkpoint or log.
+        ValueError: a run is unfinished, or at or below the identity on some task.
         FileExistsError: ``dest`` already holds one of the files and ``overwrite`` is false.
     """
     runs = {s: results / f"{s.replace('+', '_')}-seed{seed}" for s in strategies}
@@ -49,12 +55,17 @@ def ship(results: Path, seed: int, strategies: list[str], dest: Path, overwrite:
             if not (run / name).is_file():
                 raise FileNotFoundError(f"{str(run / name)!r} does not exist: finish the run first "
                                         f"(benchmarks/mini_mio.py with --output {results})")
+        if not (run / LOG_NAME).is_file():
+            raise FileNotFoundError(f"{str(run / LOG_NAME)!r} does not exist: the run's training log ships with it")
+        if not load_checkpoint(run / CHECKPOINT_NAME).get("finished"):
+            raise ValueError(f"{str(run / CHECKPOINT_NAME)!r} is an unfinished run: finish it first "
+                             f"(benchmarks/mini_mio.py with --output {results})")
         loaded[s] = json.loads((run / "result.json").read_text(encoding="utf-8"))
         bad = below_identity(loaded[s])
         if bad:
             raise ValueError(f"{s} seed {seed} is at or below the identity on {', '.join(bad)}: "
                              "issue 6 ships only weights that beat the identity on every task")
-    files = [dest / weights_file_name(s) for s in strategies] + [dest / "README.md"]
+    files = [dest / n for s in strategies for n in (weights_file_name(s), _log_name(s))] + [dest / "README.md"]
     clash = [str(f) for f in files if f.exists()]
     if clash and not overwrite:
         raise FileExistsError(f"{', '.join(clash)} exist: pass --overwrite to replace them")
@@ -62,7 +73,7 @@ def ship(results: Path, seed: int, strategies: list[str], dest: Path, overwrite:
     written = []
     for s, run in runs.items():
         written.append(export_weights(run / CHECKPOINT_NAME, dest / weights_file_name(s), overwrite=True))
-        log = dest / weights_file_name(s).replace(".pt", ".log.jsonl")
+        log = dest / _log_name(s)
         shutil.copyfile(run / LOG_NAME, log)
         written.append(log)
     (dest / "README.md").write_text(_readme(results, seed, loaded), encoding="utf-8")

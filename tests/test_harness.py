@@ -185,6 +185,39 @@ def test_resume_equals_uninterrupted(tmp_path, extra):
     assert (tmp_path / "part" / "log.jsonl").read_text() == (tmp_path / "full" / "log.jsonl").read_text()
 
 
+class _NoisyData(torch.utils.data.Dataset):
+    """A user dataset that draws from torch's global generator in __getitem__ (random noise on the input)."""
+
+    def __init__(self, base):
+        self.base, self.task_ids = base, base.task_ids
+
+    def __len__(self):
+        return len(self.base)
+
+    def __getitem__(self, i):
+        item = dict(self.base[i])
+        item["lq"] = item["lq"] + 0.05 * torch.randn(item["lq"].shape)
+        return item
+
+
+def test_resume_is_exact_for_a_dataset_that_draws_from_the_global_generator(tmp_path):
+    cfg = load_config("cpu_demo", TINY + ["period_iters=2"])
+    full = train(cfg, tmp_path / "full", dataset=_NoisyData(_data(cfg)), val_dataset=_val(cfg), progress=False)
+    train(cfg, tmp_path / "part", dataset=_NoisyData(_data(cfg)), val_dataset=_val(cfg), progress=False, stop_after=5)
+    done = train(cfg, tmp_path / "part", dataset=_NoisyData(_data(cfg)), val_dataset=_val(cfg), progress=False,
+                 resume=True)
+    assert [h["loss"] for h in full.history] == [h["loss"] for h in done.history]
+
+
+def test_training_leaves_the_callers_generators_as_they_were(tmp_path):
+    cfg = load_config("cpu_demo", TINY + ["period_iters=1"])
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    train(cfg, tmp_path / "run", dataset=_data(cfg), val_dataset=_val(cfg), progress=False)
+    assert torch.equal(torch.rand(3), expected)
+
+
 def test_resume_drops_log_records_after_the_checkpoint(tmp_path):
     cfg = load_config("cpu_demo", TINY + ["period_iters=2", "checkpoint_every=4"])
     train(cfg, tmp_path / "run", dataset=_data(cfg), val_dataset=_val(cfg), progress=False, stop_after=6)
@@ -195,6 +228,8 @@ def test_resume_drops_log_records_after_the_checkpoint(tmp_path):
     import shutil
 
     shutil.copy(tmp_path / "ref" / "checkpoint.pt", tmp_path / "run" / "checkpoint.pt")  # log says 6, checkpoint 4
+    with (tmp_path / "run" / "log.jsonl").open("a") as fh:
+        fh.write('{"kind": "train", "itera')  # a line cut by the crash
     train(cfg, tmp_path / "run", dataset=_data(cfg), val_dataset=_val(cfg), progress=False, resume=True)
     import json
 
@@ -235,6 +270,11 @@ def test_a_failing_config_leaves_the_folder_it_would_overwrite(tmp_path):
         with pytest.raises(FileNotFoundError, match=r"nope' does not exist"):
             train(load_config(cfg.to_dict(), bad), tmp_path / "run", progress=False, overwrite=True)
         assert sorted(p.name for p in (tmp_path / "run").iterdir()) == before
+    # a backbone option the builder refuses fails when the model is built, before the folder is replaced
+    with pytest.raises(ValueError, match=r"num_feat"):
+        train(load_config(cfg.to_dict(), ["backbone_kwargs.num_feat=0"]), tmp_path / "run", dataset=_data(cfg),
+              progress=False, overwrite=True)
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == before
     # too few periods for a sequential order is refused when the config is built, before any training
     with pytest.raises(ValueError, match=r"periods=3 is fewer than the 7 stages"):
         load_config("cpu_demo", ["strategy=S", "periods=3"])
@@ -414,6 +454,9 @@ def test_exported_weights_are_the_runs_ema_model_without_training_state(tmp_path
     assert torch.equal(full(x, torch.tensor([2])), slim(x, torch.tensor([2])))
     assert (folder / "S_EP.pt").stat().st_size < (tmp_path / "S_EP" / "checkpoint.pt").stat().st_size / 2
     assert shipped_weights(folder) == {"S+EP": folder / "S_EP.pt"}
+    # exporting an exported file keeps its label (its EMA weights are its "model" now)
+    again = export_weights(folder / "S_EP.pt", tmp_path / "again.pt")
+    assert load_checkpoint(again)["weights"] == "ema"
     with pytest.raises(FileExistsError, match=r"S_EP\.pt' exists: pass overwrite=True"):
         export_weights(tmp_path / "S_EP" / "checkpoint.pt", folder / "S_EP.pt")
     # exported weights cannot be resumed (they have no optimizer or sampler state)

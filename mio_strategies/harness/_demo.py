@@ -120,7 +120,7 @@ def run_demo(
     """
     from mio_strategies.data import PairedFolderDataset, build_testset, embedded_image_paths
     from mio_strategies.harness._train import load_restorer, train
-    from mio_strategies.harness._weights import WEIGHTS_DIR, shipped_weights, weights_file_name
+    from mio_strategies.harness._weights import WEIGHTS_DIR, shipped_weights, weights_file_name, weights_label
 
     # everything is checked before the output folder is touched
     for s in strategies:
@@ -192,7 +192,7 @@ def run_demo(
 
     if loaded:
         source = ("Pretrained weights (not trained here): " + "; ".join(
-            f"{s}: {loaded[s][1].name}, {loaded[s][2]['iteration']} iterations, {loaded[s][2].get('weights', 'ema')} weights"
+            f"{s}: {loaded[s][1].name}, {loaded[s][2]['iteration']} iterations, {weights_label(loaded[s][2])} weights"
             for s in strategies) + ".")
     else:
         source = "Training time: " + ", ".join(f"{s} {timings[s]:.0f} s" for s in strategies) + "."

@@ -267,9 +267,8 @@ def train(
             from mio_strategies.data import list_images
 
             list_images(cfg.val_images)
-        if rank == 0:
-            prepare_output_dir(out, overwrite=overwrite, resume=resume)
-        return _run(cfg, out, saved, dataset, val_dataset, stop_after, progress and rank == 0, callback, rank, world, device)
+        return _run(cfg, out, saved, dataset, val_dataset, stop_after, progress and rank == 0, callback, rank, world,
+                    device, overwrite=overwrite, resume=resume)
     finally:
         if own_pg:
             import torch.distributed as dist
@@ -277,7 +276,8 @@ def train(
             dist.destroy_process_group()
 
 
-def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, rank, world, device) -> TrainResult:  # noqa: ANN001
+def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, rank, world, device,  # noqa: ANN001
+         *, overwrite: bool, resume: bool) -> TrainResult:
     from torch.utils.data import DataLoader
 
     from mio_strategies.curriculum import SequentialCurriculumSampler
@@ -310,8 +310,6 @@ def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, 
         start = int(saved["iteration"])
         history = list(saved.get("history", []))
         validation = list(saved.get("validation", []))
-        if rank == 0:  # records logged after the checkpoint belong to the lost part of the run
-            _truncate_log(out, start)
 
     loader = DataLoader(
         dataset, batch_size=cfg.batch_size, sampler=sampler, drop_last=True, collate_fn=mio_collate,
@@ -320,6 +318,12 @@ def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, 
     )
     stop = total if stop_after is None else min(total, max(stop_after, start))
     if rank == 0:
+        if val_dataset is None:
+            val_dataset = default_validation_set(cfg)
+        # only now, with the model, optimizer, data and validation set built, is an existing folder replaced
+        prepare_output_dir(out, overwrite=overwrite, resume=resume)
+        if saved is not None:  # records logged after the checkpoint belong to the lost part of the run
+            _truncate_log(out, start)
         (out / "config.yaml").write_text(_yaml(cfg.to_dict()), encoding="utf-8")
 
     def checkpoint(iteration: int) -> None:
@@ -373,8 +377,8 @@ def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, 
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         it = iter(loader)
         for t in range(start, stop):
+            _seed_iteration(derive_seed(cfg.seed, 104729, rank, t), device)  # before the batch: a dataset may draw too
             batch = next(it)
-            torch.manual_seed(derive_seed(cfg.seed, 104729, rank, t))
             if cfg.reset_optimizer_each_period and t > 0 and t % cfg.period_iters == 0:
                 optimizer.state.clear()
             t0 = time.perf_counter()
@@ -454,18 +458,36 @@ class _ema_weights:
                     live[k].copy_(v)
 
 
+def _seed_iteration(seed: int, device: torch.device) -> None:
+    """Seed the CPU generator and the training device's CUDA generator (not every device's, as
+    ``torch.manual_seed`` would, behind the caller's back: ``fork_rng`` restores only these two)."""
+    torch.default_generator.manual_seed(seed)
+    if device.type == "cuda":
+        with torch.cuda.device(device):
+            torch.cuda.manual_seed(seed)
+
+
 def _truncate_log(out: Path, iteration: int) -> None:
     """Drop the log records after ``iteration`` (a resumed run logs them again), atomically."""
     log = out / LOG_NAME
     if not log.is_file():
         return
     lines = log.read_text(encoding="utf-8").splitlines()
-    keep = [line for line in lines if line.strip() and json.loads(line).get("iteration", 0) <= iteration]
+    keep = [line for line in lines if (rec := _record(line)) is not None and rec.get("iteration", 0) <= iteration]
     if len(keep) == len(lines):
         return
     tmp = log.with_name(f".{LOG_NAME}.tmp")
     tmp.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
     os.replace(tmp, log)
+
+
+def _record(line: str) -> dict[str, Any] | None:
+    """One log line as a record; None for a blank or cut line (a crash in the middle of a write)."""
+    try:
+        rec = json.loads(line)
+    except ValueError:
+        return None
+    return rec if isinstance(rec, dict) else None
 
 
 def _log(out: Path, record: Mapping[str, Any]) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from mio_strategies.harness._checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, save_checkpoint
 
-__all__ = ["WEIGHTS_DIR", "export_weights", "shipped_weights", "weights_file_name"]
+__all__ = ["WEIGHTS_DIR", "export_weights", "shipped_weights", "weights_file_name", "weights_label"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
@@ -52,7 +52,7 @@ def export_weights(checkpoint: str | Path, dest: str | Path, *, ema: bool = True
             f"{str(checkpoint)!r} is an unfinished run (iteration {state.get('iteration')} of {cfg.total_iters}): "
             "resume it to the end first (`mio-strategies train --resume`), then export"
         )
-    used_ema = ema and state.get("ema") is not None
+    label = weights_label(state, ema)  # an exported file keeps its own label
     slim: dict[str, Any] = {
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
@@ -63,11 +63,18 @@ def export_weights(checkpoint: str | Path, dest: str | Path, *, ema: bool = True
         "finished": True,
         "model": restorer.state_dict(),
         "ema": None,  # the kept weights are "model": loading applies no EMA on top
-        "weights": "ema" if used_ema else "live",
+        "weights": label,
         "history": state.get("history", []),
         "validation": state.get("validation", []),
     }
     return save_checkpoint(slim, dest)
+
+
+def weights_label(state: dict[str, Any], ema: bool = True) -> str:
+    """Which weights ``load_restorer(..., ema=ema)`` gives for a checkpoint: ``"ema"`` or ``"live"``."""
+    if state.get("ema") is not None:
+        return "ema" if ema else "live"
+    return state.get("weights", "live")
 
 
 def shipped_weights(folder: str | Path | None = None) -> dict[str, Path]:
