@@ -29,6 +29,9 @@ from mio_strategies.harness._checkpoint import load_checkpoint  # noqa: E402
 from mio_strategies.harness._train import CHECKPOINT_NAME, LOG_NAME  # noqa: E402
 from mio_strategies.harness._weights import WEIGHTS_DIR, export_weights, weights_file_name  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmark, also when imported
+from mini_mio import _stored_config  # noqa: E402  (a run's config: result.json, else its config.yaml)
+
 
 def _log_name(strategy: str) -> str:
     return weights_file_name(strategy).replace(".pt", ".log.jsonl")
@@ -85,7 +88,7 @@ def _readme(results: Path, seed: int, loaded: dict[str, dict]) -> str:
     first = next(iter(loaded.values()))
     tasks = list(first["per_task"])
     ident = first["identity"]
-    cfg = first.get("config") or _config_yaml(results / f"{next(iter(loaded)).replace('+', '_')}-seed{seed}")
+    cfg = _stored_config(results / f"{next(iter(loaded)).replace('+', '_')}-seed{seed}", first)[0] or {}
     lines = [
         "# Demo weights", "",
         "Trained by `benchmarks/mini_mio.py` (its runs for seed " f"{seed}, results folder `{results.name}`) and "
@@ -104,15 +107,6 @@ def _readme(results: Path, seed: int, loaded: dict[str, dict]) -> str:
     for s, r in loaded.items():
         lines.append(f"| {s} | " + " | ".join(f"{r['per_task'][t]:.2f}" for t in tasks) + f" | {r['average']:.2f} |")
     return "\n".join(lines) + "\n"
-
-
-def _config_yaml(run: Path) -> dict:
-    """A run's config.yaml (result.json files written before they recorded the config)."""
-    import yaml
-
-    path = run / "config.yaml"
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
-    return data if isinstance(data, dict) else {}
 
 
 def main(argv: list[str] | None = None) -> int:
