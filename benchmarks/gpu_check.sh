@@ -11,13 +11,16 @@
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64 \
 #       -d .whl spandrel spandrel-extra-arches einops safetensors
 #   (there) pip install --no-index --no-deps --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
-# Work goes to $DEST (default ./gpu-check); when $OUT is set (the device tool), the logs, tables and
-# the mini tier's S+EP checkpoint are copied there (a handful of files).
+# Work goes to $DEST (default ./gpu-check); when $OUT is set (the device tool, which brings back at most 8
+# files), right after each step: gpu_check_mini.tgz (the mini tier's logs, results, configs and summary),
+# ship.tgz (benchmarks/ship_weights.py's output, only when M and S+EP beat the identity on every task),
+# mini_<run>.pt (exported EMA weights of each finished mini run) and gpu_check_rest.tgz (the other logs).
 # Knobs (environment): MINI_ITERS (iterations per period, default 1500: the tier's own), MINI_JOBS (runs at
 # once, 5), MINI_WORKERS (data workers per run, 2), MINI_TIMEOUT (s, 270), MINI_TESTSET (side of the test
 # crops, 256: whole photo height; the 96 px default leaves JPEG margins of +/- 0.2 dB to the crops), FULL_ITERS (per period, 7
 # periods, default 150), FULL_TIMEOUT (s per strategy, 60), SPEED_ITERS (per backbone, 40), SPEED_TIMEOUT
-# (s, 90), WORKERS (12). The mini tier resumes: run the script again with the same DEST to continue.
+# (s, 90), WORKERS (12). A timeout of 0 skips its step. The mini tier resumes: run the script again with the
+# same DEST to continue.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -28,20 +31,38 @@ $PY -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print(
 : "${MINI_ITERS:=1500}" "${MINI_JOBS:=5}" "${MINI_WORKERS:=2}" "${MINI_TIMEOUT:=270}" "${MINI_TESTSET:=256}"
 : "${FULL_ITERS:=150}" "${FULL_TIMEOUT:=60}" "${SPEED_ITERS:=40}" "${SPEED_TIMEOUT:=90}" "${WORKERS:=12}"
 
-echo "== converged mini tier (M, S, M+EP, S+EP, S+AP; seed 0; $MINI_ITERS iterations per period; $MINI_JOBS at once)"
-timeout "$MINI_TIMEOUT" $PY benchmarks/mini_mio.py --tier converged --seeds 0 --jobs "$MINI_JOBS" --set device=cuda \
-    --set num_workers="$MINI_WORKERS" --set period_iters="$MINI_ITERS" --set checkpoint_every=1000 \
-    --testset-size "$MINI_TESTSET" --output "$DEST/mini-converged" 2>&1 | tee "$DEST/mini.log" \
-    || echo "(mini tier stopped at its time limit; re-run the same command to resume)"
+if [ "$MINI_TIMEOUT" -gt 0 ]; then
+  echo "== converged mini tier (M, S, M+EP, S+EP, S+AP; seed 0; $MINI_ITERS iterations per period; $MINI_JOBS at once)"
+  timeout "$MINI_TIMEOUT" $PY benchmarks/mini_mio.py --tier converged --seeds 0 --jobs "$MINI_JOBS" --set device=cuda \
+      --set num_workers="$MINI_WORKERS" --set period_iters="$MINI_ITERS" --set checkpoint_every=1000 \
+      --testset-size "$MINI_TESTSET" --output "$DEST/mini-converged" 2>&1 | tee "$DEST/mini.log" \
+      || echo "(mini tier stopped at its time limit; re-run the same command to resume)"
+  if [ -n "${OUT:-}" ]; then
+    out_abs=$(cd "$OUT" && pwd)
+    (cd "$DEST" && ls -d mini.log mini-converged/summary.md mini-converged/*/result.json mini-converged/*/log.jsonl \
+                         mini-converged/*/config.yaml 2>/dev/null | tar czf "$out_abs/gpu_check_mini.tgz" -T -)
+    $PY benchmarks/ship_weights.py --results "$DEST/mini-converged" --seed 0 --dest "$DEST/ship" --overwrite \
+      && tar czf "$out_abs/ship.tgz" -C "$DEST" ship
+    $PY - "$DEST/mini-converged" "$out_abs" <<'PYEOF'
+import sys
+from pathlib import Path
+from mio_strategies.harness import export_weights
+for run in sorted(Path(sys.argv[1]).glob("*-seed0")):
+    if (run / "result.json").is_file():
+        print("exported", export_weights(run / "checkpoint.pt", Path(sys.argv[2]) / f"mini_{run.name}.pt", overwrite=True))
+PYEOF
+  fi
+fi
 
-echo "== full-size SRResNet (64 ch, 16 blocks, 128 px, batch 16), M vs S+EP, 7 periods x $FULL_ITERS"
-for S in M S+EP; do
-  timeout "$FULL_TIMEOUT" $PY -m mio_strategies train --config gpu_short --set strategy=$S --set device=cuda \
-      --set num_workers="$WORKERS" --set period_iters="$FULL_ITERS" --output "$DEST/srresnet-${S/+/_}" --overwrite \
-      --no-progress 2>&1 | tee -a "$DEST/full.log" || echo "(SRResNet $S stopped at its time limit)"
-done
-if [ -f "$DEST/srresnet-M/checkpoint.pt" ] && [ -f "$DEST/srresnet-S_EP/checkpoint.pt" ]; then
-  $PY - "$DEST" <<'PYEOF'
+if [ "$FULL_TIMEOUT" -gt 0 ]; then
+  echo "== full-size SRResNet (64 ch, 16 blocks, 128 px, batch 16), M vs S+EP, 7 periods x $FULL_ITERS"
+  for S in M S+EP; do
+    timeout "$FULL_TIMEOUT" $PY -m mio_strategies train --config gpu_short --set strategy=$S --set device=cuda \
+        --set num_workers="$WORKERS" --set period_iters="$FULL_ITERS" --output "$DEST/srresnet-${S/+/_}" --overwrite \
+        --no-progress 2>&1 | tee -a "$DEST/full.log" || echo "(SRResNet $S stopped at its time limit)"
+  done
+  if [ -f "$DEST/srresnet-M/checkpoint.pt" ] && [ -f "$DEST/srresnet-S_EP/checkpoint.pt" ]; then
+    $PY - "$DEST" <<'PYEOF'
 import sys
 from pathlib import Path
 from mio_strategies.data import MiODataset, embedded_image_paths
@@ -57,19 +78,17 @@ table = format_table(res, baseline="M", reference=[("srresnet", "M", "in"), ("sr
 print(table)
 (dest / "srresnet_short.md").write_text(table)
 PYEOF
+  fi
 fi
-echo "== training speed and GPU-hours of the other full-size presets ($SPEED_ITERS iterations each)"
-timeout "$SPEED_TIMEOUT" $PY benchmarks/backbone_speed.py --presets swinir restormer promptir --device cuda \
-    --iters "$SPEED_ITERS" --set num_workers="$WORKERS" 2>&1 | grep -v "warn" | tee "$DEST/speed.log" \
-    || echo "(speed check stopped at its time limit)"
+
+if [ "$SPEED_TIMEOUT" -gt 0 ]; then
+  echo "== training speed and GPU-hours of the other full-size presets ($SPEED_ITERS iterations each)"
+  timeout "$SPEED_TIMEOUT" $PY benchmarks/backbone_speed.py --presets swinir restormer promptir --device cuda \
+      --iters "$SPEED_ITERS" --set num_workers="$WORKERS" 2>&1 | grep -v "warn" | tee "$DEST/speed.log" \
+      || echo "(speed check stopped at its time limit)"
+fi
 
 if [ -n "${OUT:-}" ]; then
-  out_abs=$(cd "$OUT" && pwd)
-  (cd "$DEST" && for f in mini.log full.log speed.log srresnet_short.md mini-converged/summary.md \
-                          mini-converged/*/result.json mini-converged/*/log.jsonl; do
-     [ -f "$f" ] && cp "$f" "$out_abs/$(echo "$f" | tr '/' '_')"
-   done)
-  [ -f "$DEST/mini-converged/S_EP-seed0/checkpoint.pt" ] && cp "$DEST/mini-converged/S_EP-seed0/checkpoint.pt" "$OUT/mini_S_EP_checkpoint.pt"
-  [ -f "$DEST/mini-converged/S_EP-seed0/log.jsonl" ] && cp "$DEST/mini-converged/S_EP-seed0/log.jsonl" "$OUT/mini_S_EP_log.jsonl"
+  (cd "$DEST" && ls -d full.log speed.log srresnet_short.md 2>/dev/null | tar czf "$(cd "$OUT" && pwd)/gpu_check_rest.tgz" -T -)
 fi
 exit 0
