@@ -4,6 +4,8 @@ Trains each preset for a few iterations (strategy M unless --set says otherwise,
 checkpoint at the end), measures the steady-state wall-clock iterations per second
 (data synthesis included, the first logged interval left out as warm-up) and prints, for the preset's
 own iteration count, the hours one strategy takes at that speed. Medians over the logged intervals.
+The second figure printed (the train loop's own steps per second: data waits left out, but the warm-up
+iterations counted) can be the lower one in short runs.
 
     python benchmarks/backbone_speed.py --device cuda                    # srresnet, swinir, restormer, promptir
     python benchmarks/backbone_speed.py --presets swinir --iters 40 --device cuda --set num_workers=12
@@ -72,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             r = rows[-1]
             print(f"{preset:10s} ({r['backbone']}): {r['wall_its']:.1f} it/s wall-clock ({r['compute_its']:.1f} it/s "
-                  f"compute only); the protocol's {r['protocol_iters']:,} iterations = {r['hours']:.1f} h per strategy",
+                  f"in the training steps alone, warm-up included); the protocol's {r['protocol_iters']:,} iterations = {r['hours']:.1f} h per strategy",
                   flush=True)
     return 0 if rows else 1
 

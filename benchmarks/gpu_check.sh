@@ -2,7 +2,9 @@
 # GPU check (one H100/H200): about 8 minutes with the default time limits (270 + 2 x 60 + 90 s = 8 min), plus
 # the un-timed steps (the CUDA check and the SRResNet table's evaluation): the converged mini tier (one
 # seed, its five strategies trained at once in worker processes: a tiny model leaves the GPU mostly
-# idle) and a short full-size SRResNet M vs S+EP budget; prints the tables and iterations per second;
+# idle; on one H200 the five went at 19-26 it/s each, so the 270 s default shows their learning curves
+# and a whole seed needs MINI_TIMEOUT=900) and a short full-size SRResNet M vs S+EP budget; prints the
+# tables and iterations per second;
 # then times SwinIR, Restormer and PromptIR (benchmarks/backbone_speed.py) for their GPU-hours per
 # strategy.
 # Installs nothing; uses the repository's package from the working tree (basicsr must import; the U-Nets

@@ -69,6 +69,23 @@ def test_paper_presets_follow_the_protocol():
     assert load_config("promptir").backbone == "promptir"
 
 
+def test_list_presets_shows_each_full_protocol_preset_with_its_measured_gpu_hours(capsys):
+    from mio_strategies.cli import main
+    from mio_strategies.harness._config import preset_metadata
+
+    assert main(["train", "--list-presets"]) == 0
+    presets = capsys.readouterr().out.split("backbones:")[0]
+    lines = {ln.split()[0]: ln for ln in presets.splitlines() if ln.startswith("  ")}
+    for name in ("srresnet", "swinir", "restormer", "promptir"):
+        hours = preset_metadata(name)["expected"]["h200_hours_per_strategy"]
+        assert hours["M"] > 0
+        assert f"[one H200: M {hours['M']} h" in lines[name]
+    assert "S+EP 25 h" in lines["srresnet"]
+    assert "one H200" not in lines["cpu_demo"]
+    # metadata is not a training option
+    assert not hasattr(load_config("swinir"), "expected")
+
+
 def test_overrides_set_values_and_nested_backbone_options():
     cfg = load_config("cpu_demo", ["strategy=s+ep", "backbone_kwargs.num_feat=8", "lr=5e-4"])
     assert cfg.strategy == "S+EP" and cfg.backbone_kwargs["num_feat"] == 8 and cfg.lr == 5e-4

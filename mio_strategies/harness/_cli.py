@@ -89,7 +89,10 @@ def _train(args: argparse.Namespace) -> int:
 
     if args.list_presets:
         for name in list_presets():
-            print(f"  {name:16s} {preset_metadata(name)['description']}")
+            meta = preset_metadata(name)
+            hours = meta["expected"].get("h200_hours_per_strategy")
+            cost = f" [one H200: {', '.join(f'{k} {v} h' for k, v in hours.items())}]" if hours else ""
+            print(f"  {name:16s} {meta['description']}{cost}")
         print("backbones:\n" + describe_backbones())
         return 0
     try:
