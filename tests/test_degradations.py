@@ -498,7 +498,9 @@ def test_cuda_images_with_a_cpu_generator_replay_and_match_cpu(task):
     assert torch.equal(apply_degradation(xc, task, params), y)
     ycpu = apply_degradation(x, task, params)
     diff = (y.cpu() - ycpu).abs()
-    assert float(diff.max()) <= 1 / 255 + 1e-6 and float((diff > 0).float().mean()) < 0.01
+    # the same 8-bit levels up to float rounding (k/255 computed on another device differs in the last bit),
+    # with at most a few values one level apart where a rounding boundary falls between the two devices
+    assert float(diff.max()) <= 1 / 255 + 1e-6 and float((diff > 1e-6).float().mean()) < 0.01
     yh = apply_degradation(xc.half(), task, params)
     assert yh.dtype == torch.float16 and float((yh.float() - y).abs().mean()) < 0.5 / 255
 

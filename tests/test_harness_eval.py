@@ -260,3 +260,29 @@ def test_tables_refuse_two_results_with_one_name(ep_run, tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(FileExistsError, match=r"f' is an existing file, not a folder"):
         write_tables([a], tmp_path / "f")
+
+
+def test_evaluate_runs_where_the_restorer_is_and_refuses_another_device(ep_run):
+    from mio_strategies.harness._eval import _evaluation_device
+
+    data = PairedFolderDataset(ep_run["testset"])
+    restorer = load_restorer(ep_run["checkpoint"])[0]
+    meta = torch.nn.Conv2d(3, 3, 1, device="meta")
+    # the default follows the restorer's parameters (was: always the CPU, which broke CUDA restorers)
+    assert _evaluation_device(meta, None) == torch.device("meta")
+    assert _evaluation_device(restorer, None) == torch.device("cpu")
+    assert _evaluation_device(lambda lq, task: lq, None) == torch.device("cpu")  # no parameters
+    assert _evaluation_device(lambda lq, task: lq, "meta") == torch.device("meta")
+    with pytest.raises(ValueError, match=r"the restorer is on meta but device='cpu' was asked for: leave device "
+                                         r"unset to evaluate where the restorer is, or move it first "
+                                         r"\(restorer.to\('cpu'\)\)"):
+        evaluate(meta, data, device="cpu")
+    assert evaluate(restorer, data, device="cpu").average()["psnr"] == evaluate(restorer, data).average()["psnr"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (run on a GPU machine)")
+def test_evaluate_a_cuda_restorer_without_naming_the_device(ep_run):
+    data = PairedFolderDataset(ep_run["testset"])
+    cpu = evaluate(load_restorer(ep_run["checkpoint"])[0], data)
+    gpu = evaluate(load_restorer(ep_run["checkpoint"], device="cuda")[0], data)
+    assert gpu.average()["psnr"] == pytest.approx(cpu.average()["psnr"], abs=1e-3)

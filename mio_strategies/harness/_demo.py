@@ -31,7 +31,7 @@ class _BatchPrompted(nn.Module):
         self.task: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.restorer(x, self.task)
+        return self.restorer(x, None if self.task is None else self.task.to(x.device))
 
 
 def _prompted_batches(wrapper: _BatchPrompted, lq: torch.Tensor, tasks: torch.Tensor, size: int) -> Iterator[dict[str, Any]]:

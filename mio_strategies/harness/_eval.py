@@ -123,13 +123,32 @@ def _mean(values: Sequence[float]) -> float:
     return sum(vals) / len(vals) if vals else float("nan")
 
 
+def _evaluation_device(restorer: Any, device: str | torch.device | None) -> torch.device:
+    """The restorer's device (its first parameter's; the CPU for a parameterless callable), checked against
+    a requested ``device``."""
+    params = getattr(restorer, "parameters", None)
+    first = next(iter(params()), None) if callable(params) else None
+    own = first.device if first is not None else None
+    if device is None:
+        return own if own is not None else torch.device("cpu")
+    wanted = torch.device(device)
+    if own is not None and wanted.index is None and own.type == wanted.type:
+        return own  # "cuda" for a restorer on "cuda:0"
+    if own is not None and own != wanted:
+        raise ValueError(
+            f"the restorer is on {own} but device={str(device)!r} was asked for: leave device unset to evaluate "
+            f"where the restorer is, or move it first (restorer.to({str(device)!r}))"
+        )
+    return wanted
+
+
 @torch.no_grad()
 def evaluate(
     restorer: Any,
     dataset: Any,
     *,
     name: str = "model",
-    device: str | torch.device = "cpu",
+    device: str | torch.device | None = None,
     task_source: str = "given",
     classifier: torch.nn.Module | None = None,
     crop_border: int = 4,
@@ -147,6 +166,8 @@ def evaluate(
             explicit-prompt model gets the equal mixture of the stages' prompts there (or, with
             ``task_source="classifier"``, the predicted task's prompt).
         name: label of the model in tables.
+        device: where the test images go; default: the device of the restorer's parameters (the CPU
+            for a callable without parameters). A device other than the restorer's is refused.
         task_source: for explicit prompts, ``"given"`` passes the true task (an oracle classifier);
             ``"classifier"`` lets a task classifier pick each image's prompt and records its
             predictions (``EvalResult.classifier_accuracy``). Models without explicit prompts ignore it.
@@ -160,8 +181,8 @@ def evaluate(
         :class:`EvalResult`.
 
     Raises:
-        ValueError: an unknown ``task_source``, an empty dataset, or ``task_source="classifier"`` for an
-            explicit-prompt model with no classifier.
+        ValueError: an unknown ``task_source``, an empty dataset, ``device`` other than the restorer's,
+            or ``task_source="classifier"`` for an explicit-prompt model with no classifier.
 
     Example:
         >>> res = evaluate(restorer, PairedFolderDataset("mio-testset"))  # doctest: +SKIP
@@ -171,7 +192,7 @@ def evaluate(
         raise ValueError(f"task_source must be 'given' or 'classifier', got {task_source!r}")
     if len(dataset) == 0:
         raise ValueError("the evaluation dataset is empty")
-    device = torch.device(device)
+    device = _evaluation_device(restorer, device)
     explicit = getattr(restorer, "prompt", None) == "explicit"
     clf = None
     if task_source == "classifier" and explicit:
