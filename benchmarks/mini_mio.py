@@ -67,8 +67,8 @@ def check_cached_result(cfg, out: Path, data: dict, testset_size: int | None) ->
     """Refuse to report a finished run's cached result.json as the result of another configuration.
 
     The run-defining keys (backbone, strategy and the run setup, as a resume compares them:
-    :func:`mio_strategies.harness._checkpoint.check_compatible`) of the configuration the run recorded are
-    compared with ``cfg``, key by key; a result with no recorded configuration is accepted (nothing to
+    :func:`mio_strategies.harness._checkpoint.differing_keys`) of the configuration the run recorded are
+    compared with ``cfg``; a result with no recorded configuration is accepted (nothing to
     compare), and so is a key the recorded configuration does not hold (one added to the library later).
     ``testset_size``: the side of the test crops asked for; a result scored on crops of another size is
     refused too (its learning curve was scored while training, so it cannot be rescored at another size).
@@ -76,20 +76,14 @@ def check_cached_result(cfg, out: Path, data: dict, testset_size: int | None) ->
     Raises:
         ValueError: naming the differing keys (or sizes) and saying to use another --output.
     """
-    from mio_strategies.harness._checkpoint import CheckpointMismatchError, check_compatible
+    from mio_strategies.harness._checkpoint import differing_keys
 
     where = f"{str(out)!r} holds a finished {data.get('strategy', cfg.strategy)} seed {data.get('seed', cfg.seed)} run"
     saved, source = _stored_config(out, data)
     if saved is not None:
         requested = cfg.to_dict()
-        diffs = []
-        for key, value in saved.items():  # one key at a time: the keys a resume compares, whatever they are
-            if key not in requested:
-                continue
-            try:
-                check_compatible({"config": {**requested, key: value}}, requested, resume=True)
-            except CheckpointMismatchError:
-                diffs.append(f"{key}: {value!r} in that run, {requested[key]!r} requested")
+        diffs = [f"{key}: {saved[key]!r} in that run, {requested[key]!r} requested"
+                 for key in differing_keys(saved, requested, resume=True) if key in saved and key in requested]
         if diffs:
             raise ValueError(
                 f"{where} of another configuration (recorded in its {source}), which would be reported as this "

@@ -102,12 +102,20 @@ def check_compatible(checkpoint: Mapping[str, Any], config: Mapping[str, Any], *
         CheckpointMismatchError: listing every differing key as ``key: checkpoint -> requested``.
     """
     saved = checkpoint["config"]
-    keys = _IDENTITY_KEYS + (_RUN_KEYS if resume else ("backbone_kwargs",))
-    diffs = [f"{k}: {saved.get(k)!r} in the checkpoint, {config.get(k)!r} requested" for k in keys if _norm(saved.get(k)) != _norm(config.get(k))]
+    diffs = [f"{k}: {saved.get(k)!r} in the checkpoint, {config.get(k)!r} requested"
+             for k in differing_keys(saved, config, resume=resume)]
     if diffs:
         what = "resume this run from" if resume else "load"
         fix = ("; resume with the run's own settings (its config.yaml) or train into another folder" if resume else "")
         raise CheckpointMismatchError(f"cannot {what} this checkpoint: " + "; ".join(diffs) + fix)
+
+
+def differing_keys(saved: Mapping[str, Any], config: Mapping[str, Any], *, resume: bool) -> list[str]:
+    """The run-defining keys on which two configs (as dicts) differ: backbone and strategy (and its options),
+    plus, for ``resume``, the run setup (data, optimizer, schedule, EMA, prompt size, seed). A key missing
+    from one side counts as ``None`` there."""
+    keys = _IDENTITY_KEYS + (_RUN_KEYS if resume else ("backbone_kwargs",))
+    return [k for k in keys if _norm(saved.get(k)) != _norm(config.get(k))]
 
 
 def _norm(v: Any) -> Any:
