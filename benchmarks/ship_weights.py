@@ -7,7 +7,7 @@ if any of the chosen models is at or below the identity on a task (and names the
 ``<strategy>.log.jsonl`` (the run's training log) and a README.md with the provenance and the per-task table
 into the weights folder.
 
-    python benchmarks/ship_weights.py --results bench-mini-converged --seed 0            # M and S+EP
+    python benchmarks/ship_weights.py --results bench-mini-converged --seed 0            # M+EP and S+EP
     python benchmarks/ship_weights.py --results bench-mini-converged --seed 0 --dest /tmp/w --overwrite
 """
 
@@ -106,6 +106,19 @@ def _readme(results: Path, seed: int, loaded: dict[str, dict]) -> str:
               "| identity | " + " | ".join(f"{ident[t]:.2f}" for t in tasks) + f" | {statistics.mean(ident.values()):.2f} |"]
     for s, r in loaded.items():
         lines.append(f"| {s} | " + " | ".join(f"{r['per_task'][t]:.2f}" for t in tasks) + f" | {r['average']:.2f} |")
+    others = []
+    for run in sorted(results.glob(f"*-seed{seed}")):
+        res = run / "result.json"
+        if not res.is_file():
+            continue
+        other = json.loads(res.read_text(encoding="utf-8"))
+        if other.get("strategy") in loaded:
+            continue
+        bad = below_identity(other)
+        others.append(f"{other.get('strategy', run.name)} (average {other['average']:.2f} dB; "
+                      + (f"at or below the identity on {', '.join(bad)})" if bad else "above the identity on every task)"))
+    if others:
+        lines += ["", "Other finished runs of this seed, not shipped: " + "; ".join(others) + "."]
     return "\n".join(lines) + "\n"
 
 
@@ -113,7 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--results", required=True, help="the tier's results folder (mini_mio.py --output)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--strategies", nargs="+", default=["M", "S+EP"], help="the demo compares M and S+EP")
+    p.add_argument("--strategies", nargs="+", default=["M+EP", "S+EP"],
+                   help="the runs to ship (default: M+EP S+EP, the mixed and the sequential model with explicit "
+                        "prompts; `demo --pretrained` compares whatever is shipped). Seed 0 of the converged tier "
+                        "shipped these two: its blind M stayed 0.07 dB under the identity on JPEG")
     p.add_argument("--dest", default=str(WEIGHTS_DIR), help="weights folder (default: the package's)")
     p.add_argument("--overwrite", action="store_true")
     args = p.parse_args(argv)

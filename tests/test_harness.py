@@ -492,8 +492,8 @@ def test_exported_weights_are_the_runs_ema_model_without_training_state(tmp_path
 def test_demo_evaluates_pretrained_weights_without_training(tmp_path, monkeypatch):
     folder = _exported(tmp_path)
     out = tmp_path / "demo"
-    res = run_demo(out, pretrained=folder, progress=False)
-    assert set(res["results"]) == {"M", "S+EP"} and "| S+EP |" in res["table"]
+    res = run_demo(out, pretrained=folder, progress=False)  # every strategy the folder holds, M first
+    assert list(res["results"]) == ["M", "S+EP"] and "| S+EP |" in res["table"]
     assert not (out / "M").exists() and not (out / "S_EP").exists()  # nothing trained
     report = (out / "report.md").read_text()
     assert "Pretrained weights (not trained here): M: " in report and "7 iterations, ema weights" in report
@@ -515,7 +515,9 @@ def test_demo_evaluates_pretrained_weights_without_training(tmp_path, monkeypatc
     seen = {}
     monkeypatch.setattr(_demo, "run_demo", lambda *a, **k: seen.update(k) or {"table": "t", "paths": {}})
     assert main(["demo", "--pretrained", str(folder), "--output", str(tmp_path / "d1")]) == 0
-    assert seen["pretrained"] == str(folder)
+    assert seen["pretrained"] == str(folder) and seen["strategies"] is None
+    assert main(["demo", "--pretrained", "--strategies", "S+EP", "--output", str(tmp_path / "d1")]) == 0
+    assert seen["pretrained"] is True and seen["strategies"] == ["S+EP"]
     monkeypatch.undo()
     assert main(["demo", "--pretrained", str(tmp_path / "none"), "--output", str(tmp_path / "d2")]) == 2
     assert not (tmp_path / "d2").exists()
@@ -526,11 +528,17 @@ def test_demo_pretrained_refuses_what_it_cannot_do_before_writing(tmp_path, monk
 
     folder = _exported(tmp_path, ["M"])
     out = tmp_path / "demo"
-    with pytest.raises(FileNotFoundError, match=r"has no S_EP\.pt \(weights of \['S\+EP'\]\)"):
-        run_demo(out, pretrained=folder, progress=False)
+    with pytest.raises(FileNotFoundError, match=r"has no weights S_EP\.pt \(weights of \['S\+EP'\]\)"):
+        run_demo(out, pretrained=folder, strategies=["M", "S+EP"], progress=False)
     monkeypatch.setattr(_weights, "WEIGHTS_DIR", tmp_path / "empty")
-    with pytest.raises(FileNotFoundError, match=r"the package ships no demo weights M\.pt, S_EP\.pt .*without --pretrained"):
+    with pytest.raises(FileNotFoundError, match=r"the package ships no demo weights \(files named like M\.pt, S_EP\.pt\): "
+                                                r"run the demo without --pretrained"):
         run_demo(out, pretrained=True, progress=False)
+    with pytest.raises(FileNotFoundError, match=r"the package ships no demo weights M_EP\.pt \(weights of \['M\+EP'\]\)"):
+        run_demo(out, pretrained=True, strategies=["M+EP"], progress=False)
+    (tmp_path / "none").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"none' has no weights \(files named like M\.pt, S_EP\.pt\): export"):
+        run_demo(out, pretrained=tmp_path / "none", progress=False)
     with pytest.raises(ValueError, match=r"pretrained weights are not trained"):
         run_demo(out, pretrained=folder, overrides=["period_iters=1"], progress=False)
     for bad in (["M", "m"], []):
@@ -542,3 +550,37 @@ def test_demo_pretrained_refuses_what_it_cannot_do_before_writing(tmp_path, monk
     with pytest.raises(ValueError, match=r"S_EP\.pt' holds M weights, not S\+EP"):
         run_demo(out, pretrained=folder, progress=False)
     assert not out.exists()
+
+
+def test_shipped_demo_weights_reproduce_their_readme_table_and_beat_the_identity():
+    """The weights in the package (benchmarks/ship_weights.py from the converged mini tier): each loads as the
+    finished EMA model of its strategy and scores what its README says on the benchmark's fixed crops."""
+    import importlib
+    import sys
+    from pathlib import Path
+
+    from mio_strategies.harness import evaluate, shipped_weights
+    from mio_strategies.harness._weights import WEIGHTS_DIR
+
+    found = shipped_weights()
+    assert set(found) == {"M+EP", "S+EP"}
+    bench = Path(__file__).resolve().parents[1] / "benchmarks"
+    sys.path.insert(0, str(bench))
+    try:
+        testset = importlib.import_module("mini_mio")._testset("SBNJRHL", 96)
+    finally:
+        sys.path.remove(str(bench))
+    rows = {ln.split("|")[1].strip(): [float(v) for v in ln.split("|")[2:-1]]
+            for ln in (WEIGHTS_DIR / "README.md").read_text().splitlines() if ln.startswith("| ") and "---" not in ln
+            and not ln.startswith("| model")}
+    items = [testset[i] for i in range(len(testset))]
+    for s, path in found.items():
+        restorer, cfg, state = load_restorer(path)
+        assert cfg.strategy == s and state["weights"] == "ema" and state["iteration"] == cfg.total_iters
+        assert (WEIGHTS_DIR / path.name.replace(".pt", ".log.jsonl")).is_file()
+        res = evaluate(restorer, items, name=s)
+        per = [v["psnr"] for v in res.per_task().values()]
+        assert per == pytest.approx(rows[s][:-1], abs=0.01)  # the README's numbers, task by task
+        ident = [v["psnr"] for v in res.per_task(identity=True).values()]
+        assert ident == pytest.approx(rows["identity"][:-1], abs=0.01)
+        assert all(p > i for p, i in zip(per, ident)), s

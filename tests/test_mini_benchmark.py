@@ -335,6 +335,9 @@ def test_backbone_speed_prints_rates_and_protocol_hours(capsys):
         speed.main(["--iters", "5", "--log-every", "2"])
 
 
+PAIR = ["--strategies", "M", "S+EP"]
+
+
 @pytest.fixture()
 def ship():
     yield from _script("ship_weights")
@@ -355,17 +358,24 @@ def test_ship_weights_only_when_every_task_beats_the_identity(ship, tmp_path, ca
         per = {t: 30.0 for t in NAMES}
         (run / "result.json").write_text(json.dumps({"strategy": s, "seed": 0, "per_task": per, "average": 30.0,
                                                      "identity": {t: 20.0 for t in NAMES}}))
+    other = results / "S-seed0"  # a finished run that is not shipped: named in the README with its verdict
+    other.mkdir()
+    (other / "result.json").write_text(json.dumps({"strategy": "S", "seed": 0, "average": 25.0, "identity": {t: 20.0 for t in NAMES},
+                                                   "per_task": {**{t: 30.0 for t in NAMES}, "jpeg": 19.0}}))
+    # the default pair is M+EP and S+EP
+    assert ship.main(["--results", str(results), "--dest", str(tmp_path / "w0")]) == 2
+    assert "M_EP-seed0/result.json' does not exist: finish the run first" in capsys.readouterr().err
     # one task at the identity: nothing is shipped
     bad = json.loads((results / "S_EP-seed0" / "result.json").read_text())
     bad["per_task"]["jpeg"] = 20.0
     (results / "S_EP-seed0" / "result.json").write_text(json.dumps(bad))
     dest = tmp_path / "weights"
-    assert ship.main(["--results", str(results), "--dest", str(dest)]) == 2
+    assert ship.main(["--results", str(results), *PAIR, "--dest", str(dest)]) == 2
     assert "S+EP seed 0 is at or below the identity on jpeg" in capsys.readouterr().err
     assert not dest.exists()
     bad["per_task"]["jpeg"] = 20.5
     (results / "S_EP-seed0" / "result.json").write_text(json.dumps(bad))
-    assert ship.main(["--results", str(results), "--dest", str(dest)]) == 0
+    assert ship.main(["--results", str(results), *PAIR, "--dest", str(dest)]) == 0
     assert sorted(p.name for p in dest.iterdir()) == ["M.log.jsonl", "M.pt", "README.md", "S_EP.log.jsonl", "S_EP.pt"]
     assert set(shipped_weights(dest)) == {"M", "S+EP"}
     restorer, cfg, _ = load_restorer(dest / "S_EP.pt")
@@ -373,12 +383,13 @@ def test_ship_weights_only_when_every_task_beats_the_identity(ship, tmp_path, ca
     readme = (dest / "README.md").read_text()
     assert "| identity | " + " | ".join(["20.00"] * 7) + " | 20.00 |" in readme
     assert "| S+EP | 30.00 | 30.00 | 30.00 | 20.50 |" in readme and "Config: backbone `unet_tiny`" in readme
-    assert ship.main(["--results", str(results), "--dest", str(dest)]) == 2  # never replaced silently
+    assert "Other finished runs of this seed, not shipped: S (average 25.00 dB; at or below the identity on jpeg)." in readme
+    assert ship.main(["--results", str(results), *PAIR, "--dest", str(dest)]) == 2  # never replaced silently
     assert "pass --overwrite" in capsys.readouterr().err
-    assert ship.main(["--results", str(results), "--seed", "1", "--dest", str(tmp_path / "w1")]) == 2
+    assert ship.main(["--results", str(results), *PAIR, "--seed", "1", "--dest", str(tmp_path / "w1")]) == 2
     assert "M-seed1/result.json' does not exist: finish the run first" in capsys.readouterr().err
     # every run is checked before anything is written: a missing log of the second run writes nothing for the first
     (results / "S_EP-seed0" / "log.jsonl").unlink()
-    assert ship.main(["--results", str(results), "--dest", str(tmp_path / "w2")]) == 2
+    assert ship.main(["--results", str(results), *PAIR, "--dest", str(tmp_path / "w2")]) == 2
     assert "log.jsonl' does not exist: the run's training log ships with it" in capsys.readouterr().err
     assert not (tmp_path / "w2").exists()

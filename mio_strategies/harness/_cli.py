@@ -78,7 +78,10 @@ def add_parser(subparsers: Any) -> None:
     d.add_argument("--no-progress", action="store_true")
     d.add_argument("--pretrained", nargs="?", const=True, default=False, metavar="DIR",
                    help="evaluate trained weights instead of training: the weights shipped with the package, or a "
-                        "folder with M.pt and S_EP.pt (mio_strategies.harness.export_weights)")
+                        "folder of exported weights (M.pt, S_EP.pt, ...: mio_strategies.harness.export_weights)")
+    d.add_argument("--strategies", nargs="+", default=None, metavar="STRATEGY",
+                   help="the strategies compared, the first as the baseline (default: M S+EP when training; with "
+                        "--pretrained, every strategy whose weights are there)")
     d.set_defaults(func=_demo)
 
 
@@ -233,7 +236,8 @@ def _demo(args: argparse.Namespace) -> int:
 
     try:
         res = run_demo(args.output, overrides=args.overrides, overwrite=args.overwrite,
-                       progress=not args.no_progress, seed=args.seed, pretrained=args.pretrained)
+                       progress=not args.no_progress, seed=args.seed, pretrained=args.pretrained,
+                       strategies=args.strategies)
     except (FileExistsError, FileNotFoundError, KeyError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -80,12 +80,19 @@ def _ddr_figure(restorers: dict[str, Restorer], configs: dict[str, TrainConfig],
     return {name: float(res.chi) for name, res in results.items()}
 
 
+def _no_weights(pretrained: bool | str | Path, folder: Path, what: str) -> FileNotFoundError:
+    where = "the package ships no demo weights" if pretrained is True else f"{str(folder)!r} has no weights"
+    fix = ("run the demo without --pretrained to train its models (minutes on a CPU)" if pretrained is True
+           else "export finished runs there with mio_strategies.harness.export_weights")
+    return FileNotFoundError(f"{where} {what}: {fix}")
+
+
 def run_demo(
     output: str | Path = "mio-demo",
     *,
     config: TrainConfig | str = "cpu_demo",
     overrides: Sequence[str] = (),
-    strategies: Sequence[str] = DEMO_STRATEGIES,
+    strategies: Sequence[str] | None = None,
     overwrite: bool = False,
     progress: bool = True,
     seed: int = 0,
@@ -102,7 +109,9 @@ def run_demo(
         output: the demo folder (refused when it exists, unless ``overwrite``).
         config: the training preset (``cpu_demo``: about 1-2 minutes per strategy on a 2-core CPU).
         overrides: ``key=value`` changes to the preset (e.g. ``period_iters=10`` for a smoke run).
-        strategies: the strategies compared; the first is the table's baseline.
+        strategies: the strategies compared; the first is the table's baseline. Default: M and S+EP when
+            training; with ``pretrained``, every strategy whose weights the folder holds (in the order M, S,
+            M+EP, S+EP, M+AP, S+AP).
         seed: paired seed (same initial weights and data for every strategy); also the test set's draws.
         pretrained: evaluate trained weights instead of training: ``True`` for the weights shipped with
             the package (see :func:`~mio_strategies.harness.shipped_weights`), or a folder holding one
@@ -115,7 +124,7 @@ def run_demo(
 
     Raises:
         FileExistsError: ``output`` exists and ``overwrite`` is false.
-        FileNotFoundError: ``pretrained`` lacks a strategy's weights.
+        FileNotFoundError: ``pretrained`` lacks a strategy's weights (or holds none).
         ValueError: ``overrides`` given with ``pretrained``; weights of another strategy than their name says.
     """
     from mio_strategies.data import PairedFolderDataset, build_testset, embedded_image_paths
@@ -123,6 +132,13 @@ def run_demo(
     from mio_strategies.harness._weights import WEIGHTS_DIR, shipped_weights, weights_file_name, weights_label
 
     # everything is checked before the output folder is touched
+    if pretrained is not False and strategies is None:
+        folder = WEIGHTS_DIR if pretrained is True else Path(pretrained)
+        strategies = list(shipped_weights(folder))
+        if not strategies:
+            raise _no_weights(pretrained, folder, f"(files named like {weights_file_name('M')}, {weights_file_name('S+EP')})")
+    elif strategies is None:
+        strategies = DEMO_STRATEGIES
     for s in strategies:
         parse_strategy(s)
     strategies = [s.strip().upper() for s in strategies]
@@ -137,12 +153,7 @@ def run_demo(
         found = shipped_weights(folder)
         missing = [s for s in strategies if s not in found]
         if missing:
-            where = "the package ships no demo weights" if pretrained is True else f"{str(folder)!r} has no"
-            raise FileNotFoundError(
-                f"{where} {', '.join(weights_file_name(s) for s in missing)} (weights of {missing}): "
-                + ("run the demo without --pretrained to train its models (minutes on a CPU)" if pretrained is True
-                   else "export finished runs there with mio_strategies.harness.export_weights")
-            )
+            raise _no_weights(pretrained, folder, f"{', '.join(weights_file_name(s) for s in missing)} (weights of {missing})")
         for s in strategies:
             restorer, cfg, state = load_restorer(found[s])
             if cfg.strategy != s:
