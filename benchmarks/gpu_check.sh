@@ -15,10 +15,10 @@
 #   (there) pip install --no-index --no-deps --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
 # Work goes to $DEST (default ./gpu-check); when $OUT is set (the device tool, which brings back at most 8
 # files), right after each step: gpu_check_mini.tgz (the mini tier's logs, results, configs and summary),
-# ship.tgz (benchmarks/ship_weights.py's output, only when M and S+EP beat the identity on every task),
+# ship.tgz (benchmarks/ship_weights.py's output, only when M+EP and S+EP beat the identity on every task),
 # mini_<run>.pt (exported EMA weights of each finished mini run) and gpu_check_rest.tgz (the other logs).
-# Knobs (environment): MINI_ITERS (iterations per period, default 1500: the tier's own), MINI_JOBS (runs at
-# once, 5), MINI_WORKERS (data workers per run, 2), MINI_TIMEOUT (s, 270), MINI_TESTSET (side of the test
+# Knobs (environment): MINI_SEED (the paired seed, 0), MINI_ITERS (iterations per period, default 1500:
+# the tier's own), MINI_JOBS (runs at once, 5), MINI_WORKERS (data workers per run, 2), MINI_TIMEOUT (s, 270), MINI_TESTSET (side of the test
 # crops, 256: whole photo height; the 96 px default leaves JPEG margins of +/- 0.2 dB to the crops), FULL_ITERS (per period, 7
 # periods, default 150), FULL_TIMEOUT (s per strategy, 60), SPEED_ITERS (per backbone, 40), SPEED_TIMEOUT
 # (s, 90), WORKERS (12). A timeout of 0 skips its step. The mini tier resumes: run the script again with the
@@ -30,12 +30,12 @@ DEST=${DEST:-gpu-check}
 mkdir -p "$DEST"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 $PY -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print('device:', torch.cuda.get_device_name(0), 'torch', torch.__version__)" || exit 1
-: "${MINI_ITERS:=1500}" "${MINI_JOBS:=5}" "${MINI_WORKERS:=2}" "${MINI_TIMEOUT:=270}" "${MINI_TESTSET:=256}"
+: "${MINI_SEED:=0}" "${MINI_ITERS:=1500}" "${MINI_JOBS:=5}" "${MINI_WORKERS:=2}" "${MINI_TIMEOUT:=270}" "${MINI_TESTSET:=256}"
 : "${FULL_ITERS:=150}" "${FULL_TIMEOUT:=60}" "${SPEED_ITERS:=40}" "${SPEED_TIMEOUT:=90}" "${WORKERS:=12}"
 
 if [ "$MINI_TIMEOUT" -gt 0 ]; then
-  echo "== converged mini tier (M, S, M+EP, S+EP, S+AP; seed 0; $MINI_ITERS iterations per period; $MINI_JOBS at once)"
-  timeout "$MINI_TIMEOUT" $PY benchmarks/mini_mio.py --tier converged --seeds 0 --jobs "$MINI_JOBS" --set device=cuda \
+  echo "== converged mini tier (M, S, M+EP, S+EP, S+AP; seed $MINI_SEED; $MINI_ITERS iterations per period; $MINI_JOBS at once)"
+  timeout "$MINI_TIMEOUT" $PY benchmarks/mini_mio.py --tier converged --seeds "$MINI_SEED" --jobs "$MINI_JOBS" --set device=cuda \
       --set num_workers="$MINI_WORKERS" --set period_iters="$MINI_ITERS" --set checkpoint_every=1000 \
       --testset-size "$MINI_TESTSET" --output "$DEST/mini-converged" 2>&1 | tee "$DEST/mini.log" \
       || echo "(mini tier stopped at its time limit; re-run the same command to resume)"
@@ -43,13 +43,13 @@ if [ "$MINI_TIMEOUT" -gt 0 ]; then
     out_abs=$(cd "$OUT" && pwd)
     (cd "$DEST" && ls -d mini.log mini-converged/summary.md mini-converged/*/result.json mini-converged/*/log.jsonl \
                          mini-converged/*/config.yaml 2>/dev/null | tar czf "$out_abs/gpu_check_mini.tgz" -T -)
-    $PY benchmarks/ship_weights.py --results "$DEST/mini-converged" --seed 0 --dest "$DEST/ship" --overwrite \
+    $PY benchmarks/ship_weights.py --results "$DEST/mini-converged" --seed "$MINI_SEED" --dest "$DEST/ship" --overwrite \
       && tar czf "$out_abs/ship.tgz" -C "$DEST" ship
-    $PY - "$DEST/mini-converged" "$out_abs" <<'PYEOF'
+    $PY - "$DEST/mini-converged" "$out_abs" "$MINI_SEED" <<'PYEOF'
 import sys
 from pathlib import Path
 from mio_strategies.harness import export_weights
-for run in sorted(Path(sys.argv[1]).glob("*-seed0")):
+for run in sorted(Path(sys.argv[1]).glob(f"*-seed{sys.argv[3]}")):
     if (run / "result.json").is_file():
         print("exported", export_weights(run / "checkpoint.pt", Path(sys.argv[2]) / f"mini_{run.name}.pt", overwrite=True))
 PYEOF
