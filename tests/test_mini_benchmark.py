@@ -393,3 +393,47 @@ def test_ship_weights_only_when_every_task_beats_the_identity(ship, tmp_path, ca
     assert ship.main(["--results", str(results), *PAIR, "--dest", str(tmp_path / "w2")]) == 2
     assert "log.jsonl' does not exist: the run's training log ships with it" in capsys.readouterr().err
     assert not (tmp_path / "w2").exists()
+
+
+@pytest.mark.basicsr
+@pytest.mark.usefixtures("one_thread")
+def test_gpu_check_packs_the_mini_tier_for_the_device_tool(tmp_path):
+    """benchmarks/gpu_check.sh's bookkeeping, without a GPU: a stand-in python passes the CUDA check and
+    skips the training (the tier's folder is prepared here); the script packs the logs and results, tries
+    ship_weights (refused: no S+EP run) and exports each finished run of the chosen seed, and still exits 0."""
+    import os
+    import subprocess
+    import tarfile
+
+    from mio_strategies.harness import load_config, load_restorer, train
+
+    dest, out = tmp_path / "gc", tmp_path / "out"
+    out.mkdir()
+    run = dest / "mini-converged" / "M-seed1"
+    cfg = load_config("mini_converged", ["backbone_kwargs.num_feat=4", "backbone_kwargs.num_block=1", "periods=7",
+                                         "period_iters=1", "batch_size=2", "patch_size=16", "val_size=24", "seed=1"])
+    train(cfg, run, progress=False)
+    (run / "result.json").write_text(json.dumps({"strategy": "M", "seed": 1, "per_task": {t: 30.0 for t in NAMES},
+                                                 "average": 30.0, "identity": {t: 20.0 for t in NAMES}}))
+    (dest / "mini-converged" / "S-seed0").mkdir()  # another seed: not exported
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\n"
+                    'if [ "$1" = "-c" ]; then echo "device: stand-in"; exit 0; fi\n'
+                    'if [ "$1" = "benchmarks/mini_mio.py" ]; then echo "mini_mio $*"; exit 0; fi\n'
+                    f'exec {sys.executable} "$@"\n')
+    fake.chmod(0o755)
+    env = {**os.environ, "PYTHON": str(fake), "DEST": str(dest), "OUT": str(out), "MINI_SEED": "1",
+           "MINI_TIMEOUT": "30", "FULL_TIMEOUT": "0", "SPEED_TIMEOUT": "0", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(["bash", str(SCRIPT.parent / "gpu_check.sh")], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "mini_mio benchmarks/mini_mio.py --tier converged --seeds 1 --jobs 5 --set device=cuda" in proc.stdout
+    assert "full-size SRResNet" not in proc.stdout and "training speed" not in proc.stdout  # timeout 0: skipped
+    assert "M_EP-seed1/result.json' does not exist" in proc.stderr  # ship_weights tried, refused
+    assert sorted(p.name for p in out.iterdir()) == ["gpu_check_mini.tgz", "gpu_check_rest.tgz", "mini_M-seed1.pt"]
+    with tarfile.open(out / "gpu_check_mini.tgz") as tar:
+        names = set(tar.getnames())
+    assert {"mini.log", "mini-converged/M-seed1/result.json", "mini-converged/M-seed1/log.jsonl",
+            "mini-converged/M-seed1/config.yaml"} <= names
+    restorer, loaded, state = load_restorer(out / "mini_M-seed1.pt")
+    assert loaded.strategy == "M" and loaded.seed == 1 and state["weights"] == "ema"
