@@ -3,7 +3,8 @@
 # the un-timed steps (the CUDA check and the SRResNet table's evaluation): the converged mini tier (one
 # seed, its five strategies trained at once in worker processes: a tiny model leaves the GPU mostly
 # idle; on one H200 the five went at 19-26 it/s each, so the 270 s default shows their learning curves
-# and a whole seed needs MINI_TIMEOUT=900) and a short full-size SRResNet M vs S+EP budget; prints the
+# and a whole seed needs about 13 minutes: through the device tool's 10-minute calls, two calls on the warm
+# machine with the same DEST, which git ignores) and a short full-size SRResNet M vs S+EP budget; prints the
 # tables and iterations per second;
 # then times SwinIR, Restormer and PromptIR (benchmarks/backbone_speed.py) for their GPU-hours per
 # strategy.
@@ -24,6 +25,10 @@
 # (s, 90), WORKERS (12). A timeout of 0 skips its step. The mini tier resumes: run the script again with the
 # same DEST to continue.
 set -uo pipefail
+out_abs=""
+if [ -n "${OUT:-}" ]; then  # resolved before the cd below: a relative OUT is the caller's
+  mkdir -p "$OUT" && out_abs=$(cd "$OUT" && pwd) || { echo "error: cannot use OUT=$OUT" >&2; exit 2; }
+fi
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 DEST=${DEST:-gpu-check}
@@ -32,6 +37,11 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 $PY -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print('device:', torch.cuda.get_device_name(0), 'torch', torch.__version__)" || exit 1
 : "${MINI_SEED:=0}" "${MINI_ITERS:=1500}" "${MINI_JOBS:=5}" "${MINI_WORKERS:=2}" "${MINI_TIMEOUT:=270}" "${MINI_TESTSET:=256}"
 : "${FULL_ITERS:=150}" "${FULL_TIMEOUT:=60}" "${SPEED_ITERS:=40}" "${SPEED_TIMEOUT:=90}" "${WORKERS:=12}"
+for knob in MINI_TIMEOUT FULL_TIMEOUT SPEED_TIMEOUT; do
+  case "${!knob}" in
+    ''|*[!0-9]*) echo "error: $knob=${!knob}: give whole seconds (0 skips the step)" >&2; exit 2 ;;
+  esac
+done
 
 if [ "$MINI_TIMEOUT" -gt 0 ]; then
   echo "== converged mini tier (M, S, M+EP, S+EP, S+AP; seed $MINI_SEED; $MINI_ITERS iterations per period; $MINI_JOBS at once)"
@@ -39,8 +49,7 @@ if [ "$MINI_TIMEOUT" -gt 0 ]; then
       --set num_workers="$MINI_WORKERS" --set period_iters="$MINI_ITERS" --set checkpoint_every=1000 \
       --testset-size "$MINI_TESTSET" --output "$DEST/mini-converged" 2>&1 | tee "$DEST/mini.log" \
       || echo "(mini tier stopped at its time limit; re-run the same command to resume)"
-  if [ -n "${OUT:-}" ]; then
-    out_abs=$(cd "$OUT" && pwd)
+  if [ -n "$out_abs" ]; then
     (cd "$DEST" && ls -d mini.log mini-converged/summary.md mini-converged/*/result.json mini-converged/*/log.jsonl \
                          mini-converged/*/config.yaml 2>/dev/null | tar czf "$out_abs/gpu_check_mini.tgz" -T -)
     $PY benchmarks/ship_weights.py --results "$DEST/mini-converged" --seed "$MINI_SEED" --dest "$DEST/ship" --overwrite \
@@ -90,7 +99,7 @@ if [ "$SPEED_TIMEOUT" -gt 0 ]; then
       || echo "(speed check stopped at its time limit)"
 fi
 
-if [ -n "${OUT:-}" ]; then
-  (cd "$DEST" && ls -d full.log speed.log srresnet_short.md 2>/dev/null | tar czf "$(cd "$OUT" && pwd)/gpu_check_rest.tgz" -T -)
+if [ -n "$out_abs" ]; then
+  (cd "$DEST" && ls -d full.log speed.log srresnet_short.md 2>/dev/null | tar czf "$out_abs/gpu_check_rest.tgz" -T -)
 fi
 exit 0

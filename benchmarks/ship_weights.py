@@ -27,7 +27,7 @@ except ImportError:  # pragma: no cover
 
 from mio_strategies.harness._checkpoint import load_checkpoint  # noqa: E402
 from mio_strategies.harness._train import CHECKPOINT_NAME, LOG_NAME  # noqa: E402
-from mio_strategies.harness._weights import WEIGHTS_DIR, export_weights, weights_file_name  # noqa: E402
+from mio_strategies.harness._weights import WEIGHTS_DIR, export_weights, shipped_weights, weights_file_name  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmark, also when imported
 from mini_mio import _stored_config  # noqa: E402  (a run's config: result.json, else its config.yaml)
@@ -49,8 +49,10 @@ def ship(results: Path, seed: int, strategies: list[str], dest: Path, overwrite:
     Raises:
         FileNotFoundError: a run has no result.json (not finished), checkpoint or log.
         ValueError: a run is unfinished, or at or below the identity on some task.
-        FileExistsError: ``dest`` already holds one of the files and ``overwrite`` is false.
+        FileExistsError: ``dest`` already holds one of the files, or weights of other strategies (which
+            ``overwrite`` removes), and ``overwrite`` is false.
     """
+    strategies = [s.strip().upper() for s in strategies]
     runs = {s: results / f"{s.replace('+', '_')}-seed{seed}" for s in strategies}
     loaded = {}
     for s, run in runs.items():
@@ -70,8 +72,16 @@ def ship(results: Path, seed: int, strategies: list[str], dest: Path, overwrite:
                              "issue 6 ships only weights that beat the identity on every task")
     files = [dest / n for s in strategies for n in (weights_file_name(s), _log_name(s))] + [dest / "README.md"]
     clash = [str(f) for f in files if f.exists()]
-    if clash and not overwrite:
-        raise FileExistsError(f"{', '.join(clash)} exist: pass --overwrite to replace them")
+    # weights of other strategies would stay beside the new ones, undescribed, and `demo --pretrained` shows them all
+    stale = [f for s, w in shipped_weights(dest).items() if s not in strategies for f in (w, dest / _log_name(s))]
+    if (clash or stale) and not overwrite:
+        found = ([f"{', '.join(clash)} exist"] if clash else []) + (
+            [f"{', '.join(str(f) for f in stale if f.exists())} (weights of other strategies, which demo --pretrained "
+             "would show beside the new ones) exist"] if stale else [])
+        raise FileExistsError("; ".join(found) + ": pass --overwrite to replace them (and remove the other strategies' "
+                              "weights), or ship those strategies too")
+    for f in stale:
+        f.unlink(missing_ok=True)
     dest.mkdir(parents=True, exist_ok=True)
     written = []
     for s, run in runs.items():

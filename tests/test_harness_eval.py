@@ -273,6 +273,9 @@ def test_evaluate_runs_where_the_restorer_is_and_refuses_another_device(ep_run):
     assert _evaluation_device(restorer, None) == torch.device("cpu")
     assert _evaluation_device(lambda lq, task: lq, None) == torch.device("cpu")  # no parameters
     assert _evaluation_device(lambda lq, task: lq, "meta") == torch.device("meta")
+    assert _evaluation_device(restorer, "cpu:0") == torch.device("cpu")  # the same device, spelled with an index
+    buffers_only = torch.nn.BatchNorm2d(3, affine=False).to("meta")
+    assert _evaluation_device(buffers_only, None) == torch.device("meta")
     with pytest.raises(ValueError, match=r"the restorer is on meta but device='cpu' was asked for: leave device "
                                          r"unset to evaluate where the restorer is, or move it first "
                                          r"\(restorer.to\('cpu'\)\)"):

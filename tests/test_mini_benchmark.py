@@ -386,6 +386,14 @@ def test_ship_weights_only_when_every_task_beats_the_identity(ship, tmp_path, ca
     assert "Other finished runs of this seed, not shipped: S (average 25.00 dB; at or below the identity on jpeg)." in readme
     assert ship.main(["--results", str(results), *PAIR, "--dest", str(dest)]) == 2  # never replaced silently
     assert "pass --overwrite" in capsys.readouterr().err
+    # shipping another set: the old strategy's weights are not left behind for the demo to show
+    assert ship.main(["--results", str(results), "--strategies", "s+ep", "--dest", str(dest)]) == 2
+    err = capsys.readouterr().err
+    assert "M.pt, " in err and "(weights of other strategies, which demo --pretrained would show" in err
+    assert (dest / "M.pt").exists()
+    assert ship.main(["--results", str(results), "--strategies", "s+ep", "--dest", str(dest), "--overwrite"]) == 0
+    assert sorted(p.name for p in dest.iterdir()) == ["README.md", "S_EP.log.jsonl", "S_EP.pt"]
+    assert "not shipped: M (average 30.00 dB; above the identity on every task); S (" in (dest / "README.md").read_text()
     assert ship.main(["--results", str(results), *PAIR, "--seed", "1", "--dest", str(tmp_path / "w1")]) == 2
     assert "M-seed1/result.json' does not exist: finish the run first" in capsys.readouterr().err
     # every run is checked before anything is written: a missing log of the second run writes nothing for the first
@@ -402,6 +410,7 @@ def test_gpu_check_packs_the_mini_tier_for_the_device_tool(tmp_path):
     skips the training (the tier's folder is prepared here); the script packs the logs and results, tries
     ship_weights (refused: no S+EP run) and exports each finished run of the chosen seed, and still exits 0."""
     import os
+    import shutil
     import subprocess
     import tarfile
 
@@ -415,17 +424,22 @@ def test_gpu_check_packs_the_mini_tier_for_the_device_tool(tmp_path):
     train(cfg, run, progress=False)
     (run / "result.json").write_text(json.dumps({"strategy": "M", "seed": 1, "per_task": {t: 30.0 for t in NAMES},
                                                  "average": 30.0, "identity": {t: 20.0 for t in NAMES}}))
-    (dest / "mini-converged" / "S-seed0").mkdir()  # another seed: not exported
+    other = dest / "mini-converged" / "S-seed0"  # a finished run of another seed: not exported
+    shutil.copytree(run, other)
+    (other / "result.json").write_text((run / "result.json").read_text().replace('"M"', '"S"'))
     fake = tmp_path / "python"
     fake.write_text("#!/bin/sh\n"
                     'if [ "$1" = "-c" ]; then echo "device: stand-in"; exit 0; fi\n'
                     'if [ "$1" = "benchmarks/mini_mio.py" ]; then echo "mini_mio $*"; exit 0; fi\n'
                     f'exec {sys.executable} "$@"\n')
     fake.chmod(0o755)
-    env = {**os.environ, "PYTHON": str(fake), "DEST": str(dest), "OUT": str(out), "MINI_SEED": "1",
+    env = {**os.environ, "PYTHON": str(fake), "DEST": str(dest), "OUT": "out", "MINI_SEED": "1",
            "MINI_TIMEOUT": "30", "FULL_TIMEOUT": "0", "SPEED_TIMEOUT": "0", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(["bash", str(SCRIPT.parent / "gpu_check.sh")], env=env, capture_output=True, text=True,
-                          timeout=300)
+    script = ["bash", str(SCRIPT.parent / "gpu_check.sh")]
+    bad = subprocess.run(script, env={**env, "FULL_TIMEOUT": "1m"}, cwd=tmp_path, capture_output=True, text=True)
+    assert bad.returncode == 2 and "FULL_TIMEOUT=1m: give whole seconds (0 skips the step)" in bad.stderr
+    # OUT relative to the caller's folder (the script changes to the repository root)
+    proc = subprocess.run(script, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "mini_mio benchmarks/mini_mio.py --tier converged --seeds 1 --jobs 5 --set device=cuda" in proc.stdout
     assert "full-size SRResNet" not in proc.stdout and "training speed" not in proc.stdout  # timeout 0: skipped

@@ -124,17 +124,21 @@ def _mean(values: Sequence[float]) -> float:
 
 
 def _evaluation_device(restorer: Any, device: str | torch.device | None) -> torch.device:
-    """The restorer's device (its first parameter's; the CPU for a parameterless callable), checked against
-    a requested ``device``."""
-    params = getattr(restorer, "parameters", None)
-    first = next(iter(params()), None) if callable(params) else None
+    """The restorer's device (its first parameter's, else its first buffer's; the CPU for a callable without
+    either), checked against a requested ``device``."""
+    first = None
+    for attr in ("parameters", "buffers"):  # a module without parameters may still hold buffers
+        tensors = getattr(restorer, attr, None)
+        first = next(iter(tensors()), None) if callable(tensors) else None
+        if first is not None:
+            break
     own = first.device if first is not None else None
     if device is None:
         return own if own is not None else torch.device("cpu")
     wanted = torch.device(device)
-    if own is not None and wanted.index is None and own.type == wanted.type:
-        return own  # "cuda" for a restorer on "cuda:0"
-    if own is not None and own != wanted:
+    if own is not None and own.type == wanted.type and (wanted.index is None or own.index in (None, wanted.index)):
+        return own  # "cuda" for a restorer on "cuda:0"; "cpu:0" for one on "cpu"
+    if own is not None:
         raise ValueError(
             f"the restorer is on {own} but device={str(device)!r} was asked for: leave device unset to evaluate "
             f"where the restorer is, or move it first (restorer.to({str(device)!r}))"
