@@ -332,6 +332,35 @@ def test_existing_output_folder_is_refused_unless_overwrite(tmp_path):
     assert res.finished
 
 
+@pytest.mark.skipif(os.name != "posix", reason="the folder lock uses fcntl")
+def test_a_folder_another_process_trains_into_is_refused(tmp_path):
+    import fcntl
+
+    # a relaunched benchmark once resumed runs that orphaned workers were still training: two processes
+    # interleaved one run's checkpoints and log
+    cfg = load_config("cpu_demo", TINY + ["periods=7", "period_iters=1"])
+    run, lock = tmp_path / "run", tmp_path / ".run.lock"
+    train(cfg, run, dataset=_data(cfg), val_dataset=_val(cfg), progress=False, stop_after=3)
+    before = (run / "checkpoint.pt").read_bytes()
+    with open(lock, "w") as other:  # another open file: flock conflicts with it as with another process
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        for kw in ({"resume": True}, {"overwrite": True}):
+            with pytest.raises(FileExistsError, match=r"run' is being trained into by another process \(it holds "
+                                                      r"'.*\.run\.lock'\): wait for it to finish or stop it"):
+                train(cfg, run, dataset=_data(cfg), val_dataset=_val(cfg), progress=False, **kw)
+        assert (run / "checkpoint.pt").read_bytes() == before  # untouched
+    res = train(cfg, run, dataset=_data(cfg), val_dataset=_val(cfg), progress=False, resume=True)
+    assert res.finished and not lock.exists()  # released and removed at the end
+    # the CLI reports it as one line
+    from mio_strategies.cli import main
+
+    with open(lock, "w") as other:
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert main(["train", "--config", "cpu_demo", *sum((["--set", o] for o in TINY), []), "--output", str(run),
+                     "--overwrite", "--no-progress"]) == 2
+    assert (run / "checkpoint.pt").is_file()
+
+
 def test_resume_from_another_strategy_is_refused(tmp_path):
     cfg = load_config("cpu_demo", TINY + ["period_iters=1"])
     train(cfg, tmp_path / "run", dataset=_data(cfg), val_dataset=_val(cfg), progress=False)

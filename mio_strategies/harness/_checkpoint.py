@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import torch
 
 __all__ = [
     "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "CheckpointMismatchError", "NotACheckpointError", "check_compatible",
-    "load_checkpoint", "save_checkpoint",
+    "load_checkpoint", "run_folder_lock", "save_checkpoint",
 ]
 
 CHECKPOINT_FORMAT = "mio-strategies"  # the "format" entry of every harness checkpoint
@@ -124,6 +125,39 @@ def _norm(v: Any) -> Any:
     if isinstance(v, Mapping):
         return {k: _norm(x) for k, x in v.items()}
     return v
+
+
+@contextlib.contextmanager
+def run_folder_lock(path: str | Path) -> Iterator[None]:
+    """Hold an exclusive lock on training into ``path`` while the block runs, so that a second process (a
+    relaunch while an old one still runs, two jobs given one folder) is refused instead of interleaving its
+    checkpoints and log with the first one's. The lock is ``.<name>.lock`` beside the folder (the folder
+    itself may be replaced by ``overwrite``), removed at the end; the parent folder is created if missing.
+    Without ``fcntl`` (not POSIX) nothing is locked.
+
+    Raises:
+        FileExistsError: another process holds the lock.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = path.parent / f".{path.name}.lock"
+    with open(lock, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise FileExistsError(
+                f"{str(path)!r} is being trained into by another process (it holds {str(lock)!r}): wait for it to "
+                "finish or stop it, or train into another folder"
+            ) from None
+        try:
+            yield
+        finally:
+            lock.unlink(missing_ok=True)  # still held: a process that opens it now finds a new file
 
 
 def prepare_output_dir(path: str | Path, *, overwrite: bool, resume: bool) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -21,6 +22,7 @@ from mio_strategies.harness._checkpoint import (
     check_compatible,
     load_checkpoint,
     prepare_output_dir,
+    run_folder_lock,
     save_checkpoint,
 )
 from mio_strategies.harness._config import TrainConfig, _non_negative_int, load_config
@@ -267,8 +269,9 @@ def train(
             from mio_strategies.data import list_images
 
             list_images(cfg.val_images)
-        return _run(cfg, out, saved, dataset, val_dataset, stop_after, progress and rank == 0, callback, rank, world,
-                    device, overwrite=overwrite, resume=resume)
+        with run_folder_lock(out) if rank == 0 else contextlib.nullcontext():  # one trainer per folder
+            return _run(cfg, out, saved, dataset, val_dataset, stop_after, progress and rank == 0, callback, rank,
+                        world, device, overwrite=overwrite, resume=resume)
     finally:
         if own_pg:
             import torch.distributed as dist
