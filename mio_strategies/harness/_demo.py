@@ -132,9 +132,10 @@ def run_demo(
     from mio_strategies.harness._weights import WEIGHTS_DIR, shipped_weights, weights_file_name, weights_label
 
     # everything is checked before the output folder is touched
-    if pretrained is not False and strategies is None:
-        folder = WEIGHTS_DIR if pretrained is True else Path(pretrained)
-        strategies = list(shipped_weights(folder))
+    folder = None if pretrained is False else WEIGHTS_DIR if pretrained is True else Path(pretrained)
+    found = shipped_weights(folder) if folder is not None else {}
+    if strategies is None and folder is not None:  # every strategy whose weights are there
+        strategies = list(found)
         if not strategies:
             raise _no_weights(pretrained, folder, f"(files named like {weights_file_name('M')}, {weights_file_name('S+EP')})")
     elif strategies is None:
@@ -145,12 +146,10 @@ def run_demo(
     if not strategies or len(set(strategies)) != len(strategies):
         raise ValueError(f"strategies must name each strategy once (the first is the baseline), got {strategies}")
     loaded: dict[str, tuple[Restorer, TrainConfig, dict[str, Any]]] = {}
-    if pretrained is not False:
+    if folder is not None:
         if overrides or not (isinstance(config, str) and config == "cpu_demo"):
             raise ValueError("config/overrides (--set) change training, and pretrained weights are not trained: "
                              "drop them, or drop pretrained to train")
-        folder = WEIGHTS_DIR if pretrained is True else Path(pretrained)
-        found = shipped_weights(folder)
         missing = [s for s in strategies if s not in found]
         if missing:
             raise _no_weights(pretrained, folder, f"{', '.join(weights_file_name(s) for s in missing)} (weights of {missing})")
