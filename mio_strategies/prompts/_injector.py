@@ -22,6 +22,7 @@ from ._targets import (
     channel_axis,
     channels_from_module,
     declared_channel_axis,
+    explicit_axes,
     explicit_channels,
     resolve,
 )
@@ -44,6 +45,9 @@ class PromptScale:
             decoder and output scales are injected (the paper's decoder-side injection).
         reduction: spatial reduction of this scale relative to the input (informational).
         name: a label for reports (defaults to ``scale<i>``).
+        channel_axis: where the targets' outputs hold their channels, ``1`` (``(B, C, ...)``) or ``-1``
+            (``(B, ..., C)``, e.g. a block working on channels-last ``(B, H, W, C)`` features), for every
+            target or as a mapping name -> axis; ``None`` follows the module type, else the output's shape.
 
     Raises:
         ValueError: an unknown ``part`` or a non-positive ``reduction``.
@@ -58,6 +62,7 @@ class PromptScale:
     part: str = "decoder"
     reduction: int | None = None
     name: str | None = None
+    channel_axis: int | Mapping[str, int] | None = None
 
     def __post_init__(self) -> None:
         if self.part not in PARTS:
@@ -75,6 +80,8 @@ class _ScalePlan:
     # module name -> channel axis its type declares (1 or -1), None: from the output's ndim. Not part of
     # config() / the state dict: it follows from the backbone's module types, read again at every attach.
     axes: dict[str, int | None] = field(default_factory=dict)
+    # module name -> channel axis the user gave (channel_axis=): part of config(), kept by copy_for
+    given_axes: dict[str, int] = field(default_factory=dict)
 
 
 class _Modulator(nn.Module):
@@ -279,6 +286,7 @@ class PromptInjector(nn.Module):
         channels: int | Mapping[str, int] | None = None,
         example_input: torch.Tensor | tuple | None = None,
         embed_dim: int = 64,
+        channel_axis: int | Mapping[str, int] | None = None,
         input_arg: int | str = 0,
         generator: torch.Generator | None = None,
     ) -> PromptInjector:
@@ -297,6 +305,11 @@ class PromptInjector(nn.Module):
                 ``torch.no_grad`` in eval mode that reads the targets' channels and checks their
                 outputs. Needed when a target's channels cannot be read from the module itself.
             embed_dim: width of the prompt vector (64 in the paper).
+            channel_axis: where the targets' outputs hold their channels (with ``targets=``): ``1`` or
+                ``-1``, or name -> axis. Needed only for a custom module with a channels-last 4-D or 5-D
+                output such as ``(B, H, W, C)``; by default the axis follows the module type (1 for
+                convolutions and batch/instance/group norms, -1 for ``Linear`` and ``LayerNorm(C)``), else
+                the output's shape (``(B, N, C)``: -1; 2-, 4- and 5-D: 1). Saved with the configuration.
             input_arg: which argument of ``model.forward`` is the image: a position or a parameter name
                 (found by keyword, or at that parameter's position when passed positionally).
             generator: seeds the extractors' initial weights (default seed 0); a CPU ``torch.Generator``.
@@ -310,8 +323,9 @@ class PromptInjector(nn.Module):
                 target whose output is not a tensor.
             ValueError: targets matching nothing (with the closest module names); a model that already
                 has an injector; a target output without a channel axis; channels that disagree with the
-                module, with the dry run, or that cannot be determined; an ``input_arg`` name that is not
-                a parameter of ``model.forward``.
+                module, with the dry run, or that cannot be determined; a ``channel_axis`` other than 1 / -1
+                or contradicting the module type; an ``input_arg`` name that is not a parameter of
+                ``model.forward``.
         """
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
@@ -332,7 +346,7 @@ class PromptInjector(nn.Module):
                 f"{type(model).__name__} already has a PromptInjector attached (hooked at {where!r}): "
                 "call detach() on it first (PromptInjector.of(model) finds it)"
             )
-        plan = cls._plan_for(model, prompt, targets, scales, parts, channels, example_input, input_arg, position)
+        plan = cls._plan_for(model, prompt, targets, scales, parts, channels, example_input, input_arg, position, channel_axis)
         injector = cls(prompt, plan, embed_dim=embed_dim, generator=generator, input_arg=input_arg)
         ref = next((t for t in itertools.chain(model.parameters(), model.buffers()) if t.is_floating_point()), None)
         if ref is not None:  # follow the backbone (a bf16 / CUDA model gets a bf16 / CUDA injector)
@@ -341,7 +355,8 @@ class PromptInjector(nn.Module):
         return injector
 
     @staticmethod
-    def _plan_for(model, prompt, targets, scales, parts, channels, example_input, input_arg=0, position=None) -> list[_ScalePlan]:
+    def _plan_for(model, prompt, targets, scales, parts, channels, example_input, input_arg=0, position=None,
+                  axis_spec=None) -> list[_ScalePlan]:
         if (targets is None) == (scales is None):
             raise ValueError("give either targets= (one scale) or scales= (a list of PromptScale), not both or neither")
         if scales is not None:
@@ -352,17 +367,20 @@ class PromptInjector(nn.Module):
                     raise TypeError(f"scales must hold PromptScale entries, got {type(s).__name__}")
             if channels is not None:
                 raise ValueError("with scales=, give channels inside each PromptScale(channels=...)")
+            if axis_spec is not None:
+                raise ValueError("with scales=, give channel_axis inside each PromptScale(channel_axis=...)")
             parts = tuple(parts) if not isinstance(parts, str) else (parts,)
             bad = [p for p in parts if p not in PARTS]
             if bad or not parts:
                 raise ValueError(f"parts must be a non-empty subset of {PARTS}, got {parts!r}")
             entries = list(scales)
         else:
-            entries = [PromptScale(targets, channels=channels, part="decoder", name="scale0")]
+            entries = [PromptScale(targets, channels=channels, part="decoder", name="scale0", channel_axis=axis_spec)]
             parts = ("decoder",)
 
         # resolve names (every entry, injected or not, so that typos are reported)
         plans: list[tuple[_ScalePlan, dict[str, int]]] = []
+        modules = dict(model.named_modules())
         owner: dict[str, str] = {}
         for i, entry in enumerate(entries):
             label = entry.name or f"scale{i}"
@@ -373,12 +391,15 @@ class PromptInjector(nn.Module):
                     raise ValueError(f"module {n!r} is targeted twice (in {owner[n]} and {label}); each module belongs to one scale")
                 owner[n] = label
             given = explicit_channels(entry.channels, names, where)
+            given_axes = explicit_axes(entry.channel_axis, names, where)
+            for n, a in given_axes.items():
+                _check_axis(n, modules[n], a)
             if entry.part in parts:
-                plans.append((_ScalePlan(label, entry.part, entry.reduction, [(n, _key(n), 0) for n in names]), given))
+                plan = _ScalePlan(label, entry.part, entry.reduction, [(n, _key(n), 0) for n in names], given_axes=given_axes)
+                plans.append((plan, given))
         if not plans:
             raise ValueError(f"no scale has a part in {parts!r}: parts of the scales are {[e.part for e in entries]}")
 
-        modules = dict(model.named_modules())
         keys: dict[str, str] = {}
         for sp, _ in plans:
             for n, k, _c in sp.targets:
@@ -386,10 +407,11 @@ class PromptInjector(nn.Module):
                     raise ValueError(f"modules {keys[k]!r} and {n!r} map to the same parameter key {k!r}; target one of them")
                 keys[k] = n
 
-        axes = {n: declared_channel_axis(modules[n]) for sp, _ in plans for n, _k, _c in sp.targets}
+        axes = {n: sp.given_axes.get(n, declared_channel_axis(modules[n])) for sp, _ in plans for n, _k, _c in sp.targets}
         for sp, _ in plans:
             sp.axes = {n: axes[n] for n, _k, _c in sp.targets}
-        seen = _dry_run(model, list(axes), example_input, axes) if example_input is not None else {}
+        shapes: dict[str, tuple[int, ...]] = {}
+        seen = _dry_run(model, list(axes), example_input, axes, shapes) if example_input is not None else {}
         if example_input is not None and isinstance(prompt, AdaptivePrompt):
             # the image is found with the same rule as at every call (input_arg)
             args = example_input if isinstance(example_input, tuple) else (example_input,)
@@ -407,7 +429,9 @@ class PromptInjector(nn.Module):
                 if declared is not None and observed is not None and declared != observed:
                     raise ValueError(
                         f"target {n!r} ({type(modules[n]).__name__}): channels {declared} given or declared by the module, "
-                        f"but its output has {observed} channels in the dry run; fix channels="
+                        f"but its output has {observed} channels in the dry run (shape {shapes[n]}, channel axis "
+                        f"{channel_axis(len(shapes[n]), axes[n])}); fix channels="
+                        + _axis_hint(shapes[n], declared, axes[n], sp.given_axes.get(n))
                     )
                 if n in given and from_module is not None and given[n] != from_module:
                     raise ValueError(
@@ -507,8 +531,12 @@ class PromptInjector(nn.Module):
         if classifier is not None:
             source.set_classifier(classifier)
         plan = copy.deepcopy(self._plan)
-        for sp in plan:  # the channel axes follow the new model's module types
-            sp.axes = {n: declared_channel_axis(modules[n]) for n, _k, _c in sp.targets}
+        for sp in plan:  # the channel axes given at attach are kept; the others follow the new model's module types
+            given_axes = getattr(sp, "given_axes", {})  # plans pickled before channel_axis= existed
+            for n, a in given_axes.items():
+                _check_axis(n, modules[n], a)
+            sp.given_axes = dict(given_axes)
+            sp.axes = {n: given_axes.get(n, declared_channel_axis(modules[n])) for n, _k, _c in sp.targets}
         new = type(self)(source, plan, embed_dim=self.embed_dim, input_arg=self.input_arg)
         # assign=True: every tensor keeps the device and dtype of the original's (a CUDA / bf16 / float64
         # injector gives a copy of the same kind); cloned, so the two never share storage
@@ -656,6 +684,7 @@ class PromptInjector(nn.Module):
             raise ValueError(
                 f"target {hook.name!r} returned {out.shape[axis]} channels (axis {axis} of {tuple(out.shape)}), "
                 f"but its modulator was built for {mod.channels}"
+                + _axis_hint(tuple(out.shape), mod.channels, getattr(hook, "axis", None), None, prefix="; ")
             )
         scale, shift = mod(active[hook.scale_index])
         if scale.device != out.device or torch.promote_types(out.dtype, scale.dtype) != out.dtype:
@@ -678,9 +707,7 @@ class PromptInjector(nn.Module):
         return {
             "source": self.source.config(),
             "embed_dim": self.embed_dim,
-            "scales": [
-                {"name": sp.name, "part": sp.part, "targets": [[n, c] for n, _k, c in sp.targets]} for sp in self._plan
-            ],
+            "scales": [_scale_config(sp) for sp in self._plan],
         }
 
     def get_extra_state(self) -> dict[str, Any]:
@@ -765,8 +792,45 @@ class PromptedModel(nn.Module):
         return self.model(*args, **kwargs)
 
 
-def _dry_run(model: nn.Module, names: list[str], example_input: Any, axes: Mapping[str, int | None] | None = None) -> dict[str, int]:
-    """Run ``model`` once (no grad, eval mode, restored after) and read each target's channel count."""
+def _scale_config(sp: _ScalePlan) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": sp.name, "part": sp.part, "targets": [[n, c] for n, _k, c in sp.targets]}
+    given_axes = getattr(sp, "given_axes", {})
+    if given_axes:  # only when given: configurations (and state dicts) saved before channel_axis= still match
+        out["channel_axis"] = {n: given_axes[n] for n, _k, _c in sp.targets if n in given_axes}
+    return out
+
+
+def _check_axis(name: str, module: nn.Module, axis: int) -> None:
+    """Refuse a given ``channel_axis`` that contradicts the axis the module's type puts its channels on."""
+    declared = declared_channel_axis(module)
+    if declared is not None and declared != axis:
+        where = "first, axis 1" if declared == 1 else "last, axis -1"
+        raise ValueError(
+            f"target {name!r} ({type(module).__name__}): channel_axis={axis} given, but a "
+            f"{type(module).__name__}'s output has its channels {where}; leave channel_axis out for this module"
+        )
+
+
+def _axis_hint(shape: tuple[int, ...], channels: int, axis: int | None, given: int | None, prefix: str = " ") -> str:
+    """A hint to pass channel_axis= when the channels were looked for on the default axis of an output of
+    unknown layout (1 for 4-/5-D, -1 for 3-D) but the other axis has them."""
+    default = channel_axis(len(shape), None)
+    if given is not None or axis is not None or default is None or len(shape) < 3:
+        return ""
+    other = -1 if default == 1 else 1
+    if shape[other] == channels and shape[default] != channels:
+        layout = "channels-last output (B, ..., C)" if other == -1 else "channels-first output (B, C, ...)"
+        return (
+            f"{prefix}(axis {other} has {channels}: for a {layout}, pass channel_axis={other}, "
+            f"or inside PromptScale(channel_axis={other}) with scales=)"
+        )
+    return ""
+
+
+def _dry_run(model: nn.Module, names: list[str], example_input: Any, axes: Mapping[str, int | None] | None = None,
+             shapes_out: dict[str, tuple[int, ...]] | None = None) -> dict[str, int]:
+    """Run ``model`` once (no grad, eval mode, restored after) and read each target's channel count
+    (and, into ``shapes_out``, each target's output shape)."""
     modules = dict(model.named_modules())
     shapes: dict[str, Any] = {}
 
@@ -804,4 +868,6 @@ def _dry_run(model: nn.Module, names: list[str], example_input: Any, axes: Mappi
                 "axis: target a module whose output is (B, C), (B, C, H, W), (B, C, D, H, W) or (B, N, C)"
             )
         out[n] = int(value.shape[axis])
+        if shapes_out is not None:
+            shapes_out[n] = tuple(value.shape)
     return out

@@ -138,18 +138,34 @@ def channel_axis(ndim: int, declared: int | None = None) -> int | None:
     return None
 
 
+def _per_target(spec: Any, names: Sequence[str], where: str, what: str) -> dict[str, Any]:
+    """Spread ``spec`` (one value for every target, or a mapping name -> value) over the targets ``names``."""
+    if spec is None:
+        return {}
+    if not isinstance(spec, Mapping):
+        return {n: spec for n in names}
+    unknown = [k for k in spec if k not in names]
+    if unknown:
+        raise ValueError(f"{where}: {what} given for {unknown}, which are not targets (targets: {list(names)})")
+    return dict(spec)
+
+
 def explicit_channels(channels: Any, names: Sequence[str], where: str) -> dict[str, int]:
     """Validate ``channels`` (an int for every target, or a mapping name -> int) into a dict."""
-    if channels is None:
-        return {}
-    if isinstance(channels, Mapping):
-        unknown = [k for k in channels if k not in names]
-        if unknown:
-            raise ValueError(f"{where}: channels given for {unknown}, which are not targets (targets: {list(names)})")
-        items = dict(channels)
-    else:
-        items = {n: channels for n in names}
+    items = _per_target(channels, names, where, "channels")
     for k, v in items.items():
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{where}: channels of {k!r} must be a positive integer, got {v!r}")
+    return items
+
+
+def explicit_axes(channel_axis: Any, names: Sequence[str], where: str) -> dict[str, int]:
+    """Validate ``channel_axis`` (1 or -1 for every target, or a mapping name -> 1 / -1) into a dict."""
+    items = _per_target(channel_axis, names, where, "channel_axis")
+    for k, v in items.items():
+        if isinstance(v, bool) or not isinstance(v, int) or v not in (1, -1):
+            raise ValueError(
+                f"{where}: channel_axis of {k!r} must be 1 (channels first, (B, C, ...)) or -1 (channels last, "
+                f"(B, ..., C)), got {v!r}"
+            )
     return items
