@@ -290,6 +290,34 @@ def _run_in_child(cfg_dict: dict, run_dir: str, testset_size: int, reevaluate: b
     return _run_one(cfg, Path(run_dir), _testset(cfg.order, testset_size), False, reevaluate, testset_size)
 
 
+def _exit_with_parent(parent: int, interval: float = 1.0) -> None:
+    """Worker initializer of ``--jobs``: end this worker when its parent is gone.
+
+    A pool worker outlives a parent killed by a signal (``kill PID`` rather than ``kill -- -PGID``) and keeps
+    training its run; a relaunch then resumed the same run in a second process. A daemon thread polls the
+    parent's PID and ends the worker (its checkpoints are written by rename: none is left half-written).
+    """
+    import os
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def worker_pool(jobs: int):
+    """The ``--jobs`` process pool: spawned workers (no forked torch state) that end with their parent."""
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_exit_with_parent, initargs=(os.getpid(),))
+
+
 def _margin_note(results: dict, s: str, seeds: list[int], task: str, ident: float) -> str:
     """``"jpeg (-0.07 dB, within noise: test-image standard error 0.17 dB)"``: a task below the identity, its mean
     margin over seeds and, where the runs recorded it, whether the margin is within two standard errors."""
@@ -393,12 +421,11 @@ def main(argv: list[str] | None = None) -> int:
                                                      args.testset_size)
             report(k, strategy, seed, r, t0)
     else:
-        import multiprocessing
         import os
-        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+        from concurrent.futures import FIRST_COMPLETED, wait
 
         threads = max(1, (os.cpu_count() or 1) // args.jobs)
-        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with worker_pool(args.jobs) as pool:
             futures, dirs = {}, {}
             for strategy, seed in runs:
                 cfg, run_dir = setup(strategy, seed)

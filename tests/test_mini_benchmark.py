@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import re
+import signal
 import statistics
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -409,7 +413,6 @@ def test_gpu_check_packs_the_mini_tier_for_the_device_tool(tmp_path):
     """benchmarks/gpu_check.sh's bookkeeping, without a GPU: a stand-in python passes the CUDA check and
     skips the training (the tier's folder is prepared here); the script packs the logs and results, tries
     ship_weights (refused: no S+EP run) and exports each finished run of the chosen seed, and still exits 0."""
-    import os
     import shutil
     import subprocess
     import tarfile
@@ -451,3 +454,47 @@ def test_gpu_check_packs_the_mini_tier_for_the_device_tool(tmp_path):
             "mini-converged/M-seed1/config.yaml"} <= names
     restorer, loaded, state = load_restorer(out / "mini_M-seed1.pt")
     assert loaded.strategy == "M" and loaded.seed == 1 and state["weights"] == "ema"
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, exited but not reaped by a container's init, counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_jobs_workers_end_with_their_parent(tmp_path):
+    # a parent killed by a signal (no chance to shut its pool down) must not leave its workers training
+    parent_code = (
+        "import os, sys, time\n"
+        f"sys.path.insert(0, {str(SCRIPT.parent)!r})\n"
+        "import mini_mio\n"
+        "pool = mini_mio.worker_pool(1)\n"
+        "print(pool.submit(os.getpid).result(timeout=120), flush=True)\n"
+        "pool.submit(time.sleep, 120)\n"
+        "time.sleep(120)\n"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # stderr: the killed parent's resource tracker warns of the pool's leaked semaphores
+    parent = subprocess.Popen([sys.executable, "-c", parent_code], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True, env=env)
+    worker = None
+    try:
+        worker = int(parent.stdout.readline())
+        time.sleep(0.5)  # the worker has taken the sleep job
+        assert _alive(worker)
+        parent.kill()
+        parent.wait(timeout=30)
+        deadline = time.monotonic() + 20
+        while _alive(worker) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _alive(worker), "the pool worker kept running after its parent was killed"
+    finally:
+        parent.kill()
+        parent.wait(timeout=30)
+        parent.stdout.close()
+        if worker is not None and _alive(worker):
+            os.kill(worker, signal.SIGKILL)
