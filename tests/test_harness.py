@@ -310,6 +310,20 @@ def test_bad_types_name_the_key(tmp_path):
     assert load_config("cpu_demo", ["device=cuda:1"]).device == "cuda:1"
 
 
+def test_a_cuda_device_the_machine_lacks_is_named(monkeypatch):
+    from mio_strategies.harness._train import _resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert _resolve_device("cuda", 1) == torch.device("cuda", 1)  # the local rank's device
+    assert _resolve_device("cuda:1", 0) == torch.device("cuda", 1)
+    with pytest.raises(ValueError, match=r"device 'cuda:2' requested but this machine has 2 CUDA device\(s\): use cuda:0 to cuda:1"):
+        _resolve_device("cuda:2", 0)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match=r"device 'cuda' requested but no CUDA device is available: use device=cpu"):
+        _resolve_device("cuda", 0)
+
+
 def test_config_base_loops_are_refused(tmp_path):
     (tmp_path / "a.yaml").write_text("base: b.yaml\nlr: 1.0e-3\n")
     (tmp_path / "b.yaml").write_text("base: a.yaml\n")

@@ -80,6 +80,33 @@ def test_train_classifier_is_seeded_saved_atomically_and_loaded_weights_only(tmp
     assert not (tmp_path / "c.pt").exists()
 
 
+def test_train_classifier_device_is_checked_before_anything_is_written(tmp_path, monkeypatch):
+    kw = dict(steps=2, batch_size=2, crop=16, width=4, seed=1, progress=False)
+    with pytest.raises(ValueError, match=r"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 'gpu'"):
+        train_classifier(tmp_path / "c.pt", device="gpu", **kw)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match=r"device 'cuda:0' requested but no CUDA device is available: use device=cpu"):
+        train_classifier(tmp_path / "c.pt", device="cuda:0", **kw)
+    assert not (tmp_path / "c.pt").exists()
+    auto = train_classifier(tmp_path / "auto.pt", **kw)  # auto without CUDA: the CPU, same draws as device="cpu"
+    cpu = train_classifier(tmp_path / "cpu.pt", device="cpu", **kw)
+    assert auto.losses == cpu.losses
+    assert torch.load(tmp_path / "cpu.pt", weights_only=True)["config"]["device"] == "cpu"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_train_classifier_on_cuda_writes_cpu_tensors(tmp_path):
+    kw = dict(steps=3, batch_size=4, crop=16, width=4, seed=5, progress=False)
+    run = train_classifier(tmp_path / "gpu.pt", device="cuda", **kw)
+    assert next(run.classifier.parameters()).is_cuda
+    state = torch.load(tmp_path / "gpu.pt", weights_only=True)
+    assert all(v.device.type == "cpu" for v in state["state"].values()) and state["config"]["device"] == "cuda"
+    cpu = train_classifier(tmp_path / "cpu.pt", device="cpu", **kw)
+    assert run.losses == pytest.approx(cpu.losses, rel=1e-3, abs=1e-4)  # same crops and initial weights
+    x = torch.rand(2, 3, 20, 20)
+    assert torch.allclose(load_classifier(run.path)(x), run.classifier(x.cuda()).cpu(), atol=1e-5)
+
+
 def test_a_training_checkpoint_is_not_taken_for_a_classifier(ep_run, tmp_path):
     with pytest.raises(ValueError, match=r"is not a task-classifier file \(format 'mio-strategies'.*train-classifier"):
         load_classifier(ep_run["checkpoint"])
@@ -118,6 +145,9 @@ def test_cli_train_classifier_then_eval_reports_its_accuracy(ep_run, tmp_path, c
     assert "3 steps" in capsys.readouterr().out
     assert main(["train-classifier", "--output", str(clf), *CLF]) == 2
     assert "already exists: pass --overwrite" in capsys.readouterr().err
+    assert main(["train-classifier", "--output", str(tmp_path / "x.pt"), "--device", "tpu", *CLF]) == 2
+    assert "device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 'tpu'" in capsys.readouterr().err
+    assert not (tmp_path / "x.pt").exists()
 
     out = tmp_path / "eval"
     args = ["eval", "--checkpoint", str(ep_run["checkpoint"]), "--testset", str(ep_run["testset"]), "--output", str(out)]

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from mio_strategies.harness._checkpoint import read_weights_only, save_checkpoint
-from mio_strategies.harness._config import _non_negative_int, _positive_int
+from mio_strategies.harness._config import _device_name, _non_negative_int, _positive_int
 from mio_strategies.tasks import NUM_TASKS, parse_tasks
 
 __all__ = ["CLASSIFIER_FORMAT", "ClassifierRun", "load_classifier", "train_classifier"]
@@ -61,6 +61,7 @@ def train_classifier(
     seed: int = 0,
     overwrite: bool = False,
     progress: bool = True,
+    device: str = "auto",
 ) -> ClassifierRun:
     """Train a :class:`~mio_strategies.prompts.TaskClassifier` on degraded crops and save it to ``output``.
 
@@ -75,14 +76,19 @@ def train_classifier(
         tasks: the tasks to tell apart (the classifier always has one logit per library task).
         steps, batch_size, crop, lr: training budget, batch, crop side (the reference: 256) and Adam's lr.
         width: conv width (the reference: 128).
-        seed: initial weights and data.
+        seed: initial weights and data (drawn on the CPU whatever the device: a seed gives the same
+            crops, degradations and initial weights on any device).
+        device: where to train: ``"auto"`` (CUDA when available, as ``train``), ``"cpu"``, ``"cuda"``
+            or ``"cuda:N"``. The file holds CPU tensors either way; the returned classifier stays on
+            ``device``.
 
     Returns:
         :class:`ClassifierRun`.
 
     Raises:
         FileExistsError: ``output`` exists and not ``overwrite``.
-        ValueError: a non-positive size or an unknown task (nothing is written).
+        ValueError: a non-positive size, an unknown task or device, or ``"cuda"`` without a CUDA device
+            (nothing is written).
 
     Example:
         >>> run = train_classifier("clf.pt", steps=500, crop=64)  # doctest: +SKIP
@@ -99,6 +105,10 @@ def train_classifier(
     if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0:
         raise ValueError(f"lr must be a positive number, got {lr!r}")
     task_list = parse_tasks(tasks)
+    _device_name("device", device)
+    from mio_strategies.harness._train import _resolve_device
+
+    dev = _resolve_device(device, 0)
     path = Path(output)
     if path.exists() and not overwrite:
         raise FileExistsError(f"classifier file {str(path)!r} already exists: pass --overwrite (overwrite=True) to replace it")
@@ -108,6 +118,7 @@ def train_classifier(
     dataset = MiODataset(images if images is not None else embedded_image_paths(), task_list,
                          patch_size=crop, preset=preset, seed=seed)
     clf = TaskClassifier(NUM_TASKS, width=width, generator=torch.Generator().manual_seed(seed))
+    clf.to(dev)
     gen = torch.Generator().manual_seed(seed + 1)
 
     def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -140,10 +151,11 @@ def train_classifier(
     config = {
         "num_tasks": NUM_TASKS, "in_channels": 3, "width": width, "tasks": "".join(t.letter for t in task_list),
         "steps": steps, "batch_size": batch_size, "crop": crop, "lr": float(lr), "preset": preset, "seed": seed,
-        "images": "embedded" if images is None else str(images),
+        "images": "embedded" if images is None else str(images), "device": dev.type,
     }
     save_checkpoint({
-        "format": CLASSIFIER_FORMAT, "version": CLASSIFIER_VERSION, "config": config, "state": clf.state_dict(),
+        "format": CLASSIFIER_FORMAT, "version": CLASSIFIER_VERSION, "config": config,
+        "state": {k: v.detach().cpu() for k, v in clf.state_dict().items()},
         "history": {"loss": list(hist.losses), "accuracy": list(hist.accuracies)},
     }, path)
     return ClassifierRun(path, clf, list(hist.losses), list(hist.accuracies))

@@ -37,6 +37,7 @@ def add_parser(subparsers: Any) -> None:
     c.add_argument("--lr", type=float, default=1e-3)
     c.add_argument("--width", type=int, default=128, help="conv width (the reference: 128)")
     c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N (default: auto)")
     c.add_argument("--overwrite", action="store_true", help="replace an existing classifier file")
     c.add_argument("--no-progress", action="store_true")
     c.set_defaults(func=_train_classifier)
@@ -123,7 +124,7 @@ def _train_classifier(args: argparse.Namespace) -> int:
         run = train_classifier(
             args.output, images=args.images, tasks=args.tasks, steps=args.steps, batch_size=args.batch_size,
             crop=args.crop, lr=args.lr, width=args.width, seed=args.seed, overwrite=args.overwrite,
-            progress=not args.no_progress,
+            progress=not args.no_progress, device=args.device,
         )
     except (FileExistsError, FileNotFoundError, KeyError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

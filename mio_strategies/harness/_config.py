@@ -159,10 +159,7 @@ class TrainConfig:
             raise ValueError(f"unknown degradation preset {self.preset!r}: valid presets are ['in', 'out']")
         if not isinstance(self.reset_optimizer_each_period, bool):
             raise TypeError(f"reset_optimizer_each_period must be true or false, got {self.reset_optimizer_each_period!r}")
-        if not isinstance(self.device, str) or not (
-            self.device in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", self.device)
-        ):
-            raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
+        _device_name("device", self.device)
         if spec.size_multiple > 1 and self.patch_size % spec.size_multiple:
             raise ValueError(
                 f"patch_size {self.patch_size} is not a multiple of {spec.size_multiple}, which backbone "
@@ -214,6 +211,11 @@ class TrainConfig:
 def _positive_int(key: str, v: Any) -> None:
     if isinstance(v, bool) or not isinstance(v, int) or v < 1:
         raise ValueError(f"{key} must be a positive integer, got {v!r}")
+
+
+def _device_name(key: str, v: Any) -> None:
+    if not isinstance(v, str) or not (v in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", v)):
+        raise ValueError(f"{key} must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {v!r}")
 
 
 def _non_negative_int(key: str, v: Any) -> None:

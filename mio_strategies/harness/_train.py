@@ -96,10 +96,16 @@ def _all_reduce_grads(params: list[torch.nn.Parameter], world: int) -> None:
 def _resolve_device(name: str, local_rank: int) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
+    if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ValueError("device 'cuda' requested but no CUDA device is available: use device=cpu")
-        return torch.device("cuda", local_rank)
+            raise ValueError(f"device {name!r} requested but no CUDA device is available: use device=cpu")
+        if name == "cuda":
+            return torch.device("cuda", local_rank)
+        if torch.device(name).index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device {name!r} requested but this machine has {torch.cuda.device_count()} CUDA device(s): "
+                f"use cuda:0 to cuda:{torch.cuda.device_count() - 1}, or device=cuda"
+            )
     return torch.device(name)
 
 
