@@ -212,13 +212,29 @@ def build_curriculum_sampler(opt: Mapping[str, Any], dataset: Any, *, start_iter
     return BasicSRCurriculumSampler(sampler, per_epoch, start_iteration)
 
 
+def _epochs_reach(sampler: Any, dataset: Any) -> Any:
+    """BasicSR's loop sets only the sampler's epoch; an on-the-fly dataset (``set_epoch``, as
+    MiOTrainDataset) is told too, so that each epoch draws other crops and degradations."""
+    if sampler is not None and callable(getattr(dataset, "set_epoch", None)):
+        sampler_set_epoch = sampler.set_epoch
+
+        def set_epoch(epoch: int) -> None:
+            sampler_set_epoch(epoch)
+            dataset.set_epoch(epoch)
+
+        sampler.set_epoch = set_epoch
+    return sampler
+
+
 @contextmanager
 def curriculum_in_basicsr() -> Iterator[None]:
     """Within the block, ``basicsr.train.train_pipeline`` uses the curriculum sampler when the YAML asks.
 
     Wraps ``basicsr.train.load_resume_state`` (to learn the resumed iteration) and
     ``create_train_val_dataloader`` (to rebuild the train loader on the curriculum sampler); both are
-    restored on exit, even after an error. Runs without a ``curriculum`` section are unchanged.
+    restored on exit, even after an error. Runs without a ``curriculum`` section keep BasicSR's sampler.
+    Either way a train set with ``set_epoch`` (``MiOTrainDataset``) gets the sampler's epoch, so each
+    epoch draws other crops and degradations.
     """
     train_mod = import_basicsr("train")
     data_mod = import_basicsr("data")
@@ -233,10 +249,10 @@ def curriculum_in_basicsr() -> Iterator[None]:
 
     def create_train_val_dataloader(opt: Any, logger: Any) -> Any:
         train_loader, train_sampler, val_loaders, total_epochs, total_iters = original_create(opt, logger)
-        if curriculum_from_options(opt) is None:
-            return train_loader, train_sampler, val_loaders, total_epochs, total_iters
         dataset = train_loader.dataset
-        sampler = build_curriculum_sampler(opt, dataset, start_iteration=resumed["iter"])
+        if curriculum_from_options(opt) is None:
+            return train_loader, _epochs_reach(train_sampler, dataset), val_loaders, total_epochs, total_iters
+        sampler = _epochs_reach(build_curriculum_sampler(opt, dataset, start_iteration=resumed["iter"]), dataset)
         train_loader = data_mod.build_dataloader(
             dataset,
             opt["datasets"]["train"],
@@ -268,6 +284,9 @@ def train_pipeline(root_path: str) -> None:
         if __name__ == "__main__":
             train_pipeline(osp.abspath(osp.join(__file__, osp.pardir)))
     """
+    from mio_strategies.integrations.basicsr_prompt import register
+
+    register()  # MiOPromptedNet, MiOPromptModel, MiOTrainDataset, MiOTestDataset
     train_mod = import_basicsr("train")
     with curriculum_in_basicsr():
         train_mod.train_pipeline(root_path)

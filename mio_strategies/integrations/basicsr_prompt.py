@@ -1,0 +1,323 @@
+"""Prompt learning in BasicSR: a prompted network type, a model that feeds it each batch's tasks, MiO datasets.
+
+:func:`register` adds four names to BasicSR's registries (``train_pipeline`` of
+:mod:`~mio_strategies.integrations.basicsr_curriculum` calls it, so that drop-in gives both strategies):
+
+- ``MiOPromptedNet`` (network): any registered BasicSR network with a :class:`~mio_strategies.prompts.PromptInjector`
+  attached; its state dict holds the backbone (``model.*``) and the prompt (``injector.*``).
+- ``MiOPromptModel`` (model): BasicSR's ``SRModel`` that calls the network inside
+  ``injector.prompt(task=...)`` with the ``task`` ids of each batch (explicit prompts), for training and
+  validation alike, on ``net_g`` and ``net_g_ema``. Adaptive prompts need no task: plain ``SRModel`` works.
+- ``MiOTrainDataset``: :class:`~mio_strategies.data.MiODataset` (on-the-fly degradations of GT images,
+  ``task_ids`` for the curriculum sampler).
+- ``MiOTestDataset``: the single-task folders of a test set written by ``build_testset`` / ``mio-strategies
+  degrade`` (``task`` from the folder), for validation.
+
+YAML::
+
+    model_type: MiOPromptModel
+    network_g:
+      type: MiOPromptedNet
+      backbone: {type: SwinIR, upscale: 1, img_size: 64, embed_dim: 60, ...}   # any ARCH_REGISTRY type
+      prompt: {kind: explicit, size: 128}     # or {kind: adaptive}; explicit: num_tasks, learned, classifier
+      targets: [residual_group]               # names / suffixes, {regex: 'body\\.\\d+'}, {type: RSTB}
+      # or: scales: [{targets: [...], part: decoder, channels: 48, channel_axis: 1, name: level1}, ...]
+      example_input: [1, 3, 64, 64]           # optional: a dry run on zeros of this shape
+      embed_dim: 64
+      seed: 0                                 # the prompt's initial weights and maps
+    datasets:
+      train: {type: MiOTrainDataset, dataroot_gt: datasets/DF2K/HR, tasks: SBNJRHL, gt_size: 128,
+              curriculum: {order: SBNJRHL, periods: 10}, ...}
+      val: {type: MiOTestDataset, dataroot: testsets/in-dis, ...}
+
+In-Dis / Out-Dis inputs have the GT's size (SR is bicubic down and up, as in the paper), so the backbone
+runs at ``upscale: 1`` and the options' ``scale`` is 1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import json
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from mio_strategies.integrations._basicsr_compat import import_basicsr
+from mio_strategies.prompts import AdaptivePrompt, ExplicitPrompt, PromptInjector, PromptScale
+from mio_strategies.prompts._injector import PromptedModel
+
+__all__ = ["MiOPromptedNet", "MiOTestDataset", "MiOTrainDataset", "register"]
+
+_NET_KEYS = ("backbone", "prompt", "targets", "scales", "channels", "channel_axis", "example_input", "embed_dim", "seed")
+_PROMPT_KEYS = {"explicit": ("kind", "num_tasks", "size", "learned", "classifier"), "adaptive": ("kind", "in_channels")}
+_SCALE_KEYS = ("targets", "channels", "part", "reduction", "name", "channel_axis")
+_EXTRA = "injector._extra_state"
+
+
+def _unknown(given: Mapping[str, Any], valid: tuple[str, ...], where: str) -> None:
+    bad = [k for k in given if k not in valid]
+    if bad:
+        hints = [f"{k!r} (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(k, valid, n=1)) else repr(k) for k in bad]
+        raise KeyError(f"{where}: unknown option(s) {', '.join(hints)}; valid options are {list(valid)}")
+
+
+def _target_elements(spec: Any, model: nn.Module, where: str) -> list[Any]:
+    """YAML targets -> PromptInjector target elements: names stay names, ``{regex: ...}`` compiles,
+    ``{type: ClassName}`` is the class of that name among the backbone's modules."""
+    items = spec if isinstance(spec, list) else [spec]
+    out: list[Any] = []
+    for item in items:
+        if isinstance(item, str):
+            out.append(item)
+        elif isinstance(item, Mapping) and len(item) == 1 and "regex" in item:
+            out.append(re.compile(str(item["regex"])))
+        elif isinstance(item, Mapping) and len(item) == 1 and "type" in item:
+            types = {type(m).__name__: type(m) for m in model.modules()}
+            if item["type"] not in types:
+                close = difflib.get_close_matches(str(item["type"]), list(types), n=3)
+                raise ValueError(f"{where}: the backbone has no module of type {item['type']!r}"
+                                 + (f" (closest: {close})" if close else f" (its types: {sorted(types)})"))
+            out.append(types[item["type"]])
+        else:
+            raise TypeError(f"{where}: a target is a module name, {{regex: <pattern>}} or {{type: <ClassName>}}, got {item!r}")
+    return out
+
+
+def _prompt_source(spec: Any, seed: int) -> ExplicitPrompt | AdaptivePrompt:
+    if not isinstance(spec, Mapping) or spec.get("kind") not in _PROMPT_KEYS:
+        raise ValueError(f"network_g.prompt must be a mapping with kind: explicit or kind: adaptive, got {spec!r}")
+    _unknown(spec, _PROMPT_KEYS[spec["kind"]], f"network_g.prompt ({spec['kind']})")
+    if spec["kind"] == "adaptive":
+        return AdaptivePrompt(int(spec.get("in_channels", 3)))
+    kw = {k: spec[k] for k in ("num_tasks", "size", "learned") if k in spec}
+    source = ExplicitPrompt(**kw, generator=torch.Generator().manual_seed(seed))
+    if spec.get("classifier"):
+        from mio_strategies.harness import load_classifier
+
+        source.set_classifier(load_classifier(spec["classifier"]))
+    return source
+
+
+class MiOPromptedNet(PromptedModel):
+    """A BasicSR network with prompt modulation attached (``network_g: {type: MiOPromptedNet, ...}``).
+
+    Args:
+        backbone: the wrapped network's options, as any ``network_g`` (``type`` from BasicSR's
+            ``ARCH_REGISTRY``, then its keyword arguments).
+        prompt: ``{kind: explicit, num_tasks, size, learned, classifier: <file>}`` or ``{kind: adaptive,
+            in_channels}`` (see :class:`~mio_strategies.prompts.ExplicitPrompt`; ``classifier`` is a file
+            written by ``mio-strategies train-classifier``, used for inputs without a task).
+        targets, channels, channel_axis: as in :meth:`PromptInjector.attach <mio_strategies.prompts.PromptInjector.attach>`;
+            a target is a module name or suffix, ``{regex: <pattern>}`` or ``{type: <ClassName>}``.
+        scales: a U-Net description instead of ``targets``: a list of mappings with the fields of
+            :class:`~mio_strategies.prompts.PromptScale`.
+        example_input: a shape such as ``[1, 3, 64, 64]``: a dry run on zeros reads channels the modules
+            do not declare.
+        embed_dim: width of the prompt vector (64 in the paper).
+        seed: the prompt's initial weights and explicit maps (``net_g`` and ``net_g_ema`` are built alike).
+
+    Its state dict stores the injector's configuration as a JSON byte tensor (BasicSR's save and load
+    helpers expect tensors only); loading checks it against this network's and names the difference.
+
+    Raises:
+        KeyError: an unknown option (with the closest valid one).
+        ValueError / TypeError: a bad prompt, target or backbone option (from the injector's checks).
+    """
+
+    def __init__(self, backbone: Mapping[str, Any], prompt: Mapping[str, Any], targets: Any = None, *,
+                 scales: list[Mapping[str, Any]] | None = None, channels: Any = None, channel_axis: Any = None,
+                 example_input: list[int] | None = None, embed_dim: int = 64, seed: int = 0, **unknown: Any):
+        _unknown(unknown, _NET_KEYS, "network_g (MiOPromptedNet)")
+        if not isinstance(backbone, Mapping) or "type" not in backbone:
+            raise ValueError(f"network_g.backbone must be a network's options with a type, got {backbone!r}")
+        if (targets is None) == (scales is None):
+            raise ValueError("network_g (MiOPromptedNet) needs targets: (one scale) or scales: (a U-Net), not both or neither")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"network_g.seed must be a non-negative integer, got {seed!r}")
+        source = _prompt_source(prompt, seed)
+        net = import_basicsr("archs").build_network(dict(backbone))
+        example = None
+        if example_input is not None:
+            if not isinstance(example_input, (list, tuple)) or not all(isinstance(v, int) and v > 0 for v in example_input):
+                raise ValueError(f"network_g.example_input must be a shape such as [1, 3, 64, 64], got {example_input!r}")
+            example = torch.zeros(*example_input)
+        kw: dict[str, Any] = {"example_input": example, "embed_dim": embed_dim, "generator": torch.Generator().manual_seed(seed)}
+        if scales is not None:
+            if not isinstance(scales, list) or not scales:
+                raise ValueError(f"network_g.scales must be a non-empty list of scales, got {scales!r}")
+            built = []
+            for i, s in enumerate(scales):
+                where = f"network_g.scales[{i}]"
+                if not isinstance(s, Mapping) or "targets" not in s:
+                    raise ValueError(f"{where} must be a mapping with targets:, got {s!r}")
+                _unknown(s, _SCALE_KEYS, where)
+                built.append(PromptScale(_target_elements(s["targets"], net, where), **{k: v for k, v in s.items() if k != "targets"}))
+            injector = PromptInjector.attach(net, source, scales=built, **kw)
+        else:
+            injector = PromptInjector.attach(net, source, _target_elements(targets, net, "network_g.targets"),
+                                             channels=channels, channel_axis=channel_axis, **kw)
+        super().__init__(net, injector)
+
+    def state_dict(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        state = super().state_dict(*args, **kwargs)
+        for key in [k for k in state if k.endswith(_EXTRA)]:
+            state[key] = torch.tensor(list(json.dumps(state[key], sort_keys=True).encode()), dtype=torch.uint8)
+        return state
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:  # type: ignore[override]
+        state = dict(state_dict)
+        saved = state.get(_EXTRA)
+        if isinstance(saved, torch.Tensor):
+            saved = json.loads(bytes(saved.tolist()).decode())
+            state[_EXTRA] = saved
+        if isinstance(saved, Mapping) and saved.get("config") != self.injector.config():
+            raise ValueError(
+                f"the saved prompt configuration {saved.get('config')} differs from this network's "
+                f"{self.injector.config()}: build network_g with the same prompt, targets and embed_dim"
+            )
+        return super().load_state_dict(state, strict=strict, assign=assign)
+
+
+class MiOTrainDataset(torch.utils.data.Dataset):
+    """BasicSR training set: GT images degraded on the fly by :class:`~mio_strategies.data.MiODataset`.
+
+    Options: ``dataroot_gt`` (a folder of GT images; default the embedded photos), ``tasks`` (letters,
+    default ``SBNJRHL``), ``gt_size`` (the patch side), ``preset`` (``in`` / ``out``), ``seed`` (of every crop and
+    degradation, default 0), ``repeat`` (crops per image and task in one epoch), ``use_hflip`` /
+    ``use_rot`` (flips and transposes, on unless both are false), ``depth_dir`` (haze depth maps).
+    Items: ``lq``, ``gt``, ``task`` (id), ``gt_path`` / ``lq_path`` (the image name).
+
+    A new epoch draws other crops and parameters once :meth:`set_epoch` is called: this module's
+    ``train_pipeline`` calls it with the sampler's epoch; BasicSR's own loop only sets the sampler's.
+    """
+
+    def __init__(self, opt: Mapping[str, Any]):
+        from mio_strategies.data import MiODataset, embedded_image_paths
+
+        self.opt = opt
+        root = opt.get("dataroot_gt")
+        self.data = MiODataset(
+            root if root else embedded_image_paths(),
+            opt.get("tasks", "SBNJRHL"),
+            patch_size=opt.get("gt_size"),
+            preset=opt.get("preset", "in"),
+            augment=bool(opt.get("use_hflip", True) or opt.get("use_rot", True)),
+            seed=int(opt.get("seed", 0)),
+            repeat=int(opt.get("repeat", 1)),
+            depth_dir=opt.get("depth_dir"),
+        )
+
+    @property
+    def task_ids(self) -> torch.Tensor:
+        return self.data.task_ids
+
+    def set_epoch(self, epoch: int) -> None:
+        self.data.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item = self.data[index]
+        return {"lq": item["lq"], "gt": item["gt"], "task": item["task"], "lq_path": item["image"], "gt_path": item["image"]}
+
+
+class MiOTestDataset(torch.utils.data.Dataset):
+    """BasicSR validation set: the single-task folders of a test set (``dataroot``), with each pair's task.
+
+    Options: ``dataroot`` (a folder written by ``build_testset`` / ``mio-strategies degrade``), ``tasks``
+    (keep only these, e.g. ``SN``; default all). ``lq_path`` is ``<task>/<image>``, so BasicSR names the
+    saved images and the metrics' rows after both.
+    """
+
+    def __init__(self, opt: Mapping[str, Any]):
+        from mio_strategies.data import PairedFolderDataset
+        from mio_strategies.tasks import parse_tasks
+
+        self.opt = opt
+        if not opt.get("dataroot"):
+            raise ValueError("MiOTestDataset needs dataroot: a test-set folder (mio-strategies degrade / build_testset)")
+        data = PairedFolderDataset(Path(opt["dataroot"]))
+        keep = {t.id for t in parse_tasks(opt["tasks"])} if opt.get("tasks") else None
+        self.data = data
+        self.indices = [i for i, t in enumerate(data.task_ids.tolist()) if keep is None or t in keep]
+        if not self.indices:
+            raise ValueError(f"MiOTestDataset: no pair of tasks {opt.get('tasks')!r} in {opt['dataroot']!r}")
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        from mio_strategies.tasks import get_task
+
+        item = self.data[self.indices[index]]
+        name = f"{get_task(int(item['task'])).name}_{item['image']}"
+        return {"lq": item["lq"], "gt": item["gt"], "task": item["task"], "lq_path": name, "gt_path": name}
+
+
+@contextlib.contextmanager
+def _prompted(net: nn.Module, task: Any) -> Iterator[None]:
+    """Calls of ``net`` (a MiOPromptedNet, or one wrapped by DDP) inside the block use ``task``'s prompts."""
+    bare = net.module if hasattr(net, "module") and isinstance(net.module, MiOPromptedNet) else net
+    if not isinstance(bare, MiOPromptedNet):
+        raise TypeError(f"model_type MiOPromptModel needs network_g of type MiOPromptedNet, got {type(bare).__name__}")
+    source = bare.injector.source
+    if not isinstance(source, ExplicitPrompt):  # adaptive: the input is the prompt
+        yield
+        return
+    if task is None:
+        if source.classifier is None:
+            raise ValueError(
+                "network_g's explicit prompt needs each batch's task ids, but the batch has no 'task': use "
+                "MiOTrainDataset / MiOTestDataset (or a dataset whose items have a 'task' id), or give "
+                "network_g.prompt.classifier: <a file from mio-strategies train-classifier> for inputs without one"
+            )
+        yield  # the classifier picks each input's prompt
+        return
+    with bare.injector.prompt(task=task.tolist() if isinstance(task, torch.Tensor) else task):
+        yield
+
+
+def register() -> None:
+    """Add ``MiOPromptedNet``, ``MiOPromptModel``, ``MiOTrainDataset`` and ``MiOTestDataset`` to BasicSR's
+    registries (idempotent)."""
+    registry = import_basicsr("utils.registry")
+    if "MiOPromptedNet" not in registry.ARCH_REGISTRY:
+        registry.ARCH_REGISTRY.register(MiOPromptedNet)
+    for cls in (MiOTrainDataset, MiOTestDataset):
+        if cls.__name__ not in registry.DATASET_REGISTRY:
+            registry.DATASET_REGISTRY.register(cls)
+    if "MiOPromptModel" not in registry.MODEL_REGISTRY:
+        registry.MODEL_REGISTRY.register(_model_class())
+
+
+def _model_class() -> type:
+    SRModel = import_basicsr("models.sr_model").SRModel
+
+    class MiOPromptModel(SRModel):
+        """BasicSR's SRModel calling a MiOPromptedNet with each batch's task ids (explicit prompts)."""
+
+        def __init__(self, opt: Any):
+            if opt["network_g"].get("type") != "MiOPromptedNet":
+                raise TypeError(f"model_type MiOPromptModel needs network_g type MiOPromptedNet, got {opt['network_g'].get('type')!r}")
+            super().__init__(opt)
+
+        def feed_data(self, data: Mapping[str, Any]) -> None:
+            super().feed_data(data)
+            self.task = data.get("task")
+
+        def optimize_parameters(self, current_iter: int) -> None:
+            with _prompted(self.net_g, self.task):
+                super().optimize_parameters(current_iter)
+
+        def test(self) -> None:
+            net = self.net_g_ema if hasattr(self, "net_g_ema") else self.net_g  # the network SRModel.test runs
+            with _prompted(net, self.task):
+                super().test()
+
+    return MiOPromptModel

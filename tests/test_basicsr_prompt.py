@@ -1,0 +1,219 @@
+"""Prompt learning inside BasicSR 1.4.2: MiOPromptedNet, MiOPromptModel and the MiO datasets, through
+BasicSR's own build functions and train pipeline."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import pytest
+import torch
+import yaml
+
+from mio_strategies.integrations._basicsr_compat import import_basicsr
+from mio_strategies.prompts import PromptInjector
+from mio_strategies.tasks import TASKS
+
+pytestmark = [pytest.mark.basicsr, pytest.mark.usefixtures("one_thread")]
+
+RRDB = {"type": "RRDBNet", "num_in_ch": 3, "num_out_ch": 3, "scale": 1, "num_feat": 8, "num_block": 2, "num_grow_ch": 4}
+
+
+def _net_opt(**over):
+    return {"type": "MiOPromptedNet", "backbone": dict(RRDB), "prompt": {"kind": "explicit", "size": 16},
+            "targets": [{"regex": r"body\.\d+"}, "conv_body"], "embed_dim": 8, "example_input": [1, 3, 16, 16], **over}
+
+
+@pytest.fixture(scope="module")
+def build():
+    from mio_strategies.integrations.basicsr_prompt import register
+
+    register()
+    register()  # idempotent
+    return import_basicsr("archs").build_network
+
+
+def test_prompted_net_is_built_from_yaml_options(build, tmp_path):
+    net = build(_net_opt())
+    assert net.injector.target_names == ["body.0", "body.1", "conv_body"]
+    by_type = build(_net_opt(targets=[{"type": "RRDB"}, "conv_body"]))  # same modules, named by class
+    assert by_type.injector.target_names == net.injector.target_names
+    for m in net.injector.modulators.values():  # train a little so that the prompt changes the output
+        torch.nn.init.normal_(m.shift.weight, std=0.5)
+    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    with net.injector.prompt(task=[0, 3]):
+        ref = net(x)
+    with net.injector.disabled():
+        assert not torch.allclose(net(x), ref)
+
+    # BasicSR's save/load helpers see tensors only; the file loads with weights_only=True
+    state = net.state_dict()
+    assert all(isinstance(v, torch.Tensor) for v in state.values())
+    torch.save({"params": state}, tmp_path / "net_g.pth")
+    loaded = torch.load(tmp_path / "net_g.pth", weights_only=True)["params"]
+    by_type.load_state_dict(loaded)
+    with by_type.injector.prompt(task=[0, 3]):
+        assert torch.equal(by_type(x), ref)
+    other = build(_net_opt(targets=["conv_body"]))
+    with pytest.raises(ValueError, match=r"the saved prompt configuration .* differs from this network's .*same prompt, targets"):
+        other.load_state_dict(loaded)
+
+
+def test_scales_inject_only_the_decoder_side(build):
+    net = build(_net_opt(targets=None, scales=[{"targets": ["body.0"], "part": "encoder"},
+                                               {"targets": ["conv_body"], "part": "decoder", "channels": 8, "name": "out"}]))
+    assert net.injector.target_names == ["conv_body"]
+    assert PromptInjector.of(net.model) is net.injector
+
+
+@pytest.mark.parametrize(
+    "over, exc, message",
+    [
+        ({"targetz": ["x"]}, KeyError, r"network_g \(MiOPromptedNet\): unknown option\(s\) 'targetz' \(did you mean 'targets'\?\)"),
+        ({"prompt": {"kind": "explicit", "sise": 3}}, KeyError, r"network_g.prompt \(explicit\): unknown option\(s\) 'sise' \(did you mean 'size'\?\)"),
+        ({"prompt": {"kind": "implicit"}}, ValueError, r"network_g.prompt must be a mapping with kind: explicit or kind: adaptive, got \{'kind': 'implicit'\}"),
+        ({"targets": [{"type": "RRDBX"}]}, ValueError, r"network_g.targets: the backbone has no module of type 'RRDBX' \(closest: \['RRDB', 'RRDBNet'\]\)"),
+        ({"targets": [{"module": "x"}]}, TypeError, r"network_g.targets: a target is a module name, \{regex: <pattern>\} or \{type: <ClassName>\}"),
+        ({"targets": ["conv_bod"]}, ValueError, r"'conv_bod' matched no module of RRDBNet; closest module names: 'conv_body'"),
+        ({"scales": [{"targets": ["conv_body"]}]}, ValueError, r"needs targets: \(one scale\) or scales: \(a U-Net\), not both or neither"),
+        ({"targets": None, "scales": [{"targets": ["conv_body"], "parts": "decoder"}]}, KeyError, r"network_g.scales\[0\]: unknown option\(s\) 'parts' \(did you mean 'part'\?\)"),
+        ({"example_input": [1, 3, "16"]}, ValueError, r"network_g.example_input must be a shape such as \[1, 3, 64, 64\], got \[1, 3, '16'\]"),
+        ({"backbone": {"num_feat": 8}}, ValueError, r"network_g.backbone must be a network's options with a type"),
+    ],
+)
+def test_bad_options_are_named(build, over, exc, message):
+    with pytest.raises(exc, match=message):
+        build(_net_opt(**over))
+
+
+def test_model_without_a_task_says_where_to_get_one(build):
+    from mio_strategies.integrations.basicsr_prompt import _prompted
+
+    net = build(_net_opt())
+    with pytest.raises(ValueError, match=r"explicit prompt needs each batch's task ids, but the batch has no 'task': use "
+                                         r"MiOTrainDataset / MiOTestDataset .*network_g.prompt.classifier"):
+        with _prompted(net, None):
+            pass
+    adaptive = build(_net_opt(prompt={"kind": "adaptive"}))
+    with _prompted(adaptive, None):  # the input is the prompt: no task needed
+        adaptive(torch.rand(1, 3, 16, 16))
+    with pytest.raises(TypeError, match=r"needs network_g of type MiOPromptedNet, got RRDBNet"):
+        with _prompted(adaptive.model, None):
+            pass
+
+
+def _options(tmp_path, testset):
+    return {
+        "name": "mio_prompt_test",
+        "model_type": "MiOPromptModel",
+        "scale": 1,
+        "num_gpu": 0,
+        "manual_seed": 3,
+        "datasets": {
+            "train": {"name": "mio", "type": "MiOTrainDataset", "phase": "train", "tasks": "SBNJRHL", "gt_size": 16,
+                      "seed": 1, "num_worker_per_gpu": 0, "batch_size_per_gpu": 2, "dataset_enlarge_ratio": 1,
+                      "prefetch_mode": None, "curriculum": {"order": "SBNJRHL", "periods": 7}},
+            "val": {"name": "in-dis", "type": "MiOTestDataset", "phase": "val", "dataroot": str(testset), "tasks": "SN"},
+        },
+        "network_g": _net_opt(),
+        "path": {"pretrain_network_g": None, "strict_load_g": True, "resume_state": None},
+        "train": {
+            "ema_decay": 0.5,
+            "optim_g": {"type": "Adam", "lr": 1e-2, "weight_decay": 0, "betas": [0.9, 0.99]},
+            "scheduler": {"type": "CosineAnnealingRestartLR", "periods": [2] * 7, "restart_weights": [1] * 7, "eta_min": 1e-7},
+            "total_iter": 14,
+            "warmup_iter": -1,
+            "pixel_opt": {"type": "L1Loss", "loss_weight": 1.0, "reduction": "mean"},
+        },
+        "val": {"val_freq": 14, "save_img": False,
+                "metrics": {"psnr": {"type": "calculate_psnr", "crop_border": 0, "test_y_channel": False}}},
+        "logger": {"print_freq": 1000, "save_checkpoint_freq": 14, "use_tb_logger": False, "wandb": {"project": None}},
+        "dist_params": {"backend": "nccl", "port": 29500},
+    }
+
+
+def test_basicsr_trains_and_validates_with_each_batchs_prompts(build, tmp_path, monkeypatch):
+    from mio_strategies.data import build_testset, embedded_image_paths, read_image, write_png
+    from mio_strategies.integrations.basicsr_curriculum import train_pipeline
+
+    gt = tmp_path / "gt"
+    gt.mkdir()
+    for p in embedded_image_paths()[:2]:  # two small crops keep the validation quick
+        write_png(read_image(p)[:, :24, :24], gt / f"{p.stem}.png")
+    testset = tmp_path / "testset"
+    build_testset(gt, testset, tasks="SNJ", seed=0)
+
+    calls: list[tuple[bool, list[int]]] = []  # (training?, task ids) of every prompt request
+    original = PromptInjector.prompt
+
+    def recording(self, task=None, **kw):
+        calls.append((self.training, list(task)))
+        return original(self, task, **kw)
+
+    monkeypatch.setattr(PromptInjector, "prompt", recording)
+    opt_file = tmp_path / "opt.yml"
+    opt_file.write_text(yaml.safe_dump(_options(tmp_path, testset)))
+    monkeypatch.setattr(sys, "argv", ["train.py", "-opt", str(opt_file)])
+    epochs: list[int] = []
+    from mio_strategies.integrations.basicsr_prompt import MiOTrainDataset
+
+    set_epoch = MiOTrainDataset.set_epoch
+    monkeypatch.setattr(MiOTrainDataset, "set_epoch", lambda self, e: (epochs.append(e), set_epoch(self, e))[1])
+    messages: list[str] = []  # BasicSR's logger (its log file exists only if no earlier call set the logger up)
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logger = logging.getLogger("basicsr")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        train_pipeline(str(tmp_path))
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+    train_calls = [ids for training, ids in calls if training]
+    assert len(train_calls) == 14 and all(len(ids) == 2 for ids in train_calls)
+    # sequential learning: the first period's batches hold super-resolution only, the last ones all tasks
+    assert set(train_calls[0] + train_calls[1]) == {TASKS[0].id}
+    assert set(sum(train_calls, [])) <= {t.id for t in TASKS} and len(set(sum(train_calls, []))) > 3
+    assert epochs and epochs[0] == 0  # the on-the-fly dataset is told each epoch
+    # validation (at iteration 14, and BasicSR's final one): one request per test pair, with that pair's own
+    # task (S and N only: the set's JPEG pairs are filtered out), on the EMA net (eval mode)
+    val_calls = [ids for training, ids in calls if not training]
+    assert sorted(i for ids in val_calls for i in ids) == sorted([TASKS[0].id] * 4 + [TASKS[2].id] * 4)
+
+    exp = tmp_path / "experiments" / "mio_prompt_test"
+    saved = torch.load(exp / "models" / "net_g_14.pth", weights_only=True)
+    assert set(saved) == {"params", "params_ema"}
+    fresh = build(_net_opt())
+    fresh.load_state_dict(saved["params_ema"])  # a new network of the same options takes the EMA weights
+    trained = [float((m.scale.weight.abs().sum() + m.shift.weight.abs().sum()).detach()) for m in fresh.injector.modulators.values()]
+    assert all(t > 0 for t in trained)  # the modulators (zero at start) were trained and averaged
+    log = "\n".join(messages)
+    assert log.count("# psnr:") == 2 and "Sequential learning" in log
+
+
+def test_the_model_refuses_a_network_without_prompts(build):
+    build_model = import_basicsr("models").build_model
+    with pytest.raises(TypeError, match=r"model_type MiOPromptModel needs network_g type MiOPromptedNet, got 'RRDBNet'"):
+        build_model({"model_type": "MiOPromptModel", "network_g": dict(RRDB), "num_gpu": 0, "is_train": False, "dist": False})
+
+
+def test_the_docs_yaml_builds(build):
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "prompts.md").read_text()
+    block = text.split("## Training in BasicSR (YAML)", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    opt = yaml.safe_load(block)
+    assert opt["model_type"] == "MiOPromptModel" and opt["scale"] == 1
+    net_opt = dict(opt["network_g"])
+    net_opt["backbone"] = {**net_opt["backbone"], "num_feat": 8, "num_block": 2, "num_grow_ch": 4}  # small, same layout
+    net = build(net_opt)
+    assert net.injector.target_names == ["body.0", "body.1", "conv_body"]
+    registry = import_basicsr("utils.registry")
+    assert {opt["datasets"]["train"]["type"], opt["datasets"]["val"]["type"]} <= set(registry.DATASET_REGISTRY._obj_map)
+    train_opt = {**opt["datasets"]["train"], "dataroot_gt": None}  # the embedded photos instead of DF2K
+    train_set = registry.DATASET_REGISTRY.get("MiOTrainDataset")(train_opt)
+    item = train_set[0]
+    assert item["lq"].shape == item["gt"].shape == (3, 128, 128) and len(train_set.task_ids) == len(train_set)
