@@ -498,3 +498,18 @@ def test_jobs_workers_end_with_their_parent(tmp_path):
         parent.stdout.close()
         if worker is not None and _alive(worker):
             os.kill(worker, signal.SIGKILL)
+
+
+def test_a_gpu_run_of_the_same_configuration_joins_the_cpu_tier(mini, tmp_path):
+    # docs/reproducing.md: a seed trained by gpu_check.sh (device cuda, data workers, another checkpoint
+    # interval) with MINI_TESTSET=96 is reused by the CPU tier; other run settings or crops are refused
+    from mio_strategies.harness import load_config
+
+    cfg = load_config("mini_converged").replace(strategy="S+EP", seed=2, name="mini-S+EP-2", val_every=1500)
+    gpu = cfg.replace(device="cuda", num_workers=2, checkpoint_every=1000).to_dict()
+    data = {"strategy": "S+EP", "seed": 2, "config": gpu, "testset_size": 96}
+    mini.check_cached_result(cfg, tmp_path, data, 96)
+    with pytest.raises(ValueError, match=r"scored on 256-px test crops, --testset-size 96 requested"):
+        mini.check_cached_result(cfg, tmp_path, {**data, "testset_size": 256}, 96)
+    with pytest.raises(ValueError, match=r"of another configuration .*period_iters: 500 in that run, 1500 requested"):
+        mini.check_cached_result(cfg, tmp_path, {**data, "config": {**gpu, "period_iters": 500}}, 96)
