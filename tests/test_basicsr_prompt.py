@@ -79,6 +79,10 @@ def test_scales_inject_only_the_decoder_side(build):
         ({"targets": None, "scales": [{"targets": ["conv_body"], "parts": "decoder"}]}, KeyError, r"network_g.scales\[0\]: unknown option\(s\) 'parts' \(did you mean 'part'\?\)"),
         ({"example_input": [1, 3, "16"]}, ValueError, r"network_g.example_input must be a shape such as \[1, 3, 64, 64\], got \[1, 3, '16'\]"),
         ({"backbone": {"num_feat": 8}}, ValueError, r"network_g.backbone must be a network's options with a type"),
+        ({"targets": None, "channels": 8, "scales": [{"targets": ["conv_body"]}]}, ValueError,
+         r"network_g: with scales:, give channels: inside each scales entry, not at the top level"),
+        ({"targets": None, "channel_axis": 1, "scales": [{"targets": ["conv_body"]}]}, ValueError,
+         r"network_g: with scales:, give channel_axis: inside each scales entry, not at the top level"),
     ],
 )
 def test_bad_options_are_named(build, over, exc, message):
@@ -125,7 +129,7 @@ def _options(tmp_path, testset):
             "warmup_iter": -1,
             "pixel_opt": {"type": "L1Loss", "loss_weight": 1.0, "reduction": "mean"},
         },
-        "val": {"val_freq": 14, "save_img": False,
+        "val": {"val_freq": 14, "save_img": False, "size_multiple": 4,
                 "metrics": {"psnr": {"type": "calculate_psnr", "crop_border": 0, "test_y_channel": False}}},
         "logger": {"print_freq": 1000, "save_checkpoint_freq": 14, "use_tb_logger": False, "wandb": {"project": None}},
         "dist_params": {"backend": "nccl", "port": 29500},
@@ -138,8 +142,8 @@ def test_basicsr_trains_and_validates_with_each_batchs_prompts(build, tmp_path, 
 
     gt = tmp_path / "gt"
     gt.mkdir()
-    for p in embedded_image_paths()[:2]:  # two small crops keep the validation quick
-        write_png(read_image(p)[:, :24, :24], gt / f"{p.stem}.png")
+    for p in embedded_image_paths()[:2]:  # two small crops keep the validation quick; 22 px: RRDBNet at
+        write_png(read_image(p)[:, :22, :22], gt / f"{p.stem}.png")  # scale 1 needs multiples of 4 (size_multiple)
     testset = tmp_path / "testset"
     build_testset(gt, testset, tasks="SNJ", seed=0)
 
@@ -217,3 +221,52 @@ def test_the_docs_yaml_builds(build):
     train_set = registry.DATASET_REGISTRY.get("MiOTrainDataset")(train_opt)
     item = train_set[0]
     assert item["lq"].shape == item["gt"].shape == (3, 128, 128) and len(train_set.task_ids) == len(train_set)
+
+
+def test_plain_backbone_weights_and_non_strict_loads(build):
+    net = build(_net_opt())
+    plain = import_basicsr("archs").build_network(dict(RRDB))
+    for p in plain.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    net.load_state_dict(plain.state_dict())  # pretrain_network_g of the bare network: into the backbone
+    assert all(torch.equal(a, b) for a, b in zip(net.model.state_dict().values(), plain.state_dict().values()))
+    assert all(not m.shift.weight.any() for m in net.injector.modulators.values())  # prompt untouched (zero)
+
+    other = build(_net_opt(prompt={"kind": "explicit", "size": 32}))  # another prompt configuration
+    with pytest.raises(ValueError, match=r"the saved prompt configuration .* differs"):
+        other.load_state_dict(net.state_dict())
+    state = {k: v for k, v in net.state_dict().items() if not k.startswith("injector.source.maps")}
+    other.load_state_dict(state, strict=False)  # strict_load_g: false loads what fits, without the check
+    assert torch.equal(other.model.conv_first.weight, plain.conv_first.weight)
+
+
+def test_the_task_classifier_follows_the_network(build, tmp_path):
+    from mio_strategies.harness import train_classifier
+
+    train_classifier(tmp_path / "clf.pt", steps=1, batch_size=2, crop=16, width=4, progress=False, device="cpu")
+    net = build(_net_opt(prompt={"kind": "explicit", "size": 16, "classifier": str(tmp_path / "clf.pt")}))
+    net.to(torch.float64)  # what model_to_device(...) does with a device; a dtype runs on this CPU
+    assert next(net.injector.source.classifier.parameters()).dtype == torch.float64
+    net(torch.rand(1, 3, 16, 16, dtype=torch.float64))  # no task: the classifier picks the prompt
+
+
+def test_data_parallel_persistent_workers_and_missing_tasks_are_refused(build, tmp_path):
+    from mio_strategies.data import build_testset, embedded_image_paths, read_image, write_png
+
+    build_model = import_basicsr("models").build_model
+    opt = {"model_type": "MiOPromptModel", "network_g": _net_opt(), "num_gpu": 2, "dist": False, "is_train": False}
+    with pytest.raises(ValueError, match=r"num_gpu: 2 without a launcher would use DataParallel.*--launcher pytorch"):
+        build_model(opt)
+    with pytest.raises(ValueError, match=r"val.size_multiple must be a positive integer, got 0"):
+        build_model({**opt, "num_gpu": 0, "val": {"size_multiple": 0}})
+    registry = import_basicsr("utils.registry").DATASET_REGISTRY
+    with pytest.raises(ValueError, match=r"persistent_workers: true would draw the same crops .* set persistent_workers: false"):
+        registry.get("MiOTrainDataset")({"gt_size": 16, "persistent_workers": True, "num_worker_per_gpu": 2})
+    gt = tmp_path / "gt"
+    gt.mkdir()
+    p = embedded_image_paths()[0]
+    write_png(read_image(p)[:, :16, :16], gt / f"{p.stem}.png")
+    build_testset(gt, tmp_path / "set", tasks="SN", seed=0)
+    with pytest.raises(ValueError, match=r"has no folder for task\(s\) \['rain'\] \(it has \['noise', 'sr'\]\): fix tasks:"):
+        registry.get("MiOTestDataset")({"dataroot": str(tmp_path / "set"), "tasks": "SR"})
+    assert len(registry.get("MiOTestDataset")({"dataroot": str(tmp_path / "set"), "tasks": "N"})) == 1

@@ -122,7 +122,9 @@ class MiOPromptedNet(PromptedModel):
         seed: the prompt's initial weights and explicit maps (``net_g`` and ``net_g_ema`` are built alike).
 
     Its state dict stores the injector's configuration as a JSON byte tensor (BasicSR's save and load
-    helpers expect tensors only); loading checks it against this network's and names the difference.
+    helpers expect tensors only); a strict load checks it against this network's and names the difference.
+    A plain backbone's weights (``pretrain_network_g`` saved from the bare network) load into the backbone.
+    ``.to(...)`` moves an explicit prompt's task classifier along.
 
     Raises:
         KeyError: an unknown option (with the closest valid one).
@@ -150,6 +152,9 @@ class MiOPromptedNet(PromptedModel):
         if scales is not None:
             if not isinstance(scales, list) or not scales:
                 raise ValueError(f"network_g.scales must be a non-empty list of scales, got {scales!r}")
+            for key, value in (("channels", channels), ("channel_axis", channel_axis)):
+                if value is not None:
+                    raise ValueError(f"network_g: with scales:, give {key}: inside each scales entry, not at the top level")
             built = []
             for i, s in enumerate(scales):
                 where = f"network_g.scales[{i}]"
@@ -163,6 +168,15 @@ class MiOPromptedNet(PromptedModel):
                                              channels=channels, channel_axis=channel_axis, **kw)
         super().__init__(net, injector)
 
+    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> MiOPromptedNet:
+        # .to() / .cuda() / .half() also move the task classifier, which is not a submodule (BasicSR moves
+        # the network with model_to_device and never sees the classifier)
+        super()._apply(fn, *args, **kwargs)
+        classifier = getattr(self.injector.source, "classifier", None)
+        if classifier is not None:
+            classifier._apply(fn, *args, **kwargs)
+        return self
+
     def state_dict(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         state = super().state_dict(*args, **kwargs)
         for key in [k for k in state if k.endswith(_EXTRA)]:
@@ -170,12 +184,23 @@ class MiOPromptedNet(PromptedModel):
         return state
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:  # type: ignore[override]
+        """Load a state dict saved from a MiOPromptedNet (backbone and prompt), or a plain backbone's
+        (``pretrain_network_g`` of the bare network: its keys have no ``model.`` / ``injector.`` prefix),
+        which goes into the backbone and leaves the prompt as initialised.
+
+        Raises:
+            ValueError: with ``strict``, a saved prompt configuration other than this network's (without
+                ``strict`` it is not compared: what fits is loaded, as BasicSR's ``strict_load_g: false``
+                asks).
+        """
         state = dict(state_dict)
+        if state and not any(k.startswith(("model.", "injector.")) for k in state):
+            return self.model.load_state_dict(state, strict=strict, assign=assign)
         saved = state.get(_EXTRA)
         if isinstance(saved, torch.Tensor):
             saved = json.loads(bytes(saved.tolist()).decode())
             state[_EXTRA] = saved
-        if isinstance(saved, Mapping) and saved.get("config") != self.injector.config():
+        if strict and isinstance(saved, Mapping) and saved.get("config") != self.injector.config():
             raise ValueError(
                 f"the saved prompt configuration {saved.get('config')} differs from this network's "
                 f"{self.injector.config()}: build network_g with the same prompt, targets and embed_dim"
@@ -200,6 +225,12 @@ class MiOTrainDataset(torch.utils.data.Dataset):
         from mio_strategies.data import MiODataset, embedded_image_paths
 
         self.opt = opt
+        if opt.get("persistent_workers") and int(opt.get("num_worker_per_gpu", 0) or 0) > 0:
+            raise ValueError(
+                "MiOTrainDataset with persistent_workers: true would draw the same crops and degradations every "
+                "epoch (each worker keeps the copy of the dataset made at its start, so set_epoch never reaches "
+                "it): set persistent_workers: false"
+            )
         root = opt.get("dataroot_gt")
         self.data = MiODataset(
             root if root else embedded_image_paths(),
@@ -231,8 +262,9 @@ class MiOTestDataset(torch.utils.data.Dataset):
     """BasicSR validation set: the single-task folders of a test set (``dataroot``), with each pair's task.
 
     Options: ``dataroot`` (a folder written by ``build_testset`` / ``mio-strategies degrade``), ``tasks``
-    (keep only these, e.g. ``SN``; default all). ``lq_path`` is ``<task>/<image>``, so BasicSR names the
-    saved images and the metrics' rows after both.
+    (keep only these, e.g. ``SN``; default all; a task the set lacks is an error). ``lq_path`` is
+    ``<task>_<image>``, so BasicSR names the saved images after both. Composite folders are not read
+    (their inputs have no single task).
     """
 
     def __init__(self, opt: Mapping[str, Any]):
@@ -244,10 +276,17 @@ class MiOTestDataset(torch.utils.data.Dataset):
             raise ValueError("MiOTestDataset needs dataroot: a test-set folder (mio-strategies degrade / build_testset)")
         data = PairedFolderDataset(Path(opt["dataroot"]))
         keep = {t.id for t in parse_tasks(opt["tasks"])} if opt.get("tasks") else None
+        present = set(data.task_ids.tolist())
+        if keep is not None and not keep <= present:
+            from mio_strategies.tasks import get_task
+
+            raise ValueError(
+                f"MiOTestDataset: {opt['dataroot']!r} has no folder for task(s) "
+                f"{sorted(get_task(t).name for t in keep - present)} (it has {sorted(get_task(t).name for t in present)}): "
+                "fix tasks: or build them with mio-strategies degrade"
+            )
         self.data = data
         self.indices = [i for i, t in enumerate(data.task_ids.tolist()) if keep is None or t in keep]
-        if not self.indices:
-            raise ValueError(f"MiOTestDataset: no pair of tasks {opt.get('tasks')!r} in {opt['dataroot']!r}")
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -305,6 +344,16 @@ def _model_class() -> type:
         def __init__(self, opt: Any):
             if opt["network_g"].get("type") != "MiOPromptedNet":
                 raise TypeError(f"model_type MiOPromptModel needs network_g type MiOPromptedNet, got {opt['network_g'].get('type')!r}")
+            if int(opt.get("num_gpu", 0) or 0) > 1 and not opt.get("dist"):
+                raise ValueError(
+                    f"MiOPromptModel on num_gpu: {opt['num_gpu']} without a launcher would use DataParallel, whose "
+                    "replicas share one prompt injector (and one batch's task ids): launch with torchrun / "
+                    "--launcher pytorch (DistributedDataParallel), or train on one GPU"
+                )
+            multiple = (opt.get("val") or {}).get("size_multiple", 1)
+            if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple < 1:
+                raise ValueError(f"val.size_multiple must be a positive integer, got {multiple!r}")
+            self.size_multiple = multiple
             super().__init__(opt)
 
         def feed_data(self, data: Mapping[str, Any]) -> None:
@@ -317,7 +366,17 @@ def _model_class() -> type:
 
         def test(self) -> None:
             net = self.net_g_ema if hasattr(self, "net_g_ema") else self.net_g  # the network SRModel.test runs
-            with _prompted(net, self.task):
-                super().test()
+            lq = self.lq
+            h, w = lq.shape[-2:]
+            m = self.size_multiple  # backbones that need sizes in multiples (RRDBNet at scale 1: 4; windows)
+            if (h % m or w % m) and m > 1:
+                self.lq = torch.nn.functional.pad(lq, (0, -w % m, 0, -h % m), mode="reflect")
+            try:
+                with _prompted(net, self.task):
+                    super().test()
+            finally:
+                self.lq = lq
+            scale = int(self.opt.get("scale", 1))
+            self.output = self.output[..., : h * scale, : w * scale]
 
     return MiOPromptModel
