@@ -4,6 +4,7 @@ BasicSR's own build functions and train pipeline."""
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 import pytest
@@ -196,6 +197,28 @@ def test_basicsr_trains_and_validates_with_each_batchs_prompts(build, tmp_path, 
     assert all(t > 0 for t in trained)  # the modulators (zero at start) were trained and averaged
     log = "\n".join(messages)
     assert log.count("# psnr:") == 2 and "Sequential learning" in log
+    final_psnr = re.findall(r"# psnr: ([0-9.]+)", log)[-1]
+
+    # BasicSR's test pipeline on the saved EMA weights: the same numbers as the final validation, and the
+    # images named after their tasks
+    from mio_strategies.integrations.basicsr_prompt import test_pipeline
+
+    test_opt = {k: v for k, v in _options(tmp_path, testset).items() if k in ("model_type", "scale", "num_gpu", "manual_seed", "network_g", "val")}
+    test_opt.update(name="mio_prompt_eval", datasets={"test_1": {**_options(tmp_path, testset)["datasets"]["val"], "phase": "test"}},
+                    path={"pretrain_network_g": str(exp / "models" / "net_g_14.pth"), "param_key_g": "params_ema", "strict_load_g": True})
+    test_opt["val"] = {**test_opt["val"], "save_img": True, "suffix": None}
+    opt_file.write_text(yaml.safe_dump(test_opt))
+    messages.clear()
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        test_pipeline(str(tmp_path))
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert re.findall(r"# psnr: ([0-9.]+)", "\n".join(messages)) == [final_psnr]
+    saved_images = sorted(p.name for p in (tmp_path / "results" / "mio_prompt_eval" / "visualization").rglob("*.png"))
+    assert len(saved_images) == 4 and {n.split("_")[0] for n in saved_images} == {"sr", "noise"}
 
 
 def test_the_model_refuses_a_network_without_prompts(build):

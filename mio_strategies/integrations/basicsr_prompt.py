@@ -51,7 +51,7 @@ from mio_strategies.integrations._basicsr_compat import import_basicsr
 from mio_strategies.prompts import AdaptivePrompt, ExplicitPrompt, PromptInjector, PromptScale
 from mio_strategies.prompts._injector import PromptedModel
 
-__all__ = ["MiOPromptedNet", "MiOTestDataset", "MiOTrainDataset", "register"]
+__all__ = ["MiOPromptedNet", "MiOTestDataset", "MiOTrainDataset", "register", "test_pipeline"]
 
 _NET_KEYS = ("backbone", "prompt", "targets", "scales", "channels", "channel_axis", "example_input", "embed_dim", "seed")
 _PROMPT_KEYS = {"explicit": ("kind", "num_tasks", "size", "learned", "classifier"), "adaptive": ("kind", "in_channels")}
@@ -333,6 +333,22 @@ def register() -> None:
             registry.DATASET_REGISTRY.register(cls)
     if "MiOPromptModel" not in registry.MODEL_REGISTRY:
         registry.MODEL_REGISTRY.register(_model_class())
+
+
+def test_pipeline(root_path: str) -> None:
+    """BasicSR's ``test_pipeline`` with this module's names registered (drop-in for ``basicsr.test.test_pipeline``):
+    evaluates a ``MiOPromptModel`` on ``MiOTestDataset`` sets, each image with its task's prompt.
+
+    Example (your ``test.py``, run as ``python test.py -opt options/test.yml``)::
+
+        from os import path as osp
+        from mio_strategies.integrations.basicsr_prompt import test_pipeline
+
+        if __name__ == "__main__":
+            test_pipeline(osp.abspath(osp.join(__file__, osp.pardir)))
+    """
+    register()
+    import_basicsr("test").test_pipeline(root_path)
 
 
 def _model_class() -> type:
