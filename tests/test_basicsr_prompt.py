@@ -235,9 +235,10 @@ def test_the_docs_yaml_builds(build):
     opt = yaml.safe_load(block)
     assert opt["model_type"] == "MiOPromptModel" and opt["scale"] == 1
     net_opt = dict(opt["network_g"])
-    net_opt["backbone"] = {**net_opt["backbone"], "num_feat": 8, "num_block": 2, "num_grow_ch": 4}  # small, same layout
+    net_opt["backbone"] = {**net_opt["backbone"], "num_feat": 8, "num_block": 2}  # small, same layout
     net = build(net_opt)
-    assert net.injector.target_names == ["body.0", "body.1", "conv_body"]
+    assert type(net.model).__name__ == "MiOSRResNet"
+    assert sorted(net.injector.target_names) == ["act_hr", "body.0", "body.1", "conv_last"]
     registry = import_basicsr("utils.registry")
     assert {opt["datasets"]["train"]["type"], opt["datasets"]["val"]["type"]} <= set(registry.DATASET_REGISTRY._obj_map)
     train_opt = {**opt["datasets"]["train"], "dataroot_gt": None}  # the embedded photos instead of DF2K
@@ -293,3 +294,67 @@ def test_data_parallel_persistent_workers_and_missing_tasks_are_refused(build, t
     with pytest.raises(ValueError, match=r"has no folder for task\(s\) \['rain'\] \(it has \['noise', 'sr'\]\): fix tasks:"):
         registry.get("MiOTestDataset")({"dataroot": str(tmp_path / "set"), "tasks": "SR"})
     assert len(registry.get("MiOTestDataset")({"dataroot": str(tmp_path / "set"), "tasks": "N"})) == 1
+
+
+def test_the_basicsr_example_options_train_and_test(build, tmp_path, monkeypatch):
+    """examples/basicsr: the S+EP protocol YAML runs through BasicSR's train pipeline, shrunk to seconds
+    (smaller SRResNet, 16 px, 20 iterations in 10 periods, the embedded photos), then the test YAML on the
+    weights it wrote; train.py / test.py are the two drop-ins."""
+    from pathlib import Path
+
+    from mio_strategies.data import build_testset, embedded_image_paths, read_image, write_png
+    from mio_strategies.integrations.basicsr_curriculum import train_pipeline
+    from mio_strategies.integrations.basicsr_prompt import test_pipeline
+
+    root = Path(__file__).resolve().parents[1] / "examples" / "basicsr"
+    for script, fn in (("train.py", "train_pipeline"), ("test.py", "test_pipeline")):
+        assert f"import {fn}" in (root / script).read_text()
+    ordered_yaml = import_basicsr("utils.options").ordered_yaml
+    train_opt = yaml.load((root / "options" / "train_SRResNet_SEP.yml").read_text(), Loader=ordered_yaml()[0])
+    test_opt = yaml.load((root / "options" / "test_SRResNet_SEP.yml").read_text(), Loader=ordered_yaml()[0])
+    assert train_opt["network_g"] == test_opt["network_g"]  # the test builds the network it loads
+    assert train_opt["train"]["total_iter"] == 2_500_000 and train_opt["datasets"]["train"]["curriculum"]["periods"] == 10
+
+    gt = tmp_path / "gt"
+    gt.mkdir()
+    for p in embedded_image_paths()[:2]:
+        write_png(read_image(p)[:, :20, :20], gt / f"{p.stem}.png")
+    build_testset(gt, tmp_path / "testsets" / "in-dis", tasks="SN", seed=0)
+    build_testset(gt, tmp_path / "testsets" / "out-dis", tasks="J", preset="out", seed=0)
+
+    small = {"num_feat": 8, "num_block": 2}
+    for opt in (train_opt, test_opt):
+        opt["num_gpu"] = 0
+        opt["network_g"]["backbone"].update(small)
+        opt["network_g"]["prompt"]["size"] = 16
+        opt["network_g"]["example_input"] = [1, 3, 16, 16]
+        for d in opt["datasets"].values():
+            if "dataroot" in d:
+                d["dataroot"] = str(tmp_path / d["dataroot"])
+    train_set = train_opt["datasets"]["train"]
+    train_set.update(dataroot_gt=None, gt_size=16, repeat=1, num_worker_per_gpu=0, batch_size_per_gpu=2)
+    train_opt["train"].update(total_iter=20, ema_decay=0.9)
+    train_opt["train"]["scheduler"]["periods"] = [2] * 10
+    train_opt["val"]["val_freq"] = 20
+    train_opt["logger"].update(print_freq=1000, save_checkpoint_freq=20, use_tb_logger=False)
+
+    opt_file = tmp_path / "opt.yml"
+    monkeypatch.setattr(sys, "argv", ["train.py", "-opt", str(opt_file)])
+    opt_file.write_text(yaml.safe_dump(json_safe(train_opt)))
+    train_pipeline(str(tmp_path))
+    weights = tmp_path / "experiments" / "SRResNet_SEP" / "models" / "net_g_latest.pth"
+    assert set(torch.load(weights, weights_only=True)) == {"params", "params_ema"}
+    test_opt["path"]["pretrain_network_g"] = str(weights)
+    opt_file.write_text(yaml.safe_dump(json_safe(test_opt)))
+    test_pipeline(str(tmp_path))
+    images = sorted(p.name for p in (tmp_path / "results" / "SRResNet_SEP_test" / "visualization").rglob("*.png"))
+    assert {n.split("_")[0] for n in images} == {"sr", "noise", "jpeg"} and len(images) == 6
+
+
+def json_safe(value):
+    """An OrderedDict tree (BasicSR's YAML loader) as plain dicts and lists, for yaml.safe_dump."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_safe(v) for v in value]
+    return value

@@ -1,10 +1,11 @@
 """Prompt learning in BasicSR: a prompted network type, a model that feeds it each batch's tasks, MiO datasets.
 
-:func:`register` adds four names to BasicSR's registries (``train_pipeline`` of
+:func:`register` adds five names to BasicSR's registries (``train_pipeline`` of
 :mod:`~mio_strategies.integrations.basicsr_curriculum` calls it, so that drop-in gives both strategies):
 
 - ``MiOPromptedNet`` (network): any registered BasicSR network with a :class:`~mio_strategies.prompts.PromptInjector`
   attached; its state dict holds the backbone (``model.*``) and the prompt (``injector.*``).
+- ``MiOSRResNet`` (network): the paper's SRResNet at scale 1 (basicsr's ``MSRResNet`` has no x1 path).
 - ``MiOPromptModel`` (model): BasicSR's ``SRModel`` that calls the network inside
   ``injector.prompt(task=...)`` with the ``task`` ids of each batch (explicit prompts), for training and
   validation alike, on ``net_g`` and ``net_g_ema``. Adaptive prompts need no task: plain ``SRModel`` works.
@@ -208,6 +209,17 @@ class MiOPromptedNet(PromptedModel):
         return super().load_state_dict(state, strict=strict, assign=assign)
 
 
+def _srresnet_class() -> type:
+    from mio_strategies.harness._backbones import SRResNet
+
+    class MiOSRResNet(SRResNet):
+        """The paper's SRResNet at scale 1 (``mio_strategies.harness``'s ``srresnet``) as a BasicSR network type:
+        ``num_in_ch``, ``num_out_ch``, ``num_feat`` (64), ``num_block`` (16); the reference SRResNet_EP's prompt
+        placement is ``targets: [{regex: 'body\\.\\d+'}, act_hr, conv_last]``."""
+
+    return MiOSRResNet
+
+
 class MiOTrainDataset(torch.utils.data.Dataset):
     """BasicSR training set: GT images degraded on the fly by :class:`~mio_strategies.data.MiODataset`.
 
@@ -323,11 +335,13 @@ def _prompted(net: nn.Module, task: Any) -> Iterator[None]:
 
 
 def register() -> None:
-    """Add ``MiOPromptedNet``, ``MiOPromptModel``, ``MiOTrainDataset`` and ``MiOTestDataset`` to BasicSR's
-    registries (idempotent)."""
+    """Add ``MiOPromptedNet``, ``MiOSRResNet`` (the paper's x1 SRResNet), ``MiOPromptModel``,
+    ``MiOTrainDataset`` and ``MiOTestDataset`` to BasicSR's registries (idempotent)."""
     registry = import_basicsr("utils.registry")
     if "MiOPromptedNet" not in registry.ARCH_REGISTRY:
         registry.ARCH_REGISTRY.register(MiOPromptedNet)
+    if "MiOSRResNet" not in registry.ARCH_REGISTRY:
+        registry.ARCH_REGISTRY.register(_srresnet_class())
     for cls in (MiOTrainDataset, MiOTestDataset):
         if cls.__name__ not in registry.DATASET_REGISTRY:
             registry.DATASET_REGISTRY.register(cls)
