@@ -3,6 +3,7 @@ BasicSR's own build functions and train pipeline."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import sys
@@ -18,6 +19,23 @@ from mio_strategies.tasks import TASKS
 pytestmark = [pytest.mark.basicsr, pytest.mark.usefixtures("one_thread")]
 
 RRDB = {"type": "RRDBNet", "num_in_ch": 3, "num_out_ch": 3, "scale": 1, "num_feat": 8, "num_block": 2, "num_grow_ch": 4}
+
+
+@contextlib.contextmanager
+def _basicsr_messages():
+    """BasicSR's log messages during the block (its log file exists only if no earlier call set the logger up)."""
+    messages: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logger = logging.getLogger("basicsr")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def _net_opt(**over):
@@ -164,18 +182,8 @@ def test_basicsr_trains_and_validates_with_each_batchs_prompts(build, tmp_path, 
 
     set_epoch = MiOTrainDataset.set_epoch
     monkeypatch.setattr(MiOTrainDataset, "set_epoch", lambda self, e: (epochs.append(e), set_epoch(self, e))[1])
-    messages: list[str] = []  # BasicSR's logger (its log file exists only if no earlier call set the logger up)
-    handler = logging.Handler()
-    handler.emit = lambda record: messages.append(record.getMessage())
-    logger = logging.getLogger("basicsr")
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
+    with _basicsr_messages() as messages:
         train_pipeline(str(tmp_path))
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
 
     train_calls = [ids for training, ids in calls if training]
     assert len(train_calls) == 14 and all(len(ids) == 2 for ids in train_calls)
@@ -208,14 +216,8 @@ def test_basicsr_trains_and_validates_with_each_batchs_prompts(build, tmp_path, 
                     path={"pretrain_network_g": str(exp / "models" / "net_g_14.pth"), "param_key_g": "params_ema", "strict_load_g": True})
     test_opt["val"] = {**test_opt["val"], "save_img": True, "suffix": None}
     opt_file.write_text(yaml.safe_dump(test_opt))
-    messages.clear()
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
+    with _basicsr_messages() as messages:
         test_pipeline(str(tmp_path))
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
     assert re.findall(r"# psnr: ([0-9.]+)", "\n".join(messages)) == [final_psnr]
     saved_images = sorted(p.name for p in (tmp_path / "results" / "mio_prompt_eval" / "visualization").rglob("*.png"))
     assert len(saved_images) == 4 and {n.split("_")[0] for n in saved_images} == {"sr", "noise"}
@@ -346,9 +348,24 @@ def test_the_basicsr_example_options_train_and_test(build, tmp_path, monkeypatch
     assert set(torch.load(weights, weights_only=True)) == {"params", "params_ema"}
     test_opt["path"]["pretrain_network_g"] = str(weights)
     opt_file.write_text(yaml.safe_dump(json_safe(test_opt)))
-    test_pipeline(str(tmp_path))
+    with _basicsr_messages() as messages:
+        test_pipeline(str(tmp_path))
+    basicsr_psnr = [float(v) for v in re.findall(r"# psnr: ([0-9.]+)", "\n".join(messages))]
     images = sorted(p.name for p in (tmp_path / "results" / "SRResNet_SEP_test" / "visualization").rglob("*.png"))
     assert {n.split("_")[0] for n in images} == {"sr", "noise", "jpeg"} and len(images) == 6
+
+    # the library's per-task tables of the same weights
+    from mio_strategies.data import open_testset
+    from mio_strategies.harness import evaluate, format_table
+    from mio_strategies.integrations.basicsr_prompt import load_basicsr_restorer
+
+    restorer = load_basicsr_restorer(opt_file, weights)
+    res = evaluate(restorer, open_testset(tmp_path / "testsets" / "in-dis"), name="S+EP (BasicSR)")
+    assert sorted(res.per_task()) == ["noise", "sr"] and "S+EP (BasicSR)" in format_table([res])
+    ours = sum(r["psnr"] for r in res.records) / len(res.records)  # BasicSR: the mean over images, on 8-bit
+    assert ours == pytest.approx(basicsr_psnr[0], abs=0.01)  # same images, prompts, border crop: same PSNR
+    with pytest.raises(ValueError, match=r"has no 'params_x' weights \(it has \['params', 'params_ema'\]\)"):
+        load_basicsr_restorer(opt_file, weights, param_key="params_x")
 
 
 def json_safe(value):

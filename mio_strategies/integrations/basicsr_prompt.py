@@ -52,7 +52,7 @@ from mio_strategies.integrations._basicsr_compat import import_basicsr
 from mio_strategies.prompts import AdaptivePrompt, ExplicitPrompt, PromptInjector, PromptScale
 from mio_strategies.prompts._injector import PromptedModel
 
-__all__ = ["MiOPromptedNet", "MiOTestDataset", "MiOTrainDataset", "register", "test_pipeline"]
+__all__ = ["MiOPromptedNet", "MiOTestDataset", "MiOTrainDataset", "load_basicsr_restorer", "register", "test_pipeline"]
 
 _NET_KEYS = ("backbone", "prompt", "targets", "scales", "channels", "channel_axis", "example_input", "embed_dim", "seed")
 _PROMPT_KEYS = {"explicit": ("kind", "num_tasks", "size", "learned", "classifier"), "adaptive": ("kind", "in_channels")}
@@ -168,6 +168,14 @@ class MiOPromptedNet(PromptedModel):
             injector = PromptInjector.attach(net, source, _target_elements(targets, net, "network_g.targets"),
                                              channels=channels, channel_axis=channel_axis, **kw)
         super().__init__(net, injector)
+
+    def restorer(self, size_multiple: int = 1) -> Any:
+        """This network as a :class:`~mio_strategies.harness.Restorer` (sharing its modules), for
+        :func:`~mio_strategies.harness.evaluate`: per-task PSNR/SSIM tables, the identity baseline,
+        composites with the stages' mixed prompt. ``size_multiple``: inputs are padded to it."""
+        from mio_strategies.harness import Restorer
+
+        return Restorer(self.model, self.injector, self.injector.source.kind, size_multiple)
 
     def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> MiOPromptedNet:
         # .to() / .cuda() / .half() also move the task classifier, which is not a submodule (BasicSR moves
@@ -347,6 +355,45 @@ def register() -> None:
             registry.DATASET_REGISTRY.register(cls)
     if "MiOPromptModel" not in registry.MODEL_REGISTRY:
         registry.MODEL_REGISTRY.register(_model_class())
+
+
+def load_basicsr_restorer(options: str | Path | Mapping[str, Any], weights: str | Path, *,
+                          param_key: str = "params_ema", size_multiple: int | None = None) -> Any:
+    """A BasicSR-trained MiOPromptedNet as a :class:`~mio_strategies.harness.Restorer` for
+    :func:`~mio_strategies.harness.evaluate` (per-task tables, Markdown/CSV/JSON, bar plots).
+
+    Args:
+        options: the BasicSR options file (YAML) the network was trained or tested with, its parsed
+            mapping, or its ``network_g`` mapping alone.
+        weights: a ``net_g_*.pth`` file written by BasicSR (read with ``weights_only=True``).
+        param_key: ``params_ema`` (the EMA weights, default) or ``params``.
+        size_multiple: pad inputs to multiples of it; default the options' ``val.size_multiple`` (or 1).
+
+    Raises:
+        ValueError: options without ``network_g: {type: MiOPromptedNet}``, or ``param_key`` not in the file
+            (the message lists the keys it has).
+
+    Example:
+        >>> r = load_basicsr_restorer("options/test_SRResNet_SEP.yml", "net_g_latest.pth")  # doctest: +SKIP
+        >>> print(format_table([evaluate(r, open_testset("testsets/in-dis"))]))  # doctest: +SKIP
+    """
+    if not isinstance(options, Mapping):
+        ordered_yaml = import_basicsr("utils.options").ordered_yaml
+        import yaml
+
+        options = yaml.load(Path(options).read_text(encoding="utf-8"), Loader=ordered_yaml()[0])
+    net_opt = options.get("network_g", options)
+    if not isinstance(net_opt, Mapping) or net_opt.get("type") != "MiOPromptedNet":
+        raise ValueError(f"load_basicsr_restorer needs options with network_g type MiOPromptedNet, got {net_opt.get('type') if isinstance(net_opt, Mapping) else net_opt!r}")
+    if size_multiple is None:
+        size_multiple = int(((options.get("val") or {}) if "network_g" in options else {}).get("size_multiple", 1))
+    register()
+    saved = torch.load(Path(weights), map_location="cpu", weights_only=True)
+    if param_key not in saved:
+        raise ValueError(f"{str(weights)!r} has no {param_key!r} weights (it has {sorted(saved)}): pass param_key=...")
+    net = import_basicsr("archs").build_network(dict(net_opt))
+    net.load_state_dict(saved[param_key])
+    return net.eval().restorer(size_multiple)
 
 
 def test_pipeline(root_path: str) -> None:
