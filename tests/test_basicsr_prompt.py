@@ -310,7 +310,7 @@ def test_the_basicsr_example_options_train_and_test(build, tmp_path, monkeypatch
 
     root = Path(__file__).resolve().parents[1] / "examples" / "basicsr"
     for script, fn in (("train.py", "train_pipeline"), ("test.py", "test_pipeline")):
-        assert f"import {fn}" in (root / script).read_text()
+        assert f"import {fn}" in (root / script).read_text() and f"{fn}(os.getcwd())" in (root / script).read_text()
     ordered_yaml = import_basicsr("utils.options").ordered_yaml
     train_opt = yaml.load((root / "options" / "train_SRResNet_SEP.yml").read_text(), Loader=ordered_yaml()[0])
     test_opt = yaml.load((root / "options" / "test_SRResNet_SEP.yml").read_text(), Loader=ordered_yaml()[0])
@@ -375,3 +375,32 @@ def json_safe(value):
     if isinstance(value, list):
         return [json_safe(v) for v in value]
     return value
+
+
+def test_early_checks_padding_and_non_strict_plain_weights(build, tmp_path):
+    from mio_strategies.harness._restorer import pad_to_multiple
+    from mio_strategies.integrations.basicsr_prompt import _check_task_sources, load_basicsr_restorer
+
+    # a BasicSR validation set has no task ids: refused when the model is built, not at the first validation
+    val = {"val": {"type": "PairedImageDataset", "name": "set5"}}
+    with pytest.raises(ValueError, match=r"datasets.val \(PairedImageDataset\) has no task ids.*type: MiOTestDataset"):
+        _check_task_sources({"network_g": _net_opt(), "datasets": val})
+    _check_task_sources({"network_g": _net_opt(prompt={"kind": "adaptive"}), "datasets": val})  # no task needed
+    _check_task_sources({"network_g": _net_opt(prompt={"kind": "explicit", "classifier": "c.pt"}), "datasets": val})
+    _check_task_sources({"network_g": _net_opt(), "datasets": {"val": {"type": "MiOTestDataset"}}})
+
+    x = torch.rand(1, 3, 2, 9)  # too small to reflect a pad of 2: the edge is repeated
+    assert pad_to_multiple(x, 4).shape == (1, 3, 4, 12) and torch.equal(pad_to_multiple(x, 4)[..., :2, :9], x)
+    y = torch.rand(1, 3, 6, 7)
+    assert torch.equal(pad_to_multiple(y, 4), torch.nn.functional.pad(y, (0, 1, 0, 2), mode="reflect"))
+    assert pad_to_multiple(y, 1) is y
+
+    net = build(_net_opt())
+    torch.save({"params_ema": net.state_dict()}, tmp_path / "w.pth")
+    with pytest.raises(ValueError, match=r"val.size_multiple must be a positive integer, got 0"):
+        load_basicsr_restorer(_net_opt(), tmp_path / "w.pth", size_multiple=0)
+    # a plain backbone of other output channels, strict_load_g: false: what fits is loaded
+    other = import_basicsr("archs").build_network({**RRDB, "num_out_ch": 1})
+    net.load_state_dict(other.state_dict(), strict=False)
+    assert torch.equal(net.model.conv_first.weight, other.conv_first.weight)
+    assert net.model.conv_last.weight.shape[0] == 3

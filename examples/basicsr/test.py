@@ -2,11 +2,13 @@
 
 BasicSR's own ``test_pipeline`` with the prompt-learning names registered: each test image goes through the
 network with its task's prompt (``MiOTestDataset`` reads the task from the test set's folders).
+Run it from the folder ``train.py`` ran in: ``results/`` is written there and ``pretrain_network_g`` is
+read from there.
 """
 
-from os import path as osp
+import os
 
 from mio_strategies.integrations.basicsr_prompt import test_pipeline
 
 if __name__ == "__main__":
-    test_pipeline(osp.abspath(osp.join(__file__, osp.pardir)))
+    test_pipeline(os.getcwd())

@@ -106,10 +106,17 @@ class Restorer:
     def restore(self, lq: torch.Tensor, task: torch.Tensor | None = None) -> torch.Tensor:
         """Forward with reflection padding to the size multiple; output cropped to the input size."""
         h, w = lq.shape[-2:]
-        m = self.size_multiple
-        ph, pw = (-h) % m, (-w) % m
-        x = F.pad(lq, (0, pw, 0, ph), mode="reflect") if (ph or pw) else lq
-        return self(x, task)[..., :h, :w]
+        return self(pad_to_multiple(lq, self.size_multiple), task)[..., :h, :w]
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Pad the bottom and right of ``x`` so that its sides are multiples of ``multiple``: by reflection, or by
+    repeating the edge where the image is too small to reflect (a pad as long as its side)."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if not (ph or pw):
+        return x
+    return F.pad(x, (0, pw, 0, ph), mode="reflect" if ph < h and pw < w else "replicate")
 
 
 def _build_injector(backbone: nn.Module, name: str, kwargs: Mapping[str, Any], prompt: str, *, seed: int,

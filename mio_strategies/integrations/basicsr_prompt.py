@@ -204,6 +204,9 @@ class MiOPromptedNet(PromptedModel):
         """
         state = dict(state_dict)
         if state and not any(k.startswith(("model.", "injector.")) for k in state):
+            if not strict:  # what fits: BasicSR's own size check compared prefixed keys and set nothing aside
+                own = self.model.state_dict()
+                state = {k: v for k, v in state.items() if k not in own or getattr(v, "shape", None) == own[k].shape}
             return self.model.load_state_dict(state, strict=strict, assign=assign)
         saved = state.get(_EXTRA)
         if isinstance(saved, torch.Tensor):
@@ -237,8 +240,9 @@ class MiOTrainDataset(torch.utils.data.Dataset):
     ``use_rot`` (flips and transposes, on unless both are false), ``depth_dir`` (haze depth maps).
     Items: ``lq``, ``gt``, ``task`` (id), ``gt_path`` / ``lq_path`` (the image name).
 
-    A new epoch draws other crops and parameters once :meth:`set_epoch` is called: this module's
-    ``train_pipeline`` calls it with the sampler's epoch; BasicSR's own loop only sets the sampler's.
+    A new epoch draws other crops and parameters once :meth:`set_epoch` is called: the drop-in
+    ``train_pipeline`` of :mod:`~mio_strategies.integrations.basicsr_curriculum` calls it with the sampler's
+    epoch; BasicSR's own loop only sets the sampler's.
     """
 
     def __init__(self, opt: Mapping[str, Any]):
@@ -386,7 +390,8 @@ def load_basicsr_restorer(options: str | Path | Mapping[str, Any], weights: str 
     if not isinstance(net_opt, Mapping) or net_opt.get("type") != "MiOPromptedNet":
         raise ValueError(f"load_basicsr_restorer needs options with network_g type MiOPromptedNet, got {net_opt.get('type') if isinstance(net_opt, Mapping) else net_opt!r}")
     if size_multiple is None:
-        size_multiple = int(((options.get("val") or {}) if "network_g" in options else {}).get("size_multiple", 1))
+        size_multiple = ((options.get("val") or {}) if "network_g" in options else {}).get("size_multiple", 1)
+    size_multiple = _size_multiple(size_multiple)
     register()
     saved = torch.load(Path(weights), map_location="cpu", weights_only=True)
     if param_key not in saved:
@@ -412,6 +417,30 @@ def test_pipeline(root_path: str) -> None:
     import_basicsr("test").test_pipeline(root_path)
 
 
+def _size_multiple(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"val.size_multiple must be a positive integer, got {value!r}")
+    return value
+
+
+def _check_task_sources(opt: Mapping[str, Any]) -> None:
+    """An explicit prompt without a classifier needs a task per validation image: refuse, before training
+    starts, a validation / test set of BasicSR's own (their items have no task)."""
+    prompt = opt["network_g"].get("prompt") or {}
+    if prompt.get("kind") != "explicit" or prompt.get("classifier"):
+        return
+    registry = import_basicsr("utils.registry").DATASET_REGISTRY
+    for key, d in (opt.get("datasets") or {}).items():
+        if key == "train" or not isinstance(d, Mapping) or d.get("type") not in registry:
+            continue
+        if registry.get(d["type"]).__module__.startswith("basicsr."):
+            raise ValueError(
+                f"datasets.{key} ({d['type']}) has no task ids, which network_g's explicit prompt needs for "
+                "each image: use type: MiOTestDataset (a test set from mio-strategies degrade), or give "
+                "network_g.prompt.classifier: <a file from mio-strategies train-classifier>"
+            )
+
+
 def _model_class() -> type:
     SRModel = import_basicsr("models.sr_model").SRModel
 
@@ -427,10 +456,8 @@ def _model_class() -> type:
                     "replicas share one prompt injector (and one batch's task ids): launch with torchrun / "
                     "--launcher pytorch (DistributedDataParallel), or train on one GPU"
                 )
-            multiple = (opt.get("val") or {}).get("size_multiple", 1)
-            if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple < 1:
-                raise ValueError(f"val.size_multiple must be a positive integer, got {multiple!r}")
-            self.size_multiple = multiple
+            self.size_multiple = _size_multiple((opt.get("val") or {}).get("size_multiple", 1))
+            _check_task_sources(opt)
             super().__init__(opt)
 
         def feed_data(self, data: Mapping[str, Any]) -> None:
@@ -443,11 +470,12 @@ def _model_class() -> type:
 
         def test(self) -> None:
             net = self.net_g_ema if hasattr(self, "net_g_ema") else self.net_g  # the network SRModel.test runs
+            from mio_strategies.harness._restorer import pad_to_multiple
+
             lq = self.lq
             h, w = lq.shape[-2:]
-            m = self.size_multiple  # backbones that need sizes in multiples (RRDBNet at scale 1: 4; windows)
-            if (h % m or w % m) and m > 1:
-                self.lq = torch.nn.functional.pad(lq, (0, -w % m, 0, -h % m), mode="reflect")
+            # backbones that need sizes in multiples (RRDBNet at scale 1: 4; windowed transformers)
+            self.lq = pad_to_multiple(lq, self.size_multiple)
             try:
                 with _prompted(net, self.task):
                     super().test()
