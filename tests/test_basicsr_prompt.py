@@ -4,6 +4,7 @@ BasicSR's own build functions and train pipeline."""
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import re
 import sys
@@ -366,6 +367,20 @@ def test_the_basicsr_example_options_train_and_test(build, tmp_path, monkeypatch
     assert ours == pytest.approx(basicsr_psnr[0], abs=0.01)  # same images, prompts, border crop: same PSNR
     with pytest.raises(ValueError, match=r"has no 'params_x' weights \(it has \['params', 'params_ema'\]\)"):
         load_basicsr_restorer(opt_file, weights, param_key="params_x")
+
+    # the same from the command line: mio-strategies eval --basicsr-options
+    from mio_strategies.cli import main
+
+    out = tmp_path / "eval"
+    args = ["eval", "--basicsr-options", str(opt_file), "--checkpoint", str(weights), "--testset",
+            str(tmp_path / "testsets" / "in-dis"), "--output", str(out), "--baseline", "identity"]
+    assert main(args) == 0
+    saved = json.loads((out / "results.json").read_text())["results"][0]
+    assert saved["name"] == "opt:net_g_latest"
+    key = lambda r: (r["task"], r["image"])  # noqa: E731
+    assert [key(r) for r in sorted(saved["records"], key=key)] == [key(r) for r in sorted(res.records, key=key)]
+    assert [r["psnr"] for r in sorted(saved["records"], key=key)] == pytest.approx([r["psnr"] for r in sorted(res.records, key=key)])
+    assert main(args[:2] + [str(tmp_path / "missing.yml")] + args[3:] + ["--overwrite"]) == 2
 
 
 def json_safe(value):

@@ -62,6 +62,9 @@ def add_parser(subparsers: Any) -> None:
                         "task classifier's prediction (classifier; the default with --classifier)")
     e.add_argument("--classifier", help="a task-classifier file from `mio-strategies train-classifier`; explicit-"
                                         "prompt models then pick their prompt from its prediction")
+    e.add_argument("--basicsr-options", metavar="YAML",
+                   help="the --checkpoint files are BasicSR weights (net_g_*.pth) of a MiOPromptedNet: build the "
+                        "network from this BasicSR options file (its network_g and val.size_multiple)")
     e.add_argument("--no-ema", action="store_true", help="evaluate the live weights, not the EMA")
     e.add_argument("--device", default="cpu")
     e.add_argument("--overwrite", action="store_true", help="write into an existing output folder")
@@ -193,11 +196,19 @@ def _eval(args: argparse.Namespace) -> int:
         testset = open_testset(args.testset)  # single-task folders, then composites (blur+noise/ ...)
         loaded = []
         for i, ckpt in enumerate(args.checkpoint):  # load and check every checkpoint before evaluating any
-            restorer, cfg, _ = load_restorer(ckpt, ema=not args.no_ema, device=args.device)
+            if args.basicsr_options:
+                from mio_strategies.integrations.basicsr_prompt import load_basicsr_restorer
+
+                restorer = load_basicsr_restorer(args.basicsr_options, ckpt, param_key="params" if args.no_ema else "params_ema")
+                restorer.to(args.device)
+                label = f"{Path(args.basicsr_options).stem}:{Path(ckpt).stem}"
+            else:
+                restorer, cfg, _ = load_restorer(ckpt, ema=not args.no_ema, device=args.device)
+                label = f"{cfg.backbone} {cfg.strategy}"
             if task_source == "classifier" and restorer.prompt == "explicit" and classifier is None:
                 raise ValueError(f"--task-source classifier: {ckpt} has explicit prompts, so pass --classifier FILE "
                                  "(train one with `mio-strategies train-classifier`)")
-            loaded.append((restorer, args.name[i] if args.name else f"{cfg.backbone} {cfg.strategy}"))
+            loaded.append((restorer, args.name[i] if args.name else label))
         labels = [name for _, name in loaded]
         if dup := _duplicate_label(labels, args.checkpoint):
             raise ValueError(dup)
