@@ -299,15 +299,12 @@ def test_data_parallel_persistent_workers_and_missing_tasks_are_refused(build, t
     assert len(registry.get("MiOTestDataset")({"dataroot": str(tmp_path / "set"), "tasks": "N"})) == 1
 
 
-def test_the_basicsr_example_options_train_and_test(build, tmp_path, monkeypatch):
-    """examples/basicsr: the S+EP protocol YAML runs through BasicSR's train pipeline, shrunk to seconds
-    (smaller SRResNet, 16 px, 20 iterations in 10 periods, the embedded photos), then the test YAML on the
-    weights it wrote; train.py / test.py are the two drop-ins."""
+def _example_options(tmp_path):
+    """examples/basicsr's train and test options, shrunk to seconds (smaller SRResNet, 16 px, 20 iterations in
+    10 periods, the embedded photos, tiny test sets built here)."""
     from pathlib import Path
 
     from mio_strategies.data import build_testset, embedded_image_paths, read_image, write_png
-    from mio_strategies.integrations.basicsr_curriculum import train_pipeline
-    from mio_strategies.integrations.basicsr_prompt import test_pipeline
 
     root = Path(__file__).resolve().parents[1] / "examples" / "basicsr"
     for script, fn in (("train.py", "train_pipeline"), ("test.py", "test_pipeline")):
@@ -341,6 +338,17 @@ def test_the_basicsr_example_options_train_and_test(build, tmp_path, monkeypatch
     train_opt["val"]["val_freq"] = 20
     train_opt["logger"].update(print_freq=1000, save_checkpoint_freq=20, use_tb_logger=False)
 
+    return train_opt, test_opt
+
+
+def test_the_basicsr_example_options_train_and_test(build, tmp_path, monkeypatch):
+    """examples/basicsr: the S+EP protocol YAML runs through BasicSR's train pipeline, shrunk to seconds
+    (smaller SRResNet, 16 px, 20 iterations in 10 periods, the embedded photos), then the test YAML on the
+    weights it wrote; train.py / test.py are the two drop-ins."""
+    from mio_strategies.integrations.basicsr_curriculum import train_pipeline
+    from mio_strategies.integrations.basicsr_prompt import test_pipeline
+
+    train_opt, test_opt = _example_options(tmp_path)
     opt_file = tmp_path / "opt.yml"
     monkeypatch.setattr(sys, "argv", ["train.py", "-opt", str(opt_file)])
     opt_file.write_text(yaml.safe_dump(json_safe(train_opt)))
@@ -419,3 +427,33 @@ def test_early_checks_padding_and_non_strict_plain_weights(build, tmp_path):
     net.load_state_dict(other.state_dict(), strict=False)
     assert torch.equal(net.model.conv_first.weight, other.conv_first.weight)
     assert net.model.conv_last.weight.shape[0] == 3
+
+
+@pytest.mark.parametrize("variant", ["M+EP", "S+AP", "S"])
+def test_the_example_yaml_variants_train(build, tmp_path, monkeypatch, variant):
+    """The variants the example's header names: mixed curriculum, adaptive prompts, the blind SRModel."""
+    from mio_strategies.integrations.basicsr_curriculum import train_pipeline
+
+    opt, _ = _example_options(tmp_path)
+    opt["train"].update(total_iter=10)
+    opt["train"]["scheduler"]["periods"] = [1] * 10
+    opt["val"]["val_freq"] = 10
+    opt["logger"]["save_checkpoint_freq"] = 10
+    if variant == "M+EP":
+        opt["datasets"]["train"]["curriculum"]["mode"] = "mixed"
+    elif variant == "S+AP":
+        opt["network_g"]["prompt"] = {"kind": "adaptive"}
+    else:
+        opt["model_type"] = "SRModel"
+        opt["network_g"] = {"type": "MiOSRResNet", "num_feat": 8, "num_block": 2}
+    opt_file = tmp_path / "opt.yml"
+    opt_file.write_text(yaml.safe_dump(json_safe(opt)))
+    monkeypatch.setattr(sys, "argv", ["train.py", "-opt", str(opt_file)])
+    with _basicsr_messages() as messages:
+        train_pipeline(str(tmp_path))
+    log = "\n".join(messages)
+    assert log.count("# psnr:") == 2  # validated at iteration 10 and at the end
+    saved = torch.load(tmp_path / "experiments" / "SRResNet_SEP" / "models" / "net_g_10.pth", weights_only=True)
+    keys = set(saved["params_ema"])
+    assert any(k.startswith("injector.encoders") for k in keys) == (variant != "S")
+    assert ("mixed" in log) == (variant == "M+EP")
