@@ -25,6 +25,7 @@ same data seed. Printed: per task and on average, the identity (unrestored input
     python benchmarks/mini_mio.py --tier converged --set device=cuda --jobs 5      # a GPU: 5 runs at once
     python benchmarks/mini_mio.py --tier converged --jobs 2   # a 2-core CPU; where each run is every 5 min
     python benchmarks/mini_mio.py --tier converged --peek     # the runs' learning curves so far; trains nothing
+    python benchmarks/mini_mio.py --tier converged --seeds 2 --adopt gpu/mini-converged   # runs finished elsewhere
 """
 
 from __future__ import annotations
@@ -290,6 +291,48 @@ def _run_in_child(cfg_dict: dict, run_dir: str, testset_size: int, reevaluate: b
     return _run_one(cfg, Path(run_dir), _testset(cfg.order, testset_size), False, reevaluate, testset_size)
 
 
+def adopt_runs(source: Path, runs: list[tuple[str, int, object, Path]], testset_size: int) -> list[Path]:
+    """Copy finished runs trained elsewhere (a GPU through ``gpu_check.sh``, another machine) into this tier's
+    results folder, after checking every one of them, so that the tier reports them as its own.
+
+    ``runs``: ``(strategy, seed, config, destination folder)``; each is read from ``source / <folder name>``.
+    Every requested run must be finished there (a seed's strategies stay paired: same device and code),
+    recorded with this tier's configuration and test-crop size, and absent here; nothing is copied unless
+    all of them pass. Each run is copied to a temporary sibling, then renamed into place.
+
+    Raises:
+        ValueError: a run unfinished or missing in ``source``, or of another configuration or crop size.
+        FileExistsError: this folder already holds one of the runs (started or finished).
+    """
+    import os
+    import shutil
+
+    checked = []
+    for strategy, seed, cfg, dst in runs:
+        src = source / dst.name
+        if not (src / "result.json").is_file():
+            raise ValueError(
+                f"--adopt: {str(src)!r} holds no finished {strategy} seed {seed} run (no result.json): the "
+                "strategies of a seed are adopted together, so that the seed stays paired (one device, one code "
+                "version); finish them there first, or adopt other --seeds / --strategies"
+            )
+        check_cached_result(cfg, src, json.loads((src / "result.json").read_text()), testset_size)
+        if dst.exists() and any(dst.iterdir()):
+            raise FileExistsError(
+                f"--adopt: {str(dst)!r} already holds a {strategy} seed {seed} run (started or finished here); "
+                "adopting would mix two runs: move it aside first, or adopt other seeds"
+            )
+        checked.append((src, dst))
+    for src, dst in checked:
+        tmp = dst.with_name(f".{dst.name}.adopt-tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(src, tmp)
+        if dst.exists():
+            dst.rmdir()  # empty (checked above)
+        os.replace(tmp, dst)
+    return [dst for _src, dst in checked]
+
+
 def _exit_with_parent(parent: int, interval: float = 1.0) -> None:
     """Worker initializer of ``--jobs``: end this worker when its parent is gone.
 
@@ -356,6 +399,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--peek", action="store_true",
                    help="print where each run in --output stands (iteration; its learning curve so far, per task, "
                         "against the identity) and exit without training; safe while the tier trains elsewhere")
+    p.add_argument("--adopt", metavar="DIR",
+                   help="copy the finished runs of --seeds x --strategies from another results folder of this tier "
+                        "(e.g. gpu_check.sh's mini-converged, scored with the same --testset-size) into --output, "
+                        "after checking them all, and exit")
     p.add_argument("--curve", action=argparse.BooleanOptionalAction, default=None,
                    help="score the test set after every period and print, per model, its worst task's margin over "
                         "the identity and when it stays above it on every task (default: on for the converged tier)")
@@ -401,6 +448,14 @@ def main(argv: list[str] | None = None) -> int:
     def setup(strategy: str, seed: int):
         cfg = base.replace(strategy=strategy, seed=seed, name=f"mini-{strategy}-{seed}", val_every=val_every)
         return cfg, out / f"{strategy.replace('+', '_')}-seed{seed}"
+
+    if args.adopt is not None:
+        try:
+            adopted = adopt_runs(Path(args.adopt), [(s, seed, *setup(s, seed)) for s, seed in runs], args.testset_size)
+        except (ValueError, FileExistsError) as exc:
+            p.error(str(exc))
+        print(f"adopted {len(adopted)} finished runs into {out}: " + ", ".join(d.name for d in adopted))
+        return 0
 
     # a folder holding another configuration's runs is refused before anything is trained or written
     for strategy, seed in runs:

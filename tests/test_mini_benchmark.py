@@ -513,3 +513,39 @@ def test_a_gpu_run_of_the_same_configuration_joins_the_cpu_tier(mini, tmp_path):
         mini.check_cached_result(cfg, tmp_path, {**data, "testset_size": 256}, 96)
     with pytest.raises(ValueError, match=r"of another configuration .*period_iters: 500 in that run, 1500 requested"):
         mini.check_cached_result(cfg, tmp_path, {**data, "config": {**gpu, "period_iters": 500}}, 96)
+
+
+def test_adopt_copies_a_checked_seed_from_another_results_folder(mini, tmp_path, capsys):
+    from mio_strategies.harness import load_config
+
+    base = load_config("mini_converged")
+    src, out = tmp_path / "gpu", tmp_path / "cpu"
+
+    def finished(strategy: str, seed: int, **over) -> None:
+        cfg = base.replace(strategy=strategy, seed=seed, name=f"mini-{strategy}-{seed}", val_every=1500,
+                           device="cuda", num_workers=2, checkpoint_every=1000, **over)
+        run = src / f"{strategy.replace('+', '_')}-seed{seed}"
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "result.json").write_text(json.dumps({"strategy": strategy, "seed": seed, "config": cfg.to_dict(),
+                                                     "testset_size": 96, "average": 25.0}))
+        (run / "log.jsonl").write_text("{}\n")
+
+    args = ["--tier", "converged", "--seeds", "7", "--output", str(out), "--adopt", str(src)]
+    for s in STRATS[:-1]:
+        finished(s, 7)
+    with pytest.raises(SystemExit):  # S+AP unfinished there: nothing is copied
+        mini.main(args)
+    assert "holds no finished S+AP seed 7 run" in capsys.readouterr().err
+    assert not any(out.glob("*-seed7"))
+    finished("S+AP", 7, lr=1e-3)  # another configuration
+    with pytest.raises(SystemExit):
+        mini.main(args)
+    assert "lr: 0.001 in that run, 0.0005 requested" in capsys.readouterr().err and not any(out.glob("*-seed7"))
+    finished("S+AP", 7)
+    assert mini.main(args) == 0
+    assert "adopted 5 finished runs" in capsys.readouterr().out
+    assert sorted(p.name for p in out.glob("*-seed7")) == sorted(f"{s.replace('+', '_')}-seed7" for s in STRATS)
+    assert (out / "S_AP-seed7" / "log.jsonl").is_file() and not any(out.glob(".*adopt-tmp"))
+    with pytest.raises(SystemExit):  # a second adoption would mix two runs
+        mini.main(args)
+    assert "already holds a M seed 7 run" in capsys.readouterr().err
