@@ -145,6 +145,31 @@ def test_prompt_strategy_on_promptir_is_refused():
 
 
 # -- training ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "strategy, reset, steps",
+    # sequential: the only stage start after the first is iteration 2 (B enters): 14 steps since;
+    # mixed training has no stage start after the first; every period start: 2 steps since
+    [("S", "stage", 14), ("S", "period", 2), ("S", None, 16), ("M", "stage", 16), ("M", "period", 2)],
+)
+def test_optimizer_resets_at_stage_or_period_starts(strategy, reset, steps, tmp_path):
+    # order SB over 8 periods of 2 iterations: B enters at period 1, then 6 all-task periods. The reference
+    # chained one job per stage (a new Adam where tasks enter): Adam's step count at the end tells how many
+    # iterations ran since the last reset
+    over = [f"strategy={strategy}", "order=SB", "periods=8", "period_iters=2", "batch_size=2", "patch_size=16",
+            "val_every=0", "ema_decay=0", "backbone_kwargs.num_feat=4", "backbone_kwargs.num_block=1"]
+    if reset:
+        over.append(f"reset_optimizer_each_{reset}=true")
+    cfg = load_config("cpu_demo", over)
+    res = train(cfg, tmp_path / "run", dataset=_data(cfg), progress=False)
+    state = torch.load(res.checkpoint, weights_only=True)["optimizer"]["state"]
+    assert {int(v["step"]) for v in state.values()} == {steps}
+
+
+def test_both_optimizer_resets_are_refused():
+    with pytest.raises(ValueError, match=r"reset_optimizer_each_period and reset_optimizer_each_stage are both true: choose one"):
+        load_config("cpu_demo", ["reset_optimizer_each_period=true", "reset_optimizer_each_stage=true"])
+
+
 @pytest.mark.parametrize("strategy", list(STRATEGIES))
 def test_each_strategy_trains_end_to_end(strategy, tmp_path):
     cfg = load_config("cpu_demo", TINY + [f"strategy={strategy}"])

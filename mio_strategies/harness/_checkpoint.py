@@ -25,7 +25,7 @@ _IDENTITY_KEYS = ("backbone", "strategy")
 # name, device, num_workers, log_every, val_every, val_images, val_size, checkpoint_every.
 _RUN_KEYS = (
     "backbone_kwargs", "order", "periods", "period_iters", "batch_size", "patch_size", "seed",
-    "optimizer", "lr", "lr_min", "betas", "weight_decay", "reset_optimizer_each_period", "ema_decay",
+    "optimizer", "lr", "lr_min", "betas", "weight_decay", "reset_optimizer_each_period", "reset_optimizer_each_stage", "ema_decay",
     "prompt_size", "train_images", "preset", "repeat",
 )
 

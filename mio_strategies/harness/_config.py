@@ -59,8 +59,11 @@ class TrainConfig:
         periods: cosine periods (paper: 10); ``period_iters``: iterations per period.
         batch_size, patch_size: per-process batch and square training patch side.
         optimizer: ``adam`` or ``adamw``; ``lr`` cosine-annealed to ``lr_min`` in every period.
-        reset_optimizer_each_period: zero the optimizer state at each period start, as the
-            reference's chained per-stage runs did implicitly.
+        reset_optimizer_each_stage: zero the optimizer state where new tasks enter (a sequential
+            run's stage starts; never for mixed training), as the reference's chained per-stage jobs
+            did by starting each stage with a new optimizer.
+        reset_optimizer_each_period: zero the optimizer state at every period start (a stronger
+            variant; exclusive with ``reset_optimizer_each_stage``).
         ema_decay: decay of the exponential moving average of the weights (0 disables it).
         train_images: a folder of GT images; ``None`` uses the embedded photos.
         preset: degradation preset of the training data (``in``).
@@ -85,6 +88,7 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.99)
     weight_decay: float = 0.0
     reset_optimizer_each_period: bool = False
+    reset_optimizer_each_stage: bool = False
     ema_decay: float = 0.999
     prompt_size: int = 128
     train_images: str | None = None
@@ -157,8 +161,14 @@ class TrainConfig:
         self.betas = (float(betas[0]), float(betas[1]))
         if self.preset not in ("in", "out"):
             raise ValueError(f"unknown degradation preset {self.preset!r}: valid presets are ['in', 'out']")
-        if not isinstance(self.reset_optimizer_each_period, bool):
-            raise TypeError(f"reset_optimizer_each_period must be true or false, got {self.reset_optimizer_each_period!r}")
+        for key in ("reset_optimizer_each_period", "reset_optimizer_each_stage"):
+            if not isinstance(getattr(self, key), bool):
+                raise TypeError(f"{key} must be true or false, got {getattr(self, key)!r}")
+        if self.reset_optimizer_each_period and self.reset_optimizer_each_stage:
+            raise ValueError(
+                "reset_optimizer_each_period and reset_optimizer_each_stage are both true: choose one (each_stage "
+                "is the reference's chained per-stage jobs; each_period also resets within the all-task periods)"
+            )
         _device_name("device", self.device)
         if spec.size_multiple > 1 and self.patch_size % spec.size_multiple:
             raise ValueError(

@@ -388,7 +388,10 @@ def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, 
         for t in range(start, stop):
             _seed_iteration(derive_seed(cfg.seed, 104729, rank, t), device)  # before the batch: a dataset may draw too
             batch = next(it)
-            if cfg.reset_optimizer_each_period and t > 0 and t % cfg.period_iters == 0:
+            if t > 0 and t % cfg.period_iters == 0 and (
+                cfg.reset_optimizer_each_period
+                or (cfg.reset_optimizer_each_stage and curriculum.new_tasks(t // cfg.period_iters))
+            ):
                 optimizer.state.clear()
             t0 = time.perf_counter()
             lq = batch["lq"].to(device, non_blocking=True)
