@@ -99,6 +99,8 @@ def test_scales_inject_only_the_decoder_side(build):
         ({"targets": None, "scales": [{"targets": ["conv_body"], "parts": "decoder"}]}, KeyError, r"network_g.scales\[0\]: unknown option\(s\) 'parts' \(did you mean 'part'\?\)"),
         ({"example_input": [1, 3, "16"]}, ValueError, r"network_g.example_input must be a shape such as \[1, 3, 64, 64\], got \[1, 3, '16'\]"),
         ({"backbone": {"num_feat": 8}}, ValueError, r"network_g.backbone must be a network's options with a type"),
+        ({"prompt": None, "promt": {"kind": "explicit"}}, KeyError, r"unknown option\(s\) 'promt' \(did you mean 'prompt'\?\)"),
+        ({"prompt": None}, KeyError, r"network_g \(MiOPromptedNet\) needs prompt:"),
         ({"targets": None, "channels": 8, "scales": [{"targets": ["conv_body"]}]}, ValueError,
          r"network_g: with scales:, give channels: inside each scales entry, not at the top level"),
         ({"targets": None, "channel_axis": 1, "scales": [{"targets": ["conv_body"]}]}, ValueError,
@@ -457,3 +459,18 @@ def test_the_example_yaml_variants_train(build, tmp_path, monkeypatch, variant):
     keys = set(saved["params_ema"])
     assert any(k.startswith("injector.encoders") for k in keys) == (variant != "S")
     assert ("mixed" in log) == (variant == "M+EP")
+
+
+@pytest.mark.parametrize(
+    "dataset, opt, message",
+    [
+        ("MiOTrainDataset", {"name": "mio", "gt_size": 16, "curiculum": {"order": "SB"}},
+         r"datasets \(mio, MiOTrainDataset\): unknown option\(s\) 'curiculum' \(did you mean 'curriculum'\?\)"),
+        ("MiOTrainDataset", {"gt_szie": 16}, r"unknown option\(s\) 'gt_szie' \(did you mean 'gt_size'\?\)"),
+        ("MiOTestDataset", {"dataroot": "x", "task": "S"}, r"MiOTestDataset\): unknown option\(s\) 'task' \(did you mean 'tasks'\?\)"),
+    ],
+)
+def test_dataset_option_typos_are_named(build, dataset, opt, message):
+    registry = import_basicsr("utils.registry").DATASET_REGISTRY
+    with pytest.raises(KeyError, match=message):
+        registry.get(dataset)(opt)

@@ -58,6 +58,12 @@ _NET_KEYS = ("backbone", "prompt", "targets", "scales", "channels", "channel_axi
 _PROMPT_KEYS = {"explicit": ("kind", "num_tasks", "size", "learned", "classifier"), "adaptive": ("kind", "in_channels")}
 _SCALE_KEYS = ("targets", "channels", "part", "reduction", "name", "channel_axis")
 _EXTRA = "injector._extra_state"
+# the dataset options BasicSR itself reads (build_dataloader, parse_options), and the curriculum section
+_LOADER_KEYS = ("name", "type", "phase", "scale", "batch_size_per_gpu", "num_worker_per_gpu", "use_shuffle",
+                "dataset_enlarge_ratio", "pin_memory", "persistent_workers", "prefetch_mode", "num_prefetch_queue",
+                "io_backend", "curriculum")
+_TRAIN_KEYS = _LOADER_KEYS + ("dataroot_gt", "tasks", "gt_size", "preset", "seed", "repeat", "use_hflip", "use_rot", "depth_dir")
+_TEST_KEYS = _LOADER_KEYS + ("dataroot", "tasks")
 
 
 def _unknown(given: Mapping[str, Any], valid: tuple[str, ...], where: str) -> None:
@@ -132,10 +138,14 @@ class MiOPromptedNet(PromptedModel):
         ValueError / TypeError: a bad prompt, target or backbone option (from the injector's checks).
     """
 
-    def __init__(self, backbone: Mapping[str, Any], prompt: Mapping[str, Any], targets: Any = None, *,
+    def __init__(self, backbone: Mapping[str, Any] | None = None, prompt: Mapping[str, Any] | None = None,
+                 targets: Any = None, *,
                  scales: list[Mapping[str, Any]] | None = None, channels: Any = None, channel_axis: Any = None,
                  example_input: list[int] | None = None, embed_dim: int = 64, seed: int = 0, **unknown: Any):
         _unknown(unknown, _NET_KEYS, "network_g (MiOPromptedNet)")
+        for key, value in (("backbone", backbone), ("prompt", prompt)):
+            if value is None:
+                raise KeyError(f"network_g (MiOPromptedNet) needs {key}: (see docs/prompts.md, Training in BasicSR)")
         if not isinstance(backbone, Mapping) or "type" not in backbone:
             raise ValueError(f"network_g.backbone must be a network's options with a type, got {backbone!r}")
         if (targets is None) == (scales is None):
@@ -249,6 +259,7 @@ class MiOTrainDataset(torch.utils.data.Dataset):
         from mio_strategies.data import MiODataset, embedded_image_paths
 
         self.opt = opt
+        _unknown(opt, _TRAIN_KEYS, f"datasets ({opt.get('name', 'MiOTrainDataset')}, MiOTrainDataset)")
         if opt.get("persistent_workers") and int(opt.get("num_worker_per_gpu", 0) or 0) > 0:
             raise ValueError(
                 "MiOTrainDataset with persistent_workers: true would draw the same crops and degradations every "
@@ -296,6 +307,7 @@ class MiOTestDataset(torch.utils.data.Dataset):
         from mio_strategies.tasks import parse_tasks
 
         self.opt = opt
+        _unknown(opt, _TEST_KEYS, f"datasets ({opt.get('name', 'MiOTestDataset')}, MiOTestDataset)")
         if not opt.get("dataroot"):
             raise ValueError("MiOTestDataset needs dataroot: a test-set folder (mio-strategies degrade / build_testset)")
         data = PairedFolderDataset(Path(opt["dataroot"]))
