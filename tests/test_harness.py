@@ -652,3 +652,18 @@ def test_shipped_demo_weights_reproduce_their_readme_table_and_beat_the_identity
         ident = [v["psnr"] for v in res.per_task(identity=True).values()]
         assert ident == pytest.approx(rows["identity"][:-1], abs=0.01)
         assert all(p > i for p, i in zip(per, ident)), s
+
+
+def test_demo_verdicts_treat_a_tie_alike_for_the_average_and_each_task():
+    from mio_strategies.harness import EvalResult
+    from mio_strategies.harness._demo import _verdict
+
+    def result(psnr: dict[str, float]) -> EvalResult:
+        return EvalResult("S+EP", [{"task": t, "image": "a", "psnr": v, "ssim": 0.5, "identity_psnr": 20.0,
+                                    "identity_ssim": 0.5} for t, v in psnr.items()])
+
+    tie = _verdict(result({"sr": 20.001, "noise": 19.999}))  # the same as the input to the printed precision
+    assert tie == "- S+EP: average 20.00 dB, at or below the identity (20.00 dB); at or below the identity on sr, noise"
+    assert _verdict(result({"sr": 21.0, "noise": 23.0})).endswith("above the identity (20.00 dB); above it on every task")
+    assert _verdict(result({"sr": 19.0, "noise": 25.0})) == (
+        "- S+EP: average 22.00 dB, above the identity (20.00 dB); at or below the identity on sr")
