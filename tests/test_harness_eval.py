@@ -183,6 +183,12 @@ def test_cli_eval_errors_name_the_fix(ep_run, tmp_path, capsys):
     assert "exists and is not empty: pass --overwrite" in capsys.readouterr().err
     assert main(base + ["--output", str(tmp_path / "d"), "--overwrite"]) == 0
     assert (tmp_path / "d" / "results.json").is_file()
+    assert main(base + ["--output", str(tmp_path / "e"), "--device", "gpu"]) == 2
+    assert "--device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 'gpu'" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main(base + ["--output", str(tmp_path / "e"), "--device", "cuda"]) == 2
+        assert "device 'cuda' requested but no CUDA device is available: use device=cpu" in capsys.readouterr().err
+    assert not (tmp_path / "e").exists()
 
 
 def test_composites_get_a_column_of_their_own_and_the_mixed_prompt(ep_run):

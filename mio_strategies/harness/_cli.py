@@ -66,7 +66,7 @@ def add_parser(subparsers: Any) -> None:
                    help="the --checkpoint files are BasicSR weights (net_g_*.pth) of a MiOPromptedNet: build the "
                         "network from this BasicSR options file (its network_g and val.size_multiple)")
     e.add_argument("--no-ema", action="store_true", help="evaluate the live weights, not the EMA")
-    e.add_argument("--device", default="cpu")
+    e.add_argument("--device", default="cpu", help="cpu (default), auto (CUDA when available), cuda or cuda:N")
     e.add_argument("--overwrite", action="store_true", help="write into an existing output folder")
     e.set_defaults(func=_eval)
 
@@ -165,6 +165,14 @@ def _eval(args: argparse.Namespace) -> int:
         print(f"error: {message}", file=sys.stderr)
         return 2
 
+    from mio_strategies.harness._config import _device_name
+    from mio_strategies.harness._train import _resolve_device
+
+    try:  # before anything is read: a device this machine lacks is one line, not a traceback mid-way
+        _device_name("--device", args.device)
+        args.device = str(_resolve_device(args.device, 0))
+    except ValueError as exc:
+        return error(str(exc))
     task_source = args.task_source or ("classifier" if args.classifier else "given")
     if args.classifier and task_source == "given":
         return error("--classifier with --task-source given: the classifier would not be used; drop one of them")
