@@ -271,6 +271,8 @@ def test_unknown_task_ids_are_refused():
         (torch.zeros(2, 2, dtype=torch.int64), ValueError, r"must be 1-D .* got shape \(2, 2\)"),
         (torch.zeros(4), TypeError, r"integer task ids 0..6, got dtype torch.float32"),
         (["a", "b"], TypeError, r"1-D sequence of int task ids"),
+        (torch.utils.data.TensorDataset(torch.zeros(5, 2)), TypeError,
+         r"the dataset \(TensorDataset\) has no .task_ids: give the sampler the task id of every index"),
     ],
 )
 def test_malformed_task_ids_are_refused(ids, exc, msg):

@@ -43,6 +43,12 @@ def coerce_task_ids(task_ids: Any) -> torch.Tensor:
     source = task_ids
     if hasattr(task_ids, "task_ids") and not isinstance(task_ids, (torch.Tensor, list, tuple)):
         task_ids = task_ids.task_ids
+    elif isinstance(task_ids, torch.utils.data.Dataset):  # would be read item by item as if items were ids
+        raise TypeError(
+            f"the dataset ({type(source).__name__}) has no .task_ids: give the sampler the task id of every index "
+            "(a list or tensor), or give the dataset a task_ids attribute (MiODataset and the paired folder "
+            "datasets have one)"
+        )
     if isinstance(task_ids, torch.Tensor):
         ids = task_ids.detach().to("cpu")
     else:
