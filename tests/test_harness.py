@@ -667,3 +667,17 @@ def test_demo_verdicts_treat_a_tie_alike_for_the_average_and_each_task():
     assert _verdict(result({"sr": 21.0, "noise": 23.0})).endswith("above the identity (20.00 dB); above it on every task")
     assert _verdict(result({"sr": 19.0, "noise": 25.0})) == (
         "- S+EP: average 22.00 dB, above the identity (20.00 dB); at or below the identity on sr")
+
+
+def test_cli_resume_reads_the_run_folders_own_config(tmp_path, capsys):
+    from mio_strategies.cli import main
+
+    over = TINY + ["strategy=S+EP", "val_every=0"]
+    cfg = load_config("cpu_demo", over)
+    part = train(cfg, tmp_path / "run", progress=False, stop_after=6)
+    assert not part.finished
+    # no --config: the run's config.yaml, not the srresnet preset (which would be refused as another run)
+    assert main(["train", "--output", str(tmp_path / "run"), "--resume", "--no-progress"]) == 0
+    assert "14 iterations" in capsys.readouterr().out
+    restorer, saved, state = load_restorer(tmp_path / "run" / "checkpoint.pt")
+    assert state["finished"] and saved.strategy == "S+EP" and saved.backbone == "srresnet_tiny"

@@ -13,7 +13,9 @@ def add_parser(subparsers: Any) -> None:
         "train", help="train a backbone with a strategy (M, S, M+EP, S+EP, M+AP, S+AP)",
         description="Train one model as a preset or YAML config says; --set overrides any key.",
     )
-    p.add_argument("--config", default="srresnet", help="preset name (see --list-presets) or a .yaml file")
+    p.add_argument("--config", default=None,
+                   help="preset name (see --list-presets) or a .yaml file (default: srresnet; with --resume and "
+                        "--output, the run folder's own config.yaml)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set strategy=S+EP --set backbone_kwargs.num_feat=32")
     p.add_argument("--output", help="run folder (default: runs/<name>-<strategy>)")
@@ -102,8 +104,14 @@ def _train(args: argparse.Namespace) -> int:
             print(f"  {name:16s} {meta['description']}{cost}")
         print("backbones:\n" + describe_backbones())
         return 0
+    config = args.config
+    if config is None:
+        from pathlib import Path
+
+        saved = Path(args.output) / "config.yaml" if args.output else None
+        config = str(saved) if args.resume and saved is not None and saved.is_file() else "srresnet"
     try:
-        cfg = load_config(args.config, args.overrides)
+        cfg = load_config(config, args.overrides)
     except (KeyError, ValueError, TypeError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
