@@ -128,6 +128,9 @@ def test_model_loading_errors_name_the_fix(tmp_path, factory_module):
         _load_model(f"{factory_module}:build", tmp_path / "bad.pt")
     with pytest.raises(ValueError, match=r"has no key 'ema'; its keys: \['params'\]"):
         _load_model(f"{factory_module}:build", tmp_path / "bad.pt", key="ema")
+    torch.save({"params_ema": {"0.weight": torch.zeros(1)}}, tmp_path / "ema_only.pt")  # BasicSR's EMA-only file
+    with pytest.raises(ValueError, match=r"\(its entries \['params_ema'\] hold state dicts: pass --checkpoint-key params_ema\)"):
+        _load_model(f"{factory_module}:build", tmp_path / "ema_only.pt")
 
 
 def test_analyze_reports_a_bad_module_name_and_exits_2(tmp_path, factory_module, capsys):

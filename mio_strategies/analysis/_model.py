@@ -112,8 +112,10 @@ def _load_model(spec: str, checkpoint: str | Path | None = None, *, key: str | N
             if isinstance(state.get(candidate), dict):
                 state = state[candidate]
                 break
+    nested = [str(k) for k, v in state.items() if isinstance(v, dict)]  # e.g. BasicSR's {"params_ema": ...}
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise ValueError(f"checkpoint {str(path)!r} does not fit {spec!r}: {exc}") from exc
+        hint = f" (its entries {nested} hold state dicts: pass --checkpoint-key {nested[0]})" if nested else ""
+        raise ValueError(f"checkpoint {str(path)!r} does not fit {spec!r}{hint}: {exc}") from exc
     return model
