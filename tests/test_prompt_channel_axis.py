@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import warnings
 
 import pytest
 import torch
@@ -71,7 +72,7 @@ def test_channels_last_output_is_modulated_on_its_last_axis(generator):
 
 def test_without_channel_axis_the_dry_run_mismatch_names_the_fix(generator):
     net, x = Net(), _x(generator)
-    with pytest.raises(ValueError, match=r"channels 6 given .* has 5 channels in the dry run \(shape \(2, 5, 7, 6\), "
+    with pytest.warns(UserWarning, match=r"look spatial"), pytest.raises(ValueError, match=r"channels 6 given .* has 5 channels in the dry run \(shape \(2, 5, 7, 6\), "
                                          r"channel axis 1\); fix channels= \(axis -1 has 6: .*pass channel_axis=-1"):
         PromptInjector.attach(net, ExplicitPrompt(size=16), targets="blk", channels=6, example_input=x)
     assert _hooks(net) == 0  # nothing half-applied
@@ -179,3 +180,34 @@ def test_the_axis_is_saved_and_kept_by_copies(generator):
         plain.load_state_dict(inj.state_dict())
     loaded = PromptInjector.attach(Net(), ExplicitPrompt(size=16), targets="blk", channels=6, channel_axis=-1)
     loaded.load_state_dict(inj.state_dict())
+
+
+def test_a_channels_last_dry_run_warns_and_a_later_size_names_the_option(generator):
+    # without channels= the dry run cannot tell (B, H, W, C) from (B, C, H, W): it warns, and a call at another
+    # size says where the channels were read
+    net, x = Net(), _x(generator)
+    with pytest.warns(UserWarning, match=r"prompt target 'blk' \(ChannelsLastBlock\) returned \(2, 5, 7, 6\) for a "
+                                         r"5x7 input: its axes 1-2 look spatial.*pass channel_axis=-1; channel_axis=1 confirms"):
+        inj = PromptInjector.attach(net, ExplicitPrompt(size=16), targets="blk", example_input=x)
+    assert inj.modulators["blk"].channels == 5  # H, as the warning says
+    with pytest.raises(ValueError, match=r"returned 9 channels \(axis 1 of \(2, 9, 11, 6\)\), but its modulator was built "
+                                         r"for 5; \(channels are read on axis 1 of this module's output; if it holds them "
+                                         r"on another axis, e.g. channels-last \(B, H, W, C\), attach with channel_axis=\)"):
+        with inj.prompt(task=0):
+            net(torch.rand(2, 3, 9, 11, generator=generator))
+    inj.detach()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        PromptInjector.attach(net, ExplicitPrompt(size=16), targets="blk", example_input=x, channel_axis=1).detach()
+        PromptInjector.attach(net, ExplicitPrompt(size=16), targets="blk", example_input=x, channel_axis=-1).detach()
+
+        class ChannelsFirst(nn.Module):  # a custom (B, C, H, W) block: nothing to warn about
+            def __init__(self):
+                super().__init__()
+                self.conv = nn.Conv2d(3, 6, 3, padding=1)
+
+            def forward(self, x):
+                return self.conv(x) * 2
+
+        plain = nn.Sequential(ChannelsFirst())
+        PromptInjector.attach(plain, ExplicitPrompt(size=16), targets="0", example_input=x).detach()

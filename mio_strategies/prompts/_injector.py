@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import inspect
 import itertools
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -412,6 +413,12 @@ class PromptInjector(nn.Module):
             sp.axes = {n: axes[n] for n, _k, _c in sp.targets}
         shapes: dict[str, tuple[int, ...]] = {}
         seen = _dry_run(model, list(axes), example_input, axes, shapes) if example_input is not None else {}
+        if seen:
+            args = example_input if isinstance(example_input, tuple) else (example_input,)
+            image = _pick_input(args, {}, input_arg, position)
+            for n in seen:
+                if axes[n] is None:  # a module type that declares no channel axis, and none given
+                    _warn_if_channels_look_last(n, modules[n], shapes[n], image)
         if example_input is not None and isinstance(prompt, AdaptivePrompt):
             # the image is found with the same rule as at every call (input_arg)
             args = example_input if isinstance(example_input, tuple) else (example_input,)
@@ -824,7 +831,29 @@ def _axis_hint(shape: tuple[int, ...], channels: int, axis: int | None, given: i
             f"{prefix}(axis {other} has {channels}: for a {layout}, pass channel_axis={other}, "
             f"or inside PromptScale(channel_axis={other}) with scales=)"
         )
-    return ""
+    return (
+        f"{prefix}(channels are read on axis {default} of this module's output; if it holds them on another axis, "
+        "e.g. channels-last (B, H, W, C), attach with channel_axis=)"
+    )
+
+
+def _warn_if_channels_look_last(name: str, module: nn.Module, shape: tuple[int, ...], image: Any) -> None:
+    """Warn when a module of unknown type returned a 4-D output whose axes 1-2, not its last two, have the
+    input's height and width divided by one factor: channels-last ``(B, H, W, C)`` read as channels first."""
+    if len(shape) != 4 or not isinstance(image, torch.Tensor) or image.ndim != 4:
+        return
+    h, w = image.shape[-2:]
+
+    def spatial(a: int, b: int) -> bool:
+        return any(h % f == 0 and w % f == 0 and (a, b) == (h // f, w // f) for f in (1, 2, 4, 8, 16, 32, 64))
+
+    if spatial(shape[1], shape[2]) and not spatial(shape[2], shape[3]):
+        warnings.warn(
+            f"prompt target {name!r} ({type(module).__name__}) returned {shape} for a {h}x{w} input: its axes 1-2 "
+            f"look spatial, so its channels may be last, but they are read on axis 1 ({shape[1]} channels). For a "
+            f"channels-last module pass channel_axis=-1; channel_axis=1 confirms channels first and silences this",
+            stacklevel=4,
+        )
 
 
 def _dry_run(model: nn.Module, names: list[str], example_input: Any, axes: Mapping[str, int | None] | None = None,
