@@ -262,6 +262,20 @@ def test_moving_the_backbone_alone_is_a_clear_error(prompt, generator):
             assert net(x.to(torch.bfloat16)).dtype == torch.bfloat16
 
 
+def test_a_higher_precision_backbone_with_a_float32_injector_is_a_clear_error(generator):
+    # float64 outputs would have been modulated by float32 scales and shifts without a word
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 3, 3, padding=1))
+    x = torch.rand(2, 3, 8, 8, generator=generator, dtype=torch.float64)
+    with PromptInjector.attach(net, ExplicitPrompt(size=16), targets=["0", "2"]) as inj:
+        net.double()
+        with inj.prompt(task=1), pytest.raises(ValueError, match=r"cpu/float64 tensor, but the injector computes its "
+                                                                  r"modulation on cpu/float32.*inj\.to\(device='cpu', dtype=torch\.float64\)"):
+            net(x)
+        inj.double()
+        with inj.prompt(task=1):
+            assert net(x).dtype == torch.float64
+
+
 @pytest.mark.parametrize("prompt", ["explicit", "adaptive"])
 def test_autocast_still_works(prompt, generator):
     net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 3, 3, padding=1))

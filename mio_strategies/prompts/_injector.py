@@ -694,7 +694,9 @@ class PromptInjector(nn.Module):
                 + _axis_hint(tuple(out.shape), mod.channels, getattr(hook, "axis", None), None, prefix="; ")
             )
         scale, shift = mod(active[hook.scale_index])
-        if scale.device != out.device or torch.promote_types(out.dtype, scale.dtype) != out.dtype:
+        autocast = torch.is_autocast_enabled(out.device.type)
+        if (scale.device != out.device or torch.promote_types(out.dtype, scale.dtype) != out.dtype
+                or (scale.dtype != out.dtype and not autocast)):  # e.g. a float64 backbone, float32 injector
             raise ValueError(
                 f"target {hook.name!r} returned a {_placement(out)} tensor, but the injector computes its modulation "
                 f"on {_placement(scale)}: move the injector with {_move_hint(out)} (attach follows the model's first "
