@@ -278,11 +278,11 @@ def train_pipeline(root_path: str) -> None:
 
     Example (your ``train.py``)::
 
-        from os import path as osp
+        import os
         from mio_strategies.integrations.basicsr_curriculum import train_pipeline
 
         if __name__ == "__main__":
-            train_pipeline(osp.abspath(osp.join(__file__, osp.pardir)))
+            train_pipeline(os.getcwd())  # experiments/ and --auto_resume resolve against the working folder
     """
     from mio_strategies.integrations.basicsr_prompt import register
 

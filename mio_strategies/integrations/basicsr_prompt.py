@@ -419,11 +419,12 @@ def test_pipeline(root_path: str) -> None:
 
     Example (your ``test.py``, run as ``python test.py -opt options/test.yml``)::
 
-        from os import path as osp
+        import os
+
         from mio_strategies.integrations.basicsr_prompt import test_pipeline
 
         if __name__ == "__main__":
-            test_pipeline(osp.abspath(osp.join(__file__, osp.pardir)))
+            test_pipeline(os.getcwd())
     """
     register()
     import_basicsr("test").test_pipeline(root_path)
