@@ -70,21 +70,22 @@ def check_cached_result(cfg, out: Path, data: dict, testset_size: int | None) ->
     The run-defining keys (backbone, strategy and the run setup, as a resume compares them:
     :func:`mio_strategies.harness._checkpoint.differing_keys`) of the configuration the run recorded are
     compared with ``cfg``; a result with no recorded configuration is accepted (nothing to
-    compare), and so is a key the recorded configuration does not hold (one added to the library later).
+    compare); a key the recorded configuration does not hold (one added to the library later) counts as
+    its default, which that run trained with.
     ``testset_size``: the side of the test crops asked for; a result scored on crops of another size is
     refused too (its learning curve was scored while training, so it cannot be rescored at another size).
 
     Raises:
         ValueError: naming the differing keys (or sizes) and saying to use another --output.
     """
-    from mio_strategies.harness._checkpoint import differing_keys
+    from mio_strategies.harness._checkpoint import differing_keys, with_defaults
 
     where = f"{str(out)!r} holds a finished {data.get('strategy', cfg.strategy)} seed {data.get('seed', cfg.seed)} run"
     saved, source = _stored_config(out, data)
     if saved is not None:
-        requested = cfg.to_dict()
-        diffs = [f"{key}: {saved[key]!r} in that run, {requested[key]!r} requested"
-                 for key in differing_keys(saved, requested, resume=True) if key in saved and key in requested]
+        requested, recorded = cfg.to_dict(), with_defaults(saved)  # a field recorded before it existed: its default
+        diffs = [f"{key}: {recorded.get(key)!r} in that run, {requested.get(key)!r} requested"
+                 for key in differing_keys(saved, requested, resume=True)]
         if diffs:
             raise ValueError(
                 f"{where} of another configuration (recorded in its {source}), which would be reported as this "

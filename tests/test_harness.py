@@ -681,3 +681,22 @@ def test_cli_resume_reads_the_run_folders_own_config(tmp_path, capsys):
     assert "14 iterations" in capsys.readouterr().out
     restorer, saved, state = load_restorer(tmp_path / "run" / "checkpoint.pt")
     assert state["finished"] and saved.strategy == "S+EP" and saved.backbone == "srresnet_tiny"
+
+
+def test_a_run_recorded_before_a_config_field_existed_resumes_with_its_default(tmp_path):
+    # reset_optimizer_each_stage was added after runs had been checkpointed: such a run trained with the
+    # default (False), so it resumes, and is refused only when the field is asked with another value
+    import yaml
+
+    cfg = load_config("cpu_demo", TINY + ["val_every=0"])
+    run = tmp_path / "run"
+    train(cfg, run, dataset=_data(cfg), progress=False, stop_after=4)
+    ckpt = load_checkpoint(run / "checkpoint.pt")
+    del ckpt["config"]["reset_optimizer_each_stage"]
+    save_checkpoint(ckpt, run / "checkpoint.pt")
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    del saved["reset_optimizer_each_stage"]
+    (run / "config.yaml").write_text(yaml.safe_dump(saved))
+    with pytest.raises(ValueError, match=r"reset_optimizer_each_stage: False in the checkpoint, True requested"):
+        train(cfg.replace(reset_optimizer_each_stage=True), run, dataset=_data(cfg), progress=False, resume=True)
+    assert train(cfg, run, dataset=_data(cfg), progress=False, resume=True).finished

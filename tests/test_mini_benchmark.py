@@ -513,6 +513,11 @@ def test_a_gpu_run_of_the_same_configuration_joins_the_cpu_tier(mini, tmp_path):
         mini.check_cached_result(cfg, tmp_path, {**data, "testset_size": 256}, 96)
     with pytest.raises(ValueError, match=r"of another configuration .*period_iters: 500 in that run, 1500 requested"):
         mini.check_cached_result(cfg, tmp_path, {**data, "config": {**gpu, "period_iters": 500}}, 96)
+    # a run recorded before a field existed trained with its default: it is that default's result only
+    older = {k: v for k, v in gpu.items() if k != "reset_optimizer_each_stage"}
+    mini.check_cached_result(cfg, tmp_path, {**data, "config": older}, 96)
+    with pytest.raises(ValueError, match=r"reset_optimizer_each_stage: False in that run, True requested"):
+        mini.check_cached_result(cfg.replace(reset_optimizer_each_stage=True), tmp_path, {**data, "config": older}, 96)
 
 
 def test_adopt_copies_a_checked_seed_from_another_results_folder(mini, tmp_path, capsys):

@@ -102,7 +102,7 @@ def check_compatible(checkpoint: Mapping[str, Any], config: Mapping[str, Any], *
     Raises:
         CheckpointMismatchError: listing every differing key as ``key: checkpoint -> requested``.
     """
-    saved = checkpoint["config"]
+    saved = with_defaults(checkpoint["config"])
     diffs = [f"{k}: {saved.get(k)!r} in the checkpoint, {config.get(k)!r} requested"
              for k in differing_keys(saved, config, resume=resume)]
     if diffs:
@@ -111,11 +111,23 @@ def check_compatible(checkpoint: Mapping[str, Any], config: Mapping[str, Any], *
         raise CheckpointMismatchError(f"cannot {what} this checkpoint: " + "; ".join(diffs) + fix)
 
 
+def with_defaults(config: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` (a dict) with every ``TrainConfig`` field it lacks at its default: a configuration
+    recorded before a field existed (``reset_optimizer_each_stage``) ran with that default."""
+    import dataclasses
+
+    from mio_strategies.harness._config import TrainConfig
+
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
+    return {**defaults, **config}
+
+
 def differing_keys(saved: Mapping[str, Any], config: Mapping[str, Any], *, resume: bool) -> list[str]:
     """The run-defining keys on which two configs (as dicts) differ: backbone and strategy (and its options),
-    plus, for ``resume``, the run setup (data, optimizer, schedule, EMA, prompt size, seed). A key missing
-    from one side counts as ``None`` there."""
+    plus, for ``resume``, the run setup (data, optimizer, schedule, EMA, prompt size, seed). A field missing
+    from one side (a config recorded before the field existed) counts as its ``TrainConfig`` default."""
     keys = _IDENTITY_KEYS + (_RUN_KEYS if resume else ("backbone_kwargs",))
+    saved, config = with_defaults(saved), with_defaults(config)
     return [k for k in keys if _norm(saved.get(k)) != _norm(config.get(k))]
 
 
