@@ -131,6 +131,14 @@ def test_model_loading_errors_name_the_fix(tmp_path, factory_module):
     torch.save({"params_ema": {"0.weight": torch.zeros(1)}}, tmp_path / "ema_only.pt")  # BasicSR's EMA-only file
     with pytest.raises(ValueError, match=r"\(its entries \['params_ema'\] hold state dicts: pass --checkpoint-key params_ema\)"):
         _load_model(f"{factory_module}:build", tmp_path / "ema_only.pt")
+    torch.save({"iter": 3, "params_ema": {}}, tmp_path / "state.pt")
+    with pytest.raises(ValueError, match=r"entry 'iter' of checkpoint .* holds a int, not a state dict"):
+        _load_model(f"{factory_module}:build", tmp_path / "state.pt", key="iter")
+    # a module's extra state (a prompt injector's {"config": ...}) is not offered as a checkpoint key
+    torch.save({"0.weight": torch.zeros(1), "injector._extra_state": {"config": {"embed_dim": 8}}}, tmp_path / "x.pt")
+    with pytest.raises(ValueError, match=r"does not fit 'tiny_models:build': ") as info:
+        _load_model(f"{factory_module}:build", tmp_path / "x.pt")
+    assert "--checkpoint-key" not in str(info.value)
 
 
 def test_analyze_reports_a_bad_module_name_and_exits_2(tmp_path, factory_module, capsys):

@@ -72,7 +72,7 @@ def test_channels_last_output_is_modulated_on_its_last_axis(generator):
 
 def test_without_channel_axis_the_dry_run_mismatch_names_the_fix(generator):
     net, x = Net(), _x(generator)
-    with pytest.warns(UserWarning, match=r"look spatial"), pytest.raises(ValueError, match=r"channels 6 given .* has 5 channels in the dry run \(shape \(2, 5, 7, 6\), "
+    with pytest.raises(ValueError, match=r"channels 6 given .* has 5 channels in the dry run \(shape \(2, 5, 7, 6\), "
                                          r"channel axis 1\); fix channels= \(axis -1 has 6: .*pass channel_axis=-1"):
         PromptInjector.attach(net, ExplicitPrompt(size=16), targets="blk", channels=6, example_input=x)
     assert _hooks(net) == 0  # nothing half-applied
@@ -211,3 +211,14 @@ def test_a_channels_last_dry_run_warns_and_a_later_size_names_the_option(generat
 
         plain = nn.Sequential(ChannelsFirst())
         PromptInjector.attach(plain, ExplicitPrompt(size=16), targets="0", example_input=x).detach()
+
+        class Upsampler(nn.Module):  # channels first, 2x upscaled, channels == the input's height
+            def __init__(self):
+                super().__init__()
+                self.conv = nn.Conv2d(3, 20, 1)
+
+            def forward(self, x):
+                return nn.functional.interpolate(self.conv(x), scale_factor=2.0)
+
+        up = nn.Sequential(Upsampler())  # (1, 20, 40, 80) for a 20x40 input: axes 2-3 are the upscaled size
+        PromptInjector.attach(up, ExplicitPrompt(size=16), targets="0", example_input=torch.rand(1, 3, 20, 40)).detach()

@@ -262,18 +262,32 @@ def test_moving_the_backbone_alone_is_a_clear_error(prompt, generator):
             assert net(x.to(torch.bfloat16)).dtype == torch.bfloat16
 
 
-def test_a_higher_precision_backbone_with_a_float32_injector_is_a_clear_error(generator):
-    # float64 outputs would have been modulated by float32 scales and shifts without a word
+def test_a_higher_precision_output_keeps_its_dtype(generator):
+    # a float64 backbone with a float32 injector (or an fp32 norm in a bf16 model): the output keeps its
+    # precision, modulated by the injector's float32 scale and shift; only a lower-precision output is refused
     net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 3, 3, padding=1))
     x = torch.rand(2, 3, 8, 8, generator=generator, dtype=torch.float64)
     with PromptInjector.attach(net, ExplicitPrompt(size=16), targets=["0", "2"]) as inj:
         net.double()
-        with inj.prompt(task=1), pytest.raises(ValueError, match=r"cpu/float64 tensor, but the injector computes its "
-                                                                  r"modulation on cpu/float32.*inj\.to\(device='cpu', dtype=torch\.float64\)"):
-            net(x)
-        inj.double()
         with inj.prompt(task=1):
             assert net(x).dtype == torch.float64
+
+
+def test_autocast_query_works_on_every_supported_torch(monkeypatch):
+    from mio_strategies.prompts import _injector
+
+    def old_style(*args):  # torch 2.1-2.3: no device argument
+        if args:
+            raise TypeError("is_autocast_enabled() takes 0 positional arguments but 1 was given")
+        return False
+
+    for on in (True, False):  # torch's own autocast uses the real queries: patched inside it
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=on), monkeypatch.context() as m:
+            m.setattr(torch, "is_autocast_enabled", old_style)
+            m.setattr(torch, "is_autocast_cpu_enabled", lambda: on)  # native on torch < 2.4
+            assert _injector._autocast_enabled("cpu") is on
+            assert _injector._autocast_enabled("cuda") is False
+    assert _injector._autocast_enabled("meta") is False  # a device type autocast does not know
 
 
 @pytest.mark.parametrize("prompt", ["explicit", "adaptive"])

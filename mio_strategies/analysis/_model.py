@@ -112,10 +112,14 @@ def _load_model(spec: str, checkpoint: str | Path | None = None, *, key: str | N
             if isinstance(state.get(candidate), dict):
                 state = state[candidate]
                 break
-    nested = [str(k) for k, v in state.items() if isinstance(v, dict)]  # e.g. BasicSR's {"params_ema": ...}
+    if not isinstance(state, dict):
+        raise ValueError(f"entry {key!r} of checkpoint {str(path)!r} holds a {type(state).__name__}, not a state dict")
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
+        # entries that are state dicts themselves (BasicSR's {"params_ema": {...}}), not a module's extra state
+        nested = [str(k) for k, v in state.items()
+                  if isinstance(v, dict) and v and all(isinstance(t, Tensor) for t in v.values())]
         hint = f" (its entries {nested} hold state dicts: pass --checkpoint-key {nested[0]})" if nested else ""
         raise ValueError(f"checkpoint {str(path)!r} does not fit {spec!r}{hint}: {exc}") from exc
     return model

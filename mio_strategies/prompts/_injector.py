@@ -144,6 +144,18 @@ class _TargetHook:
         return self.injector._modulate(self, output)
 
 
+def _autocast_enabled(device_type: str) -> bool:
+    """Whether autocast is on for ``device_type`` (torch 2.1-2.3 have no per-device query)."""
+    try:
+        return bool(torch.is_autocast_enabled(device_type))
+    except TypeError:  # torch < 2.4
+        if device_type == "cuda":
+            return bool(torch.is_autocast_enabled())
+        return device_type == "cpu" and bool(torch.is_autocast_cpu_enabled())
+    except RuntimeError:  # a device type autocast does not know (meta)
+        return False
+
+
 def _key(name: str) -> str:
     return name.replace(".", "__")
 
@@ -413,12 +425,6 @@ class PromptInjector(nn.Module):
             sp.axes = {n: axes[n] for n, _k, _c in sp.targets}
         shapes: dict[str, tuple[int, ...]] = {}
         seen = _dry_run(model, list(axes), example_input, axes, shapes) if example_input is not None else {}
-        if seen:
-            args = example_input if isinstance(example_input, tuple) else (example_input,)
-            image = _pick_input(args, {}, input_arg, position)
-            for n in seen:
-                if axes[n] is None:  # a module type that declares no channel axis, and none given
-                    _warn_if_channels_look_last(n, modules[n], shapes[n], image)
         if example_input is not None and isinstance(prompt, AdaptivePrompt):
             # the image is found with the same rule as at every call (input_arg)
             args = example_input if isinstance(example_input, tuple) else (example_input,)
@@ -455,6 +461,12 @@ class PromptInjector(nn.Module):
                 f"cannot tell the output channels of {missing}: pass example_input=<a model input> for a dry run, "
                 "or channels= (an int, or a mapping name -> int)"
             )
+        if seen:  # after the errors: a wrong channels= is reported as such, not as this warning
+            args = example_input if isinstance(example_input, tuple) else (example_input,)
+            image = _pick_input(args, {}, input_arg, position)
+            for n in seen:
+                if axes[n] is None:  # a module type that declares no channel axis, and none given
+                    _warn_if_channels_look_last(n, modules[n], shapes[n], image)
         return [sp for sp, _ in plans]
 
     def _register(self, model: nn.Module) -> None:
@@ -652,7 +664,7 @@ class PromptInjector(nn.Module):
                 f"AdaptivePrompt needs a floating-point image, got dtype {image.dtype}: convert the input, "
                 "e.g. x.float() / 255"
             )
-        autocast = torch.is_autocast_enabled(image.device.type)
+        autocast = _autocast_enabled(image.device.type)
         if image.device != ref.device or (image.dtype != ref.dtype and not autocast):
             raise ValueError(
                 f"the injector is on {_placement(ref)} but the model input is on {_placement(image)}: move the "
@@ -694,9 +706,9 @@ class PromptInjector(nn.Module):
                 + _axis_hint(tuple(out.shape), mod.channels, getattr(hook, "axis", None), None, prefix="; ")
             )
         scale, shift = mod(active[hook.scale_index])
-        autocast = torch.is_autocast_enabled(out.device.type)
-        if (scale.device != out.device or torch.promote_types(out.dtype, scale.dtype) != out.dtype
-                or (scale.dtype != out.dtype and not autocast)):  # e.g. a float64 backbone, float32 injector
+        # an output of lower precision than the modulation would be promoted (refused); a higher one (a float64
+        # backbone, an fp32 norm in a bf16 model) keeps its dtype
+        if scale.device != out.device or torch.promote_types(out.dtype, scale.dtype) != out.dtype:
             raise ValueError(
                 f"target {hook.name!r} returned a {_placement(out)} tensor, but the injector computes its modulation "
                 f"on {_placement(scale)}: move the injector with {_move_hint(out)} (attach follows the model's first "
@@ -833,9 +845,10 @@ def _axis_hint(shape: tuple[int, ...], channels: int, axis: int | None, given: i
             f"{prefix}(axis {other} has {channels}: for a {layout}, pass channel_axis={other}, "
             f"or inside PromptScale(channel_axis={other}) with scales=)"
         )
+    example = "channels-last (B, H, W, C)" if default == 1 else "channels-first (B, C, L)"
     return (
         f"{prefix}(channels are read on axis {default} of this module's output; if it holds them on another axis, "
-        "e.g. channels-last (B, H, W, C), attach with channel_axis=)"
+        f"e.g. {example}, attach with channel_axis=)"
     )
 
 
@@ -846,8 +859,9 @@ def _warn_if_channels_look_last(name: str, module: nn.Module, shape: tuple[int, 
         return
     h, w = image.shape[-2:]
 
-    def spatial(a: int, b: int) -> bool:
-        return any(h % f == 0 and w % f == 0 and (a, b) == (h // f, w // f) for f in (1, 2, 4, 8, 16, 32, 64))
+    def spatial(a: int, b: int) -> bool:  # the input's size, reduced or enlarged (an upsampler) by one factor
+        return any((h % f == 0 and w % f == 0 and (a, b) == (h // f, w // f)) or (a, b) == (h * f, w * f)
+                   for f in (1, 2, 3, 4, 8, 16, 32, 64))
 
     if spatial(shape[1], shape[2]) and not spatial(shape[2], shape[3]):
         warnings.warn(
