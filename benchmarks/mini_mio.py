@@ -274,7 +274,7 @@ def curve_table(results: dict, strategies: list[str], seeds: list[int], ident: d
     return lines
 
 
-def _testset(order: str, size: int):
+def _testset(order, size: int):
     """The fixed In-Dis evaluation set: every embedded photo x every task, fixed crops (seed 12345)."""
     from mio_strategies.data import MiODataset, embedded_image_paths
 
@@ -289,7 +289,7 @@ def _run_in_child(cfg_dict: dict, run_dir: str, testset_size: int, reevaluate: b
 
     torch.set_num_threads(threads)
     cfg = load_config(cfg_dict)
-    return _run_one(cfg, Path(run_dir), _testset(cfg.order, testset_size), False, reevaluate, testset_size)
+    return _run_one(cfg, Path(run_dir), _testset(cfg.order_tasks, testset_size), False, reevaluate, testset_size)
 
 
 def adopt_runs(source: Path, runs: list[tuple[str, int, object, Path]], testset_size: int) -> list[Path]:
@@ -424,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
                 "(pass the --output of the tier you started)")
     out.mkdir(parents=True, exist_ok=True)
     base = load_config(TIERS[args.tier], args.overrides)
-    testset = _testset(base.order, args.testset_size)
+    testset = _testset(base.order_tasks, args.testset_size)
     runs = [(s, seed) for seed in args.seeds for s in args.strategies]
     if args.peek:
         from mio_strategies.harness import evaluate

@@ -49,13 +49,13 @@ def _images(n=2):
 def _data(cfg):
     from mio_strategies.data import MiODataset
 
-    return MiODataset(_images(), cfg.order, patch_size=cfg.patch_size, seed=cfg.seed, repeat=2)
+    return MiODataset(_images(), cfg.order_tasks, patch_size=cfg.patch_size, seed=cfg.seed, repeat=2)
 
 
 def _val(cfg):
     from mio_strategies.data import MiODataset
 
-    return MiODataset(_images(1), cfg.order, patch_size=cfg.val_size, augment=False, seed=99)
+    return MiODataset(_images(1), cfg.order_tasks, patch_size=cfg.val_size, augment=False, seed=99)
 
 
 # -- config ------------------------------------------------------------------------------------------
@@ -700,3 +700,18 @@ def test_a_run_recorded_before_a_config_field_existed_resumes_with_its_default(t
     with pytest.raises(ValueError, match=r"reset_optimizer_each_stage: False in the checkpoint, True requested"):
         train(cfg.replace(reset_optimizer_each_stage=True), run, dataset=_data(cfg), progress=False, resume=True)
     assert train(cfg, run, dataset=_data(cfg), progress=False, resume=True).finished
+
+
+def test_grouped_orders_train_stage_by_stage(tmp_path):
+    # "SB|NJ|R|H|L": tasks of a group enter together (the form the order error message suggests)
+    over = ["strategy=S", "order=SB|NJ|R|H|L", "periods=5", "period_iters=2", "batch_size=2", "patch_size=16",
+            "val_every=0", "ema_decay=0", "backbone_kwargs.num_feat=4", "backbone_kwargs.num_block=1",
+            "log_every=1", "reset_optimizer_each_stage=true"]
+    cfg = load_config("cpu_demo", over)
+    assert [t.letter for t in cfg.order_tasks] == list("SBNJRHL")
+    res = train(cfg, tmp_path / "run", dataset=_data(cfg), progress=False)
+    assert [h["tasks"] for h in res.history][::2] == ["SB", "SBNJ", "SBNJR", "SBNJRH", "SBNJRHL"]
+    state = torch.load(res.checkpoint, weights_only=True)["optimizer"]["state"]
+    assert {int(v["step"]) for v in state.values()} == {2}  # the last stage (L) entered at iteration 8
+    with pytest.raises(ValueError, match=r"empty group at position 1"):
+        load_config("cpu_demo", ["order=SB||NJ"])

@@ -114,7 +114,6 @@ class TrainConfig:
             ValueError / TypeError: naming the field, the bad value and what is valid.
         """
         from mio_strategies.harness._backbones import backbone_spec
-        from mio_strategies.tasks import parse_tasks
 
         spec = backbone_spec(self.backbone)
         if not isinstance(self.backbone_kwargs, Mapping):
@@ -129,7 +128,9 @@ class TrainConfig:
             )
         if not isinstance(self.order, str):
             raise TypeError(f"order must be a string of task letters or names (e.g. 'SBNJRHL' or 'SB|NJ|R|H|L'), got {self.order!r}")
-        parse_tasks(self.order)
+        from mio_strategies.curriculum._schedule import _parse_stages
+
+        _parse_stages(self.order)  # letters, names, or groups entering together ("SB|NJ|R|H|L")
         for key in ("periods", "period_iters", "batch_size", "patch_size", "repeat", "prompt_size", "val_size"):
             _positive_int(key, getattr(self, key))
         if parse_strategy(self.strategy)[0]:  # a sequential run needs one period per stage
@@ -196,10 +197,10 @@ class TrainConfig:
 
     @property
     def order_tasks(self) -> tuple[Any, ...]:
-        """The tasks of ``order`` (:class:`~mio_strategies.tasks.Task`), in curriculum order."""
-        from mio_strategies.tasks import parse_tasks
+        """The tasks of ``order`` (:class:`~mio_strategies.tasks.Task`), in curriculum order (groups flattened)."""
+        from mio_strategies.curriculum._schedule import _parse_stages
 
-        return parse_tasks(self.order)
+        return tuple(t for stage in _parse_stages(self.order) for t in stage)
 
     @property
     def total_iters(self) -> int:

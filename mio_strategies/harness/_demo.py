@@ -177,7 +177,7 @@ def run_demo(
     out = prepare_output_dir(output, overwrite=overwrite, resume=False)
 
     testset_dir = out / "testset"
-    build_testset(embedded_image_paths(), testset_dir, tasks=base.order, preset="in", seed=seed + 1)
+    build_testset(embedded_image_paths(), testset_dir, tasks=base.order_tasks, preset="in", seed=seed + 1)
     testset = PairedFolderDataset(testset_dir)
 
     results: dict[str, EvalResult] = {}

@@ -165,7 +165,7 @@ def _default_dataset(cfg: TrainConfig, world: int) -> Any:
     per_pass = len(images) * len(cfg.order_tasks)
     fresh = math.ceil(cfg.total_iters * global_batch / per_pass)
     repeat = max(cfg.repeat, math.ceil(global_batch / len(images)), min(fresh, max(1, _MAX_ITEMS // per_pass)))
-    return MiODataset(images, cfg.order, patch_size=cfg.patch_size, preset=cfg.preset, seed=cfg.seed, repeat=repeat)
+    return MiODataset(images, cfg.order_tasks, patch_size=cfg.patch_size, preset=cfg.preset, seed=cfg.seed, repeat=repeat)
 
 
 def default_validation_set(cfg: TrainConfig) -> Any:
@@ -175,7 +175,7 @@ def default_validation_set(cfg: TrainConfig) -> Any:
     src = cfg.val_images or cfg.train_images
     images = list_images(src) if src is not None else embedded_image_paths()
     return MiODataset(
-        images, cfg.order, patch_size=cfg.val_size, preset=cfg.preset, augment=False,
+        images, cfg.order_tasks, patch_size=cfg.val_size, preset=cfg.preset, augment=False,
         seed=derive_seed(cfg.seed, 7919),
     )
 
