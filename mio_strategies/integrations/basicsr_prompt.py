@@ -431,8 +431,9 @@ def test_pipeline(root_path: str) -> None:
 
 
 def _size_multiple(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"val.size_multiple must be a positive integer, got {value!r}")
+    from mio_strategies.harness._config import _positive_int
+
+    _positive_int("val.size_multiple", value)
     return value
 
 
