@@ -85,7 +85,7 @@ def test_train_classifier_device_is_checked_before_anything_is_written(tmp_path,
     with pytest.raises(ValueError, match=r"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 'gpu'"):
         train_classifier(tmp_path / "c.pt", device="gpu", **kw)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(ValueError, match=r"device 'cuda:0' requested but no CUDA device is available: use device=cpu"):
+    with pytest.raises(ValueError, match=r"device 'cuda:0' requested but no CUDA device is available: use --device cpu \(device='cpu'\)"):
         train_classifier(tmp_path / "c.pt", device="cuda:0", **kw)
     assert not (tmp_path / "c.pt").exists()
     auto = train_classifier(tmp_path / "auto.pt", **kw)  # auto without CUDA: the CPU, same draws as device="cpu"
@@ -187,7 +187,7 @@ def test_cli_eval_errors_name_the_fix(ep_run, tmp_path, capsys):
     assert "--device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 'gpu'" in capsys.readouterr().err
     if not torch.cuda.is_available():
         assert main(base + ["--output", str(tmp_path / "e"), "--device", "cuda"]) == 2
-        assert "device 'cuda' requested but no CUDA device is available: use device=cpu" in capsys.readouterr().err
+        assert "device 'cuda' requested but no CUDA device is available: use --device cpu" in capsys.readouterr().err
     assert not (tmp_path / "e").exists()
 
 

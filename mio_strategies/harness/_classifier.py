@@ -108,7 +108,7 @@ def train_classifier(
     _device_name("device", device)
     from mio_strategies.harness._train import _resolve_device
 
-    dev = _resolve_device(device, 0)
+    dev = _resolve_device(device, 0, fix="--device cpu (device='cpu')")
     path = Path(output)
     if path.exists() and not overwrite:
         raise FileExistsError(f"classifier file {str(path)!r} already exists: pass --overwrite (overwrite=True) to replace it")

@@ -178,7 +178,7 @@ def _eval(args: argparse.Namespace) -> int:
 
     try:  # before anything is read: a device this machine lacks is one line, not a traceback mid-way
         _device_name("--device", args.device)
-        args.device = str(_resolve_device(args.device, 0))
+        args.device = str(_resolve_device(args.device, 0, fix="--device cpu"))
     except ValueError as exc:
         return error(str(exc))
     task_source = args.task_source or ("classifier" if args.classifier else "given")

@@ -93,12 +93,13 @@ def _all_reduce_grads(params: list[torch.nn.Parameter], world: int) -> None:
         offset += n
 
 
-def _resolve_device(name: str, local_rank: int) -> torch.device:
+def _resolve_device(name: str, local_rank: int, fix: str = "device=cpu") -> torch.device:
+    """The torch device for ``name`` (validated by ``_device_name``); ``fix`` is how the caller's user picks the CPU."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ValueError(f"device {name!r} requested but no CUDA device is available: use device=cpu")
+            raise ValueError(f"device {name!r} requested but no CUDA device is available: use {fix}")
         if name == "cuda":
             return torch.device("cuda", local_rank)
         if torch.device(name).index >= torch.cuda.device_count():
