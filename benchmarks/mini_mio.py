@@ -6,9 +6,11 @@ Tiers (configs ``mini_quick`` / ``mini_converged`` in mio_strategies/harness/con
              claim is judged here: the blind models are expected to sit below the identity at this budget.
   converged  longer and larger (hours on a CPU, minutes on a GPU); resumable (re-run the same command)
              with progress printed; S vs M and AP vs M are judged only where every model beats the
-             identity on every task. The test set is scored after every period (--curve, on by default
-             here): the output says from which iteration each model stays above the identity on every
-             task, so one run tells whether the tier is long enough.
+             identity on every task (where every shortfall is within two of the test crops' standard
+             errors, the two claims are also printed, marked as not the tier's verdict). The test set
+             is scored after every period (--curve, on by default here): the output says from which
+             iteration each model stays above the identity on every task, so one run tells whether the
+             tier is long enough.
 
 One results folder holds one configuration: each run's result.json records its config and test-set size,
 and a rerun into the folder with another tier, --set value or --testset-size is refused before anything
@@ -559,6 +561,13 @@ def main(argv: list[str] | None = None) -> int:
         for s, b in below.items():
             if b:
                 print(f"  {s} is at or below the identity on: " + ", ".join(_margin_note(results, s, args.seeds, t, ident[t]) for t in b))
+        if args.tier != "quick" and all("within noise" in _margin_note(results, s, args.seeds, t, ident[t])
+                                        for s, b in below.items() for t in b):
+            # Not the tier's verdict: every shortfall is level with the identity within the test crops' noise,
+            # so the claims are read as well, labelled as such, rather than left unreported.
+            print("  Every such shortfall is within the test set's noise; read anyway (not the tier's verdict):")
+            print("  " + verdict("S", "sequential learning beats mixed training (paper +0.29 dB)"))
+            print("  " + verdict("S+AP", "sequential + adaptive prompts beat mixed training (paper +0.24 dB)"))
     else:
         print(verdict("S", "sequential learning beats mixed training (paper +0.29 dB)"))
         print(verdict("S+AP", "sequential + adaptive prompts beat mixed training (paper +0.24 dB)"))
