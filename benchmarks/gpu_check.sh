@@ -22,7 +22,8 @@
 # the tier's own), MINI_JOBS (runs at once, 5), MINI_WORKERS (data workers per run, 2), MINI_TIMEOUT (s, 270), MINI_TESTSET (side of the test
 # crops, 256: whole photo height; the 96 px default leaves JPEG margins of +/- 0.2 dB to the crops), FULL_ITERS (per period, 7
 # periods, default 150), FULL_TIMEOUT (s per strategy, 60), SPEED_ITERS (per backbone, 40), SPEED_TIMEOUT
-# (s, 90), WORKERS (12). A timeout of 0 skips its step. The mini tier resumes: run the script again with the
+# (s, 90), WORKERS (12), MPS (1: run the steps under CUDA MPS, so that the mini tier's processes share the GPU
+# at once; falls back to plain sharing where it does not start). A timeout of 0 skips its step. The mini tier resumes: run the script again with the
 # same DEST to continue.
 set -uo pipefail
 out_abs=""
@@ -35,6 +36,22 @@ DEST=${DEST:-gpu-check}
 mkdir -p "$DEST"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 $PY -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print('device:', torch.cuda.get_device_name(0), 'torch', torch.__version__)" || exit 1
+if [ "${MPS:-0}" = 1 ]; then  # CUDA MPS: the worker processes' kernels share the GPU instead of taking turns
+  if command -v nvidia-cuda-mps-control >/dev/null; then
+    export CUDA_MPS_PIPE_DIRECTORY=/tmp/mio-mps-pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mio-mps-log
+    mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
+    if nvidia-cuda-mps-control -d && trap 'echo quit | nvidia-cuda-mps-control' EXIT \
+        && timeout 60 $PY -c "import torch; torch.ones(1, device='cuda').sum().item()"; then
+      echo "CUDA MPS on (control daemon started; stopped at exit)"
+    else
+      echo quit | nvidia-cuda-mps-control 2>/dev/null; trap - EXIT
+      unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
+      echo "(CUDA MPS did not start; going on without it)"
+    fi
+  else
+    echo "(MPS=1 but nvidia-cuda-mps-control is not on this machine; going on without it)"
+  fi
+fi
 : "${MINI_SEED:=0}" "${MINI_ITERS:=1500}" "${MINI_JOBS:=5}" "${MINI_WORKERS:=2}" "${MINI_TIMEOUT:=270}" "${MINI_TESTSET:=256}"
 : "${FULL_ITERS:=150}" "${FULL_TIMEOUT:=60}" "${SPEED_ITERS:=40}" "${SPEED_TIMEOUT:=90}" "${WORKERS:=12}"
 for knob in MINI_TIMEOUT FULL_TIMEOUT SPEED_TIMEOUT; do
@@ -47,7 +64,7 @@ if [ "$MINI_TIMEOUT" -gt 0 ]; then
   echo "== converged mini tier (M, S, M+EP, S+EP, S+AP; seed $MINI_SEED; $MINI_ITERS iterations per period; $MINI_JOBS at once)"
   timeout "$MINI_TIMEOUT" $PY benchmarks/mini_mio.py --tier converged --seeds "$MINI_SEED" --jobs "$MINI_JOBS" --set device=cuda \
       --set num_workers="$MINI_WORKERS" --set period_iters="$MINI_ITERS" --set checkpoint_every=1000 \
-      --testset-size "$MINI_TESTSET" --output "$DEST/mini-converged" 2>&1 | tee "$DEST/mini.log" \
+      --testset-size "$MINI_TESTSET" --status-every 120 --output "$DEST/mini-converged" 2>&1 | tee "$DEST/mini.log" \
       || echo "(mini tier stopped at its time limit; re-run the same command to resume)"
   if [ -n "$out_abs" ]; then
     (cd "$DEST" && ls -d mini.log mini-converged/summary.md mini-converged/*/result.json mini-converged/*/log.jsonl \
