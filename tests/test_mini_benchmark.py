@@ -465,6 +465,41 @@ def test_gpu_check_packs_the_mini_tier_for_the_device_tool(tmp_path):
     assert loaded.strategy == "M" and loaded.seed == 1 and state["weights"] == "ema"
 
 
+@pytest.mark.parametrize("daemon", ["starts", "fails", "absent"])
+def test_gpu_check_mps_starts_the_daemon_and_stops_it_or_goes_on_without(tmp_path, daemon):
+    """MPS=1: gpu_check.sh starts the CUDA MPS control daemon, checks a CUDA client under it and sends the
+    daemon "quit" when it exits; where the daemon does not start, or is not installed, it says so and goes
+    on without it (exit 0). Stand-ins for python and nvidia-cuda-mps-control record what they were asked."""
+    import subprocess
+
+    bin_dir, calls = tmp_path / "bin", tmp_path / "calls"
+    bin_dir.mkdir()
+    fake = bin_dir / "python"
+    fake.write_text('#!/bin/sh\necho "python $CUDA_MPS_PIPE_DIRECTORY" >> "$CALLS"\nexit 0\n')
+    fake.chmod(0o755)
+    if daemon != "absent":
+        ctl = bin_dir / "nvidia-cuda-mps-control"
+        ctl.write_text('#!/bin/sh\nif [ "$1" = "-d" ]; then echo "daemon -d" >> "$CALLS"; exit '
+                       + ("0" if daemon == "starts" else "1") + '; fi\necho "daemon $(cat)" >> "$CALLS"\n')
+        ctl.chmod(0o755)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "PYTHON": str(fake), "CALLS": str(calls), "MPS": "1",
+           "DEST": str(tmp_path / "gc"), "MINI_TIMEOUT": "0", "FULL_TIMEOUT": "0", "SPEED_TIMEOUT": "0"}
+    proc = subprocess.run(["bash", str(SCRIPT.parent / "gpu_check.sh")], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    recorded = calls.read_text().splitlines()
+    if daemon == "starts":
+        assert "CUDA MPS on" in proc.stdout
+        # the CUDA check, the daemon, a client under it (the pipe folder exported), the daemon's quit at exit
+        assert recorded == ["python ", "daemon -d", "python /tmp/mio-mps-pipe", "daemon quit"]
+    elif daemon == "fails":
+        assert "(CUDA MPS did not start; going on without it)" in proc.stdout
+        assert recorded == ["python ", "daemon -d", "daemon quit"]
+    else:
+        assert "nvidia-cuda-mps-control is not on this machine; going on without it" in proc.stdout
+        assert recorded == ["python "]
+
+
 def _alive(pid: int) -> bool:
     """Whether ``pid`` runs (a zombie, exited but not reaped by a container's init, counts as gone)."""
     try:
