@@ -209,8 +209,8 @@ def _read_curve(log: Path) -> list[dict]:
 
 def run_status(key: tuple[str, int], run_dir: Path, total: int) -> str:
     """``"M seed 0: 2750/15000 it, loss 0.0712, period 2 (SB)"`` from a running run's log.jsonl; ``""``
-    for a run that has not started (the pool hands a queued run to a worker before it starts)."""
-    if not (run_dir / "config.yaml").is_file():
+    for a run that has not started or has finished (result.json: a cached run, only read again)."""
+    if not (run_dir / "config.yaml").is_file() or (run_dir / "result.json").is_file():
         return ""
     steps = _log_records(run_dir / LOG_NAME, "train")
     if not steps:
@@ -492,12 +492,18 @@ def main(argv: list[str] | None = None) -> int:
 
         threads = max(1, (os.cpu_count() or 1) // args.jobs)
         with worker_pool(args.jobs) as pool:
-            futures, dirs = {}, {}
-            for strategy, seed in runs:
+            futures, dirs, queue = {}, {}, list(runs)
+
+            def submit_next():
+                # one run per free worker: the pool would hand queued runs to its call queue (and mark them
+                # running) ahead of a free worker, and the status lines would name runs not yet training
+                strategy, seed = queue.pop(0)
                 cfg, run_dir = setup(strategy, seed)
                 fut = pool.submit(_run_in_child, cfg.to_dict(), str(run_dir), args.testset_size, args.reevaluate, threads)
                 futures[fut], dirs[fut] = (strategy, seed), run_dir
-            pending, k = set(futures), 0
+                return fut
+
+            pending, k = {submit_next() for _ in range(min(args.jobs, len(queue)))}, 0
             while pending:
                 done, pending = wait(pending, timeout=args.status_every or None, return_when=FIRST_COMPLETED)
                 for fut in done:
@@ -505,6 +511,8 @@ def main(argv: list[str] | None = None) -> int:
                     strategy, seed = futures[fut]
                     results[(strategy, seed)] = fut.result()
                     report(k, strategy, seed, results[(strategy, seed)], t_all)
+                    if queue:
+                        pending.add(submit_next())
                 if not done:  # the workers print nothing while they train: say where each running run is
                     lines = [x for f in pending if f.running() and (x := run_status(futures[f], dirs[f], base.total_iters))]
                     if lines:

@@ -183,7 +183,7 @@ def test_m_is_required(mini, tmp_path):
 
 @pytest.mark.basicsr
 @pytest.mark.usefixtures("one_thread")
-def test_tiny_end_to_end_run_is_cached_and_rescored(mini, tmp_path, capsys):
+def test_tiny_end_to_end_run_is_cached_and_rescored(mini, tmp_path, capsys, monkeypatch):
     args = ["--tier", "quick", "--seeds", "0", "--testset-size", "24", "--output", str(tmp_path / "b"),
             "--set", "backbone_kwargs.num_feat=4", "--set", "backbone_kwargs.num_block=1", "--set", "periods=7",
             "--set", "period_iters=1", "--set", "batch_size=2", "--set", "patch_size=16", "--set", "prompt_size=16",
@@ -245,8 +245,30 @@ def test_tiny_end_to_end_run_is_cached_and_rescored(mini, tmp_path, capsys):
     again = {p.parent.name: json.loads(p.read_text()) for p in (tmp_path / "b").glob("*/result.json")}
     assert {k: v["per_task"] for k, v in again.items()} == {k: v["per_task"] for k, v in saved.items()}
 
-    # the same runs in two worker processes give the same numbers (paired seeds do not depend on the process)
+    # the same runs in two worker processes give the same numbers (paired seeds do not depend on the process);
+    # a run is handed to the pool only when a worker is free (no queued run is shown as running)
+    pool_of = mini.worker_pool
+    submitted, most = [], []
+
+    class CountingPool:
+        def __init__(self, jobs):
+            self.pool = pool_of(jobs)
+
+        def __enter__(self):
+            self.pool.__enter__()
+            return self
+
+        def __exit__(self, *exc):
+            return self.pool.__exit__(*exc)
+
+        def submit(self, *a):
+            submitted.append(self.pool.submit(*a))
+            most.append(sum(not f.done() for f in submitted))  # a finished run's future is done before wait() returns
+            return submitted[-1]
+
+    monkeypatch.setattr(mini, "worker_pool", CountingPool)
     assert mini.main([*args, "--output", str(tmp_path / "jobs"), "--jobs", "2", "--status-every", "0.05"]) == 0
+    assert len(most) == 5 and max(most) <= 2
     text = capsys.readouterr().out
     assert "[5/5]" in text
     # while the workers train, the parent says where each running run is
@@ -278,6 +300,8 @@ def test_run_status_reads_the_last_training_record(mini, tmp_path):
             {"kind": "train", "iteration": 1750, "loss": 0.0712, "period": 2, "tasks": "SB"}]
     (tmp_path / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
     assert mini.run_status(("S", 1), tmp_path, 15000) == "S seed 1: 1750/15000 it, loss 0.0712, period 2 (SB)"
+    (tmp_path / "result.json").write_text("{}")  # finished: a cached run handed to a worker is not training
+    assert mini.run_status(("S", 1), tmp_path, 15000) == ""
 
 
 def test_peek_reports_each_runs_state_and_curve_without_training(mini, tmp_path, capsys):
