@@ -37,6 +37,14 @@ DEST=${DEST:-gpu-check}
 mkdir -p "$DEST"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 $PY -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print('device:', torch.cuda.get_device_name(0), 'torch', torch.__version__)" || exit 1
+: "${MINI_SEED:=0}" "${MINI_ITERS:=1500}" "${MINI_JOBS:=5}" "${MINI_WORKERS:=2}" "${MINI_TIMEOUT:=270}" "${MINI_TESTSET:=256}"
+: "${FULL_ITERS:=150}" "${FULL_TIMEOUT:=60}" "${SPEED_ITERS:=40}" "${SPEED_TIMEOUT:=90}" "${WORKERS:=12}"
+for knob in MINI_TIMEOUT FULL_TIMEOUT SPEED_TIMEOUT; do
+  case "${!knob}" in
+    ''|*[!0-9]*) echo "error: $knob=${!knob}: give whole seconds (0 skips the step)" >&2; exit 2 ;;
+  esac
+done
+# after the knobs are checked: nothing is started for a call that is refused
 if [ "${MPS:-0}" = 1 ]; then  # CUDA MPS: the worker processes' kernels share the GPU instead of taking turns
   if command -v nvidia-cuda-mps-control >/dev/null; then
     export CUDA_MPS_PIPE_DIRECTORY=/tmp/mio-mps-pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mio-mps-log
@@ -53,13 +61,6 @@ if [ "${MPS:-0}" = 1 ]; then  # CUDA MPS: the worker processes' kernels share th
     echo "(MPS=1 but nvidia-cuda-mps-control is not on this machine; going on without it)"
   fi
 fi
-: "${MINI_SEED:=0}" "${MINI_ITERS:=1500}" "${MINI_JOBS:=5}" "${MINI_WORKERS:=2}" "${MINI_TIMEOUT:=270}" "${MINI_TESTSET:=256}"
-: "${FULL_ITERS:=150}" "${FULL_TIMEOUT:=60}" "${SPEED_ITERS:=40}" "${SPEED_TIMEOUT:=90}" "${WORKERS:=12}"
-for knob in MINI_TIMEOUT FULL_TIMEOUT SPEED_TIMEOUT; do
-  case "${!knob}" in
-    ''|*[!0-9]*) echo "error: $knob=${!knob}: give whole seconds (0 skips the step)" >&2; exit 2 ;;
-  esac
-done
 
 if [ "$MINI_TIMEOUT" -gt 0 ]; then
   echo "== converged mini tier (M, S, M+EP, S+EP, S+AP; seed $MINI_SEED; $MINI_ITERS iterations per period; $MINI_JOBS at once)"

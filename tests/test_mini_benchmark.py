@@ -508,8 +508,12 @@ def test_gpu_check_mps_starts_the_daemon_and_stops_it_or_goes_on_without(tmp_pat
         ctl.chmod(0o755)
     env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "PYTHON": str(fake), "CALLS": str(calls), "MPS": "1",
            "DEST": str(tmp_path / "gc"), "MINI_TIMEOUT": "0", "FULL_TIMEOUT": "0", "SPEED_TIMEOUT": "0"}
-    proc = subprocess.run(["bash", str(SCRIPT.parent / "gpu_check.sh")], env=env, capture_output=True, text=True,
-                          timeout=60)
+    script = ["bash", str(SCRIPT.parent / "gpu_check.sh")]
+    bad = subprocess.run(script, env={**env, "FULL_TIMEOUT": "1m"}, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "FULL_TIMEOUT=1m" in bad.stderr
+    assert "daemon" not in calls.read_text()  # a refused call starts no daemon
+    calls.unlink()
+    proc = subprocess.run(script, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     recorded = calls.read_text().splitlines()
     if daemon == "starts":
