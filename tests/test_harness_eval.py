@@ -61,7 +61,7 @@ def _always(task_name: str) -> TaskClassifier:
 
 
 def test_train_classifier_is_seeded_saved_atomically_and_loaded_weights_only(tmp_path):
-    kw = dict(steps=3, batch_size=4, crop=16, width=4, seed=5, progress=False)
+    kw = dict(steps=3, batch_size=4, crop=16, width=4, seed=5, progress=False, device="cpu")
     run = train_classifier(tmp_path / "a.pt", **kw)
     again = train_classifier(tmp_path / "b.pt", **kw)
     assert len(run.losses) == 3 and all(0.0 <= a <= 1.0 for a in run.accuracies)

@@ -6,6 +6,7 @@ import importlib
 import json
 import os
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -506,9 +507,15 @@ def test_gpu_check_mps_starts_the_daemon_and_stops_it_or_goes_on_without(tmp_pat
         ctl.write_text('#!/bin/sh\nif [ "$1" = "-d" ]; then echo "daemon -d" >> "$CALLS"; exit '
                        + ("0" if daemon == "starts" else "1") + '; fi\necho "daemon $(cat)" >> "$CALLS"\n')
         ctl.chmod(0o755)
-    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "PYTHON": str(fake), "CALLS": str(calls), "MPS": "1",
+    # only the commands the script (and the stand-in's cat) runs here, so that a real nvidia-cuda-mps-control
+    # (a GPU machine's) is not found in the "absent" case
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    for name in ("dirname", "mkdir", "timeout", "cat"):
+        (tools / name).symlink_to(shutil.which(name))
+    env = {"PATH": f"{bin_dir}:{tools}", "PYTHON": str(fake), "CALLS": str(calls), "MPS": "1",
            "DEST": str(tmp_path / "gc"), "MINI_TIMEOUT": "0", "FULL_TIMEOUT": "0", "SPEED_TIMEOUT": "0"}
-    script = ["bash", str(SCRIPT.parent / "gpu_check.sh")]
+    script = [shutil.which("bash"), str(SCRIPT.parent / "gpu_check.sh")]
     bad = subprocess.run(script, env={**env, "FULL_TIMEOUT": "1m"}, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "FULL_TIMEOUT=1m" in bad.stderr
     assert "daemon" not in calls.read_text()  # a refused call starts no daemon
