@@ -447,8 +447,6 @@ def test_gpu_check_packs_the_mini_tier_for_the_device_tool(tmp_path):
     """benchmarks/gpu_check.sh's bookkeeping, without a GPU: a stand-in python passes the CUDA check and
     skips the training (the tier's folder is prepared here); the script packs the logs and results, tries
     ship_weights (refused: no S+EP run) and exports each finished run of the chosen seed, and still exits 0."""
-    import shutil
-    import subprocess
     import tarfile
 
     from mio_strategies.harness import load_config, load_restorer, train
@@ -495,8 +493,6 @@ def test_gpu_check_mps_starts_the_daemon_and_stops_it_or_goes_on_without(tmp_pat
     """MPS=1: gpu_check.sh starts the CUDA MPS control daemon, checks a CUDA client under it and sends the
     daemon "quit" when it exits; where the daemon does not start, or is not installed, it says so and goes
     on without it (exit 0). Stand-ins for python and nvidia-cuda-mps-control record what they were asked."""
-    import subprocess
-
     bin_dir, calls = tmp_path / "bin", tmp_path / "calls"
     bin_dir.mkdir()
     fake = bin_dir / "python"
