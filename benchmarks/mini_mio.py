@@ -66,7 +66,7 @@ def _stored_config(out: Path, data: dict) -> tuple[dict | None, str]:
     return None, ""
 
 
-def check_cached_result(cfg, out: Path, data: dict, testset_size: int | None) -> None:
+def check_cached_result(cfg, out: Path, data: dict, testset_size: int | None, extend: bool = False) -> bool:
     """Refuse to report a finished run's cached result.json as the result of another configuration.
 
     The run-defining keys (backbone, strategy and the run setup, as a resume compares them:
@@ -76,6 +76,11 @@ def check_cached_result(cfg, out: Path, data: dict, testset_size: int | None) ->
     its default, which that run trained with.
     ``testset_size``: the side of the test crops asked for; a result scored on crops of another size is
     refused too (its learning curve was scored while training, so it cannot be rescored at another size).
+    ``extend``: a run recorded with fewer periods than ``cfg`` and otherwise the same, whose checkpoint is
+    here, is accepted to be continued into the longer schedule (``--extend``).
+
+    Returns:
+        True when the run is to be extended (``extend`` and fewer periods recorded), else False.
 
     Raises:
         ValueError: naming the differing keys (or sizes) and saying to use another --output.
@@ -84,15 +89,26 @@ def check_cached_result(cfg, out: Path, data: dict, testset_size: int | None) ->
 
     where = f"{str(out)!r} holds a finished {data.get('strategy', cfg.strategy)} seed {data.get('seed', cfg.seed)} run"
     saved, source = _stored_config(out, data)
+    longer = False
     if saved is not None:
         requested, recorded = cfg.to_dict(), with_defaults(saved)  # a field recorded before it existed: its default
+        keys = differing_keys(saved, requested, resume=True)
+        longer = keys == ["periods"] and isinstance(recorded.get("periods"), int) and requested["periods"] > recorded["periods"]
+        if longer and extend and not (out / CHECKPOINT_NAME).is_file():
+            raise ValueError(
+                f"{where} of {recorded['periods']} periods without its checkpoint (adopted from elsewhere?), so it "
+                f"cannot be extended to {requested['periods']}: train it with the longer schedule where it was "
+                "trained (e.g. on a GPU with gpu_check.sh) and --adopt it, or leave its seed out (--seeds)"
+            )
         diffs = [f"{key}: {recorded.get(key)!r} in that run, {requested.get(key)!r} requested"
-                 for key in differing_keys(saved, requested, resume=True)]
+                 for key in keys if not (longer and extend)]
         if diffs:
+            hint = (" (or --extend to continue the finished runs into the longer schedule)"
+                    if longer and (out / CHECKPOINT_NAME).is_file() else "")
             raise ValueError(
                 f"{where} of another configuration (recorded in its {source}), which would be reported as this "
-                f"configuration's result: {'; '.join(diffs)}. Use another --output for this configuration (or "
-                "the run's own settings to reuse it)"
+                f"configuration's result: {'; '.join(diffs)}. Use another --output for this configuration{hint} "
+                "(or the run's own settings to reuse it)"
             )
     stored_size = data.get("testset_size")
     if testset_size is not None and stored_size is not None and stored_size != testset_size:
@@ -100,10 +116,12 @@ def check_cached_result(cfg, out: Path, data: dict, testset_size: int | None) ->
             f"{where} scored on {stored_size}-px test crops, --testset-size {testset_size} requested: pass "
             f"--testset-size {stored_size} to reuse it, or use another --output for the new size"
         )
+    return longer and extend
 
 
-def check_unfinished_run(cfg, out: Path) -> None:
-    """Refuse an interrupted run (a checkpoint, no result.json) of another configuration before anything trains.
+def check_unfinished_run(cfg, out: Path, extend: bool = False) -> None:
+    """Refuse an interrupted run (a checkpoint, no result.json) of another configuration before anything trains
+    (with ``extend``, a run of fewer periods is continued into ``cfg``'s).
 
     Raises:
         ValueError (a CheckpointMismatchError): the differing keys, and to use another --output.
@@ -111,7 +129,7 @@ def check_unfinished_run(cfg, out: Path) -> None:
     from mio_strategies.harness._checkpoint import CheckpointMismatchError, check_compatible, load_checkpoint
 
     try:
-        check_compatible(load_checkpoint(out / CHECKPOINT_NAME), cfg.to_dict(), resume=True)
+        check_compatible(load_checkpoint(out / CHECKPOINT_NAME), cfg.to_dict(), resume=True, extend=extend)
     except CheckpointMismatchError as exc:
         raise _unfinished_mismatch(out, exc) from exc
 
@@ -126,8 +144,12 @@ def _unfinished_mismatch(out: Path, exc: Exception) -> Exception:
 
 
 def _run_one(cfg, out: Path, testset, progress: bool, reevaluate: bool = False,
-             testset_size: int | None = None) -> dict:
+             testset_size: int | None = None, extend: bool = False) -> dict:
     """Train (or resume, or reuse) one (strategy, seed) run and evaluate it; cached as result.json.
+
+    ``extend``: a finished run of fewer periods (and an interrupted extension) is continued into ``cfg``'s
+    schedule; its old result.json is kept as ``result-<periods>periods.json`` and the new one adds its
+    training time to the old one's.
 
     ``reevaluate``: a finished run's checkpoint is scored again with the current evaluation code (its
     training time and speed are kept from the cached result). ``testset_size``: the side of ``testset``'s
@@ -145,10 +167,19 @@ def _run_one(cfg, out: Path, testset, progress: bool, reevaluate: bool = False,
     result_path = out / "result.json"
     ckpt = out / CHECKPOINT_NAME
     old = json.loads(result_path.read_text()) if result_path.is_file() else None
+    earlier = 0.0  # training seconds of the shorter run an extension continues
     if old is not None:
-        check_cached_result(cfg, out, old, testset_size)
-        if not (reevaluate and ckpt.is_file()):
+        if check_cached_result(cfg, out, old, testset_size, extend):
+            earlier = float(old.get("seconds") or 0.0)
+            kept = out / f"result-{_stored_config(out, old)[0]['periods']}periods.json"
+            kept.write_text(json.dumps({**old, "extended_to": cfg.periods}, indent=1))
+            result_path.unlink()  # the run is retrained from here: no stale result.json if it is interrupted
+            old = None
+        elif not (reevaluate and ckpt.is_file()):
             return old
+    elif extend:  # an extension interrupted before: the shorter run's time is in the result it kept
+        kept = [json.loads(f.read_text()) for f in sorted(out.glob("result-*periods.json"))]
+        earlier = sum(float(k.get("seconds") or 0.0) for k in kept if k.get("extended_to") == cfg.periods)
     t0 = time.perf_counter()
     if old is not None:  # reevaluate a finished run
         seconds, speed, curve = old["seconds"], old["iters_per_second"], old.get("curve", [])
@@ -156,8 +187,8 @@ def _run_one(cfg, out: Path, testset, progress: bool, reevaluate: bool = False,
     else:
         val = testset if cfg.val_every else None  # the learning curve: the test set scored every val_every
         try:
-            if ckpt.is_file():  # an interrupted run: continue it exactly where it stopped
-                res = train(cfg, out, resume=True, progress=progress, val_dataset=val)
+            if ckpt.is_file():  # an interrupted run (or one to extend): continue it exactly where it stopped
+                res = train(cfg, out, resume=True, extend=extend, progress=progress, val_dataset=val)
             else:
                 res = train(cfg, out, overwrite=True, progress=progress, val_dataset=val)
         except CheckpointMismatchError as exc:
@@ -172,7 +203,7 @@ def _run_one(cfg, out: Path, testset, progress: bool, reevaluate: bool = False,
     data = {
         "strategy": cfg.strategy, "seed": cfg.seed, "per_task": {k: v["psnr"] for k, v in ev.per_task().items()},
         "identity": {k: v["psnr"] for k, v in ev.per_task(identity=True).items()},
-        "average": ev.average()["psnr"], "seconds": seconds if seconds is not None else time.perf_counter() - t0,
+        "average": ev.average()["psnr"], "seconds": seconds if seconds is not None else earlier + time.perf_counter() - t0,
         "iters_per_second": speed, "curve": curve,
         "config": (old or {}).get("config") or cfg.to_dict(), "testset_size": testset_size,
         "margin_se": margin_se(ev.records),
@@ -283,7 +314,8 @@ def _testset(order, size: int):
     return MiODataset(embedded_image_paths(), order, patch_size=size, augment=False, seed=12345)
 
 
-def _run_in_child(cfg_dict: dict, run_dir: str, testset_size: int, reevaluate: bool, threads: int) -> dict:
+def _run_in_child(cfg_dict: dict, run_dir: str, testset_size: int, reevaluate: bool, threads: int,
+                  extend: bool = False) -> dict:
     """One run in a worker process of ``--jobs`` (its own torch threads, its own test set)."""
     import torch
 
@@ -291,7 +323,8 @@ def _run_in_child(cfg_dict: dict, run_dir: str, testset_size: int, reevaluate: b
 
     torch.set_num_threads(threads)
     cfg = load_config(cfg_dict)
-    return _run_one(cfg, Path(run_dir), _testset(cfg.order_tasks, testset_size), False, reevaluate, testset_size)
+    return _run_one(cfg, Path(run_dir), _testset(cfg.order_tasks, testset_size), False, reevaluate, testset_size,
+                    extend)
 
 
 def adopt_runs(source: Path, runs: list[tuple[str, int, object, Path]], testset_size: int) -> list[Path]:
@@ -414,6 +447,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="copy the finished runs of --seeds x --strategies from another results folder of this tier "
                         "(e.g. gpu_check.sh's mini-converged, scored with the same --testset-size) into --output, "
                         "after checking them all, and exit")
+    p.add_argument("--extend", action="store_true",
+                   help="continue the finished runs in --output, trained with fewer periods, into the periods asked "
+                        "(--set periods=N; every other setting as recorded); their old results are kept as "
+                        "result-<periods>periods.json")
     p.add_argument("--curve", action=argparse.BooleanOptionalAction, default=None,
                    help="score the test set after every period and print, per model, its worst task's margin over "
                         "the identity and when it stays above it on every task (default: on for the converged tier)")
@@ -422,6 +459,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error("the paired differences are taken to M: keep M in --strategies")
     if args.jobs < 1:
         p.error(f"--jobs must be at least 1, got {args.jobs}")
+    if args.extend and (args.reevaluate or args.adopt is not None):
+        p.error("--extend trains: it cannot go with --reevaluate or --adopt (run them separately)")
     if args.status_every < 0:
         p.error(f"--status-every must be 0 (never) or a number of seconds, got {args.status_every}")
 
@@ -473,9 +512,10 @@ def main(argv: list[str] | None = None) -> int:
         cfg, run_dir = setup(strategy, seed)
         try:
             if (run_dir / "result.json").is_file():
-                check_cached_result(cfg, run_dir, json.loads((run_dir / "result.json").read_text()), args.testset_size)
+                check_cached_result(cfg, run_dir, json.loads((run_dir / "result.json").read_text()), args.testset_size,
+                                    args.extend)
             elif (run_dir / CHECKPOINT_NAME).is_file():
-                check_unfinished_run(cfg, run_dir)
+                check_unfinished_run(cfg, run_dir, args.extend)
         except ValueError as exc:
             p.error(str(exc))
 
@@ -484,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
             cfg, run_dir = setup(strategy, seed)
             t0 = time.perf_counter()
             results[(strategy, seed)] = r = _run_one(cfg, run_dir, testset, args.progress, args.reevaluate,
-                                                     args.testset_size)
+                                                     args.testset_size, args.extend)
             report(k, strategy, seed, r, t0)
     else:
         import os
@@ -499,7 +539,8 @@ def main(argv: list[str] | None = None) -> int:
                 # running) ahead of a free worker, and the status lines would name runs not yet training
                 strategy, seed = queue.pop(0)
                 cfg, run_dir = setup(strategy, seed)
-                fut = pool.submit(_run_in_child, cfg.to_dict(), str(run_dir), args.testset_size, args.reevaluate, threads)
+                fut = pool.submit(_run_in_child, cfg.to_dict(), str(run_dir), args.testset_size, args.reevaluate, threads,
+                                  args.extend)
                 futures[fut], dirs[fut] = (strategy, seed), run_dir
                 return fut
 

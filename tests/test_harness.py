@@ -715,3 +715,63 @@ def test_grouped_orders_train_stage_by_stage(tmp_path):
     assert {int(v["step"]) for v in state.values()} == {2}  # the last stage (L) entered at iteration 8
     with pytest.raises(ValueError, match=r"empty group at position 1"):
         load_config("cpu_demo", ["order=SB||NJ"])
+
+
+@pytest.mark.parametrize("strategy", ["S+EP", "M"])
+def test_extend_continues_a_finished_run_as_the_longer_schedule_would(tmp_path, monkeypatch, strategy):
+    # sampler chunks of 2 iterations at batch 2: the 14-iteration run ends on a chunk boundary, so its
+    # extension to 9 periods repeats a 9-period run from the start exactly (weights, optimizer, log)
+    monkeypatch.setattr("mio_strategies.curriculum._sampler._CHUNK_INDICES", 4)
+    short = load_config("cpu_demo", TINY + [f"strategy={strategy}", "val_every=2"])
+    longer = load_config(short.to_dict(), ["periods=9"])
+    full = train(longer, tmp_path / "full", dataset=_data(longer), val_dataset=_val(longer), progress=False)
+    first = train(short, tmp_path / "run", dataset=_data(short), val_dataset=_val(short), progress=False)
+    assert first.finished and first.iteration == 14
+    with pytest.raises(CheckpointMismatchError, match=r"periods: 7 in the checkpoint, 9 requested.*extend it \(--extend"):
+        train(longer, tmp_path / "run", dataset=_data(longer), progress=False, resume=True)  # resume alone refuses
+    done = train(longer, tmp_path / "run", dataset=_data(longer), val_dataset=_val(longer), progress=False, extend=True)
+    assert done.finished and done.iteration == 18
+    a, b = load_checkpoint(full.checkpoint), load_checkpoint(done.checkpoint)
+    assert _same(a["model"], b["model"]) and _same(a["ema"], b["ema"]) and _same(a["optimizer"], b["optimizer"])
+    assert a["sampler"] == b["sampler"] and b["config"]["periods"] == 9
+    assert (tmp_path / "run" / "log.jsonl").read_text() == (tmp_path / "full" / "log.jsonl").read_text()
+    assert "periods: 9" in (tmp_path / "run" / "config.yaml").read_text()
+    # the added periods train all tasks at the cosine's restarts
+    added = [h for h in done.history if h["iteration"] > 14]
+    assert {h["tasks"] for h in added} == {"SBNJRHL"} and added[0]["lr"] == pytest.approx(short.lr)
+
+
+def test_extend_refuses_fewer_periods_or_another_setting_and_changes_nothing(tmp_path):
+    cfg = load_config("cpu_demo", TINY + ["strategy=S", "val_every=0"])
+    run = tmp_path / "run"
+    train(cfg, run, dataset=_data(cfg), progress=False)
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    for change, pattern in ((["periods=8", "lr=5e-3"], r"cannot extend the run saved in this checkpoint: lr: 0\.001 in the checkpoint, "
+                                                        r"0\.005 requested; an extension may add periods"),
+                            (["periods=7", "period_iters=3"], r"period_iters: 2 in the checkpoint, 3 requested")):
+        with pytest.raises(CheckpointMismatchError, match=pattern):
+            train(load_config(cfg.to_dict(), change), run, dataset=_data(cfg), progress=False, extend=True)
+    m = load_config("cpu_demo", TINY + ["periods=3", "val_every=0"])  # mixed: any number of periods
+    train(m, tmp_path / "m", dataset=_data(m), progress=False)
+    with pytest.raises(CheckpointMismatchError, match=r"periods: 3 in the checkpoint, 2 requested; an extension may add"):
+        train(load_config(m.to_dict(), ["periods=2"]), tmp_path / "m", dataset=_data(m), progress=False, extend=True)
+    with pytest.raises(FileNotFoundError, match=r"cannot extend: no checkpoint\.pt in"):
+        train(cfg, tmp_path / "empty", dataset=_data(cfg), progress=False, extend=True)
+    with pytest.raises(TypeError, match=r"extend must be True or False, got str 'yes'"):
+        train(cfg, run, dataset=_data(cfg), progress=False, extend="yes")
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+    # the same number of periods: a finished run stays as it is
+    assert train(cfg, run, dataset=_data(cfg), progress=False, extend=True).iteration == 14
+
+
+def test_cli_extend_reads_the_run_folders_own_config(tmp_path, capsys):
+    from mio_strategies.cli import main
+
+    cfg = load_config("cpu_demo", TINY + ["strategy=S+EP", "val_every=0"])
+    train(cfg, tmp_path / "run", progress=False)
+    assert main(["train", "--output", str(tmp_path / "run"), "--extend", "--set", "periods=8", "--no-progress"]) == 0
+    assert "16 iterations" in capsys.readouterr().out
+    _, saved, state = load_restorer(tmp_path / "run" / "checkpoint.pt")
+    assert state["finished"] and saved.periods == 8 and saved.strategy == "S+EP"
+    assert main(["train", "--output", str(tmp_path / "run"), "--extend", "--set", "periods=7", "--no-progress"]) == 2
+    assert "periods: 8 in the checkpoint, 7 requested" in capsys.readouterr().err

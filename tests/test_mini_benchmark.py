@@ -292,6 +292,50 @@ def test_tiny_end_to_end_run_is_cached_and_rescored(mini, tmp_path, capsys, monk
     assert saved["M-seed0"]["curve"] == []  # the quick tier keeps no curve by default
 
 
+@pytest.mark.basicsr
+@pytest.mark.usefixtures("one_thread")
+def test_extend_continues_finished_runs_into_more_periods(mini, tmp_path, capsys):
+    out = tmp_path / "b"
+    args = ["--tier", "quick", "--seeds", "0", "--strategies", "M", "S+EP", "--testset-size", "24", "--output",
+            str(out), "--set", "backbone_kwargs.num_feat=4", "--set", "backbone_kwargs.num_block=1",
+            "--set", "period_iters=1", "--set", "batch_size=2", "--set", "patch_size=16", "--set", "prompt_size=16",
+            "--set", "log_every=0", "--curve"]
+    assert mini.main([*args, "--set", "periods=7"]) == 0
+    short = {p.parent.name: json.loads(p.read_text()) for p in out.glob("*/result.json")}
+    capsys.readouterr()
+    # more periods without --extend: refused, with the way to continue them
+    with pytest.raises(SystemExit):
+        mini.main([*args, "--set", "periods=9"])
+    assert re.search(r"periods: 7 in that run, 9 requested\. Use another --output for this configuration \(or --extend "
+                     r"to continue the finished runs into the longer schedule\)", capsys.readouterr().err)
+    with pytest.raises(SystemExit):
+        mini.main([*args, "--set", "periods=9", "--extend", "--reevaluate"])
+    assert "--extend trains: it cannot go with --reevaluate" in capsys.readouterr().err
+    assert sorted(p.name for p in (out / "M-seed0").iterdir()) == ["checkpoint.pt", "config.yaml", "log.jsonl", "result.json"]
+
+    assert mini.main([*args, "--set", "periods=9", "--extend"]) == 0
+    for name, old in short.items():
+        new = json.loads((out / name / "result.json").read_text())
+        kept = json.loads((out / name / "result-7periods.json").read_text())
+        assert kept["per_task"] == old["per_task"] and kept["extended_to"] == 9
+        assert new["config"]["periods"] == 9 and new["seconds"] > old["seconds"]
+        # the curve goes on from the shorter run's: its first seven points are the shorter run's
+        assert [c["iteration"] for c in new["curve"]] == list(range(1, 10))
+        assert new["curve"][:7] == old["curve"]
+    assert "| S+EP - M (paired) |" in capsys.readouterr().out
+    # cached now: the same command trains nothing
+    stamp = (out / "M-seed0" / "checkpoint.pt").stat().st_mtime_ns
+    assert mini.main([*args, "--set", "periods=9", "--extend"]) == 0
+    assert (out / "M-seed0" / "checkpoint.pt").stat().st_mtime_ns == stamp
+    # a finished run without its checkpoint (adopted from elsewhere) cannot be extended: refused before training
+    (out / "S_EP-seed0" / "checkpoint.pt").unlink()
+    with pytest.raises(SystemExit):
+        mini.main([*args, "--set", "periods=11", "--extend"])
+    assert re.search(r"S_EP-seed0' holds a finished S\+EP seed 0 run of 9 periods without its checkpoint .*cannot be "
+                     r"extended to 11: train it with the longer schedule where it was trained", capsys.readouterr().err)
+    assert (out / "M-seed0" / "checkpoint.pt").stat().st_mtime_ns == stamp and not (out / "M-seed0" / "result-9periods.json").exists()
+
+
 def test_run_status_reads_the_last_training_record(mini, tmp_path):
     assert mini.run_status(("M", 0), tmp_path, 15000) == ""  # queued: its folder is not set up yet
     (tmp_path / "config.yaml").write_text("strategy: M\n")

@@ -334,3 +334,58 @@ def test_malformed_state_is_refused():
         s.load_state_dict(bad)
     with pytest.raises(ValueError, match=r"iteration must be an int in 0..6, got 7"):
         s.set_iteration(7)
+
+
+@pytest.mark.parametrize("curriculum", [
+    Curriculum("SBN", periods=4, iterations_per_period=16),
+    Curriculum.mixed("SBN", periods=4, iterations_per_period=16),
+], ids=["sequential", "mixed"])
+def test_extend_continues_a_finished_run_into_more_periods(curriculum):
+    ids = per_task_ids({0: 70, 1: 70, 2: 70})
+    longer = Curriculum.from_dict({**curriculum.to_dict(), "periods": 6})
+    # batch 64 draws 32 iterations per chunk: 4 x 16 iterations end on a chunk boundary, so the extended
+    # run is the longer schedule's run from the start, index for index
+    short = SequentialCurriculumSampler(ids, curriculum, 64, seed=3)
+    done = stream(short)
+    ext = SequentialCurriculumSampler(ids, longer, 64, seed=3)
+    ext.load_state_dict(short.state_dict(), extend=True)
+    assert ext.iteration == 64
+    rest = stream(ext)
+    assert rest.shape == (32, 64)
+    assert torch.equal(torch.cat([done, rest]), stream(SequentialCurriculumSampler(ids, longer, 64, seed=3)))
+    # the added periods train every task
+    assert set(ids[rest.flatten()].tolist()) == {0, 1, 2}
+
+
+def test_extend_off_a_chunk_boundary_differs_only_before_the_saved_end():
+    ids = per_task_ids({0: 70, 1: 70, 2: 70})
+    c = Curriculum("SBN", periods=3, iterations_per_period=5)  # batch 64: 15 iterations, one partial chunk
+    longer = Curriculum("SBN", periods=5, iterations_per_period=5)
+    short = SequentialCurriculumSampler(ids, c, 64, seed=0)
+    stream(short)
+    ext = SequentialCurriculumSampler(ids, longer, 64, seed=0)
+    ext.load_state_dict(short.state_dict(), extend=True)
+    assert torch.equal(stream(ext), stream(SequentialCurriculumSampler(ids, longer, 64, seed=0))[15:])
+
+
+def test_extend_refuses_a_shorter_schedule_another_order_or_a_position_past_the_saved_end():
+    ids = per_task_ids({0: 70, 1: 70, 2: 70})
+    c = Curriculum("SBN", periods=4, iterations_per_period=2)
+    state = SequentialCurriculumSampler(ids, c, 2).state_dict(iteration=5)
+    for other, pattern in ((Curriculum("SBN", periods=3, iterations_per_period=2), r"'periods': 4.*'periods': 3"),
+                           (Curriculum("BSN", periods=6, iterations_per_period=2), r"'stages': \['S', 'B', 'N'\]"),
+                           (Curriculum("SBN", periods=6, iterations_per_period=3), r"'iterations_per_period': 2")):
+        s = SequentialCurriculumSampler(ids, other, 2)
+        with pytest.raises(ValueError, match=r"different configuration.*curriculum: saved .*" + pattern
+                           + r".*extend continues only the same curriculum over fewer periods"):
+            s.load_state_dict(state, extend=True)
+        assert s.position == 0
+    # without extend a longer curriculum is another configuration
+    longer = SequentialCurriculumSampler(ids, Curriculum("SBN", periods=6, iterations_per_period=2), 2)
+    with pytest.raises(ValueError, match=r"curriculum: saved .*'periods': 4.*'periods': 6"):
+        longer.load_state_dict(state)
+    bad = {**state, "position": 9 * 2}  # the saved run ends at 8 iterations x batch 2 = 16
+    with pytest.raises(ValueError, match=r"state position must be an int in 0..16, got 18"):
+        longer.load_state_dict(bad, extend=True)
+    longer.load_state_dict(state, extend=True)
+    assert longer.iteration == 5

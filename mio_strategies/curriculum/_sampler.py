@@ -407,13 +407,26 @@ class SequentialCurriculumSampler(Sampler[int]):
             position = iteration * self.batch_size
         return {"position": position, "config": self._config()}
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+    def load_state_dict(self, state: Mapping[str, Any], *, extend: bool = False) -> None:
         """Resume from :meth:`state_dict`; the next index is the one the uninterrupted run yields there.
+
+        Args:
+            state: a dict returned by :meth:`state_dict`.
+            extend: also accept the state of a run of the same curriculum over *fewer* periods (same
+                stages and iterations per period, every other setting equal), finished or not, and
+                continue it into this sampler's longer schedule. Stages enter at the same periods, so
+                the shorter run's schedule is a prefix of this one; from the saved position on, the
+                indices are those this sampler yields there. Iterations are drawn in chunks of
+                ``2048 // (batch_size * world_size)``, and the saved run drew its last, partial chunk
+                for its own end: when its length is not a multiple of the chunk, the draws of those
+                last iterations before the saved end differ from a run of the longer schedule from the
+                start (every draw after the saved end is the same).
 
         Raises:
             KeyError: the state lacks ``position`` or ``config``.
             ValueError: the state comes from a different configuration (the message lists every
-                difference), or its position is outside the run.
+                difference; with ``extend``, a longer curriculum is one), or its position is outside
+                the run.
         """
         if not isinstance(state, Mapping):
             raise TypeError(f"state must be a mapping from state_dict(), got {type(state).__name__}")
@@ -421,6 +434,14 @@ class SequentialCurriculumSampler(Sampler[int]):
         if missing:
             raise KeyError(f"sampler state lacks keys {missing}: pass the dict returned by state_dict()")
         mine, theirs = self._config(), state["config"]
+        end = self._end
+        if extend and isinstance(theirs, Mapping) and isinstance(theirs.get("curriculum"), Mapping):
+            saved_c, my_c = theirs["curriculum"], mine["curriculum"]
+            shorter = {**saved_c, "periods": my_c["periods"]} == my_c and isinstance(saved_c.get("periods"), int) \
+                and not isinstance(saved_c["periods"], bool) and 1 <= saved_c["periods"] <= my_c["periods"]
+            if shorter:  # compared as this curriculum; the position is checked against the saved run's end below
+                theirs = {**theirs, "curriculum": my_c}
+                end = saved_c["periods"] * saved_c["iterations_per_period"] * self.batch_size
         diffs = [
             f"{k}: saved {theirs.get(k, '<missing>')!r}, here {mine[k]!r}"
             for k in mine
@@ -431,10 +452,11 @@ class SequentialCurriculumSampler(Sampler[int]):
                 "sampler state comes from a different configuration, so it would not reproduce its stream: "
                 + "; ".join(diffs)
                 + ". Build the sampler with the saved settings, or start a fresh run"
+                + (" (extend continues only the same curriculum over fewer periods)" if extend else "")
             )
         position = state["position"]
-        if isinstance(position, bool) or not isinstance(position, int) or not 0 <= position <= self._end:
-            raise ValueError(f"state position must be an int in 0..{self._end}, got {position!r}")
+        if isinstance(position, bool) or not isinstance(position, int) or not 0 <= position <= end:
+            raise ValueError(f"state position must be an int in 0..{end}, got {position!r}")
         self._live = None
         self._position = position
 

@@ -96,19 +96,35 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return state
 
 
-def check_compatible(checkpoint: Mapping[str, Any], config: Mapping[str, Any], *, resume: bool) -> None:
+def check_compatible(checkpoint: Mapping[str, Any], config: Mapping[str, Any], *, resume: bool,
+                     extend: bool = False) -> None:
     """Refuse a checkpoint from another backbone or strategy (and, to resume, another run setup).
+
+    ``extend`` (with ``resume``): the requested config may have more periods than the saved run (the run
+    is continued into them); every other run-defining key must still match, and fewer periods is refused.
 
     Raises:
         CheckpointMismatchError: listing every differing key as ``key: checkpoint -> requested``.
     """
     saved = with_defaults(checkpoint["config"])
+    keys = differing_keys(saved, config, resume=resume)
+    longer = extend and resume and _is_int(saved.get("periods")) and _is_int(config.get("periods")) \
+        and config["periods"] >= saved["periods"]
     diffs = [f"{k}: {saved.get(k)!r} in the checkpoint, {config.get(k)!r} requested"
-             for k in differing_keys(saved, config, resume=resume)]
+             for k in keys if not (k == "periods" and longer)]
     if diffs:
-        what = "resume this run from" if resume else "load"
+        what = ("extend the run saved in" if extend else "resume this run from") if resume else "load"
         fix = ("; resume with the run's own settings (its config.yaml) or train into another folder" if resume else "")
+        if extend:
+            fix = "; an extension may add periods (not remove them) and must keep every other setting" + fix
+        elif resume and "periods" in keys and _is_int(saved.get("periods")) and _is_int(config.get("periods")) \
+                and config["periods"] > saved["periods"]:
+            fix += "; to continue it into more periods, extend it (--extend, or train(..., extend=True))"
         raise CheckpointMismatchError(f"cannot {what} this checkpoint: " + "; ".join(diffs) + fix)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def with_defaults(config: Mapping[str, Any]) -> dict[str, Any]:

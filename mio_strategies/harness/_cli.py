@@ -14,13 +14,16 @@ def add_parser(subparsers: Any) -> None:
         description="Train one model as a preset or YAML config says; --set overrides any key.",
     )
     p.add_argument("--config", default=None,
-                   help="preset name (see --list-presets) or a .yaml file (default: srresnet; with --resume and "
-                        "--output, the run folder's own config.yaml)")
+                   help="preset name (see --list-presets) or a .yaml file (default: srresnet; with --resume or "
+                        "--extend and --output, the run folder's own config.yaml)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set strategy=S+EP --set backbone_kwargs.num_feat=32")
     p.add_argument("--output", help="run folder (default: runs/<name>-<strategy>)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     p.add_argument("--resume", action="store_true", help="continue the run saved in the output folder")
+    p.add_argument("--extend", action="store_true",
+                   help="continue the run saved in the output folder, finished or not, into more periods "
+                        "(--set periods=N); every other setting as saved")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--list-presets", action="store_true", help="list presets and backbones, then exit")
     p.set_defaults(func=_train)
@@ -109,7 +112,7 @@ def _train(args: argparse.Namespace) -> int:
         from pathlib import Path
 
         saved = Path(args.output) / "config.yaml" if args.output else None
-        config = str(saved) if args.resume and saved is not None and saved.is_file() else "srresnet"
+        config = str(saved) if (args.resume or args.extend) and saved is not None and saved.is_file() else "srresnet"
     try:
         cfg = load_config(config, args.overrides)
     except (KeyError, ValueError, TypeError, FileNotFoundError) as exc:
@@ -117,7 +120,8 @@ def _train(args: argparse.Namespace) -> int:
         return 2
     output = args.output or f"runs/{cfg.name}-{cfg.strategy.replace('+', '_')}"
     try:
-        res = train(cfg, output, overwrite=args.overwrite, resume=args.resume, progress=not args.no_progress)
+        res = train(cfg, output, overwrite=args.overwrite, resume=args.resume, extend=args.extend,
+                    progress=not args.no_progress)
     except (FileExistsError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -208,6 +208,7 @@ def train(
     val_dataset: Any = None,
     overwrite: bool = False,
     resume: bool = False,
+    extend: bool = False,
     stop_after: int | None = None,
     progress: bool = True,
     callback: Callable[[dict[str, Any]], None] | None = None,
@@ -231,6 +232,14 @@ def train(
             items hold ``lq``, ``gt`` and ``task``.
         val_dataset: validation data (default: fixed patches of the validation images).
         resume: continue the run saved in ``output_dir`` exactly where it stopped.
+        extend: continue the run saved in ``output_dir`` (finished or not) into the config's schedule,
+            which may have more periods than the saved run; every other run-defining key must match.
+            Stages enter at the same periods whatever the number of periods, so the added periods
+            continue the saved run as if it had been started with the longer schedule: the learning-rate
+            cosine restarts at each one, the optimizer, EMA and data stream go on. (The one difference
+            from a run of the longer schedule from the start: the data draws of the saved run's last,
+            partial sampler chunk, see :meth:`SequentialCurriculumSampler.load_state_dict`.) Implies
+            ``resume``; a run of the same length simply resumes.
         stop_after: stop (with a resumable checkpoint) once this many iterations are done.
         progress: show a tqdm progress bar (rank 0).
         callback: called with every logged record.
@@ -240,8 +249,9 @@ def train(
 
     Raises:
         FileExistsError: ``output_dir`` exists and neither ``overwrite`` nor ``resume``.
-        FileNotFoundError: ``resume`` without a checkpoint in ``output_dir``.
-        CheckpointMismatchError: the saved run used another backbone, strategy or setup.
+        FileNotFoundError: ``resume`` or ``extend`` without a checkpoint in ``output_dir``.
+        CheckpointMismatchError: the saved run used another backbone, strategy or setup (with
+            ``extend``: other than more periods).
 
     Example:
         >>> cfg = load_config("cpu_demo", ["period_iters=2", "batch_size=2"])  # doctest: +SKIP
@@ -254,16 +264,19 @@ def train(
     out = Path(output_dir)
     ckpt_path = out / CHECKPOINT_NAME
     saved: dict[str, Any] | None = None
+    if not isinstance(extend, bool):
+        raise TypeError(f"extend must be True or False, got {type(extend).__name__} {extend!r}")
+    resume = resume or extend
     if resume:
         if not ckpt_path.is_file():
-            raise FileNotFoundError(f"cannot resume: no {CHECKPOINT_NAME} in {str(out)!r}")
+            raise FileNotFoundError(f"cannot {'extend' if extend else 'resume'}: no {CHECKPOINT_NAME} in {str(out)!r}")
         saved = load_checkpoint(ckpt_path)
         if "optimizer" not in saved:
             raise ValueError(
                 f"{str(ckpt_path)!r} holds exported weights (no optimizer or sampler state), which cannot be resumed: "
                 "resume from the run's own checkpoint, or start a new run"
             )
-        check_compatible(saved, cfg.to_dict(), resume=True)
+        check_compatible(saved, cfg.to_dict(), resume=True, extend=extend)
 
     device_kind = "cuda" if (cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())) else "cpu"
     rank, world, own_pg = _init_distributed(device_kind)
@@ -278,7 +291,7 @@ def train(
             list_images(cfg.val_images)
         with run_folder_lock(out) if rank == 0 else contextlib.nullcontext():  # one trainer per folder
             return _run(cfg, out, saved, dataset, val_dataset, stop_after, progress and rank == 0, callback, rank,
-                        world, device, overwrite=overwrite, resume=resume)
+                        world, device, overwrite=overwrite, resume=resume, extend=extend)
     finally:
         if own_pg:
             import torch.distributed as dist
@@ -287,7 +300,7 @@ def train(
 
 
 def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, rank, world, device,  # noqa: ANN001
-         *, overwrite: bool, resume: bool) -> TrainResult:
+         *, overwrite: bool, resume: bool, extend: bool = False) -> TrainResult:
     from torch.utils.data import DataLoader
 
     from mio_strategies.curriculum import SequentialCurriculumSampler
@@ -316,7 +329,7 @@ def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, 
         scheduler.load_state_dict(saved["scheduler"])
         if ema is not None:
             ema.load_state_dict(saved["ema"])
-        sampler.load_state_dict(saved["sampler"])
+        sampler.load_state_dict(saved["sampler"], extend=extend)
         start = int(saved["iteration"])
         history = list(saved.get("history", []))
         validation = list(saved.get("validation", []))
