@@ -148,8 +148,8 @@ def _run_one(cfg, out: Path, testset, progress: bool, reevaluate: bool = False,
     """Train (or resume, or reuse) one (strategy, seed) run and evaluate it; cached as result.json.
 
     ``extend``: a finished run of fewer periods (and an interrupted extension) is continued into ``cfg``'s
-    schedule; its old result.json is kept as ``result-<periods>periods.json`` and the new one adds its
-    training time to the old one's.
+    schedule; its result.json stays until the extension is scored, then is kept as
+    ``result-<periods>periods.json``, and the new one adds its training time to the old one's.
 
     ``reevaluate``: a finished run's checkpoint is scored again with the current evaluation code (its
     training time and speed are kept from the cached result). ``testset_size``: the side of ``testset``'s
@@ -167,19 +167,13 @@ def _run_one(cfg, out: Path, testset, progress: bool, reevaluate: bool = False,
     result_path = out / "result.json"
     ckpt = out / CHECKPOINT_NAME
     old = json.loads(result_path.read_text()) if result_path.is_file() else None
-    earlier = 0.0  # training seconds of the shorter run an extension continues
+    shorter = None  # the result of the shorter run an extension continues (kept when the extension is done)
     if old is not None:
         if check_cached_result(cfg, out, old, testset_size, extend):
-            earlier = float(old.get("seconds") or 0.0)
-            kept = out / f"result-{_stored_config(out, old)[0]['periods']}periods.json"
-            kept.write_text(json.dumps({**old, "extended_to": cfg.periods}, indent=1))
-            result_path.unlink()  # the run is retrained from here: no stale result.json if it is interrupted
-            old = None
+            shorter, old = old, None  # its result.json stays until the extension's replaces it
+            kept = out / f"result-{_stored_config(out, shorter)[0]['periods']}periods.json"  # before config.yaml changes
         elif not (reevaluate and ckpt.is_file()):
             return old
-    elif extend:  # an extension interrupted before: the shorter run's time is in the result it kept
-        kept = [json.loads(f.read_text()) for f in sorted(out.glob("result-*periods.json"))]
-        earlier = sum(float(k.get("seconds") or 0.0) for k in kept if k.get("extended_to") == cfg.periods)
     t0 = time.perf_counter()
     if old is not None:  # reevaluate a finished run
         seconds, speed, curve = old["seconds"], old["iters_per_second"], old.get("curve", [])
@@ -195,19 +189,28 @@ def _run_one(cfg, out: Path, testset, progress: bool, reevaluate: bool = False,
             raise _unfinished_mismatch(out, exc) from exc
         seconds, speed, checkpoint = None, res.iters_per_second, res.checkpoint
         curve = _read_curve(out / LOG_NAME) if cfg.val_every else []
-    restorer, saved_cfg, _ = load_restorer(checkpoint)
+    restorer, saved_cfg, state = load_restorer(checkpoint)
     if (saved_cfg.strategy, saved_cfg.seed) != (cfg.strategy, cfg.seed):
         raise ValueError(f"{str(out)!r} holds a {saved_cfg.strategy} seed {saved_cfg.seed} run, expected "
                          f"{cfg.strategy} seed {cfg.seed}: use another --output")
+    if old is not None and (not state.get("finished", True) or saved_cfg.periods != cfg.periods):
+        raise ValueError(
+            f"{str(out)!r}: its checkpoint is not the finished run its result.json reports (iteration "
+            f"{state.get('iteration')} of a {saved_cfg.periods}-period run; an interrupted --extend?): finish the "
+            "extension (the same command with --extend) before --reevaluate"
+        )
     ev = evaluate(restorer, testset, name=cfg.strategy)
     data = {
         "strategy": cfg.strategy, "seed": cfg.seed, "per_task": {k: v["psnr"] for k, v in ev.per_task().items()},
         "identity": {k: v["psnr"] for k, v in ev.per_task(identity=True).items()},
-        "average": ev.average()["psnr"], "seconds": seconds if seconds is not None else earlier + time.perf_counter() - t0,
+        "average": ev.average()["psnr"],
+        "seconds": seconds if seconds is not None else time.perf_counter() - t0 + float((shorter or {}).get("seconds") or 0),
         "iters_per_second": speed, "curve": curve,
         "config": (old or {}).get("config") or cfg.to_dict(), "testset_size": testset_size,
         "margin_se": margin_se(ev.records),
     }
+    if shorter is not None:
+        kept.write_text(json.dumps({**shorter, "extended_to": cfg.periods}, indent=1))
     result_path.write_text(json.dumps(data, indent=1))
     return data
 

@@ -775,3 +775,22 @@ def test_cli_extend_reads_the_run_folders_own_config(tmp_path, capsys):
     assert state["finished"] and saved.periods == 8 and saved.strategy == "S+EP"
     assert main(["train", "--output", str(tmp_path / "run"), "--extend", "--set", "periods=7", "--no-progress"]) == 2
     assert "periods: 8 in the checkpoint, 7 requested" in capsys.readouterr().err
+
+
+def test_extend_keeps_the_default_data_the_run_started_with(tmp_path):
+    from PIL import Image
+
+    (tmp_path / "img").mkdir()
+    Image.fromarray((_images(1)[0].permute(1, 2, 0).numpy() * 255).astype("uint8")).save(tmp_path / "img" / "a.png")
+    # one image x 7 tasks: 14 iterations of batch 2 size the default pool at 4 repeats, 18 iterations at 6
+    cfg = load_config("cpu_demo", TINY + ["strategy=M", "val_every=0", f"train_images={tmp_path / 'img'}"])
+    train(cfg, tmp_path / "run", progress=False)
+    pool = load_checkpoint(tmp_path / "run" / "checkpoint.pt")["sampler"]["config"]["dataset"]["num_items"]
+    assert pool == 28
+    done = train(load_config(cfg.to_dict(), ["periods=9"]), tmp_path / "run", progress=False, extend=True)
+    assert done.finished and done.iteration == 18
+    state = load_checkpoint(done.checkpoint)
+    assert state["sampler"]["config"]["dataset"]["num_items"] == 28 and state["sampler"]["position"] == 36
+    # a run of the longer schedule from the start draws from a pool sized for itself
+    fresh = train(load_config(cfg.to_dict(), ["periods=9"]), tmp_path / "fresh", progress=False)
+    assert load_checkpoint(fresh.checkpoint)["sampler"]["config"]["dataset"]["num_items"] == 42

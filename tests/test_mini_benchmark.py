@@ -327,6 +327,30 @@ def test_extend_continues_finished_runs_into_more_periods(mini, tmp_path, capsys
     stamp = (out / "M-seed0" / "checkpoint.pt").stat().st_mtime_ns
     assert mini.main([*args, "--set", "periods=9", "--extend"]) == 0
     assert (out / "M-seed0" / "checkpoint.pt").stat().st_mtime_ns == stamp
+    # an extension that fails (or is interrupted) leaves the finished run's result.json in place
+    for f in ("checkpoint.pt", "config.yaml", "log.jsonl", "result.json"):
+        shutil.copy(out / "M-seed0" / f, tmp_path / f)
+    with pytest.MonkeyPatch.context() as mp:
+        def boom(*a, **k):
+            raise RuntimeError("interrupted")
+
+        mp.setattr("mio_strategies.harness.train", boom)
+        with pytest.raises(RuntimeError, match="interrupted"):
+            mini.main([*args, "--strategies", "M", "--set", "periods=10", "--extend"])
+    assert json.loads((out / "M-seed0" / "result.json").read_text())["config"]["periods"] == 9
+    assert not (out / "M-seed0" / "result-9periods.json").exists()
+    # a checkpoint that is not the finished run of its result.json is not rescored as that run
+    train_args = [*args, "--strategies", "M", "--set", "periods=9"]
+    from mio_strategies.harness import load_checkpoint, save_checkpoint
+
+    state = load_checkpoint(out / "M-seed0" / "checkpoint.pt")
+    save_checkpoint({**state, "finished": False, "iteration": 8}, out / "M-seed0" / "checkpoint.pt")
+    with pytest.raises(ValueError, match=r"its checkpoint is not the finished run its result\.json reports \(iteration 8 "
+                                         r"of a 9-period run; an interrupted --extend\?\)"):
+        mini.main([*train_args, "--reevaluate"])
+    for f in ("checkpoint.pt", "config.yaml", "log.jsonl", "result.json"):
+        shutil.copy(tmp_path / f, out / "M-seed0" / f)
+    stamp = (out / "M-seed0" / "checkpoint.pt").stat().st_mtime_ns
     # a finished run without its checkpoint (adopted from elsewhere) cannot be extended: refused before training
     (out / "S_EP-seed0" / "checkpoint.pt").unlink()
     with pytest.raises(SystemExit):

@@ -154,7 +154,7 @@ def _float_state(restorer: Restorer, clone: bool = True) -> dict[str, torch.Tens
 
 
 # -- data ----------------------------------------------------------------------------------------------
-def _default_dataset(cfg: TrainConfig, world: int) -> Any:
+def _default_dataset(cfg: TrainConfig, world: int, saved: Mapping[str, Any] | None = None) -> Any:
     from mio_strategies.data import MiODataset, embedded_image_paths, list_images
 
     images = list_images(cfg.train_images) if cfg.train_images is not None else embedded_image_paths()
@@ -166,6 +166,11 @@ def _default_dataset(cfg: TrainConfig, world: int) -> Any:
     per_pass = len(images) * len(cfg.order_tasks)
     fresh = math.ceil(cfg.total_iters * global_batch / per_pass)
     repeat = max(cfg.repeat, math.ceil(global_batch / len(images)), min(fresh, max(1, _MAX_ITEMS // per_pass)))
+    # A resumed run keeps the data it started with, which its sampler state records: for an extended run
+    # (more periods) the pool sized for its first schedule, not a larger one (whose draws would differ).
+    items = ((saved or {}).get("sampler") or {}).get("config", {}).get("dataset", {}).get("num_items")
+    if isinstance(items, int) and items > 0 and items % per_pass == 0:
+        repeat = items // per_pass
     return MiODataset(images, cfg.order_tasks, patch_size=cfg.patch_size, preset=cfg.preset, seed=cfg.seed, repeat=repeat)
 
 
@@ -236,10 +241,13 @@ def train(
             which may have more periods than the saved run; every other run-defining key must match.
             Stages enter at the same periods whatever the number of periods, so the added periods
             continue the saved run as if it had been started with the longer schedule: the learning-rate
-            cosine restarts at each one, the optimizer, EMA and data stream go on. (The one difference
-            from a run of the longer schedule from the start: the data draws of the saved run's last,
-            partial sampler chunk, see :meth:`SequentialCurriculumSampler.load_state_dict`.) Implies
-            ``resume``; a run of the same length simply resumes.
+            cosine restarts at each one, the optimizer, EMA and data stream go on. The default dataset
+            stays the one the saved run started with (sized for its length: crops repeat a little more
+            often in the added periods), so with it the extended run is not the longer schedule's run
+            from the start (which draws from a pool sized for itself); with the same ``dataset`` it is,
+            up to the draws of the saved run's last, partial sampler chunk
+            (:meth:`SequentialCurriculumSampler.load_state_dict`). Implies ``resume``; a run of the same
+            length simply resumes.
         stop_after: stop (with a resumable checkpoint) once this many iterations are done.
         progress: show a tqdm progress bar (rank 0).
         callback: called with every logged record.
@@ -284,7 +292,7 @@ def train(
         device = _resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
         # Everything that can still fail on this config is built before an existing folder is replaced.
         if dataset is None:
-            dataset = _default_dataset(cfg, world)
+            dataset = _default_dataset(cfg, world, saved)
         if val_dataset is None and cfg.val_images is not None:
             from mio_strategies.data import list_images
 
