@@ -545,6 +545,7 @@ def test_gpu_check_packs_the_mini_tier_for_the_device_tool(tmp_path):
     proc = subprocess.run(script, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "mini_mio benchmarks/mini_mio.py --tier converged --seeds 1 --jobs 5 --set device=cuda" in proc.stdout
+    assert "--set period_iters=1500 --set periods=10 --set checkpoint_every=1000" in proc.stdout
     assert "full-size SRResNet" not in proc.stdout and "training speed" not in proc.stdout  # timeout 0: skipped
     assert "M_EP-seed1/result.json' does not exist" in proc.stderr  # ship_weights tried, refused
     assert sorted(p.name for p in out.iterdir()) == ["gpu_check_mini.tgz", "gpu_check_rest.tgz", "mini_M-seed1.pt"]
