@@ -14,7 +14,9 @@ Tiers (configs ``mini_quick`` / ``mini_converged`` in mio_strategies/harness/con
 
 One results folder holds one configuration: each run's result.json records its config and test-set size,
 and a rerun into the folder with another tier, --set value or --testset-size is refused before anything
-trains (use another --output), as is an unfinished run of another configuration.
+trains (use another --output), as is an unfinished run of another configuration. The one exception is
+--extend with more periods (--set periods=N): the finished runs are continued from their checkpoints
+into the added periods (train(..., extend=True)), their old result.json kept as result-<periods>periods.json.
 
 Paired seeds: for seed s every strategy starts from the same initial backbone weights and draws from the
 same data seed. Printed: per task and on average, the identity (unrestored input), each strategy's PSNR
@@ -28,6 +30,7 @@ same data seed. Printed: per task and on average, the identity (unrestored input
     python benchmarks/mini_mio.py --tier converged --jobs 2   # a 2-core CPU; where each run is every 5 min
     python benchmarks/mini_mio.py --tier converged --peek     # the runs' learning curves so far; trains nothing
     python benchmarks/mini_mio.py --tier converged --seeds 2 --adopt gpu/mini-converged   # runs finished elsewhere
+    python benchmarks/mini_mio.py --tier converged --seeds 0 1 --set periods=12 --extend --jobs 2   # 2 more periods
 """
 
 from __future__ import annotations
