@@ -69,7 +69,8 @@ def _stored_config(out: Path, data: dict) -> tuple[dict | None, str]:
     return None, ""
 
 
-def check_cached_result(cfg, out: Path, data: dict, testset_size: int | None, extend: bool = False) -> bool:
+def check_cached_result(cfg, out: Path, data: dict, testset_size: int | None, extend: bool = False,
+                        testset_crops: int = 1) -> bool:
     """Refuse to report a finished run's cached result.json as the result of another configuration.
 
     The run-defining keys (backbone, strategy and the run setup, as a resume compares them:
@@ -78,7 +79,9 @@ def check_cached_result(cfg, out: Path, data: dict, testset_size: int | None, ex
     compare); a key the recorded configuration does not hold (one added to the library later) counts as
     its default, which that run trained with.
     ``testset_size``: the side of the test crops asked for; a result scored on crops of another size is
-    refused too (its learning curve was scored while training, so it cannot be rescored at another size).
+    refused too (its learning curve was scored while training, so it cannot be rescored at another size),
+    as is one scored on another number of crops per photo and task (``testset_crops``; a result that does
+    not record it was scored on one).
     ``extend``: a run recorded with fewer periods than ``cfg`` and otherwise the same, whose checkpoint is
     here, is accepted to be continued into the longer schedule (``--extend``).
 
@@ -119,6 +122,12 @@ def check_cached_result(cfg, out: Path, data: dict, testset_size: int | None, ex
             f"{where} scored on {stored_size}-px test crops, --testset-size {testset_size} requested: pass "
             f"--testset-size {stored_size} to reuse it, or use another --output for the new size"
         )
+    stored_crops = data.get("testset_crops", 1)
+    if stored_crops != testset_crops:
+        raise ValueError(
+            f"{where} scored on {stored_crops} test crop(s) per photo and task, --testset-crops {testset_crops} "
+            f"requested: pass --testset-crops {stored_crops} to reuse it, or use another --output"
+        )
     return longer and extend
 
 
@@ -147,7 +156,7 @@ def _unfinished_mismatch(out: Path, exc: Exception) -> Exception:
 
 
 def _run_one(cfg, out: Path, testset, progress: bool, reevaluate: bool = False,
-             testset_size: int | None = None, extend: bool = False) -> dict:
+             testset_size: int | None = None, extend: bool = False, testset_crops: int = 1) -> dict:
     """Train (or resume, or reuse) one (strategy, seed) run and evaluate it; cached as result.json.
 
     ``extend``: a finished run of fewer periods (and an interrupted extension) is continued into ``cfg``'s
@@ -172,7 +181,7 @@ def _run_one(cfg, out: Path, testset, progress: bool, reevaluate: bool = False,
     old = json.loads(result_path.read_text()) if result_path.is_file() else None
     shorter = None  # the result of the shorter run an extension continues (kept when the extension is done)
     if old is not None:
-        if check_cached_result(cfg, out, old, testset_size, extend):
+        if check_cached_result(cfg, out, old, testset_size, extend, testset_crops):
             shorter, old = old, None  # its result.json stays until the extension's replaces it
             kept = out / f"result-{_stored_config(out, shorter)[0]['periods']}periods.json"  # before config.yaml changes
         elif not (reevaluate and ckpt.is_file()):
@@ -210,6 +219,7 @@ def _run_one(cfg, out: Path, testset, progress: bool, reevaluate: bool = False,
         "seconds": seconds if seconds is not None else time.perf_counter() - t0 + float((shorter or {}).get("seconds") or 0),
         "iters_per_second": speed, "curve": curve,
         "config": (old or {}).get("config") or cfg.to_dict(), "testset_size": testset_size,
+        "testset_crops": testset_crops,
         "margin_se": margin_se(ev.records),
     }
     if shorter is not None:
@@ -313,15 +323,16 @@ def curve_table(results: dict, strategies: list[str], seeds: list[int], ident: d
     return lines
 
 
-def _testset(order, size: int):
-    """The fixed In-Dis evaluation set: every embedded photo x every task, fixed crops (seed 12345)."""
+def _testset(order, size: int, crops: int = 1):
+    """The fixed In-Dis evaluation set: every embedded photo x every task x ``crops`` fixed crops, each with
+    its own degradation draw (seed 12345; the first crop of each pair is the same whatever ``crops``)."""
     from mio_strategies.data import MiODataset, embedded_image_paths
 
-    return MiODataset(embedded_image_paths(), order, patch_size=size, augment=False, seed=12345)
+    return MiODataset(embedded_image_paths(), order, patch_size=size, augment=False, seed=12345, repeat=crops)
 
 
 def _run_in_child(cfg_dict: dict, run_dir: str, testset_size: int, reevaluate: bool, threads: int,
-                  extend: bool = False) -> dict:
+                  extend: bool = False, testset_crops: int = 1) -> dict:
     """One run in a worker process of ``--jobs`` (its own torch threads, its own test set)."""
     import torch
 
@@ -329,11 +340,12 @@ def _run_in_child(cfg_dict: dict, run_dir: str, testset_size: int, reevaluate: b
 
     torch.set_num_threads(threads)
     cfg = load_config(cfg_dict)
-    return _run_one(cfg, Path(run_dir), _testset(cfg.order_tasks, testset_size), False, reevaluate, testset_size,
-                    extend)
+    return _run_one(cfg, Path(run_dir), _testset(cfg.order_tasks, testset_size, testset_crops), False, reevaluate,
+                    testset_size, extend, testset_crops)
 
 
-def adopt_runs(source: Path, runs: list[tuple[str, int, object, Path]], testset_size: int) -> list[Path]:
+def adopt_runs(source: Path, runs: list[tuple[str, int, object, Path]], testset_size: int,
+               testset_crops: int = 1) -> list[Path]:
     """Copy finished runs trained elsewhere (a GPU through ``gpu_check.sh``, another machine) into this tier's
     results folder, after checking every one of them, so that the tier reports them as its own.
 
@@ -358,7 +370,8 @@ def adopt_runs(source: Path, runs: list[tuple[str, int, object, Path]], testset_
                 "strategies of a seed are adopted together, so that the seed stays paired (one device, one code "
                 "version); finish them there first, or adopt other --seeds / --strategies"
             )
-        check_cached_result(cfg, src, json.loads((src / "result.json").read_text()), testset_size)
+        check_cached_result(cfg, src, json.loads((src / "result.json").read_text()), testset_size,
+                            testset_crops=testset_crops)
         if dst.exists() and any(dst.iterdir()):
             raise FileExistsError(
                 f"--adopt: {str(dst)!r} already holds a {strategy} seed {seed} run (started or finished here); "
@@ -438,6 +451,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--output", default=None, help="results folder (default: bench-mini-<tier>); re-run resumes")
     p.add_argument("--testset-size", type=int, default=96, help="side of the fixed evaluation crops")
+    p.add_argument("--testset-crops", type=int, default=None,
+                   help="fixed crops per photo and task, each with its own degradation draw (default: 1 for the quick "
+                        "tier, 8 for the converged tier, where margins of a few tenths of a dB over the identity are "
+                        "judged: 6 photos give 48 crops per task)")
     p.add_argument("--progress", action="store_true", help="a progress bar per run")
     p.add_argument("--reevaluate", action="store_true",
                    help="score finished runs again with the current evaluation code (no training)")
@@ -463,6 +480,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if "M" not in args.strategies:
         p.error("the paired differences are taken to M: keep M in --strategies")
+    if args.testset_crops is not None and args.testset_crops < 1:
+        p.error(f"--testset-crops must be at least 1, got {args.testset_crops}")
     if args.jobs < 1:
         p.error(f"--jobs must be at least 1, got {args.jobs}")
     if args.extend and (args.reevaluate or args.adopt is not None):
@@ -479,7 +498,8 @@ def main(argv: list[str] | None = None) -> int:
                 "(pass the --output of the tier you started)")
     out.mkdir(parents=True, exist_ok=True)
     base = load_config(TIERS[args.tier], args.overrides)
-    testset = _testset(base.order_tasks, args.testset_size)
+    crops = args.testset_crops if args.testset_crops is not None else (8 if args.tier == "converged" else 1)
+    testset = _testset(base.order_tasks, args.testset_size, crops)
     runs = [(s, seed) for seed in args.seeds for s in args.strategies]
     if args.peek:
         from mio_strategies.harness import evaluate
@@ -507,7 +527,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.adopt is not None:
         try:
-            adopted = adopt_runs(Path(args.adopt), [(s, seed, *setup(s, seed)) for s, seed in runs], args.testset_size)
+            adopted = adopt_runs(Path(args.adopt), [(s, seed, *setup(s, seed)) for s, seed in runs], args.testset_size,
+                                 crops)
         except (ValueError, FileExistsError) as exc:
             p.error(str(exc))
         print(f"adopted {len(adopted)} finished runs into {out}: " + ", ".join(d.name for d in adopted))
@@ -519,7 +540,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if (run_dir / "result.json").is_file():
                 check_cached_result(cfg, run_dir, json.loads((run_dir / "result.json").read_text()), args.testset_size,
-                                    args.extend)
+                                    args.extend, crops)
             elif (run_dir / CHECKPOINT_NAME).is_file():
                 check_unfinished_run(cfg, run_dir, args.extend)
         except ValueError as exc:
@@ -530,7 +551,7 @@ def main(argv: list[str] | None = None) -> int:
             cfg, run_dir = setup(strategy, seed)
             t0 = time.perf_counter()
             results[(strategy, seed)] = r = _run_one(cfg, run_dir, testset, args.progress, args.reevaluate,
-                                                     args.testset_size, args.extend)
+                                                     args.testset_size, args.extend, crops)
             report(k, strategy, seed, r, t0)
     else:
         import os
@@ -546,7 +567,7 @@ def main(argv: list[str] | None = None) -> int:
                 strategy, seed = queue.pop(0)
                 cfg, run_dir = setup(strategy, seed)
                 fut = pool.submit(_run_in_child, cfg.to_dict(), str(run_dir), args.testset_size, args.reevaluate, threads,
-                                  args.extend)
+                                  args.extend, crops)
                 futures[fut], dirs[fut] = (strategy, seed), run_dir
                 return fut
 

@@ -38,9 +38,10 @@ def mini():
     yield from _script("mini_mio")
 
 
-def _write_results(out: Path, offsets: dict[str, float], below: tuple[str, str] | None = None) -> None:
+def _write_results(out: Path, offsets: dict[str, float], below: tuple[str, str] | None = None, crops: int = 8) -> None:
     """Cached result.json files: M scores 25 + seed/10 on every task, other strategies M + offset
-    (+ seed/100), identity 20; ``below=(strategy, task)`` puts one cell under the identity."""
+    (+ seed/100), identity 20; ``below=(strategy, task)`` puts one cell under the identity. ``crops``: the
+    test crops per photo and task they record (8: the converged tier's default)."""
     for seed in (0, 1, 2):
         for s in STRATS:
             base = 25.0 + seed / 10 + (offsets.get(s, 0.0) + seed / 100 if s != "M" else 0.0)
@@ -52,6 +53,7 @@ def _write_results(out: Path, offsets: dict[str, float], below: tuple[str, str] 
             (run / "result.json").write_text(json.dumps({
                 "strategy": s, "seed": seed, "per_task": per, "identity": {t: 20.0 for t in NAMES},
                 "average": statistics.mean(per.values()), "seconds": 1.0, "iters_per_second": 10.0,
+                "testset_crops": crops,
             }))
 
 
@@ -104,6 +106,15 @@ def test_a_task_below_the_identity_is_reported_with_the_test_sets_noise(mini, tm
     assert ("sequential learning beats mixed training" in out) == (word == "within noise")
 
 
+def test_more_test_crops_extend_the_one_crop_test_set(mini):
+    one, eight = mini._testset(TASKS, 24), mini._testset(TASKS, 24, 8)
+    assert len(one) == 6 * 7 and len(eight) == 8 * len(one)
+    import torch
+
+    assert all(torch.equal(one[i]["lq"], eight[i]["lq"]) and torch.equal(one[i]["gt"], eight[i]["gt"]) for i in range(len(one)))
+    assert not torch.equal(eight[0]["gt"], eight[len(one)]["gt"])  # the same photo and task, another crop
+
+
 def test_margin_se_is_the_standard_error_over_test_images(mini):
     recs = [{"task": "jpeg", "psnr": 30.0 + d, "identity_psnr": 30.0} for d in (-1.0, 0.0, 1.0)]
     recs += [{"task": "sr", "psnr": 25.0, "identity_psnr": float("inf")}, {"task": "sr", "psnr": 26.0, "identity_psnr": 25.0}]
@@ -111,7 +122,7 @@ def test_margin_se_is_the_standard_error_over_test_images(mini):
 
 
 def test_quick_tier_never_judges_s_vs_m(mini, tmp_path, capsys):
-    _write_results(tmp_path, {"S": 0.3})
+    _write_results(tmp_path, {"S": 0.3}, crops=1)
     assert mini.main(["--tier", "quick", "--output", str(tmp_path)]) == 0
     assert "S vs M and AP vs M: not judged (quick tier" in capsys.readouterr().out
 
@@ -655,7 +666,11 @@ def test_a_gpu_run_of_the_same_configuration_joins_the_cpu_tier(mini, tmp_path):
     cfg = load_config("mini_converged").replace(strategy="S+EP", seed=2, name="mini-S+EP-2", val_every=1500)
     gpu = cfg.replace(device="cuda", num_workers=2, checkpoint_every=1000).to_dict()
     data = {"strategy": "S+EP", "seed": 2, "config": gpu, "testset_size": 96}
-    mini.check_cached_result(cfg, tmp_path, data, 96)
+    mini.check_cached_result(cfg, tmp_path, data, 96)  # recorded before crops were: one crop per photo and task
+    with pytest.raises(ValueError, match=r"scored on 1 test crop\(s\) per photo and task, --testset-crops 8 requested: "
+                                         r"pass --testset-crops 1 to reuse it, or use another --output"):
+        mini.check_cached_result(cfg, tmp_path, data, 96, testset_crops=8)
+    mini.check_cached_result(cfg, tmp_path, {**data, "testset_crops": 8}, 96, testset_crops=8)
     with pytest.raises(ValueError, match=r"scored on 256-px test crops, --testset-size 96 requested"):
         mini.check_cached_result(cfg, tmp_path, {**data, "testset_size": 256}, 96)
     with pytest.raises(ValueError, match=r"of another configuration .*period_iters: 500 in that run, 1500 requested"):
@@ -679,7 +694,7 @@ def test_adopt_copies_a_checked_seed_from_another_results_folder(mini, tmp_path,
         run = src / f"{strategy.replace('+', '_')}-seed{seed}"
         run.mkdir(parents=True, exist_ok=True)
         (run / "result.json").write_text(json.dumps({"strategy": strategy, "seed": seed, "config": cfg.to_dict(),
-                                                     "testset_size": 96, "average": 25.0}))
+                                                     "testset_size": 96, "testset_crops": 8, "average": 25.0}))
         (run / "log.jsonl").write_text("{}\n")
 
     args = ["--tier", "converged", "--seeds", "7", "--output", str(out), "--adopt", str(src)]
