@@ -70,7 +70,7 @@ def _stored_config(out: Path, data: dict) -> tuple[dict | None, str]:
 
 
 def check_cached_result(cfg, out: Path, data: dict, testset_size: int | None, extend: bool = False,
-                        testset_crops: int = 1) -> bool:
+                        testset_crops: int = 1, rescore: bool = False) -> bool:
     """Refuse to report a finished run's cached result.json as the result of another configuration.
 
     The run-defining keys (backbone, strategy and the run setup, as a resume compares them:
@@ -81,7 +81,8 @@ def check_cached_result(cfg, out: Path, data: dict, testset_size: int | None, ex
     ``testset_size``: the side of the test crops asked for; a result scored on crops of another size is
     refused too (its learning curve was scored while training, so it cannot be rescored at another size),
     as is one scored on another number of crops per photo and task (``testset_crops``; a result that does
-    not record it was scored on one).
+    not record it was scored on one), unless ``rescore`` (``--reevaluate``: the final score is computed
+    again from the checkpoint on the new crops; the learning curve stays on the crops it was scored on).
     ``extend``: a run recorded with fewer periods than ``cfg`` and otherwise the same, whose checkpoint is
     here, is accepted to be continued into the longer schedule (``--extend``).
 
@@ -123,10 +124,11 @@ def check_cached_result(cfg, out: Path, data: dict, testset_size: int | None, ex
             f"--testset-size {stored_size} to reuse it, or use another --output for the new size"
         )
     stored_crops = data.get("testset_crops", 1)
-    if stored_crops != testset_crops:
+    if stored_crops != testset_crops and not rescore:
         raise ValueError(
             f"{where} scored on {stored_crops} test crop(s) per photo and task, --testset-crops {testset_crops} "
-            f"requested: pass --testset-crops {stored_crops} to reuse it, or use another --output"
+            f"requested: pass --testset-crops {stored_crops} to reuse it, --reevaluate to score its checkpoint on "
+            "the new crops (its learning curve stays on the old ones), or use another --output"
         )
     return longer and extend
 
@@ -181,7 +183,7 @@ def _run_one(cfg, out: Path, testset, progress: bool, reevaluate: bool = False,
     old = json.loads(result_path.read_text()) if result_path.is_file() else None
     shorter = None  # the result of the shorter run an extension continues (kept when the extension is done)
     if old is not None:
-        if check_cached_result(cfg, out, old, testset_size, extend, testset_crops):
+        if check_cached_result(cfg, out, old, testset_size, extend, testset_crops, rescore=reevaluate and ckpt.is_file()):
             shorter, old = old, None  # its result.json stays until the extension's replaces it
             kept = out / f"result-{_stored_config(out, shorter)[0]['periods']}periods.json"  # before config.yaml changes
         elif not (reevaluate and ckpt.is_file()):
@@ -220,6 +222,8 @@ def _run_one(cfg, out: Path, testset, progress: bool, reevaluate: bool = False,
         "iters_per_second": speed, "curve": curve,
         "config": (old or {}).get("config") or cfg.to_dict(), "testset_size": testset_size,
         "testset_crops": testset_crops,
+        # a rescored run keeps the curve scored while it trained (an extension was checked to use the same crops)
+        "curve_crops": old.get("curve_crops", old.get("testset_crops", 1)) if old is not None else testset_crops,
         "margin_se": margin_se(ev.records),
     }
     if shorter is not None:
@@ -540,7 +544,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if (run_dir / "result.json").is_file():
                 check_cached_result(cfg, run_dir, json.loads((run_dir / "result.json").read_text()), args.testset_size,
-                                    args.extend, crops)
+                                    args.extend, crops, rescore=args.reevaluate and (run_dir / CHECKPOINT_NAME).is_file())
             elif (run_dir / CHECKPOINT_NAME).is_file():
                 check_unfinished_run(cfg, run_dir, args.extend)
         except ValueError as exc:

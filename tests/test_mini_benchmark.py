@@ -256,6 +256,18 @@ def test_tiny_end_to_end_run_is_cached_and_rescored(mini, tmp_path, capsys, monk
     assert mini.main(args + ["--reevaluate"]) == 0  # scored again from the checkpoints: same numbers
     again = {p.parent.name: json.loads(p.read_text()) for p in (tmp_path / "b").glob("*/result.json")}
     assert {k: v["per_task"] for k, v in again.items()} == {k: v["per_task"] for k, v in saved.items()}
+    # more test crops: refused on reuse, rescored from the checkpoints with --reevaluate (the first crop of
+    # each photo and task is the same, so the scores move only by what the added crops hold)
+    with pytest.raises(SystemExit):
+        mini.main([*args, "--testset-crops", "2"])
+    assert re.search(r"scored on 1 test crop\(s\) per photo and task, --testset-crops 2 requested: pass --testset-crops 1 "
+                     r"to reuse it, --reevaluate to score its checkpoint on the new crops", capsys.readouterr().err)
+    shutil.copytree(tmp_path / "b", tmp_path / "b2")
+    assert mini.main([*args, "--output", str(tmp_path / "b2"), "--testset-crops", "2", "--reevaluate"]) == 0
+    two = {p.parent.name: json.loads(p.read_text()) for p in (tmp_path / "b2").glob("*/result.json")}
+    assert all(r["testset_crops"] == 2 and r["curve_crops"] == 1 for r in two.values())
+    assert two["M-seed0"]["per_task"] != saved["M-seed0"]["per_task"]
+    assert mini.main([*args, "--output", str(tmp_path / "b2"), "--testset-crops", "2"]) == 0  # reused now
 
     # the same runs in two worker processes give the same numbers (paired seeds do not depend on the process);
     # a run is handed to the pool only when a worker is free (no queued run is shown as running)
@@ -668,7 +680,7 @@ def test_a_gpu_run_of_the_same_configuration_joins_the_cpu_tier(mini, tmp_path):
     data = {"strategy": "S+EP", "seed": 2, "config": gpu, "testset_size": 96}
     mini.check_cached_result(cfg, tmp_path, data, 96)  # recorded before crops were: one crop per photo and task
     with pytest.raises(ValueError, match=r"scored on 1 test crop\(s\) per photo and task, --testset-crops 8 requested: "
-                                         r"pass --testset-crops 1 to reuse it, or use another --output"):
+                                         r"pass --testset-crops 1 to reuse it, --reevaluate to score"):
         mini.check_cached_result(cfg, tmp_path, data, 96, testset_crops=8)
     mini.check_cached_result(cfg, tmp_path, {**data, "testset_crops": 8}, 96, testset_crops=8)
     with pytest.raises(ValueError, match=r"scored on 256-px test crops, --testset-size 96 requested"):
