@@ -660,7 +660,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print("\n".join(blind_claims))
     extra = ("\n\nWorst task's margin over the identity after each period:\n\n" + "\n".join(curve_lines)) if curve_lines else ""
-    (out / "summary.md").write_text(table + extra + "\n", encoding="utf-8")
+    what = (f"tier {args.tier}: {base.periods} periods x {base.period_iters} it; strategies {', '.join(args.strategies)} "
+            f"x seeds {', '.join(map(str, args.seeds))}; test crops {args.testset_size} px, {crops} per photo and task\n\n")
+    (out / "summary.md").write_text(what + table + extra + "\n", encoding="utf-8")
     print(f"\nsummary written to {out / 'summary.md'} ({time.perf_counter() - t_all:.0f} s in all)")
     return 0
 
