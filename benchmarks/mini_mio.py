@@ -461,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
                         "judged: 6 photos give 48 crops per task)")
     p.add_argument("--progress", action="store_true", help="a progress bar per run")
     p.add_argument("--reevaluate", action="store_true",
-                   help="score finished runs again with the current evaluation code (no training)")
+                   help="score finished runs again with the current evaluation code, or on another --testset-crops (no training)")
     p.add_argument("--jobs", type=int, default=1,
                    help="runs trained at once in separate processes (a GPU is mostly idle with one tiny model; "
                         "on a CPU at most one per core: each run gets cores // jobs threads)")
