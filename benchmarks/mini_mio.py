@@ -70,7 +70,7 @@ def _stored_config(out: Path, data: dict) -> tuple[dict | None, str]:
 
 
 def check_cached_result(cfg, out: Path, data: dict, testset_size: int | None, extend: bool = False,
-                        testset_crops: int = 1, rescore: bool = False) -> bool:
+                        testset_crops: int = 1, rescore: bool = False, curve_crops: int = 1) -> bool:
     """Refuse to report a finished run's cached result.json as the result of another configuration.
 
     The run-defining keys (backbone, strategy and the run setup, as a resume compares them:
@@ -82,7 +82,9 @@ def check_cached_result(cfg, out: Path, data: dict, testset_size: int | None, ex
     refused too (its learning curve was scored while training, so it cannot be rescored at another size),
     as is one scored on another number of crops per photo and task (``testset_crops``; a result that does
     not record it was scored on one), unless ``rescore`` (``--reevaluate``: the final score is computed
-    again from the checkpoint on the new crops; the learning curve stays on the crops it was scored on).
+    again from the checkpoint on the new crops) or the run is to be extended (it is scored again). Its
+    learning curve must be on ``curve_crops`` crops (``--curve-crops``; a result that does not record them
+    has its curve on its test crops): the curve is what the run logged while it trained.
     ``extend``: a run recorded with fewer periods than ``cfg`` and otherwise the same, whose checkpoint is
     here, is accepted to be continued into the longer schedule (``--extend``).
 
@@ -124,7 +126,14 @@ def check_cached_result(cfg, out: Path, data: dict, testset_size: int | None, ex
             f"--testset-size {stored_size} to reuse it, or use another --output for the new size"
         )
     stored_crops = data.get("testset_crops", 1)
-    if stored_crops != testset_crops and not rescore:
+    stored_curve = data.get("curve_crops", stored_crops)
+    if data.get("curve") and stored_curve != curve_crops:
+        raise ValueError(
+            f"{where} whose learning curve was scored on {stored_curve} test crop(s) per photo and task, "
+            f"--curve-crops {curve_crops} requested: pass --curve-crops {stored_curve} to reuse"
+            f"{' or extend' if extend else ''} it, or use another --output"
+        )
+    if stored_crops != testset_crops and not rescore and not (longer and extend):
         raise ValueError(
             f"{where} scored on {stored_crops} test crop(s) per photo and task, --testset-crops {testset_crops} "
             f"requested: pass --testset-crops {stored_crops} to reuse it, --reevaluate to score its checkpoint on "
@@ -158,12 +167,16 @@ def _unfinished_mismatch(out: Path, exc: Exception) -> Exception:
 
 
 def _run_one(cfg, out: Path, testset, progress: bool, reevaluate: bool = False,
-             testset_size: int | None = None, extend: bool = False, testset_crops: int = 1) -> dict:
+             testset_size: int | None = None, extend: bool = False, testset_crops: int = 1,
+             curve_set=None, curve_crops: int | None = None) -> dict:
     """Train (or resume, or reuse) one (strategy, seed) run and evaluate it; cached as result.json.
 
     ``extend``: a finished run of fewer periods (and an interrupted extension) is continued into ``cfg``'s
     schedule; its result.json stays until the extension is scored, then is kept as
     ``result-<periods>periods.json``, and the new one adds its training time to the old one's.
+
+    ``curve_set`` (``curve_crops`` crops per photo and task): what the learning curve is scored on while
+    the run trains (``val_every``); default: ``testset``.
 
     ``reevaluate``: a finished run's checkpoint is scored again with the current evaluation code (its
     training time and speed are kept from the cached result). ``testset_size``: the side of ``testset``'s
@@ -178,12 +191,15 @@ def _run_one(cfg, out: Path, testset, progress: bool, reevaluate: bool = False,
     from mio_strategies.harness._checkpoint import CheckpointMismatchError
     from mio_strategies.harness._train import load_restorer
 
+    if curve_crops is None:
+        curve_set, curve_crops = testset, testset_crops
     result_path = out / "result.json"
     ckpt = out / CHECKPOINT_NAME
     old = json.loads(result_path.read_text()) if result_path.is_file() else None
     shorter = None  # the result of the shorter run an extension continues (kept when the extension is done)
     if old is not None:
-        if check_cached_result(cfg, out, old, testset_size, extend, testset_crops, rescore=reevaluate and ckpt.is_file()):
+        if check_cached_result(cfg, out, old, testset_size, extend, testset_crops, rescore=reevaluate and ckpt.is_file(),
+                               curve_crops=curve_crops):
             shorter, old = old, None  # its result.json stays until the extension's replaces it
             kept = out / f"result-{_stored_config(out, shorter)[0]['periods']}periods.json"  # before config.yaml changes
         elif not (reevaluate and ckpt.is_file()):
@@ -193,7 +209,7 @@ def _run_one(cfg, out: Path, testset, progress: bool, reevaluate: bool = False,
         seconds, speed, curve = old["seconds"], old["iters_per_second"], old.get("curve", [])
         checkpoint = ckpt
     else:
-        val = testset if cfg.val_every else None  # the learning curve: the test set scored every val_every
+        val = curve_set if cfg.val_every else None  # the learning curve: the curve's test set every val_every
         try:
             if ckpt.is_file():  # an interrupted run (or one to extend): continue it exactly where it stopped
                 res = train(cfg, out, resume=True, extend=extend, progress=progress, val_dataset=val)
@@ -222,8 +238,7 @@ def _run_one(cfg, out: Path, testset, progress: bool, reevaluate: bool = False,
         "iters_per_second": speed, "curve": curve,
         "config": (old or {}).get("config") or cfg.to_dict(), "testset_size": testset_size,
         "testset_crops": testset_crops,
-        # a rescored run keeps the curve scored while it trained (an extension was checked to use the same crops)
-        "curve_crops": old.get("curve_crops", old.get("testset_crops", 1)) if old is not None else testset_crops,
+        "curve_crops": curve_crops,  # a rescored or extended run's curve was checked to be on these
         "margin_se": margin_se(ev.records),
     }
     if shorter is not None:
@@ -336,7 +351,7 @@ def _testset(order, size: int, crops: int = 1):
 
 
 def _run_in_child(cfg_dict: dict, run_dir: str, testset_size: int, reevaluate: bool, threads: int,
-                  extend: bool = False, testset_crops: int = 1) -> dict:
+                  extend: bool = False, testset_crops: int = 1, curve_crops: int = 1) -> dict:
     """One run in a worker process of ``--jobs`` (its own torch threads, its own test set)."""
     import torch
 
@@ -344,12 +359,14 @@ def _run_in_child(cfg_dict: dict, run_dir: str, testset_size: int, reevaluate: b
 
     torch.set_num_threads(threads)
     cfg = load_config(cfg_dict)
-    return _run_one(cfg, Path(run_dir), _testset(cfg.order_tasks, testset_size, testset_crops), False, reevaluate,
-                    testset_size, extend, testset_crops)
+    testset = _testset(cfg.order_tasks, testset_size, testset_crops)
+    curve_set = testset if curve_crops == testset_crops else _testset(cfg.order_tasks, testset_size, curve_crops)
+    return _run_one(cfg, Path(run_dir), testset, False, reevaluate, testset_size, extend, testset_crops,
+                    curve_set, curve_crops)
 
 
 def adopt_runs(source: Path, runs: list[tuple[str, int, object, Path]], testset_size: int,
-               testset_crops: int = 1) -> list[Path]:
+               testset_crops: int = 1, curve_crops: int = 1) -> list[Path]:
     """Copy finished runs trained elsewhere (a GPU through ``gpu_check.sh``, another machine) into this tier's
     results folder, after checking every one of them, so that the tier reports them as its own.
 
@@ -375,7 +392,7 @@ def adopt_runs(source: Path, runs: list[tuple[str, int, object, Path]], testset_
                 "version); finish them there first, or adopt other --seeds / --strategies"
             )
         check_cached_result(cfg, src, json.loads((src / "result.json").read_text()), testset_size,
-                            testset_crops=testset_crops)
+                            testset_crops=testset_crops, curve_crops=curve_crops)
         if dst.exists() and any(dst.iterdir()):
             raise FileExistsError(
                 f"--adopt: {str(dst)!r} already holds a {strategy} seed {seed} run (started or finished here); "
@@ -459,6 +476,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="fixed crops per photo and task, each with its own degradation draw (default: 1 for the quick "
                         "tier, 8 for the converged tier, where margins of a few tenths of a dB over the identity are "
                         "judged: 6 photos give 48 crops per task)")
+    p.add_argument("--curve-crops", type=int, default=1,
+                   help="crops per photo and task the learning curve (--curve) is scored on while a run trains "
+                        "(default 1: cheap, and what the converged tier's runs were scored on)")
     p.add_argument("--progress", action="store_true", help="a progress bar per run")
     p.add_argument("--reevaluate", action="store_true",
                    help="score finished runs again with the current evaluation code, or on another --testset-crops (no training)")
@@ -486,6 +506,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error("the paired differences are taken to M: keep M in --strategies")
     if args.testset_crops is not None and args.testset_crops < 1:
         p.error(f"--testset-crops must be at least 1, got {args.testset_crops}")
+    if args.curve_crops < 1:
+        p.error(f"--curve-crops must be at least 1, got {args.curve_crops}")
     if args.jobs < 1:
         p.error(f"--jobs must be at least 1, got {args.jobs}")
     if args.extend and (args.reevaluate or args.adopt is not None):
@@ -504,12 +526,16 @@ def main(argv: list[str] | None = None) -> int:
     base = load_config(TIERS[args.tier], args.overrides)
     crops = args.testset_crops if args.testset_crops is not None else (8 if args.tier == "converged" else 1)
     testset = _testset(base.order_tasks, args.testset_size, crops)
+    curve_set = testset if args.curve_crops == crops else _testset(base.order_tasks, args.testset_size, args.curve_crops)
     runs = [(s, seed) for seed in args.seeds for s in args.strategies]
-    if args.peek:
+
+    def identity_of(dataset) -> dict[str, float]:
         from mio_strategies.harness import evaluate
 
-        ident = {t: v["psnr"] for t, v in evaluate(lambda lq, task: lq, testset).per_task(identity=True).items()}
-        print("\n".join(peek(out, runs, ident, base.total_iters)))
+        return {t: v["psnr"] for t, v in evaluate(lambda lq, task: lq, dataset).per_task(identity=True).items()}
+
+    if args.peek:  # the learning curves: margins over the identity of the set they were scored on
+        print("\n".join(peek(out, runs, identity_of(curve_set), base.total_iters)))
         return 0
     print(f"tier {args.tier}: {base.backbone} {base.backbone_kwargs}, {base.periods} periods x {base.period_iters} it, "
           f"batch {base.batch_size}, {base.patch_size} px; {len(runs)} runs (strategies {args.strategies} x seeds "
@@ -532,7 +558,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.adopt is not None:
         try:
             adopted = adopt_runs(Path(args.adopt), [(s, seed, *setup(s, seed)) for s, seed in runs], args.testset_size,
-                                 crops)
+                                 crops, args.curve_crops)
         except (ValueError, FileExistsError) as exc:
             p.error(str(exc))
         print(f"adopted {len(adopted)} finished runs into {out}: " + ", ".join(d.name for d in adopted))
@@ -544,7 +570,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if (run_dir / "result.json").is_file():
                 check_cached_result(cfg, run_dir, json.loads((run_dir / "result.json").read_text()), args.testset_size,
-                                    args.extend, crops, rescore=args.reevaluate and (run_dir / CHECKPOINT_NAME).is_file())
+                                    args.extend, crops, rescore=args.reevaluate and (run_dir / CHECKPOINT_NAME).is_file(),
+                                    curve_crops=args.curve_crops)
             elif (run_dir / CHECKPOINT_NAME).is_file():
                 check_unfinished_run(cfg, run_dir, args.extend)
         except ValueError as exc:
@@ -555,7 +582,7 @@ def main(argv: list[str] | None = None) -> int:
             cfg, run_dir = setup(strategy, seed)
             t0 = time.perf_counter()
             results[(strategy, seed)] = r = _run_one(cfg, run_dir, testset, args.progress, args.reevaluate,
-                                                     args.testset_size, args.extend, crops)
+                                                     args.testset_size, args.extend, crops, curve_set, args.curve_crops)
             report(k, strategy, seed, r, t0)
     else:
         import os
@@ -571,7 +598,7 @@ def main(argv: list[str] | None = None) -> int:
                 strategy, seed = queue.pop(0)
                 cfg, run_dir = setup(strategy, seed)
                 fut = pool.submit(_run_in_child, cfg.to_dict(), str(run_dir), args.testset_size, args.reevaluate, threads,
-                                  args.extend, crops)
+                                  args.extend, crops, args.curve_crops)
                 futures[fut], dirs[fut] = (strategy, seed), run_dir
                 return fut
 
@@ -618,7 +645,8 @@ def main(argv: list[str] | None = None) -> int:
     table = "\n".join(lines)
     print("\nPSNR (dB, RGB, 4-px crop) on fixed crops of the embedded photos, In-Dis:\n" + table)
 
-    curve_lines = curve_table(results, args.strategies, args.seeds, ident)
+    curve_lines = curve_table(results, args.strategies, args.seeds,
+                              ident if curve_set is testset else identity_of(curve_set))
     if curve_lines:
         print("\nLearning curve: the worst task's margin over the identity (dB, mean over seeds) after each period:")
         print("\n".join(curve_lines))
@@ -661,7 +689,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(blind_claims))
     extra = ("\n\nWorst task's margin over the identity after each period:\n\n" + "\n".join(curve_lines)) if curve_lines else ""
     what = (f"tier {args.tier}: {base.periods} periods x {base.period_iters} it; strategies {', '.join(args.strategies)} "
-            f"x seeds {', '.join(map(str, args.seeds))}; test crops {args.testset_size} px, {crops} per photo and task\n\n")
+            f"x seeds {', '.join(map(str, args.seeds))}; test crops {args.testset_size} px, {crops} per photo and task"
+            f"{f' (learning curve: {args.curve_crops})' if curve_lines and args.curve_crops != crops else ''}\n\n")
     (out / "summary.md").write_text(what + table + extra + "\n", encoding="utf-8")
     print(f"\nsummary written to {out / 'summary.md'} ({time.perf_counter() - t_all:.0f} s in all)")
     return 0

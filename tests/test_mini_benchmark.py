@@ -348,6 +348,26 @@ def test_extend_continues_finished_runs_into_more_periods(mini, tmp_path, capsys
         assert [c["iteration"] for c in new["curve"]] == list(range(1, 10))
         assert new["curve"][:7] == old["curve"]
     assert "| S+EP - M (paired) |" in capsys.readouterr().out
+    # the curve was scored on one crop per photo and task: extending it on two is refused, while the final
+    # score may move to more crops (an extension is scored again); the curve's margins are then taken to
+    # the identity of the curve's own crops
+    with pytest.raises(SystemExit):
+        mini.main([*args, "--set", "periods=10", "--extend", "--curve-crops", "2"])
+    assert re.search(r"learning curve was scored on 1 test crop\(s\) per photo and task, --curve-crops 2 requested: "
+                     r"pass --curve-crops 1 to reuse or extend it", capsys.readouterr().err)
+    ext = tmp_path / "ext"
+    shutil.copytree(out, ext)
+    assert mini.main([*args, "--output", str(ext), "--set", "periods=10", "--extend", "--testset-crops", "2"]) == 0
+    text = capsys.readouterr().out
+    got = {n: json.loads((ext / n / "result.json").read_text()) for n in short}
+    assert all(r["testset_crops"] == 2 and r["curve_crops"] == 1 and len(r["curve"]) == 10 for r in got.values())
+    one_crop_identity = short["M-seed0"]["identity"]
+    last = {n: r["curve"][-1]["per_task"] for n, r in got.items()}
+    worst = min(last["M-seed0"][t] - one_crop_identity[t] for t in one_crop_identity)
+    ident2 = got["M-seed0"]["identity"]  # the two-crop set's identity: not what the curve is taken to
+    assert abs(min(last["M-seed0"][t] - ident2[t] for t in ident2) - worst) > 0.005
+    assert re.search(rf"  M: .*10: {re.escape(f'{worst:+.2f}')} \w+ ->", text), text
+    assert "(learning curve: 1)" in (ext / "summary.md").read_text()
     # cached now: the same command trains nothing
     stamp = (out / "M-seed0" / "checkpoint.pt").stat().st_mtime_ns
     assert mini.main([*args, "--set", "periods=9", "--extend"]) == 0
