@@ -102,7 +102,8 @@ def check_cached_result(cfg, out: Path, data: dict, testset_size: int | None, ex
     if saved is not None:
         requested, recorded = cfg.to_dict(), with_defaults(saved)  # a field recorded before it existed: its default
         keys = differing_keys(saved, requested, resume=True)
-        longer = keys == ["periods"] and isinstance(recorded.get("periods"), int) and requested["periods"] > recorded["periods"]
+        longer = keys == ["periods"] and isinstance(recorded.get("periods"), int) \
+            and requested["periods"] > recorded["periods"]
         if longer and extend and not (out / CHECKPOINT_NAME).is_file():
             raise ValueError(
                 f"{where} of {recorded['periods']} periods without its checkpoint (adopted from elsewhere?), so it "
@@ -234,7 +235,8 @@ def _run_one(cfg, out: Path, testset, progress: bool, reevaluate: bool = False,
         "strategy": cfg.strategy, "seed": cfg.seed, "per_task": {k: v["psnr"] for k, v in ev.per_task().items()},
         "identity": {k: v["psnr"] for k, v in ev.per_task(identity=True).items()},
         "average": ev.average()["psnr"],
-        "seconds": seconds if seconds is not None else time.perf_counter() - t0 + float((shorter or {}).get("seconds") or 0),
+        "seconds": seconds if seconds is not None  # an extension adds its time to the shorter run's
+        else time.perf_counter() - t0 + float((shorter or {}).get("seconds") or 0),
         "iters_per_second": speed, "curve": curve,
         "config": (old or {}).get("config") or cfg.to_dict(), "testset_size": testset_size,
         "testset_crops": testset_crops,
@@ -481,7 +483,8 @@ def main(argv: list[str] | None = None) -> int:
                         "(default 1: cheap, and what the converged tier's runs were scored on)")
     p.add_argument("--progress", action="store_true", help="a progress bar per run")
     p.add_argument("--reevaluate", action="store_true",
-                   help="score finished runs again with the current evaluation code, or on another --testset-crops (no training)")
+                   help="score finished runs again with the current evaluation code, or on another --testset-crops "
+                        "(no training)")
     p.add_argument("--jobs", type=int, default=1,
                    help="runs trained at once in separate processes (a GPU is mostly idle with one tiny model; "
                         "on a CPU at most one per core: each run gets cores // jobs threads)")

@@ -746,8 +746,8 @@ def test_extend_refuses_fewer_periods_or_another_setting_and_changes_nothing(tmp
     run = tmp_path / "run"
     train(cfg, run, dataset=_data(cfg), progress=False)
     before = {p.name: p.read_bytes() for p in run.iterdir()}
-    for change, pattern in ((["periods=8", "lr=5e-3"], r"cannot extend the run saved in this checkpoint: lr: 0\.001 in the checkpoint, "
-                                                        r"0\.005 requested; an extension may add periods"),
+    for change, pattern in ((["periods=8", "lr=5e-3"], r"cannot extend the run saved in this checkpoint: lr: 0\.001 in "
+                                                        r"the checkpoint, 0\.005 requested; an extension may add periods"),
                             (["periods=7", "period_iters=3"], r"period_iters: 2 in the checkpoint, 3 requested")):
         with pytest.raises(CheckpointMismatchError, match=pattern):
             train(load_config(cfg.to_dict(), change), run, dataset=_data(cfg), progress=False, extend=True)

@@ -113,7 +113,8 @@ def test_more_test_crops_extend_the_one_crop_test_set(mini):
     assert len(one) == 6 * 7 and len(eight) == 8 * len(one)
     import torch
 
-    assert all(torch.equal(one[i]["lq"], eight[i]["lq"]) and torch.equal(one[i]["gt"], eight[i]["gt"]) for i in range(len(one)))
+    assert all(torch.equal(one[i]["lq"], eight[i]["lq"]) and torch.equal(one[i]["gt"], eight[i]["gt"])
+               for i in range(len(one)))
     assert not torch.equal(eight[0]["gt"], eight[len(one)]["gt"])  # the same photo and task, another crop
 
 
@@ -336,7 +337,8 @@ def test_extend_continues_finished_runs_into_more_periods(mini, tmp_path, capsys
     with pytest.raises(SystemExit):
         mini.main([*args, "--set", "periods=9", "--extend", "--reevaluate"])
     assert "--extend trains: it cannot go with --reevaluate" in capsys.readouterr().err
-    assert sorted(p.name for p in (out / "M-seed0").iterdir()) == ["checkpoint.pt", "config.yaml", "log.jsonl", "result.json"]
+    assert sorted(p.name for p in (out / "M-seed0").iterdir()) == ["checkpoint.pt", "config.yaml", "log.jsonl",
+                                                                    "result.json"]
 
     assert mini.main([*args, "--set", "periods=9", "--extend"]) == 0
     for name, old in short.items():
@@ -402,7 +404,8 @@ def test_extend_continues_finished_runs_into_more_periods(mini, tmp_path, capsys
         mini.main([*args, "--set", "periods=11", "--extend"])
     assert re.search(r"S_EP-seed0' holds a finished S\+EP seed 0 run of 9 periods without its checkpoint .*cannot be "
                      r"extended to 11: train it with the longer schedule where it was trained", capsys.readouterr().err)
-    assert (out / "M-seed0" / "checkpoint.pt").stat().st_mtime_ns == stamp and not (out / "M-seed0" / "result-9periods.json").exists()
+    assert (out / "M-seed0" / "checkpoint.pt").stat().st_mtime_ns == stamp
+    assert not (out / "M-seed0" / "result-9periods.json").exists()
 
 
 def test_run_status_reads_the_last_training_record(mini, tmp_path):
