@@ -108,17 +108,16 @@ def check_compatible(checkpoint: Mapping[str, Any], config: Mapping[str, Any], *
     """
     saved = with_defaults(checkpoint["config"])
     keys = differing_keys(saved, config, resume=resume)
-    longer = extend and resume and _is_int(saved.get("periods")) and _is_int(config.get("periods")) \
-        and config["periods"] >= saved["periods"]
+    more_periods = "periods" in keys and _is_int(saved.get("periods")) and _is_int(config.get("periods")) \
+        and config["periods"] > saved["periods"]
     diffs = [f"{k}: {saved.get(k)!r} in the checkpoint, {config.get(k)!r} requested"
-             for k in keys if not (k == "periods" and longer)]
+             for k in keys if not (k == "periods" and more_periods and extend and resume)]
     if diffs:
         what = ("extend the run saved in" if extend else "resume this run from") if resume else "load"
         fix = ("; resume with the run's own settings (its config.yaml) or train into another folder" if resume else "")
         if extend:
             fix = "; an extension may add periods (not remove them) and must keep every other setting" + fix
-        elif resume and "periods" in keys and _is_int(saved.get("periods")) and _is_int(config.get("periods")) \
-                and config["periods"] > saved["periods"]:
+        elif resume and more_periods:
             fix += "; to continue it into more periods, extend it (--extend, or train(..., extend=True))"
         raise CheckpointMismatchError(f"cannot {what} this checkpoint: " + "; ".join(diffs) + fix)
 
