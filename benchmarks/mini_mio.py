@@ -94,7 +94,7 @@ def check_cached_result(cfg, out: Path, data: dict, testset_size: int | None, ex
     Raises:
         ValueError: naming the differing keys (or sizes) and saying to use another --output.
     """
-    from mio_strategies.harness._checkpoint import differing_keys, with_defaults
+    from mio_strategies.harness._checkpoint import adds_periods, differing_keys, with_defaults
 
     where = f"{str(out)!r} holds a finished {data.get('strategy', cfg.strategy)} seed {data.get('seed', cfg.seed)} run"
     saved, source = _stored_config(out, data)
@@ -102,8 +102,7 @@ def check_cached_result(cfg, out: Path, data: dict, testset_size: int | None, ex
     if saved is not None:
         requested, recorded = cfg.to_dict(), with_defaults(saved)  # a field recorded before it existed: its default
         keys = differing_keys(saved, requested, resume=True)
-        longer = keys == ["periods"] and isinstance(recorded.get("periods"), int) \
-            and requested["periods"] > recorded["periods"]
+        longer = keys == ["periods"] and adds_periods(recorded, requested)
         if longer and extend and not (out / CHECKPOINT_NAME).is_file():
             raise ValueError(
                 f"{where} of {recorded['periods']} periods without its checkpoint (adopted from elsewhere?), so it "
@@ -208,7 +207,7 @@ def _run_one(cfg, out: Path, testset, progress: bool, reevaluate: bool = False,
     t0 = time.perf_counter()
     if old is not None:  # reevaluate a finished run
         seconds, speed, curve = old["seconds"], old["iters_per_second"], old.get("curve", [])
-        checkpoint = ckpt
+        earlier, checkpoint = 0.0, ckpt
     else:
         val = curve_set if cfg.val_every else None  # the learning curve: the curve's test set every val_every
         try:
@@ -218,7 +217,12 @@ def _run_one(cfg, out: Path, testset, progress: bool, reevaluate: bool = False,
                 res = train(cfg, out, overwrite=True, progress=progress, val_dataset=val)
         except CheckpointMismatchError as exc:
             raise _unfinished_mismatch(out, exc) from exc
-        seconds, speed, checkpoint = None, res.iters_per_second, res.checkpoint
+        # this call's time is added to the earlier legs' (an extension's shorter run among them), as the
+        # checkpoint resumed from recorded them; one that predates that record: the shorter run's result's
+        seconds, checkpoint = None, res.checkpoint
+        earlier = res.run_seconds - res.seconds if res.run_seconds is not None \
+            else float((shorter or {}).get("seconds") or 0)
+        speed = res.iters_per_second if res.run_iters_per_second is None else res.run_iters_per_second
         curve = _read_curve(out / LOG_NAME) if cfg.val_every else []
     restorer, saved_cfg, state = load_restorer(checkpoint)
     if (saved_cfg.strategy, saved_cfg.seed) != (cfg.strategy, cfg.seed):
@@ -235,8 +239,7 @@ def _run_one(cfg, out: Path, testset, progress: bool, reevaluate: bool = False,
         "strategy": cfg.strategy, "seed": cfg.seed, "per_task": {k: v["psnr"] for k, v in ev.per_task().items()},
         "identity": {k: v["psnr"] for k, v in ev.per_task(identity=True).items()},
         "average": ev.average()["psnr"],
-        "seconds": seconds if seconds is not None  # an extension adds its time to the shorter run's
-        else time.perf_counter() - t0 + float((shorter or {}).get("seconds") or 0),
+        "seconds": seconds if seconds is not None else earlier + time.perf_counter() - t0,  # every leg's
         "iters_per_second": speed, "curve": curve,
         "config": (old or {}).get("config") or cfg.to_dict(), "testset_size": testset_size,
         "testset_crops": testset_crops,

@@ -251,6 +251,29 @@ def test_resume_is_exact_for_a_dataset_that_draws_from_the_global_generator(tmp_
     assert [h["loss"] for h in full.history] == [h["loss"] for h in done.history]
 
 
+def test_a_resumed_run_reports_the_time_of_every_leg(tmp_path):
+    cfg = load_config("cpu_demo", TINY + ["period_iters=2"])
+    part = train(cfg, tmp_path / "run", dataset=_data(cfg), val_dataset=_val(cfg), progress=False, stop_after=5)
+    ckpt = load_checkpoint(part.checkpoint)
+    first = ckpt["timing"]
+    # the same checkpoint as if written before the run's time was recorded
+    del ckpt["timing"]
+    (tmp_path / "old").mkdir()
+    save_checkpoint(ckpt, tmp_path / "old" / "checkpoint.pt")
+    assert first["steps"] == 5 and part.run_seconds == pytest.approx(part.seconds)
+    assert 0 < first["step_seconds"] <= first["seconds"] <= part.seconds
+    done = train(cfg, tmp_path / "run", dataset=_data(cfg), val_dataset=_val(cfg), progress=False, resume=True)
+    whole = load_checkpoint(done.checkpoint)["timing"]
+    assert whole["steps"] == cfg.total_iters and done.iteration == cfg.total_iters
+    assert done.run_seconds == pytest.approx(first["seconds"] + done.seconds)
+    assert whole["step_seconds"] > first["step_seconds"] and done.run_seconds > done.seconds
+    assert done.run_iters_per_second == pytest.approx(whole["steps"] / whole["step_seconds"])
+    # resumed from a checkpoint written before the run's time was recorded: only this leg's time is known
+    legacy = train(cfg, tmp_path / "old", dataset=_data(cfg), val_dataset=_val(cfg), progress=False, resume=True)
+    assert legacy.finished and legacy.run_seconds is None and legacy.run_iters_per_second is None
+    assert load_checkpoint(legacy.checkpoint)["timing"] is None
+
+
 def test_training_leaves_the_callers_generators_as_they_were(tmp_path):
     cfg = load_config("cpu_demo", TINY + ["period_iters=1"])
     torch.manual_seed(123)

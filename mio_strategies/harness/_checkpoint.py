@@ -108,8 +108,7 @@ def check_compatible(checkpoint: Mapping[str, Any], config: Mapping[str, Any], *
     """
     saved = with_defaults(checkpoint["config"])
     keys = differing_keys(saved, config, resume=resume)
-    more_periods = "periods" in keys and _is_int(saved.get("periods")) and _is_int(config.get("periods")) \
-        and config["periods"] > saved["periods"]
+    more_periods = "periods" in keys and adds_periods(saved, config)
     diffs = [f"{k}: {saved.get(k)!r} in the checkpoint, {config.get(k)!r} requested"
              for k in keys if not (k == "periods" and more_periods and extend and resume)]
     if diffs:
@@ -120,6 +119,13 @@ def check_compatible(checkpoint: Mapping[str, Any], config: Mapping[str, Any], *
         elif resume and more_periods:
             fix += "; to continue it into more periods, extend it (--extend, or train(..., extend=True))"
         raise CheckpointMismatchError(f"cannot {what} this checkpoint: " + "; ".join(diffs) + fix)
+
+
+def adds_periods(saved: Mapping[str, Any], config: Mapping[str, Any]) -> bool:
+    """Whether ``config`` asks for more periods than the ``saved`` run's config has (both whole numbers):
+    what an extension may change."""
+    old, new = saved.get("periods"), config.get("periods")
+    return _is_int(old) and _is_int(new) and new > old
 
 
 def _is_int(v: Any) -> bool:

@@ -47,6 +47,10 @@ class TrainResult:
         history: logged training records (iteration, loss, lr, period).
         validation: per-validation records (iteration, per-task PSNR, average).
         seconds: wall time of this call; ``iters_per_second`` of the training steps.
+        run_seconds: wall time of the whole run so far, every leg (a resumed or extended run adds the time
+            its checkpoint recorded; the part of an interrupted leg after its last checkpoint, lost, is not
+            counted); ``run_iters_per_second`` likewise over every leg's steps. ``None`` when the checkpoint
+            resumed from predates this record (then only this call's figures are known).
         restorer: the trained model, holding the EMA weights when EMA is on.
     """
 
@@ -59,6 +63,8 @@ class TrainResult:
     seconds: float = 0.0
     iters_per_second: float = 0.0
     restorer: Restorer | None = None
+    run_seconds: float | None = None
+    run_iters_per_second: float | None = None
 
 
 # -- distributed -------------------------------------------------------------------------------------
@@ -331,7 +337,10 @@ def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, 
     start = 0
     history: list[dict[str, Any]] = []
     validation: list[dict[str, Any]] = []
+    # time spent on the run by the legs before this one, as of the checkpoint resumed from (None: not recorded)
+    before: dict[str, float] | None = {"seconds": 0.0, "step_seconds": 0.0, "steps": 0}
     if saved is not None:
+        before = dict(saved["timing"]) if isinstance(saved.get("timing"), dict) else None
         restorer.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
@@ -357,6 +366,12 @@ def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, 
             _truncate_log(out, start)
         (out / "config.yaml").write_text(_yaml(cfg.to_dict()), encoding="utf-8")
 
+    def timing(elapsed: float) -> dict[str, float] | None:  # elapsed: this leg's wall time so far
+        if before is None:
+            return None
+        return {"seconds": before["seconds"] + elapsed,
+                "step_seconds": before["step_seconds"] + step_time, "steps": before["steps"] + steps}
+
     def checkpoint(iteration: int) -> None:
         if rank != 0:
             return
@@ -375,6 +390,7 @@ def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, 
             "sampler": sampler.state_dict(iteration=iteration),
             "history": history,
             "validation": validation,
+            "timing": timing(time.perf_counter() - t_start),  # the whole run's, up to this checkpoint: a resumed leg adds its own to it
         }
         save_checkpoint(state, out / CHECKPOINT_NAME)
 
@@ -464,10 +480,15 @@ def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, 
     restorer.eval()
     if ema is not None:
         ema.copy_to(restorer)
+    elapsed = time.perf_counter() - t_start
+    whole = timing(elapsed)
     return TrainResult(
         output_dir=out, checkpoint=out / CHECKPOINT_NAME, iteration=end, finished=end >= total, history=history,
-        validation=validation, seconds=time.perf_counter() - t_start,
+        validation=validation, seconds=elapsed,
         iters_per_second=steps / step_time if step_time > 0 else 0.0, restorer=restorer,
+        run_seconds=None if whole is None else whole["seconds"],
+        run_iters_per_second=None if whole is None else (
+            whole["steps"] / whole["step_seconds"] if whole["step_seconds"] > 0 else 0.0),
     )
 
 
