@@ -19,10 +19,10 @@
 # files), right after each step: gpu_check_mini.tgz (the mini tier's logs, results, configs and summary),
 # ship.tgz (benchmarks/ship_weights.py's output, only when M+EP and S+EP beat the identity on every task),
 # mini_<run>.pt (exported EMA weights of each finished mini run) and gpu_check_rest.tgz (the other logs).
-# Knobs (environment): MINI_SEED (the paired seed, 0), MINI_ITERS (iterations per period, default 1500:
-# the tier's own), MINI_PERIODS (periods, default 10: the tier's own; 12 for the extended tier), MINI_JOBS
+# Knobs (environment): MINI_SEED (the paired seed, 0), MINI_ITERS (iterations per period) and MINI_PERIODS
+# (periods; both default to the tier's own, mini_converged.yaml's), MINI_JOBS
 # (runs at once, 5), MINI_WORKERS (data workers per run, 2), MINI_TIMEOUT (s, 270), MINI_TESTSET (side of the test
-# crops, 256: whole photo height; the 96 px default leaves JPEG margins of +/- 0.2 dB to the crops), FULL_ITERS (per period, 7
+# crops; default the tier's own, so that the runs can be adopted into its results), FULL_ITERS (per period, 7
 # periods, default 150), FULL_TIMEOUT (s per strategy, 60), SPEED_ITERS (per backbone, 40), SPEED_TIMEOUT
 # (s, 90), WORKERS (12), MPS (1: run the steps under CUDA MPS, so that the mini tier's processes share the GPU
 # at once; falls back to plain sharing where it does not start). A timeout of 0 skips its step. The mini tier resumes: run the script again with the
@@ -38,7 +38,7 @@ DEST=${DEST:-gpu-check}
 mkdir -p "$DEST"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 $PY -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print('device:', torch.cuda.get_device_name(0), 'torch', torch.__version__)" || exit 1
-: "${MINI_SEED:=0}" "${MINI_ITERS:=1500}" "${MINI_PERIODS:=10}" "${MINI_JOBS:=5}" "${MINI_WORKERS:=2}" "${MINI_TIMEOUT:=270}" "${MINI_TESTSET:=256}"
+: "${MINI_SEED:=0}" "${MINI_ITERS:=}" "${MINI_PERIODS:=}" "${MINI_JOBS:=5}" "${MINI_WORKERS:=2}" "${MINI_TIMEOUT:=270}" "${MINI_TESTSET:=}"
 : "${FULL_ITERS:=150}" "${FULL_TIMEOUT:=60}" "${SPEED_ITERS:=40}" "${SPEED_TIMEOUT:=90}" "${WORKERS:=12}"
 for knob in MINI_TIMEOUT FULL_TIMEOUT SPEED_TIMEOUT; do
   case "${!knob}" in
@@ -64,10 +64,15 @@ if [ "${MPS:-0}" = 1 ]; then  # CUDA MPS: the worker processes' kernels share th
 fi
 
 if [ "$MINI_TIMEOUT" -gt 0 ]; then
-  echo "== converged mini tier (M, S, M+EP, S+EP, S+AP; seed $MINI_SEED; $MINI_PERIODS periods x $MINI_ITERS iterations; $MINI_JOBS at once)"
+  mini_args=()  # the tier's own schedule and test set unless a knob asks for another
+  [ -n "$MINI_ITERS" ] && mini_args+=(--set period_iters="$MINI_ITERS")
+  [ -n "$MINI_PERIODS" ] && mini_args+=(--set periods="$MINI_PERIODS")
+  [ -n "$MINI_TESTSET" ] && mini_args+=(--testset-size "$MINI_TESTSET")
+  echo "== converged mini tier (M, S, M+EP, S+EP, S+AP; seed $MINI_SEED;" \
+       "${MINI_PERIODS:-its own} periods x ${MINI_ITERS:-its own} iterations; $MINI_JOBS at once)"
   timeout "$MINI_TIMEOUT" $PY benchmarks/mini_mio.py --tier converged --seeds "$MINI_SEED" --jobs "$MINI_JOBS" --set device=cuda \
-      --set num_workers="$MINI_WORKERS" --set period_iters="$MINI_ITERS" --set periods="$MINI_PERIODS" --set checkpoint_every=1000 \
-      --testset-size "$MINI_TESTSET" --status-every 120 --output "$DEST/mini-converged" 2>&1 | tee "$DEST/mini.log" \
+      --set num_workers="$MINI_WORKERS" "${mini_args[@]}" --set checkpoint_every=1000 \
+      --status-every 120 --output "$DEST/mini-converged" 2>&1 | tee "$DEST/mini.log" \
       || echo "(mini tier stopped at its time limit; re-run the same command to resume)"
   if [ -n "$out_abs" ]; then
     (cd "$DEST" && ls -d mini.log mini-converged/summary.md mini-converged/*/result.json mini-converged/*/log.jsonl \

@@ -73,7 +73,7 @@ def test_paired_differences_and_verdicts_where_every_model_beats_the_identity(mi
     assert ("sequential + adaptive prompts beat mixed training (paper +0.24 dB): within noise (paired S+AP - M = "
             "+0.01 +/- 0.01 dB, ahead in 3/3 seeds)") in out
     summary = (tmp_path / "summary.md").read_text()
-    assert summary.startswith("tier converged: 10 periods x 1500 it; strategies M, S, M+EP, S+EP, S+AP x seeds 0, 1, 2; "
+    assert summary.startswith("tier converged: 16 periods x 1500 it; strategies M, S, M+EP, S+EP, S+AP x seeds 0, 1, 2; "
                               "test crops 96 px, 8 per photo and task\n\n| row | sr | blur |")
 
 
@@ -441,7 +441,7 @@ def test_peek_reports_each_runs_state_and_curve_without_training(mini, tmp_path,
     before = sorted(p.name for p in tmp_path.rglob("*"))
     assert mini.main(["--tier", "converged", "--seeds", "0", "--testset-size", "24", "--output", str(tmp_path), "--peek"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("Runs: M seed 0: 1750/15000 it; S seed 0: finished; M+EP seed 0: not started")
+    assert out.startswith("Runs: M seed 0: 1750/24000 it; S seed 0: finished; M+EP seed 0: not started")
     assert re.search(r"^\| M seed 0 \| 1500 \| -?\d+\.\d\d \|", out, re.M), out
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
     with pytest.raises(SystemExit):  # a folder that does not exist is a usage error, not an empty report
@@ -593,7 +593,8 @@ def test_gpu_check_packs_the_mini_tier_for_the_device_tool(tmp_path):
     proc = subprocess.run(script, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "mini_mio benchmarks/mini_mio.py --tier converged --seeds 1 --jobs 5 --set device=cuda" in proc.stdout
-    assert "--set period_iters=1500 --set periods=10 --set checkpoint_every=1000" in proc.stdout
+    # the tier's own schedule and test set unless asked (the knobs are passed on as --set / --testset-size)
+    assert "--set num_workers=2 --set checkpoint_every=1000 --status-every 120" in proc.stdout
     assert "full-size SRResNet" not in proc.stdout and "training speed" not in proc.stdout  # timeout 0: skipped
     assert "M_EP-seed1/result.json' does not exist" in proc.stderr  # ship_weights tried, refused
     assert sorted(p.name for p in out.iterdir()) == ["gpu_check_mini.tgz", "gpu_check_rest.tgz", "mini_M-seed1.pt"]
@@ -603,6 +604,10 @@ def test_gpu_check_packs_the_mini_tier_for_the_device_tool(tmp_path):
             "mini-converged/M-seed1/config.yaml"} <= names
     restorer, loaded, state = load_restorer(out / "mini_M-seed1.pt")
     assert loaded.strategy == "M" and loaded.seed == 1 and state["weights"] == "ema"
+    (tmp_path / "out2").mkdir()
+    asked = subprocess.run(script, env={**env, "MINI_PERIODS": "16", "MINI_TESTSET": "96", "DEST": str(tmp_path / "gc2"),
+                                        "OUT": "out2"}, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert "--set num_workers=2 --set periods=16 --testset-size 96 --set checkpoint_every=1000" in asked.stdout
 
 
 @pytest.mark.parametrize("daemon", ["starts", "fails", "absent"])
