@@ -2,10 +2,10 @@
 # GPU check (one H100/H200): about 8 minutes with the default time limits (270 + 2 x 60 + 90 s = 8 min), plus
 # the un-timed steps (the CUDA check and the SRResNet table's evaluation): the converged mini tier (one
 # seed, its five strategies trained at once in worker processes: a tiny model leaves the GPU mostly
-# idle; on one H200 the five went at 19-26 it/s each, so the 270 s default shows their learning curves
-# and a whole seed needs about 13 minutes, about 10 with MPS=1 (the five at 136 it/s together, seed 2 in
-# session 8): through the device tool's 10-minute calls, two calls on the warm
-# machine with the same DEST, which git ignores) and a short full-size SRResNet M vs S+EP budget; prints the
+# idle; on one H200 the five went at 19-26 it/s each, so the 270 s default shows their learning curves;
+# with MPS=1 the five went at 136 it/s together (seed 2 in session 8, 10 periods: about 10 minutes), so a
+# whole seed of the 16-period tier (5 x 24,000 iterations) needs about 15 minutes: through the device
+# tool's 10-minute calls, two calls on the warm machine with the same DEST, which git ignores) and a short full-size SRResNet M vs S+EP budget; prints the
 # tables and iterations per second;
 # then times SwinIR, Restormer and PromptIR (benchmarks/backbone_speed.py) for their GPU-hours per
 # strategy.
