@@ -5,8 +5,8 @@
 # idle; on one H200 the five went at 19-26 it/s each, so the 270 s default shows their learning curves;
 # with MPS=1 the five went at 136 it/s together (seed 2 in session 8, 10 periods: about 10 minutes), so a
 # whole seed of the 16-period tier (5 x 24,000 iterations) needs about 15 minutes: through the device
-# tool's 10-minute calls, two calls on the warm machine with the same DEST, which git ignores) and a short full-size SRResNet M vs S+EP budget; prints the
-# tables and iterations per second;
+# tool's 10-minute calls, two calls on the warm machine with the same DEST, which git ignores) and a short
+# full-size SRResNet M vs S+EP budget; prints the tables and iterations per second;
 # then times SwinIR, Restormer and PromptIR (benchmarks/backbone_speed.py) for their GPU-hours per
 # strategy.
 # Installs nothing; uses the repository's package from the working tree (basicsr must import; the U-Nets

@@ -251,6 +251,24 @@ def test_resume_is_exact_for_a_dataset_that_draws_from_the_global_generator(tmp_
     assert [h["loss"] for h in full.history] == [h["loss"] for h in done.history]
 
 
+def test_ema_moves_every_float_tensor_a_step_towards_the_live_weights():
+    from mio_strategies.harness._restorer import build_restorer
+    from mio_strategies.harness._train import _EMA, _float_state
+
+    restorer = build_restorer("srresnet_tiny", "explicit", backbone_kwargs={"num_feat": 4, "num_block": 1},
+                              seed=0, prompt_size=16)
+    ema = _EMA(restorer, 0.75)
+    start = {k: v.clone() for k, v in ema.shadow.items()}
+    with torch.no_grad():
+        for p in restorer.parameters():
+            p.add_(1.0)
+    ema.update(restorer)
+    live = _float_state(restorer)
+    assert set(ema.shadow) == set(live) and any(k.startswith("injector.") for k in live)
+    for k, v in ema.shadow.items():
+        torch.testing.assert_close(v, 0.75 * start[k] + 0.25 * live[k])
+
+
 def test_a_resumed_run_reports_the_time_of_every_leg(tmp_path):
     cfg = load_config("cpu_demo", TINY + ["period_iters=2"])
     part = train(cfg, tmp_path / "run", dataset=_data(cfg), val_dataset=_val(cfg), progress=False, stop_after=5)
