@@ -207,7 +207,7 @@ def _run_one(cfg, out: Path, testset, progress: bool, reevaluate: bool = False,
     t0 = time.perf_counter()
     if old is not None:  # reevaluate a finished run
         seconds, speed, curve = old["seconds"], old["iters_per_second"], old.get("curve", [])
-        earlier, checkpoint = 0.0, ckpt
+        checkpoint = ckpt
     else:
         val = curve_set if cfg.val_every else None  # the learning curve: the curve's test set every val_every
         try:
@@ -355,6 +355,12 @@ def _testset(order, size: int, crops: int = 1):
     return MiODataset(embedded_image_paths(), order, patch_size=size, augment=False, seed=12345, repeat=crops)
 
 
+def _test_sets(order, size: int, crops: int, curve_crops: int):
+    """(final test set, learning-curve test set): one object when both have as many crops."""
+    testset = _testset(order, size, crops)
+    return testset, (testset if curve_crops == crops else _testset(order, size, curve_crops))
+
+
 def _run_in_child(cfg_dict: dict, run_dir: str, testset_size: int, reevaluate: bool, threads: int,
                   extend: bool = False, testset_crops: int = 1, curve_crops: int = 1) -> dict:
     """One run in a worker process of ``--jobs`` (its own torch threads, its own test set)."""
@@ -364,8 +370,7 @@ def _run_in_child(cfg_dict: dict, run_dir: str, testset_size: int, reevaluate: b
 
     torch.set_num_threads(threads)
     cfg = load_config(cfg_dict)
-    testset = _testset(cfg.order_tasks, testset_size, testset_crops)
-    curve_set = testset if curve_crops == testset_crops else _testset(cfg.order_tasks, testset_size, curve_crops)
+    testset, curve_set = _test_sets(cfg.order_tasks, testset_size, testset_crops, curve_crops)
     return _run_one(cfg, Path(run_dir), testset, False, reevaluate, testset_size, extend, testset_crops,
                     curve_set, curve_crops)
 
@@ -531,8 +536,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     base = load_config(TIERS[args.tier], args.overrides)
     crops = args.testset_crops if args.testset_crops is not None else (8 if args.tier == "converged" else 1)
-    testset = _testset(base.order_tasks, args.testset_size, crops)
-    curve_set = testset if args.curve_crops == crops else _testset(base.order_tasks, args.testset_size, args.curve_crops)
+    testset, curve_set = _test_sets(base.order_tasks, args.testset_size, crops, args.curve_crops)
     runs = [(s, seed) for seed in args.seeds for s in args.strategies]
 
     def identity_of(dataset) -> dict[str, float]:
