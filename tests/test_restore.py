@@ -12,6 +12,7 @@ from mio_strategies.harness import build_restorer, load_config, restore_images, 
 from mio_strategies.utils.tiling import pad_to_multiple, tile_starts, tiled_apply
 
 cv2 = pytest.importorskip("cv2")  # 16-bit colour PNG files (the [opencv] extra; basicsr installs it too)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _conv_net(depth: int, seed: int = 0) -> nn.Module:
