@@ -75,6 +75,17 @@ def test_optional_pages_leave_the_navigation_until_they_exist(tmp_path):
                           {"API reference": "reference/"}]
 
 
+def test_the_results_figure_reads_the_results_table():
+    spec = importlib.util.spec_from_file_location("_results_bars", ROOT / "docs" / "figures" / "results_bars.py")
+    bars = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bars)
+    models, identity = bars.read_table(bars.PAGE.read_text())
+    assert list(models) == ["M", "S", "M+EP", "S+EP", "S+AP"] and identity["haze"] == 10.27
+    assert (ROOT / "docs" / "figures" / "results_bars.png").stat().st_size > 10_000
+    with pytest.raises(ValueError, match="no converged-tier table"):
+        bars.read_table("# nothing here\n")
+
+
 @pytest.mark.slow
 def test_the_site_builds_in_strict_mode(tmp_path):
     pytest.importorskip("mkdocs", reason="the docs extra is not installed (pip install -e '.[docs]')")

@@ -20,6 +20,8 @@ COVERED_ELSEWHERE = {
     "prompts_explicit.md": "test_prompt_docs.py",
     "prompts_adaptive.md": "test_prompt_docs.py",
 }
+# pages whose snippets train or project for more than a few seconds on a CPU
+SLOW = {"analysis.md", "reproducing.md", "guides/pytorch-loop.md", "guides/compare-strategies.md"}
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 
 
@@ -29,6 +31,7 @@ def _pages():
         if rel in COVERED_ELSEWHERE or not BLOCK.search(page.read_text()):
             continue
         marks = [pytest.mark.basicsr] if "basicsr" in page.read_text() else []
+        marks += [pytest.mark.slow] if rel in SLOW else []
         yield pytest.param(page, id=rel, marks=marks)
 
 
