@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -73,6 +74,18 @@ def test_optional_pages_leave_the_navigation_until_they_exist(tmp_path):
     # so that a missing page that is not optional still fails the strict build
     assert config.nav == [{"Home": "index.md"}, {"Guides": [{"Missing": "missing.md"}]}, {"Safety": "safety.md"},
                           {"API reference": "reference/"}]
+
+
+NARRATIVE = re.compile(r"\b(?:this|that|next|previous|the last|a later|an earlier|working) session\b|\bsessions? \d+|"
+                       r"\bissue #?\d+|\bthis issue\b", re.I)
+
+
+def test_the_docs_speak_of_the_library_not_of_how_the_work_was_organised():
+    pages = [ROOT / "README.md", ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    found = [f"{p.relative_to(ROOT)}: {m.group(0)!r}" for p in pages if p.is_file() for m in NARRATIVE.finditer(p.read_text())]
+    assert found == []
+    assert NARRATIVE.search("finished in session 9") and NARRATIVE.search("see issue 6") and not NARRATIVE.search(
+        "a nox session")
 
 
 def test_the_results_figure_reads_the_results_table():
