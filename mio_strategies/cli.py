@@ -17,6 +17,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "mio_strategies.data._cli",
     "mio_strategies.harness._cli",
     "mio_strategies.harness._restore",
+    "mio_strategies.harness._protocol_cli",
     "mio_strategies.analysis._cli",
 )
 
