@@ -278,6 +278,7 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(res["table"])
-    print(res["summary"])
+    if res.get("summary"):
+        print(res["summary"])
     print("written: " + ", ".join(res["paths"].values()))
     return 0
