@@ -43,6 +43,14 @@ def add_parser(subparsers: Any) -> None:
     c.add_argument("--width", type=int, default=128, help="conv width (the reference: 128)")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N (default: auto)")
+    c.add_argument("--profile", choices=("library", "reference"), default="library",
+                   help="reference: the reference's classifier (--arch reference) on its data path "
+                        "(--implementation reference); default: library")
+    c.add_argument("--arch", choices=("library", "reference"), default=None,
+                   help="library: ReLU after every conv; reference: LeakyReLU(0.1), none after the last conv "
+                        "(default: the profile's)")
+    c.add_argument("--implementation", choices=("library", "reference"), default=None,
+                   help="degradations of the training crops (default: the profile's)")
     c.add_argument("--overwrite", action="store_true", help="replace an existing classifier file")
     c.add_argument("--no-progress", action="store_true")
     c.set_defaults(func=_train_classifier)
@@ -70,7 +78,11 @@ def add_parser(subparsers: Any) -> None:
     e.add_argument("--basicsr-options", metavar="YAML",
                    help="the --checkpoint files are BasicSR weights (net_g_*.pth) of a MiOPromptedNet: build the "
                         "network from this BasicSR options file (its network_g and val.size_multiple)")
-    e.add_argument("--no-ema", action="store_true", help="evaluate the live weights, not the EMA")
+    weights = e.add_mutually_exclusive_group()
+    weights.add_argument("--no-ema", action="store_true",
+                         help="evaluate the plain (live) weights, not the EMA (default for a run of the reference profile)")
+    weights.add_argument("--ema", action="store_true",
+                         help="evaluate the EMA weights (default, except for a run of the reference profile)")
     e.add_argument("--device", default="cpu", help="cpu (default), auto (CUDA when available), cuda or cuda:N")
     e.add_argument("--overwrite", action="store_true", help="write into an existing output folder")
     e.set_defaults(func=_eval)
@@ -139,7 +151,8 @@ def _train_classifier(args: argparse.Namespace) -> int:
         run = train_classifier(
             args.output, images=args.images, tasks=args.tasks, steps=args.steps, batch_size=args.batch_size,
             crop=args.crop, lr=args.lr, width=args.width, seed=args.seed, overwrite=args.overwrite,
-            progress=not args.no_progress, device=args.device,
+            progress=not args.no_progress, device=args.device, arch=args.arch or args.profile,
+            implementation=args.implementation or args.profile,
         )
     except (FileExistsError, FileNotFoundError, KeyError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -185,7 +198,7 @@ def _eval(args: argparse.Namespace) -> int:
         args.device = str(_resolve_device(args.device, 0, fix="--device cpu"))
     except ValueError as exc:
         return error(str(exc))
-    task_source = args.task_source or ("classifier" if args.classifier else "given")
+    task_source = args.task_source or ("classifier" if args.classifier else None)  # None: each run's own default
     if args.classifier and task_source == "given":
         return error("--classifier with --task-source given: the classifier would not be used; drop one of them")
     if args.name and len(args.name) != len(args.checkpoint):
@@ -222,28 +235,34 @@ def _eval(args: argparse.Namespace) -> int:
                 restorer = load_basicsr_restorer(args.basicsr_options, ckpt, param_key="params" if args.no_ema else "params_ema")
                 restorer.to(args.device)
                 label = f"{Path(args.basicsr_options).stem}:{Path(ckpt).stem}"
+                source = task_source or "given"
             else:
-                restorer, cfg, _ = load_restorer(ckpt, ema=not args.no_ema, device=args.device)
+                ema = True if args.ema else (False if args.no_ema else None)  # None: the run's eval_weights
+                restorer, cfg, _ = load_restorer(ckpt, ema=ema, device=args.device)
                 label = f"{cfg.backbone} {cfg.strategy}"
-            if task_source == "classifier" and restorer.prompt == "explicit" and classifier is None:
-                raise ValueError(f"--task-source classifier: {ckpt} has explicit prompts, so pass --classifier FILE "
-                                 "(train one with `mio-strategies train-classifier`)")
-            loaded.append((restorer, args.name[i] if args.name else label))
-        labels = [name for _, name in loaded]
+                source = task_source or cfg.eval_task_source
+            if source == "classifier" and restorer.prompt == "explicit" and classifier is None:
+                why = "--task-source classifier" if task_source else "the run's profile picks prompts with the classifier"
+                raise ValueError(f"{why}: {ckpt} has explicit prompts, so pass --classifier FILE "
+                                 "(train one with `mio-strategies train-classifier`), or --task-source given")
+            loaded.append((restorer, args.name[i] if args.name else label, source))
+        labels = [name for _, name, _ in loaded]
         if dup := _duplicate_label(labels, args.checkpoint):
             raise ValueError(dup)
         if args.baseline is not None and args.baseline not in (IDENTITY, *labels):
             raise ValueError(f"--baseline {args.baseline!r} is not a row of the table: rows are "
                              f"{[IDENTITY, *labels]} (a checkpoint's label, or 'identity')")
         results = [
-            evaluate(restorer, testset, name=name, device=args.device, task_source=task_source,
-                     classifier=classifier, progress=True, testset=str(args.testset))
-            for restorer, name in loaded
+            evaluate(restorer, testset, name=name, device=args.device, task_source=source,
+                     classifier=classifier if source == "classifier" else None, progress=True,
+                     testset=str(args.testset))
+            for restorer, name, source in loaded
         ]
         print(format_table(results, baseline=args.baseline, reference=reference))
         for r in results:
             if r.classifier_accuracy() is not None:
-                print(f"task-classifier accuracy ({r.name}): {r.classifier_accuracy():.3f}")
+                per_task = ", ".join(f"{t} {a:.3f}" for t, a in r.classifier_accuracy_per_task().items())
+                print(f"task-classifier accuracy ({r.name}): {r.classifier_accuracy():.3f} ({per_task})")
         paths = write_tables(results, out, baseline=args.baseline, reference=reference)
     except (KeyError, ValueError, FileNotFoundError, FileExistsError) as exc:
         return error(str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc))

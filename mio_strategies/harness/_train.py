@@ -178,7 +178,8 @@ def _default_dataset(cfg: TrainConfig, world: int, saved: Mapping[str, Any] | No
     items = ((saved or {}).get("sampler") or {}).get("config", {}).get("dataset", {}).get("num_items")
     if isinstance(items, int) and items > 0 and items % per_pass == 0:
         repeat = items // per_pass
-    return MiODataset(images, cfg.order_tasks, patch_size=cfg.patch_size, preset=cfg.preset, seed=cfg.seed, repeat=repeat)
+    return MiODataset(images, cfg.order_tasks, patch_size=cfg.patch_size, preset=cfg.preset, seed=cfg.seed, repeat=repeat,
+                      implementation=cfg.data_implementation)
 
 
 def default_validation_set(cfg: TrainConfig) -> Any:
@@ -189,7 +190,7 @@ def default_validation_set(cfg: TrainConfig) -> Any:
     images = list_images(src) if src is not None else embedded_image_paths()
     return MiODataset(
         images, cfg.order_tasks, patch_size=cfg.val_size, preset=cfg.preset, augment=False,
-        seed=derive_seed(cfg.seed, 7919),
+        seed=derive_seed(cfg.seed, 7919), implementation=cfg.data_implementation,
     )
 
 
@@ -325,7 +326,7 @@ def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, 
     t_start = time.perf_counter()
     restorer = build_restorer(
         cfg.backbone, cfg.strategy_prompt, backbone_kwargs=cfg.backbone_kwargs,
-        seed=cfg.seed, prompt_size=cfg.prompt_size,
+        seed=cfg.seed, prompt_size=cfg.prompt_size, prompt_init=cfg.prompt_init, prompt_maps=cfg.prompt_maps,
     ).to(device)
     params = restorer.parameters()
     optimizer = _make_optimizer(cfg, params)
@@ -402,7 +403,7 @@ def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, 
             return
         if val_dataset is None:
             val_dataset = default_validation_set(cfg)
-        with _ema_weights(restorer, ema):
+        with _ema_weights(restorer, ema if cfg.eval_weights == "ema" else None):
             res = evaluate(restorer, val_dataset, device=device, progress=False)
         table = res.per_task()
         rec = {"iteration": iteration, "psnr": {k: v["psnr"] for k, v in table.items()}, "average": res.average()["psnr"]}
@@ -558,13 +559,14 @@ def _yaml(data: Mapping[str, Any]) -> str:
     return yaml.safe_dump(dict(data), sort_keys=False)
 
 
-def load_restorer(checkpoint: str | Path, *, ema: bool = True, device: str | torch.device = "cpu",
+def load_restorer(checkpoint: str | Path, *, ema: bool | None = True, device: str | torch.device = "cpu",
                   expect: Mapping[str, Any] | None = None) -> tuple[Restorer, TrainConfig, dict[str, Any]]:
     """Rebuild the model a checkpoint holds (EMA weights by default).
 
     Args:
         checkpoint: path of a harness ``checkpoint.pt``.
-        ema: load the EMA weights when the run kept them.
+        ema: load the EMA weights when the run kept them; ``None``: as the run's ``eval_weights`` says
+            (``plain`` under the reference profile).
         expect: ``{"backbone": ..., "strategy": ...}`` the caller requires; a mismatch is refused.
 
     Returns:
@@ -580,8 +582,11 @@ def load_restorer(checkpoint: str | Path, *, ema: bool = True, device: str | tor
     restorer = build_restorer(
         cfg.backbone, cfg.strategy_prompt,
         backbone_kwargs=cfg.backbone_kwargs, seed=cfg.seed, prompt_size=cfg.prompt_size,
+        prompt_init=cfg.prompt_init, prompt_maps=cfg.prompt_maps,
     )
     restorer.load_state_dict(state["model"])
+    if ema is None:
+        ema = cfg.eval_weights == "ema"
     if ema and state.get("ema") is not None:
         e = _EMA(restorer, cfg.ema_decay or 0.5)
         e.load_state_dict(state["ema"])
