@@ -1,6 +1,6 @@
 """PSNR between the official data path and the library's degradations, per task, in both implementations.
 
-For every task, the embedded photographs (256x256, 8-bit) are degraded with the same sampled parameters by
+For every task, the embedded photographs (8-bit, cropped to multiples of 4) are degraded with the same sampled parameters by
 ``degrade(..., implementation="library")``, by ``degrade(..., implementation="reference")`` and by the
 official recipe rebuilt here from the operators the authors' data scripts call (basicsr's ``DiffJPEG`` and
 ``filter2D``, ``F.interpolate``, OpenCV for the rain streaks, NumPy for haze and low-light). Noise and rain
@@ -10,7 +10,7 @@ NumPy's global RNG, which nothing can replay), so those rows compare the formula
 Also printed: how much easier each input is than the official one (PSNR to the GT, library minus
 official), and the SR test path (MATLAB-made 8-bit LR file, PyTorch bicubic up).
 
-Run: ``python benchmarks/reference_fidelity.py [--seeds 3]`` (needs basicsr and OpenCV; about 10 s).
+Run: ``python benchmarks/reference_fidelity.py [--seeds 3]`` (needs basicsr and OpenCV; about a minute).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from mio_strategies.tasks import TASKS
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = float(((a.double() - b.double()) ** 2).mean())
+    mse = float(((a.detach().double() - b.detach().double()) ** 2).mean())
     return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
 
 
@@ -86,8 +86,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=3, help="parameter draws per image (default 3)")
     args = ap.parse_args()
-    images = [read_image(p)[None] for p in embedded_image_paths()]
-    print(f"{len(images)} images {tuple(images[0].shape[-2:])}, {args.seeds} parameter draws each, preset 'in'")
+    # cropped to multiples of 4 first (the reference's sub-images are 300x300), so that every path keeps the size
+    images = [D.crop_to_multiple(read_image(p)[None]).contiguous() for p in embedded_image_paths()]
+    sizes = sorted({tuple(x.shape[-2:]) for x in images})
+    print(f"{len(images)} images {sizes}, {args.seeds} parameter draws each, preset 'in'")
     print(f"{'task':9s} {'library vs official':>20s} {'reference vs official':>22s} {'library easier by':>18s}")
     for task in TASKS:
         lib_p, ref_p, easier = [], [], []

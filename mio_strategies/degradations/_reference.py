@@ -199,6 +199,11 @@ def bicubic_sr_stored_lr(images: torch.Tensor, scale: Any, *, quantize: bool = T
 
 # --------------------------------------------------------------------------------------------- jpeg
 def _jpeg_diffjpeg_impl(images: torch.Tensor, quality: torch.Tensor, quantize: bool = True) -> torch.Tensor:
+    if bool((quality >= 100).any()):
+        raise ValueError(
+            "jpeg.quality 100 is outside the reference JPEG's range: basicsr's DiffJPEG scales its tables by "
+            "(200 - 2 * quality) / 100 = 0 there and divides by zero; use a quality in [1, 99]"
+        )
     y = diff_jpeg(images, quality)
     return _finish(y.to(_prepare(images).dtype), images, quantize)
 
@@ -212,11 +217,14 @@ def jpeg_diffjpeg(images: torch.Tensor, quality: Any, *, quantize: bool = True) 
 
     Args:
         images: ``(B, 3, H, W)`` float tensor in [0, 1].
-        quality: integer quality(ies) in [1, 100].
+        quality: integer quality(ies) in [1, 99] (at 100 basicsr's model divides by zero).
         quantize: round the output to 8-bit levels (the reference does).
 
     Returns:
         Tensor like ``images``.
+
+    Raises:
+        ValueError: a quality out of [1, 99].
 
     Example:
         >>> jpeg_diffjpeg(torch.rand(2, 3, 24, 24), quality=[30, 70]).shape
