@@ -105,7 +105,7 @@ def main() -> None:
                 lib_p.append(psnr(y_lib, y_off))
                 ref_p.append(psnr(y_ref, y_off))
                 easier.append(psnr(y_lib, x) - psnr(y_off, x))
-        fmt = lambda v: "inf (equal)" if math.isinf(min(v)) else f"{np.mean([a for a in v if math.isfinite(a)] or [math.inf]):.2f} dB (min {min(v):.2f})"  # noqa: E731
+        fmt = lambda v: "inf (equal)" if math.isinf(min(v)) else f"{np.mean([a for a in v if math.isfinite(a)] or [math.inf]):.2f} dB (min {min(v):.2f})"
         print(f"{task.name:9s} {fmt(lib_p):>20s} {fmt(ref_p):>22s} {np.mean(easier):>+15.2f} dB")
     # the SR test path: a MATLAB-made 8-bit x4 LR file, upsampled by PyTorch bicubic
     imresize = import_basicsr("utils.matlab_functions").imresize

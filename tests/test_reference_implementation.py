@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import real_batch
 
 import mio_strategies.degradations as D
-from conftest import real_batch
 from mio_strategies.integrations._basicsr_compat import import_basicsr
 
 

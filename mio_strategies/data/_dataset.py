@@ -315,7 +315,7 @@ class MiODataset(Dataset):
         if pair is not None:
             return pair
         gt = crop_to_multiple(self._gt(image_index), _REFERENCE_MULTIPLE).contiguous()
-        depth = self._depth(image_index, tuple(gt.shape[-2:])) if task.name == "haze" else None
+        depth = self._depth(image_index, (int(gt.shape[-2]), int(gt.shape[-1]))) if task.name == "haze" else None
         # the parameters depend on the image and the task only, not on the epoch: one LQ per pair
         g = generator_from(self.seed, _REFERENCE_STREAM, image_index, task.id)
         lq, params = degrade(

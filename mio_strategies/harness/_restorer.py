@@ -121,8 +121,15 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
 
 def _build_injector(backbone: nn.Module, name: str, kwargs: Mapping[str, Any], prompt: str, *, seed: int,
                     prompt_size: int, size_multiple: int, prompt_maps: str | None = None) -> Any:
-    from mio_strategies.prompts import AdaptivePrompt, ExplicitPrompt, PromptInjector, load_reference_prompt_maps
+    from mio_strategies.prompts import (
+        AdaptivePrompt,
+        ExplicitPrompt,
+        PromptInjector,
+        PromptSource,
+        load_reference_prompt_maps,
+    )
 
+    source: PromptSource
     if prompt == "explicit" and prompt_maps is not None:
         source = ExplicitPrompt(NUM_TASKS, maps=load_reference_prompt_maps(prompt_maps))
     elif prompt == "explicit":

@@ -551,6 +551,7 @@ class PromptInjector(nn.Module):
         check_generator(generator)
         g = generator if generator is not None else default_generator()
         for mod in self.modulators.values():
+            assert isinstance(mod, _Modulator)
             for lin in (mod.scale, mod.shift):
                 if init == "zero":
                     lin.weight.zero_()

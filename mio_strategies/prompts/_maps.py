@@ -34,6 +34,7 @@ def load_reference_prompt_maps(path: str | os.PathLike) -> torch.Tensor:
         FileNotFoundError: no such file.
         ValueError: another suffix, an unreadable file, or an array that is not ``(7, S, S)`` (or
             ``(7, 1, S, S)``) of finite numbers with S >= 5.
+        TypeError: a ``.pt`` file holding something other than a tensor.
 
     Example:
         >>> import tempfile, numpy as np
@@ -52,8 +53,6 @@ def load_reference_prompt_maps(path: str | os.PathLike) -> torch.Tensor:
             t = torch.from_numpy(np.load(p, allow_pickle=False).astype(np.float32))
         elif suffix in (".pt", ".pth"):
             t = torch.load(p, map_location="cpu", weights_only=True)
-            if isinstance(t, np.ndarray):  # pragma: no cover - weights_only refuses arrays
-                t = torch.from_numpy(t)
         else:
             raise ValueError(f"prompt map file {str(p)!r} must be .npy, .pt or .pth, got {suffix or 'no suffix'!r}")
     except ValueError:
@@ -61,7 +60,7 @@ def load_reference_prompt_maps(path: str | os.PathLike) -> torch.Tensor:
     except Exception as exc:  # a corrupt file, a pickled object: one clear message
         raise ValueError(f"cannot read prompt map file {str(p)!r}: {exc}") from exc
     if not isinstance(t, torch.Tensor):
-        raise ValueError(f"prompt map file {str(p)!r} must hold one tensor, got {type(t).__name__}")
+        raise TypeError(f"prompt map file {str(p)!r} must hold one tensor, got {type(t).__name__}")
     t = t.detach().to(torch.float32)
     if t.ndim == 4 and t.shape[1] == 1:
         t = t[:, 0]
