@@ -26,6 +26,9 @@ def add_parser(subparsers: Any) -> None:
                         "(--set periods=N); every other setting as saved")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--list-presets", action="store_true", help="list presets and backbones, then exit")
+    p.add_argument("--protocol", help="train on a benchmark protocol's data: three-task, five-task, cdd11 or mio-7 "
+                                      "(its curriculum order, periods and batch replace the preset's; needs --data)")
+    p.add_argument("--data", help="the protocol's data root (check it first with `mio-strategies data check`)")
     p.set_defaults(func=_train)
 
     c = subparsers.add_parser(
@@ -55,7 +58,7 @@ def add_parser(subparsers: Any) -> None:
     e.add_argument("--name", action="append", default=[],
                    help="table label of each checkpoint: one per --checkpoint, each distinct (default: "
                         "'<backbone> <strategy>', so two runs of one strategy need --name)")
-    e.add_argument("--testset", required=True, help="a test-set folder: GT/ beside one folder per task and/or per composite "
+    e.add_argument("--testset", help="a test-set folder: GT/ beside one folder per task and/or per composite "
                    "(blur+noise/), as `mio-strategies degrade` writes it")
     e.add_argument("--output", required=True, help="folder for results.md/.csv/.json and the bar plot")
     e.add_argument("--baseline", help="row the difference column compares to (a checkpoint's label, or 'identity'; "
@@ -73,6 +76,10 @@ def add_parser(subparsers: Any) -> None:
     e.add_argument("--no-ema", action="store_true", help="evaluate the live weights, not the EMA")
     e.add_argument("--device", default="cpu", help="cpu (default), auto (CUDA when available), cuda or cuda:N")
     e.add_argument("--overwrite", action="store_true", help="write into an existing output folder")
+    e.add_argument("--protocol", help="score on a benchmark protocol's test sets (three-task, five-task, cdd11, "
+                                      "mio-7) under its conventions, published rows beside; needs --data, not --testset")
+    e.add_argument("--data", help="the protocol's data root")
+    e.add_argument("--limit", type=int, help="with --protocol: score only the first N images of each test set")
     e.set_defaults(func=_eval)
 
     d = subparsers.add_parser(
@@ -107,6 +114,10 @@ def _train(args: argparse.Namespace) -> int:
             print(f"  {name:16s} {meta['description']}{cost}")
         print("backbones:\n" + describe_backbones())
         return 0
+    if args.protocol or args.data:
+        from mio_strategies.harness._protocol_cli import train_protocol_command
+
+        return train_protocol_command(args)
     config = args.config
     if config is None:
         from pathlib import Path
@@ -177,6 +188,12 @@ def _eval(args: argparse.Namespace) -> int:
         print(f"error: {message}", file=sys.stderr)
         return 2
 
+    if args.protocol or args.data:
+        from mio_strategies.harness._protocol_cli import eval_protocol_command
+
+        return eval_protocol_command(args)
+    if args.testset is None:
+        return error("give --testset (a test-set folder) or --protocol NAME --data ROOT")
     from mio_strategies.harness._config import _device_name
     from mio_strategies.harness._train import _resolve_device
 

@@ -71,6 +71,11 @@ class TrainConfig:
             GT images of the validation set (``None``: the training images, at ``val_size``).
         checkpoint_every: save a resumable checkpoint every that many iterations (0: only at the end).
         seed: initial weights, data, sampler and prompts all derive from it (paired seeds).
+        balance: how the curriculum sampler fills a batch: ``tasks`` (uniform over the active tasks) or
+            ``samples`` (uniform over their samples).
+        protocol, protocol_root: train on a benchmark protocol's data (``three-task``, ``five-task``,
+            ``cdd11``, ``mio-7``; see :mod:`mio_strategies.protocols`) read from ``protocol_root`` instead
+            of synthesizing from ``train_images``; ``mio-strategies train --protocol`` sets both.
     """
 
     name: str = "run"
@@ -102,6 +107,9 @@ class TrainConfig:
     log_every: int = 100
     seed: int = 0
     device: str = "auto"
+    balance: str = "tasks"
+    protocol: str | None = None
+    protocol_root: str | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -171,6 +179,17 @@ class TrainConfig:
                 "is the reference's chained per-stage jobs; each_period also resets within the all-task periods)"
             )
         _device_name("device", self.device)
+        if self.balance not in ("tasks", "samples"):
+            raise ValueError(f"balance must be 'tasks' or 'samples', got {self.balance!r}")
+        if self.protocol is not None:
+            from mio_strategies.protocols import get_protocol
+
+            get_protocol(self.protocol)  # KeyError listing the protocols
+            if not isinstance(self.protocol_root, str) or not self.protocol_root:
+                raise ValueError(f"protocol {self.protocol!r} needs protocol_root, the folder holding its data "
+                                 "(`mio-strategies train --protocol NAME --data ROOT`)")
+        elif self.protocol_root is not None:
+            raise ValueError("protocol_root is set but protocol is not: set both, or neither")
         if spec.size_multiple > 1 and self.patch_size % spec.size_multiple:
             raise ValueError(
                 f"patch_size {self.patch_size} is not a multiple of {spec.size_multiple}, which backbone "

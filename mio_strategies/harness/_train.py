@@ -164,6 +164,10 @@ def _float_state(restorer: Restorer, clone: bool = True) -> dict[str, torch.Tens
 def _default_dataset(cfg: TrainConfig, world: int, saved: Mapping[str, Any] | None = None) -> Any:
     from mio_strategies.data import MiODataset, embedded_image_paths, list_images
 
+    if cfg.protocol is not None:  # a benchmark protocol's data on disk
+        from mio_strategies.harness._protocol_run import protocol_train_dataset
+
+        return protocol_train_dataset(cfg, world, saved)
     images = list_images(cfg.train_images) if cfg.train_images is not None else embedded_image_paths()
     # An item is a function of (seed, epoch, index), so an index drawn twice gives the same patch.
     # Repeat the images so that the run draws each index about once (fresh crops and degradations),
@@ -185,6 +189,10 @@ def default_validation_set(cfg: TrainConfig) -> Any:
     """Fixed validation patches (``val_size``) of the validation (or training) images, every task."""
     from mio_strategies.data import MiODataset, embedded_image_paths, list_images
 
+    if cfg.protocol is not None and cfg.val_images is None:
+        from mio_strategies.harness._protocol_run import protocol_validation_set
+
+        return protocol_validation_set(cfg)
     src = cfg.val_images or cfg.train_images
     images = list_images(src) if src is not None else embedded_image_paths()
     return MiODataset(
@@ -333,7 +341,8 @@ def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, 
     ema = _EMA(restorer, cfg.ema_decay) if cfg.ema_decay > 0 else None
 
     curriculum = _make_curriculum(cfg)
-    sampler = SequentialCurriculumSampler(dataset, curriculum, cfg.batch_size, seed=cfg.seed, rank=rank, world_size=world)
+    sampler = SequentialCurriculumSampler(dataset, curriculum, cfg.batch_size, seed=cfg.seed, balance=cfg.balance,
+                                          rank=rank, world_size=world)
     total = cfg.total_iters
     start = 0
     history: list[dict[str, Any]] = []
@@ -436,7 +445,8 @@ def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, 
             t0 = time.perf_counter()
             lq = batch["lq"].to(device, non_blocking=True)
             gt = batch["gt"].to(device, non_blocking=True)
-            task = batch["task"].to(device)
+            # mixing weights over a composite degradation's tasks (CDD-11) when the data give them, else task ids
+            task = batch["prompt" if "prompt" in batch else "task"].to(device)
             out_img = restorer(lq, task)
             loss = F.l1_loss(out_img, gt)
             optimizer.zero_grad(set_to_none=True)

@@ -31,6 +31,7 @@ from mio_strategies.protocols._readers import (
     ProtocolTrainDataset,
     add_test_noise,
     centre_crop_to_multiple,
+    has_composites,
     resolve_split_root,
 )
 from mio_strategies.protocols._spec import (
@@ -62,6 +63,7 @@ __all__ = [
     "centre_crop_to_multiple",
     "check_tree",
     "get_protocol",
+    "has_composites",
     "list_protocols",
     "resolve_split_root",
 ]
