@@ -66,6 +66,10 @@ def _check(args: argparse.Namespace) -> int:
         print(f"ok: every folder of {protocol.name} is present, paired and readable")
         return 0
     print(report.summary(max_per_kind=args.max_listed), file=sys.stderr)
+    if any(p.kind in ("missing-root", "missing-folder") for p in report.problems):
+        from mio_strategies.protocols import expected_tree
+
+        print(expected_tree(protocol), file=sys.stderr)
     return 1
 
 

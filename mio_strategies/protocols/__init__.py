@@ -24,6 +24,7 @@ from mio_strategies.protocols._check import (
     CheckReport,
     Problem,
     check_tree,
+    expected_tree,
 )
 from mio_strategies.protocols._definitions import PROTOCOLS
 from mio_strategies.protocols._readers import (
@@ -62,6 +63,7 @@ __all__ = [
     "add_test_noise",
     "centre_crop_to_multiple",
     "check_tree",
+    "expected_tree",
     "get_protocol",
     "has_composites",
     "list_protocols",
