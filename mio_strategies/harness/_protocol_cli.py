@@ -65,6 +65,9 @@ def _check(args: argparse.Namespace) -> int:
     if report.ok:
         print(f"ok: every folder of {protocol.name} is present, paired and readable")
         return 0
+    folders = len({p.folder for p in report.problems})
+    print(f"{len(report.problems)} problem(s) in {folders} folder(s) of {protocol.name} under {args.root}:",
+          file=sys.stderr)
     print(report.summary(max_per_kind=args.max_listed), file=sys.stderr)
     if any(p.kind in ("missing-root", "missing-folder") for p in report.problems):
         from mio_strategies.protocols import expected_tree
