@@ -17,6 +17,7 @@ PROBLEM_KINDS: tuple[str, ...] = (
     "missing-root", "missing-folder", "empty", "count", "unpaired", "misnamed", "missing-input", "duplicate",
     "unreadable", "size-mismatch", "too-small",
 )
+"""The kinds of defect :func:`check_tree` reports, in the order its summary lists them."""
 
 
 @dataclass(frozen=True)
