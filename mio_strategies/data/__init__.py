@@ -9,10 +9,13 @@ Example:
 
 from mio_strategies.data._dataset import MiODataset, mio_collate
 from mio_strategies.data._io import (
+    DEFAULT_MAX_PIXELS,
     ImageReadError,
+    ImageTooLargeError,
     embedded_image_paths,
     list_images,
     load_embedded_images,
+    pixel_limit,
     read_image,
     write_png,
 )
@@ -28,12 +31,14 @@ from mio_strategies.data._paired import (
 from mio_strategies.data._testsets import TestSetReport, build_testset
 
 __all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "TASK_ALIASES",
     "CompositeFolderDataset",
     "ImageReadError",
+    "ImageTooLargeError",
     "MiODataset",
     "PairedFolderDataset",
     "ReferencePairedDataset",
-    "TASK_ALIASES",
     "TestSetReport",
     "build_testset",
     "composite_folders",
@@ -42,6 +47,7 @@ __all__ = [
     "load_embedded_images",
     "mio_collate",
     "open_testset",
+    "pixel_limit",
     "read_image",
     "read_reference_layout",
     "write_png",
