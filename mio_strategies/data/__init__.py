@@ -10,9 +10,11 @@ Example:
 from mio_strategies.data._dataset import MiODataset, mio_collate
 from mio_strategies.data._io import (
     DEFAULT_MAX_PIXELS,
+    IMAGE_SUFFIXES,
     ImageReadError,
     ImageTooLargeError,
     embedded_image_paths,
+    image_size,
     list_images,
     load_embedded_images,
     pixel_limit,
@@ -31,18 +33,20 @@ from mio_strategies.data._paired import (
 from mio_strategies.data._testsets import TestSetReport, build_testset
 
 __all__ = [
-    "DEFAULT_MAX_PIXELS",
-    "TASK_ALIASES",
     "CompositeFolderDataset",
+    "DEFAULT_MAX_PIXELS",
+    "IMAGE_SUFFIXES",
     "ImageReadError",
     "ImageTooLargeError",
     "MiODataset",
     "PairedFolderDataset",
     "ReferencePairedDataset",
+    "TASK_ALIASES",
     "TestSetReport",
     "build_testset",
     "composite_folders",
     "embedded_image_paths",
+    "image_size",
     "list_images",
     "load_embedded_images",
     "mio_collate",

@@ -19,6 +19,7 @@ from mio_strategies.utils.outputs import atomic_file, flag
 PathLike = Union[str, "os.PathLike[str]"]
 
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+"""The file suffixes read as images when a folder is listed (compared case-insensitively)."""
 
 
 class ImageReadError(ValueError):
@@ -30,10 +31,10 @@ class ImageTooLargeError(ImageReadError):
     decompression bomb. Refused from its header, before anything is decoded."""
 
 
-#: the default limit on the pixels of an image the library decodes (64 megapixels, e.g. 8192 x 8192; an 8K
-#: frame, 7680 x 4320, is 33 megapixels). Decoded as float32 RGB an image takes 12 bytes per pixel (768 MiB at
-#: the limit), and processing it takes a few such copies. ``max_pixels=None`` or ``0`` lifts it.
 DEFAULT_MAX_PIXELS = 64 * 2**20
+"""The default limit on the pixels of an image the library decodes: 64 megapixels (8192 x 8192; an 8K frame,
+7680 x 4320, is 33). Decoded as float32 RGB an image takes 12 bytes per pixel (768 MiB at the limit), and
+processing it takes a few such copies. ``max_pixels=None`` or ``0`` lifts it."""
 
 
 _LIMIT: contextvars.ContextVar[int | None] = contextvars.ContextVar("mio_strategies_max_pixels", default=DEFAULT_MAX_PIXELS)
@@ -44,8 +45,8 @@ class _Default:
         return "the current limit (pixel_limit(), default DEFAULT_MAX_PIXELS)"
 
 
-#: the ``max_pixels`` default of every reader: the limit :func:`pixel_limit` sets, else :data:`DEFAULT_MAX_PIXELS`
 CURRENT_LIMIT: Any = _Default()
+"""The ``max_pixels`` default of every reader: the limit :func:`pixel_limit` sets, else :data:`DEFAULT_MAX_PIXELS`."""
 
 
 @contextlib.contextmanager

@@ -29,6 +29,7 @@ STRATEGIES: dict[str, tuple[bool, str | None]] = {
     "M+AP": (False, "adaptive"),
     "S+AP": (True, "adaptive"),
 }
+"""The six strategies of the paper: name -> (sequential learning?, prompt kind: ``None``, ``"explicit"`` or ``"adaptive"``)."""
 
 OPTIMIZERS = ("adam", "adamw")
 
@@ -247,10 +248,10 @@ class ConfigKeyError(KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-#: how alike (difflib ratio, case-insensitive) an unknown name must be to a valid one to be suggested: a
-#: real near miss (``period_iter``: 0.96, ``batchsize``: 0.95), not any name sharing a few letters
-#: (``bogus_key`` ~ ``log_every``: 0.56)
 SUGGEST_CUTOFF = 0.75
+"""How alike (difflib ratio, case-insensitive) an unknown name must be to a valid one to be suggested: a real
+near miss (``period_iter``: 0.96, ``batchsize``: 0.95), not any name sharing a few letters (``bogus_key`` and
+``log_every``: 0.56)."""
 
 
 def closest(name: Any, valid: Iterable[str]) -> str | None:

@@ -56,8 +56,8 @@ __all__ = [
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-#: the file that marks a folder as written by the library (what ``overwrite`` may replace)
 MARKER_NAME = ".mio-strategies"
+"""The file that marks a folder as written by the library (what ``overwrite`` may replace)."""
 
 _CLI = contextvars.ContextVar("mio_strategies_cli_spelling", default=False)
 
