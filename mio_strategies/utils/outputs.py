@@ -283,7 +283,11 @@ def prepare_output_dir(path: PathLike, *, overwrite: bool, resume: bool = False,
     The folder gets the marker file :data:`MARKER_NAME`, so a later ``overwrite`` may replace it.
 
     Args:
-        path, overwrite, resume, flag_name, what: as :func:`check_output_dir`.
+        path: the output folder.
+        overwrite: an existing folder the library wrote is emptied (see :func:`check_output_dir`).
+        resume: an existing folder is kept as it is.
+        flag_name: how to name the overwrite option in messages (default: by interface).
+        what: what the folder is, for messages.
         command: recorded in the marker (``"train"``, ``"degrade"``...).
 
     Returns:
