@@ -143,11 +143,13 @@ def eval_protocol_command(args: argparse.Namespace) -> int:
         device = str(_resolve_device(args.device, 0, fix="--device cpu"))
     except (KeyError, ValueError) as exc:
         return error(str(exc.args[0]) if isinstance(exc, KeyError) else str(exc))
+    from mio_strategies.utils.outputs import check_output_dir, prepare_output_dir
+
     out = Path(args.output)
-    if out.exists() and not out.is_dir():
-        return error(f"--output {str(out)!r} is an existing file, not a folder: pass a folder for the results")
-    if out.exists() and any(out.iterdir()) and not args.overwrite:
-        return error(f"output folder {str(out)!r} exists and is not empty: pass --overwrite")
+    try:  # a link, a file, a foreign, non-empty or read-only folder: refused before anything is evaluated
+        check_output_dir(out, overwrite=args.overwrite)
+    except OSError as exc:
+        return error(str(exc))
     extra = []
     if args.reference:
         if protocol.name != "mio-7":
@@ -179,8 +181,9 @@ def eval_protocol_command(args: argparse.Namespace) -> int:
             raise ValueError(f"two checkpoints share the label {labels}: pass one distinct --name per --checkpoint")
         results = [evaluate_protocol(r, protocol, args.data, name=n, device=device, limit=args.limit, progress=True)
                    for r, n in loaded]
+        prepare_output_dir(out, overwrite=args.overwrite, command="eval")  # the folder is replaced
         paths = write_protocol_tables(protocol, results, out, extra_references=extra)
-    except (KeyError, ValueError, FileNotFoundError, FileExistsError) as exc:
+    except (KeyError, ValueError, OSError) as exc:
         return error(str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc))
     print(paths["markdown"].read_text(encoding="utf-8"))
     print(f"written: {', '.join(str(p) for p in paths.values())}")

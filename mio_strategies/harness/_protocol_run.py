@@ -330,21 +330,23 @@ def write_protocol_tables(protocol: str | Protocol, results: Sequence[ProtocolRe
 
     Raises:
         ValueError: as :func:`format_protocol_tables` (checked before anything is written).
-        FileExistsError: ``output`` is an existing file.
+        FileExistsError: ``output`` is a file or a symbolic link, not a folder.
+        PermissionError: ``output`` is not writable.
     """
     p = get_protocol(protocol)
     md = format_protocol_tables(p, results, extra_references=extra_references)
     table = format_protocol_tables(p, results, fmt="csv", extra_references=extra_references)
+    from mio_strategies.utils.outputs import atomic_file, check_output_dir
+
     out = Path(output)
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"output {str(out)!r} is an existing file, not a folder")
+    check_output_dir(out, overwrite=False, resume=True)  # a link, a file or a read-only folder is refused
     payload = {"protocol": p.name, "evaluation": p.evaluation.__dict__, "results": [r.to_dict() for r in results],
                "references": [{"method": r.method, "venue": r.venue, "source": r.source, "color": r.color,
                                "scores": dict(r.scores), "average": r.average, "note": r.note}
                               for r in (*p.references, *extra_references)]}
     out.mkdir(parents=True, exist_ok=True)
     paths = {"markdown": out / f"{stem}.md", "csv": out / f"{stem}.csv", "json": out / f"{stem}.json"}
-    paths["markdown"].write_text(md, encoding="utf-8")
-    paths["csv"].write_text(table, encoding="utf-8")
-    paths["json"].write_text(json.dumps(payload, indent=1), encoding="utf-8")
+    for key, text in (("markdown", md), ("csv", table), ("json", json.dumps(payload, indent=1))):
+        with atomic_file(paths[key], "w") as fh:  # never half a file, never through a link
+            fh.write(text)
     return paths
