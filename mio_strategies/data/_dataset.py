@@ -10,7 +10,14 @@ import torch
 from torch.utils.data import Dataset
 
 from mio_strategies._rng import generator_from
-from mio_strategies.data._io import PathLike, image_size, list_images, read_image
+from mio_strategies.data._io import (
+    CURRENT_LIMIT,
+    PathLike,
+    image_size,
+    list_images,
+    read_image,
+    resolve_max_pixels,
+)
 from mio_strategies.tasks import TaskLike, parse_tasks
 
 ImageSource = Union[PathLike, Sequence[Union[PathLike, torch.Tensor]]]
@@ -68,6 +75,9 @@ class MiODataset(Dataset):
             Without it, haze uses the library's default depth estimate.
         cache: keep decoded GT images in memory (default for fewer than 64 images); with
             ``implementation="reference"``, also the degraded images.
+        max_pixels: refuse an image file of more pixels than this, from its header, before decoding
+            (:class:`~mio_strategies.data.ImageTooLargeError`); default: the limit in force
+            (:func:`~mio_strategies.data.pixel_limit`, else 64 megapixels); ``None`` or ``0``: none.
         implementation: ``"library"`` (default): each item crops a patch, augments it, then degrades it
             with parameters drawn anew per epoch. ``"reference"``: the official code's data path: each
             (image, task) pair has ONE degraded version, made from the whole image (cropped top-left to
@@ -109,6 +119,7 @@ class MiODataset(Dataset):
         repeat: int = 1,
         depth_dir: PathLike | None = None,
         cache: bool | None = None,
+        max_pixels: Any = CURRENT_LIMIT,
         implementation: str = "library",
     ) -> None:
         from mio_strategies.degradations import IMPLEMENTATIONS, PRESETS
@@ -117,6 +128,8 @@ class MiODataset(Dataset):
             raise ValueError(
                 f"unknown implementation {implementation!r}: valid implementations are {list(IMPLEMENTATIONS)}"
             )
+        self.max_pixels = resolve_max_pixels(max_pixels)
+
         self.tasks = parse_tasks(tasks)
         if preset not in PRESETS:
             raise ValueError(f"unknown preset {preset!r}: valid presets are {sorted(PRESETS)}")
@@ -154,7 +167,7 @@ class MiODataset(Dataset):
         self.names = [p.stem if p is not None else f"image{i:04d}" for i, p in enumerate(paths)]
 
         sizes = [
-            tuple(t.shape[-2:]) if t is not None else image_size(p)  # type: ignore[arg-type]
+            tuple(t.shape[-2:]) if t is not None else image_size(p, max_pixels=self.max_pixels)  # type: ignore[arg-type]
             for p, t in zip(paths, self._tensors)
         ]
         if implementation == "reference":  # the reference's crop to multiples of 4
@@ -242,7 +255,7 @@ class MiODataset(Dataset):
         t = self._tensors[image_index]
         if t is not None:
             return t
-        img = read_image(self._paths[image_index])  # type: ignore[arg-type]
+        img = read_image(self._paths[image_index], max_pixels=self.max_pixels)  # type: ignore[arg-type]
         if self.cache:
             self._tensors[image_index] = img
         return img

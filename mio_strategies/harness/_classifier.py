@@ -16,9 +16,14 @@ from typing import Any
 
 import torch
 
-from mio_strategies.harness._checkpoint import read_weights_only, save_checkpoint
+from mio_strategies.harness._checkpoint import (
+    read_weights_only,
+    save_checkpoint,
+    written_by_library,
+)
 from mio_strategies.harness._config import _device_name, _non_negative_int, _positive_int
 from mio_strategies.tasks import NUM_TASKS, parse_tasks
+from mio_strategies.utils.outputs import check_output_file
 
 __all__ = ["CLASSIFIER_FORMAT", "ClassifierRun", "load_classifier", "train_classifier"]
 
@@ -33,7 +38,8 @@ class ClassifierRun:
     Attributes:
         path: the written classifier file.
         classifier: the trained :class:`~mio_strategies.prompts.TaskClassifier` (eval mode).
-        losses, accuracies: per-step cross-entropy and batch accuracy.
+        losses: per-step cross-entropy.
+        accuracies: per-step batch accuracy.
     """
 
     path: Path
@@ -76,7 +82,10 @@ def train_classifier(
             ``overwrite``.
         images: GT images (folder, paths or tensors); ``None`` uses the embedded photos.
         tasks: the tasks to tell apart (the classifier always has one logit per library task).
-        steps, batch_size, crop, lr: training budget, batch, crop side (the reference: 256) and Adam's lr.
+        steps: training budget.
+        batch_size: batch size.
+        crop: crop side (the reference: 256).
+        lr: Adam's learning rate.
         width: conv width (the reference: 128).
         seed: initial weights and data (drawn on the CPU whatever the device: a seed gives the same
             crops, degradations and initial weights on any device).
@@ -92,7 +101,8 @@ def train_classifier(
         :class:`ClassifierRun`.
 
     Raises:
-        FileExistsError: ``output`` exists and not ``overwrite``.
+        FileExistsError: ``output`` is a link or a folder, or exists and not ``overwrite`` (with it, a file
+            the library did not write).
         ValueError: a non-positive size, an unknown task or device, or ``"cuda"`` without a CUDA device
             (nothing is written).
 
@@ -117,11 +127,8 @@ def train_classifier(
     from mio_strategies.harness._train import _resolve_device
 
     dev = _resolve_device(device, 0, fix="--device cpu (device='cpu')")
-    path = Path(output)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"classifier file {str(path)!r} already exists: pass --overwrite (overwrite=True) to replace it")
-    if path.exists() and path.is_dir():
-        raise FileExistsError(f"classifier output {str(path)!r} is a folder: give a file name such as classifier.pt")
+    # a link, a folder, an existing file without overwrite, or with it one the library did not write: refused
+    path = check_output_file(output, overwrite=overwrite, what="classifier file", recognise=written_by_library)
 
     dataset = MiODataset(images if images is not None else embedded_image_paths(), task_list,
                          patch_size=crop, preset=preset, seed=seed, implementation=implementation)
