@@ -156,3 +156,22 @@ def test_eval_protocol_refuses_bad_combinations(tmp_path, capsys):
     assert main(["eval", "--checkpoint", ck, "--output", str(tmp_path / "o")]) == 2
     assert "--testset" in capsys.readouterr().err
     assert main(["train", "--protocol", "three-task", "--output", str(tmp_path / "r")]) == 2
+
+
+def test_validation_gives_explicit_prompts_the_composite_mixture(tmp_path):
+    from mio_strategies.harness import evaluate
+    from mio_strategies.protocols import ProtocolTestDataset
+
+    make_tree("cdd11", tmp_path, n=1)
+    seen = []
+
+    class Recorder:  # an explicit-prompt restorer that records the prompt request and returns its input
+        prompt = "explicit"
+
+        def restore(self, lq, task):
+            seen.append(task)
+            return lq
+
+    evaluate(Recorder(), ProtocolTestDataset(get_protocol("cdd11"), tmp_path, "low_haze"))
+    assert seen[0].dtype.is_floating_point and seen[0].shape == (1, 7)
+    assert seen[0][0, 6] == seen[0][0, 5] == 0.5

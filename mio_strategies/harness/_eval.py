@@ -248,6 +248,8 @@ def evaluate(
             task = get_task(int(item["task"]))
             rec = {"task": task.name, "image": str(item.get("image", i))}
             given = torch.tensor([task.id], device=device)
+            if explicit and "prompt" in item:  # a protocol's composite degradation: its components' mixture
+                given = item["prompt"].unsqueeze(0).to(device)
         if clf is not None:
             pred = int(clf(lq).argmax(-1)[0])
             rec["predicted"] = TASKS[pred].name
