@@ -114,7 +114,7 @@ def test_each_mode_has_its_own_folder_and_a_failed_run_leaves_nothing(tmp_path, 
     assert calls[1:] == [Path("mio-demo"), Path("mio-demo-pretrained")]
     assert (tmp_path / "mio-demo" / "report.md").read_text() == "run 2"
     assert (tmp_path / "mio-demo-pretrained" / "report.md").read_text() == "run 3"
-    with pytest.raises(FileExistsError, match=r"'mio-demo' already exists and is not empty: pass --overwrite"):
+    with pytest.raises(FileExistsError, match=r"'mio-demo' already exists and is not empty: pass overwrite=True"):
         run_demo(progress=False)
     # an overwrite replaces the old demo only once the new one is complete
     monkeypatch.setattr(_demo, "_run", lambda out, *a, **k: (_ for _ in ()).throw(RuntimeError("stopped")))

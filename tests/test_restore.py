@@ -171,7 +171,7 @@ def test_restore_writes_every_image_of_a_folder_with_its_size_and_bit_depth(tmp_
     out = tmp_path / "out"
     assert main(["restore", str(folder), "--checkpoint", str(ckpt), "--output", str(out), "--task", "noise",
                  "--tile", "32", "--tile-overlap", "8", "--device", "cpu", "--no-progress"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["grey8.png", "rgb16.png", "rgb8.png"]
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["grey8.png", "rgb16.png", "rgb8.png"]
     with Image.open(out / "rgb8.png") as a, Image.open(out / "grey8.png") as b:
         assert (a.size, a.mode) == ((53, 37), "RGB") and (b.size, b.mode) == ((11, 20), "L")
     c = cv2.imread(str(out / "rgb16.png"), cv2.IMREAD_UNCHANGED)
@@ -198,7 +198,8 @@ def test_restore_skips_an_unreadable_file_with_on_error_skip_and_stops_without(t
     captured = capsys.readouterr()
     assert "skipped" in captured.err and "broken.png" in captured.err
     assert "restored 3 of 4 images" in captured.out
-    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["grey8.png", "rgb16.png", "rgb8.png"]
+    assert sorted(p.name for p in (tmp_path / "b").iterdir() if not p.name.startswith(".")) == [
+        "grey8.png", "rgb16.png", "rgb8.png"]
 
 
 def test_restore_refuses_what_it_cannot_do_before_writing(tmp_path):
@@ -223,13 +224,19 @@ def test_restore_refuses_what_it_cannot_do_before_writing(tmp_path):
     with pytest.raises(ValueError, match=r"would both be written as 'rgb8.png'"):
         restore_images([folder, tmp_path / "more"], ckpt_ap, out, device="cpu")
     assert not out.exists()
-    # an existing non-empty folder needs overwrite, which replaces only same-named files
+    # an existing non-empty folder needs overwrite, and overwrite replaces only a folder the library wrote
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    with pytest.raises(FileExistsError, match=r"exists and is not empty: pass --overwrite"):
+    with pytest.raises(FileExistsError, match=r"already exists and is not empty: pass overwrite=True"):
         restore_images(folder, ckpt_ap, out, device="cpu")
-    rep = restore_images(folder, ckpt_ap, out, device="cpu", overwrite=True, tile=16, overlap=4)
-    assert len(rep.written) == 3 and not rep.failed and (out / "notes.txt").read_text() == "mine"
+    with pytest.raises(FileExistsError, match=r"was not written by mio-strategies"):
+        restore_images(folder, ckpt_ap, out, device="cpu", overwrite=True)
+    assert (out / "notes.txt").read_text() == "mine"
+    ours = tmp_path / "ours"
+    rep = restore_images(folder / "rgb8.png", ckpt_ap, ours, device="cpu", tile=16, overlap=4)
+    rep = restore_images(folder, ckpt_ap, ours, device="cpu", overwrite=True, tile=16, overlap=4)
+    assert len(rep.written) == 3 and not rep.failed
+    assert sorted(p.name for p in ours.iterdir() if not p.name.startswith(".")) == ["grey8.png", "rgb16.png", "rgb8.png"]
 
 
 def test_restore_task_auto_uses_the_classifiers_prediction(tmp_path, monkeypatch):

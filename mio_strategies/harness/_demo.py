@@ -7,7 +7,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,11 @@ from torch import nn
 from mio_strategies.harness._config import TrainConfig, load_config, parse_strategy
 from mio_strategies.harness._eval import EvalResult, evaluate, format_table, write_tables
 from mio_strategies.harness._restorer import Restorer
+from mio_strategies.utils.outputs import (
+    atomic_file,
+    check_output_dir,
+    staging_dir,
+)
 
 __all__ = ["run_demo"]
 
@@ -237,7 +241,8 @@ def run_demo(
         as the command prints them.
 
     Raises:
-        FileExistsError: ``output`` exists and ``overwrite`` is false.
+        FileExistsError: ``output`` is a link or a file, or a non-empty folder without ``overwrite`` (with it,
+            one that the library did not write).
         FileNotFoundError: ``pretrained`` lacks a strategy's weights (or holds none).
         ValueError: ``overrides`` given with ``pretrained``; weights of another strategy than their name says.
     """
@@ -245,6 +250,9 @@ def run_demo(
     from mio_strategies.harness._weights import WEIGHTS_DIR, shipped_weights, weights_file_name
 
     # everything is checked before the output folder is touched
+    if output is None:
+        output = "mio-demo" if pretrained is False else "mio-demo-pretrained"
+    check_output_dir(output, overwrite=overwrite, what="demo folder")
     folder = None if pretrained is False else WEIGHTS_DIR if pretrained is True else Path(pretrained)
     found = shipped_weights(folder) if folder is not None else {}
     if strategies is None and folder is not None:  # every strategy whose weights are there
@@ -276,27 +284,12 @@ def run_demo(
     else:
         base = config if isinstance(config, TrainConfig) else load_config(config, list(overrides) + [f"seed={seed}"])
         configs = [base.replace(strategy=s, name=f"demo-{s}") for s in strategies]  # validates every strategy first
-    if output is None:
-        output = "mio-demo" if folder is None else "mio-demo-pretrained"
     final = Path(output)
-    if final.is_symlink() or (final.exists() and not final.is_dir()):
-        raise FileExistsError(f"output {str(final)!r} exists and is not a folder (or is a link): pass another --output")
-    if final.is_dir() and any(final.iterdir()) and not overwrite:
-        raise FileExistsError(f"output folder {str(final)!r} already exists and is not empty: pass --overwrite "
-                              "(overwrite=True) to replace it once the new demo is complete, or another --output")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    out = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    out.chmod(0o777 & ~umask)  # as a folder made by mkdir, not mkdtemp's private 0700
-    try:
+    with staging_dir(final, command="demo") as out:  # removed if the demo fails or is interrupted
         res = _run(out, final, base, configs, strategies, loaded, seed, progress)
-    except BaseException:
-        shutil.rmtree(out, ignore_errors=True)
-        raise
-    if final.exists():  # overwrite: the old demo goes only once the new one is complete
-        shutil.rmtree(final)
-    os.replace(out, final)
+        if final.exists():  # overwrite (a demo folder, checked above): the old one goes once the new one is complete
+            shutil.rmtree(final)
+        os.replace(out, final)
     return res
 
 
@@ -354,11 +347,12 @@ def _run(out: Path, final: Path, base: TrainConfig, configs: list[TrainConfig], 
     summary = _summary(strategies, ordered, paired, source)
     layer = _ddr_layer(restorers[strategies[0]], configs[0])
     report = _report(base, strategies, ordered, table, summary, chi, layer, trained_here=not loaded)
-    (out / "report.md").write_text(report, encoding="utf-8")
+    with atomic_file(out / "report.md", "w") as fh:
+        fh.write(report)
     paths["report"] = str(out / "report.md")
     paths = {k: v if v.startswith("skipped") else str(final / Path(v).relative_to(out)) for k, v in paths.items()}
-    (out / "demo.json").write_text(json.dumps({"chi": chi, "seconds": timings, "paths": paths, "paired": paired},
-                                              indent=1), encoding="utf-8")
+    with atomic_file(out / "demo.json", "w") as fh:
+        fh.write(json.dumps({"chi": chi, "seconds": timings, "paths": paths, "paired": paired}, indent=1))
     return {"table": table, "summary": summary, "results": results, "paired": paired, "paths": paths, "chi": chi}
 
 

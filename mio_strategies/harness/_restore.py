@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from mio_strategies.utils.outputs import atomic_file, check_output_dir, flag, output_lock, prepare_output_dir
 
 __all__ = ["RestoreReport", "add_parser", "read_image_depth", "restore_images", "write_image_depth"]
 
@@ -125,15 +126,8 @@ def write_image_depth(image: torch.Tensor, path: str | os.PathLike[str], *, bits
         bio = io.BytesIO()
         Image.fromarray(arr).save(bio, format="PNG")
         data = bio.getvalue()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png.tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path, "wb") as f:
+        f.write(data)
     return path
 
 
@@ -191,15 +185,6 @@ def _check_header(path: Path) -> None:
         raise ImageReadError(f"cannot read image {str(path)!r}: {exc}") from exc
 
 
-def _prepare_output(output: Path, overwrite: bool) -> None:
-    if output.is_symlink() or (output.exists() and not output.is_dir()):
-        raise FileExistsError(f"--output {str(output)!r} exists and is not a folder (or is a link): pass a folder")
-    if output.is_dir() and any(output.iterdir()) and not overwrite:
-        raise FileExistsError(f"output folder {str(output)!r} exists and is not empty: pass --overwrite "
-                              "(overwrite=True) to write into it (files of the same names are replaced, nothing else "
-                              "is touched), or choose another folder")
-
-
 def _classify(classifier: torch.nn.Module, x: torch.Tensor, side: int, device: torch.device) -> int:
     """The task the classifier gives ``x`` (1, 3, H, W): its mean probability over non-overlapping crops of
     ``side`` (the whole image when it is smaller), so that memory stays bounded for large images."""
@@ -246,7 +231,8 @@ def restore_images(
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``. Images stay on the
             CPU; tiles go to the device.
         ema: use the EMA weights when the checkpoint has them.
-        overwrite: write into an existing non-empty folder (replacing files of the same names only).
+        overwrite: replace an existing non-empty folder that mio-strategies wrote (its contents are removed
+            first); a folder it did not write, a file or a link is always refused.
         on_error: ``"stop"`` raises at the first image that cannot be read or restored; ``"skip"`` records it in
             :attr:`RestoreReport.failed` and goes on with the rest.
         progress: show a progress bar.
@@ -275,8 +261,7 @@ def restore_images(
     if tile is not None and (isinstance(tile, bool) or not isinstance(tile, int) or tile < 1):
         raise ValueError(f"tile must be a positive int (or None for whole images), got {tile!r}")
     files = _collect([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)
-    out_dir = Path(output)
-    _prepare_output(out_dir, overwrite)
+    out_dir = check_output_dir(output, overwrite=overwrite, what="output folder")
     dev = _resolve_device(device, 0, fix="device='cpu' (--device cpu)")
     restorer, cfg, _ = load_restorer(checkpoint, ema=ema, device=dev)
     m = restorer.size_multiple
@@ -309,8 +294,19 @@ def restore_images(
             try:
                 _check_header(f)
             except ImageReadError as exc:
-                raise ImageReadError(f"{exc} (--on-error skip restores the other images)") from exc
-    out_dir.mkdir(parents=True, exist_ok=True)
+                raise ImageReadError(f"{exc} ({flag('on_error')} restores the other images)") from exc
+    with output_lock(out_dir, activity="restored into", alternative="restore into another folder"):
+        prepare_output_dir(out_dir, overwrite=overwrite, command="restore")
+        _restore_all(files, out_dir, restorer, clf, fixed_task, tile, overlap, dev, on_error, progress, report)
+    return report
+
+
+def _restore_all(files: list[Path], out_dir: Path, restorer: Any, clf: Any, fixed_task: int | None,
+                 tile: int | None, overlap: int, dev: torch.device, on_error: str, progress: bool,
+                 report: RestoreReport) -> None:
+    """Restore each file into ``out_dir`` (see :func:`restore_images`), recording what happened in ``report``."""
+    from mio_strategies.data import ImageReadError
+    from mio_strategies.tasks import TASKS
 
     bar: Any = None
     if progress:
@@ -343,7 +339,7 @@ def restore_images(
                 if isinstance(exc, RuntimeError) and "out of memory" in msg:
                     msg += " (pass a smaller --tile)"
                 if on_error == "stop":
-                    raise ValueError(f"{str(f)!r}: {msg} (--on-error skip restores the other images)") from exc
+                    raise ValueError(f"{str(f)!r}: {msg} ({flag('on_error')} restores the other images)") from exc
                 report.failed[f] = msg
             else:
                 report.written[f] = dest
@@ -354,7 +350,6 @@ def restore_images(
     finally:
         if bar is not None:
             bar.close()
-    return report
 
 
 # -- the command --------------------------------------------------------------------------------------------
@@ -385,7 +380,8 @@ def add_parser(subparsers: Any) -> None:
                    help="an image that cannot be read or restored: stop (before writing anything when its header "
                         "is unreadable) or skip it and restore the rest, exit status 1 (default: stop)")
     r.add_argument("--overwrite", action="store_true",
-                   help="write into an existing non-empty folder (files of the same names are replaced)")
+                   help="replace an existing output folder that mio-strategies wrote (never a file, a link or another "
+                        "folder)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.set_defaults(func=_restore)
 
@@ -400,7 +396,7 @@ def _restore(args: argparse.Namespace) -> int:
             tile=args.tile or None, overlap=args.tile_overlap, device=args.device, ema=not args.no_ema,
             overwrite=args.overwrite, on_error=args.on_error, progress=not args.no_progress,
         )
-    except (FileExistsError, FileNotFoundError, KeyError, ValueError, ImportError) as exc:
+    except (OSError, KeyError, ValueError, ImportError) as exc:
         print(f"error: {exc.args[0] if isinstance(exc, KeyError) and exc.args else exc}", file=sys.stderr)
         return 2
     for f, msg in report.failed.items():
