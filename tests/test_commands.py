@@ -60,12 +60,17 @@ def _problem(tokens: list[str], subparsers: dict[str, argparse.ArgumentParser]) 
             args = args[args.index("-m") + 2 :]
         if not args or args[0] not in subparsers:
             return f"no sub-command {args[:1]} (have {sorted(subparsers)})"
-        sub = subparsers[args[0]]
+        sub, name, rest = subparsers[args[0]], args[0], args[1:]
+        while rest:  # nested sub-commands (`mio-strategies data check`)
+            nested = [a for a in sub._actions if isinstance(a, argparse._SubParsersAction)]
+            if not nested or rest[0] not in nested[0].choices:
+                break
+            sub, name, rest = nested[0].choices[rest[0]], f"{name} {rest[0]}", rest[1:]
         help_text = sub.format_help()
         flags = {opt for action in sub._actions for opt in action.option_strings}
-        bad = [a.split("=")[0] for a in args[1:] if a.startswith("-") and a.split("=")[0] not in flags]
-        bad += [a.split("=")[0] for a in args[1:] if a.startswith("--") and a.split("=")[0] not in help_text]
-        return f"`{head} {args[0]}` has no option {sorted(set(bad))}" if bad else None
+        bad = [a.split("=")[0] for a in rest if a.startswith("-") and a.split("=")[0] not in flags]
+        bad += [a.split("=")[0] for a in rest if a.startswith("--") and a.split("=")[0] not in help_text]
+        return f"`{head} {name}` has no option {sorted(set(bad))}" if bad else None
     if head in ("python", "bash"):
         if args[:1] == ["-m"]:
             import importlib.util
@@ -92,6 +97,8 @@ def test_the_checker_catches_a_wrong_command():
     assert _problem(["mio-strategies", "restore", "x.png", "--tiles", "3"], subparsers) == \
         "`mio-strategies restore` has no option ['--tiles']"
     assert _problem(["mio-strategies", "restor"], subparsers).startswith("no sub-command ['restor']")
+    assert _problem(["mio-strategies", "data", "check", "--protocol", "x", "--nope"], subparsers) == \
+        "`mio-strategies data check` has no option ['--nope']"
     assert _problem(["make", "demos"], subparsers) == "no make target ['demos']"
     assert _problem(["nox", "-s", "test"], subparsers) == "no nox session ['test']"
     assert _problem(["python", "examples/nowhere.py"], subparsers) == "no file examples/nowhere.py"
