@@ -107,10 +107,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     callback = CurriculumCallback(curriculum, batch_size=args.batch_size, seed=0,
                                   reset_optimizer=None if args.reset_optimizer == "none" else args.reset_optimizer)
     model = PromptedRestorer()
+    settings = callback.trainer_settings()  # max_steps: the whole curriculum; Lightning's own sampler off
+    if args.max_steps > 0:
+        settings["max_steps"] = args.max_steps
     trainer = pl.Trainer(
-        accelerator="cpu", devices=args.devices, strategy=args.strategy, callbacks=[callback],
-        max_steps=args.max_steps, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, default_root_dir=args.root, **callback.trainer_settings(),
+        accelerator="cpu", devices=args.devices, strategy=args.strategy, callbacks=[callback], logger=False,
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        default_root_dir=args.root, **settings,
     )
     trainer.fit(model, datamodule=MiOData(callback, args.tasks), ckpt_path=args.resume)
     if args.save:

@@ -39,10 +39,12 @@ def test_a_trainer_runs_the_curriculum_stage_by_stage_with_period_restarted_lr(t
     c = Curriculum("SBNJRHL", periods=8, iterations_per_period=3)
     seen = res["seen"]
     assert [s["step"] for s in seen] == list(range(c.total_iterations)) and res["global_step"] == 24
-    for s in seen:  # every batch holds only the tasks active at its step, and the new task of a stage is there
+    for s in seen:  # every batch holds only the tasks active at its step: S, then S+B, ..., then all seven
         active = {t.id for t in c.active_tasks(s["step"])}
         assert set(s["tasks"]) <= active
-    assert [max(s["tasks"]) for s in seen[::3]] == [0, 1, 2, 3, 4, 5, 6, 6]  # stages S, S+B, ..., all seven
+        if len(active) <= 4:  # 4 slots balanced over at most 4 tasks: every active task is in the batch
+            assert set(s["tasks"]) == active
+    assert {t for s in seen[18:] for t in s["tasks"]} == set(range(7))
     assert res["periods"] == list(range(8))
     # the lr of torch's CosineAnnealingWarmRestarts over each period (what period_cosine_lr gives)
     opt = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=2e-4)

@@ -1,8 +1,8 @@
 """PyTorch Lightning: a callback that drives sequential learning in a ``lightning.Trainer``.
 
 :class:`CurriculumCallback` owns the curriculum's data stream and schedule. One Lightning epoch is one
-curriculum period, so ``Trainer(**callback.trainer_settings())`` (``max_epochs`` = the periods, Lightning's
-own distributed sampler off) runs the whole curriculum, and the callback
+curriculum period, so ``Trainer(**callback.trainer_settings())`` (``max_steps`` = the curriculum's iterations,
+Lightning's own distributed sampler off) runs the whole curriculum, and the callback
 
 - builds the training loader's batches from a :class:`~mio_strategies.curriculum.SequentialCurriculumSampler`
   (:meth:`CurriculumCallback.dataloader`), sharded over the Trainer's processes (``strategy="ddp"``);
@@ -18,7 +18,7 @@ Example:
     >>> from mio_strategies.curriculum import Curriculum
     >>> cb = CurriculumCallback(Curriculum("SBN", periods=4, iterations_per_period=5), batch_size=8)
     >>> cb.trainer_settings()
-    {'max_epochs': 4, 'use_distributed_sampler': False}
+    {'max_steps': 20, 'max_epochs': -1, 'use_distributed_sampler': False}
 """
 
 from __future__ import annotations
@@ -159,9 +159,16 @@ class CurriculumCallback(pl.Callback):
 
     # -- data ------------------------------------------------------------------------------------------------
     def trainer_settings(self) -> dict[str, Any]:
-        """The ``Trainer`` arguments the curriculum needs: one epoch per period, Lightning's sampler off (the
-        curriculum sampler shards the batches over the processes itself)."""
-        return {"max_epochs": self.curriculum.periods, "use_distributed_sampler": False}
+        """The ``Trainer`` arguments the curriculum needs: ``max_steps`` the curriculum's iterations (epochs
+        unbounded: an epoch is a period, or its rest after a resume), Lightning's sampler off (the curriculum
+        sampler shards the batches over the processes itself).
+
+        Example:
+            >>> from mio_strategies.curriculum import Curriculum
+            >>> CurriculumCallback(Curriculum("SB", periods=3, iterations_per_period=4), batch_size=2).trainer_settings()
+            {'max_steps': 12, 'max_epochs': -1, 'use_distributed_sampler': False}
+        """
+        return {"max_steps": self.curriculum.total_iterations, "max_epochs": -1, "use_distributed_sampler": False}
 
     def batch_sampler(self, task_ids: Any) -> Sampler[list[int]]:
         """A batch sampler over a dataset (or its per-item task ids) that yields one period per epoch.
@@ -258,7 +265,7 @@ class CurriculumCallback(pl.Callback):
         c = self.curriculum
         if t >= c.total_iterations:
             raise RuntimeError(f"step {t} is past the curriculum's {c.total_iterations} iterations: train for "
-                               f"max_epochs={c.periods} (callback.trainer_settings())")
+                               f"max_steps={c.total_iterations} (callback.trainer_settings())")
         assert self._hooks is not None
         event = self._hooks.step(t)
         if event is not None:
