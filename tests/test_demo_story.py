@@ -22,9 +22,9 @@ def _weights(folder: Path, strategies=FIVE) -> Path:
 
     folder.mkdir(parents=True, exist_ok=True)
     for i, s in enumerate(strategies):
-        cfg = load_config("cpu_demo", ["backbone=unet_tiny", "backbone_kwargs.num_feat=4", "backbone_kwargs.num_block=1",
-                                       "backbone_kwargs.levels=2", "prompt_size=16", f"strategy={s}", f"seed={i}",
-                                       "name=tiny"])
+        cfg = load_config("cpu_demo", ["backbone=unet_tiny", "backbone_kwargs.num_feat=4",
+                                       "backbone_kwargs.num_block=1", "backbone_kwargs.levels=2", "prompt_size=16",
+                                       f"strategy={s}", f"seed={i}", "name=tiny"])
         r = build_restorer(cfg.backbone, cfg.strategy_prompt, backbone_kwargs=cfg.backbone_kwargs, seed=cfg.seed,
                            prompt_size=cfg.prompt_size)
         save_checkpoint({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "backbone": cfg.backbone,

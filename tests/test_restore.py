@@ -213,7 +213,7 @@ def test_restore_refuses_what_it_cannot_do_before_writing(tmp_path):
         restore_images(folder, ckpt_ep, out, task="auto", device="cpu")
     with pytest.raises(KeyError, match=r"unknown task 'fog'"):
         restore_images(folder, ckpt_ep, out, task="fog", device="cpu")
-    with pytest.raises(ValueError, match=r"S\+AP model \(adaptive prompts, read from the image itself\): it takes no task"):
+    with pytest.raises(ValueError, match=r"S\+AP model \(adaptive prompts, read from the image itself\): it takes no"):
         restore_images(folder, ckpt_ap, out, task="noise", device="cpu")
     with pytest.raises(FileNotFoundError, match=r"input .*nowhere.png' does not exist"):
         restore_images([folder, tmp_path / "nowhere.png"], ckpt_ap, out, device="cpu")
@@ -236,7 +236,8 @@ def test_restore_refuses_what_it_cannot_do_before_writing(tmp_path):
     rep = restore_images(folder / "rgb8.png", ckpt_ap, ours, device="cpu", tile=16, overlap=4)
     rep = restore_images(folder, ckpt_ap, ours, device="cpu", overwrite=True, tile=16, overlap=4)
     assert len(rep.written) == 3 and not rep.failed
-    assert sorted(p.name for p in ours.iterdir() if not p.name.startswith(".")) == ["grey8.png", "rgb16.png", "rgb8.png"]
+    names = sorted(p.name for p in ours.iterdir() if not p.name.startswith("."))
+    assert names == ["grey8.png", "rgb16.png", "rgb8.png"]
 
 
 def test_restore_task_auto_uses_the_classifiers_prediction(tmp_path, monkeypatch):

@@ -275,12 +275,13 @@ def restore_images(
     clf = None
     if explicit:
         if task is None:
-            raise ValueError(f"{str(checkpoint)!r} is a {cfg.strategy} model (explicit prompts): pass task=NAME (--task "
-                             "NAME: one of " + ", ".join(t.name for t in TASKS) + ") or task='auto' with a classifier")
+            raise ValueError(f"{str(checkpoint)!r} is a {cfg.strategy} model (explicit prompts): pass task=NAME "
+                             "(--task NAME: one of " + ", ".join(t.name for t in TASKS) + ") or task='auto' with a "
+                             "classifier")
         if task == "auto":
             if classifier is None:
-                raise ValueError("task='auto' (--task auto) needs a task classifier: pass classifier=FILE (--classifier "
-                                 "FILE; train one with `mio-strategies train-classifier`)")
+                raise ValueError("task='auto' (--task auto) needs a task classifier: pass classifier=FILE "
+                                 "(--classifier FILE; train one with `mio-strategies train-classifier`)")
             clf = load_classifier(classifier).to(dev).eval()
         else:
             fixed_task = get_task(task).id

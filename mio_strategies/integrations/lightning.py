@@ -165,7 +165,8 @@ class CurriculumCallback(pl.Callback):
 
         Example:
             >>> from mio_strategies.curriculum import Curriculum
-            >>> CurriculumCallback(Curriculum("SB", periods=3, iterations_per_period=4), batch_size=2).trainer_settings()
+            >>> cb = CurriculumCallback(Curriculum("SB", periods=3, iterations_per_period=4), batch_size=2)
+            >>> cb.trainer_settings()
             {'max_steps': 12, 'max_epochs': -1, 'use_distributed_sampler': False}
         """
         return {"max_steps": self.curriculum.total_iterations, "max_epochs": -1, "use_distributed_sampler": False}
@@ -246,12 +247,13 @@ class CurriculumCallback(pl.Callback):
             shape = [len(opt.param_groups) for opt in trainer.optimizers]
             assert self._base_lrs is not None
             if [len(b) for b in self._base_lrs] != shape:
-                raise ValueError(f"the checkpoint's optimizers have parameter groups {[len(b) for b in self._base_lrs]}, "
-                                 f"these have {shape}: resume with the same optimizers")
+                saved = [len(b) for b in self._base_lrs]
+                raise ValueError(f"the checkpoint's optimizers have parameter groups {saved}, these have {shape}: "
+                                 "resume with the same optimizers")
             low = [lr for b in self._base_lrs for lr in b if not lr > self.eta_min]
             if low:
-                raise ValueError(f"initial lr {low[0]} <= eta_min {self.eta_min}: the cosine decays from the optimizer's "
-                                 "lr down to eta_min, so give an lr above it")
+                raise ValueError(f"initial lr {low[0]} <= eta_min {self.eta_min}: the cosine decays from the "
+                                 "optimizer's lr down to eta_min, so give an lr above it")
         self._hooks = CurriculumCallbacks(self.curriculum)
         if self.on_period_start is not None:
             self._hooks.on_period_start(self.on_period_start)
