@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
+
+from mio_strategies.data._io import ImageReadError, embedded_image_paths
+from mio_strategies.data._testsets import build_testset
 
 
 def add_parser(subparsers) -> None:
@@ -33,11 +37,6 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
-
-    from mio_strategies.data._io import ImageReadError, embedded_image_paths
-    from mio_strategies.data._testsets import build_testset
-
     images = args.input if args.input is not None else embedded_image_paths()
     try:
         report = build_testset(

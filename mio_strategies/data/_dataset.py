@@ -9,9 +9,10 @@ from typing import Any, Union
 import torch
 from torch.utils.data import Dataset
 
-from mio_strategies._rng import generator_from
 from mio_strategies.data._io import PathLike, image_size, list_images, read_image
+from mio_strategies.degradations import PRESETS, degrade, load_depth, sample_params
 from mio_strategies.tasks import TaskLike, parse_tasks
+from mio_strategies.utils.rng import generator_from
 
 ImageSource = Union[PathLike, Sequence[Union[PathLike, torch.Tensor]]]
 
@@ -102,8 +103,6 @@ class MiODataset(Dataset):
         depth_dir: PathLike | None = None,
         cache: bool | None = None,
     ) -> None:
-        from mio_strategies.degradations import PRESETS
-
         self.tasks = parse_tasks(tasks)
         if preset not in PRESETS:
             raise ValueError(f"unknown preset {preset!r}: valid presets are {sorted(PRESETS)}")
@@ -183,8 +182,6 @@ class MiODataset(Dataset):
     def _validate_ranges(ranges):
         if ranges is None:
             return {}
-        from mio_strategies.degradations import sample_params
-
         example = '{"blur": {"sigma": (1.0, 2.0)}}'
         if not isinstance(ranges, Mapping):
             raise TypeError(
@@ -233,8 +230,6 @@ class MiODataset(Dataset):
     def _depth(self, image_index: int, size: tuple[int, int]) -> torch.Tensor | None:
         if self.depth_dir is None:
             return None
-        from mio_strategies.degradations import load_depth
-
         stem = self.names[image_index]
         for suffix in (".npy", ".png", ".mat"):
             p = self.depth_dir / f"{stem}{suffix}"
@@ -243,8 +238,6 @@ class MiODataset(Dataset):
         raise FileNotFoundError(f"no depth map for image {stem!r} in {str(self.depth_dir)!r} (.npy, .png or .mat)")
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        from mio_strategies.degradations import degrade
-
         n = len(self)
         if not -n <= index < n:
             raise IndexError(f"index {index} out of range for MiODataset of length {n}")

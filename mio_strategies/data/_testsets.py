@@ -13,10 +13,11 @@ from typing import Any
 
 import torch
 
-from mio_strategies._rng import generator_from
 from mio_strategies.data._io import ImageReadError, PathLike, list_images, read_image, write_png, write_text_atomic
 from mio_strategies.data._paired import MANIFEST_NAME
+from mio_strategies.degradations import PRESETS, degrade, degrade_sequence
 from mio_strategies.tasks import Task, TaskLike, parse_tasks
+from mio_strategies.utils.rng import generator_from
 
 MANIFEST_VERSION = 1
 ON_ERROR = ("raise", "skip")
@@ -109,8 +110,6 @@ def build_testset(
         >>> report.num_pairs
         2
     """
-    from mio_strategies.degradations import PRESETS
-
     task_list = parse_tasks(tasks)
     comp_list = _parse_composites(composites)
     if preset not in PRESETS:
@@ -190,8 +189,6 @@ def _write_testset(
     on_error: str,
     progress: bool,
 ) -> TestSetReport:
-    from mio_strategies.degradations import degrade, degrade_sequence
-
     report = TestSetReport(root=root)
     entries: list[dict[str, Any]] = []
     iterator: Iterable[Path] = paths

@@ -24,6 +24,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import torch
+from tqdm.auto import tqdm
+
+from mio_strategies.analysis import (
+    DDRResult,
+    capture_features,
+    iter_image_batches,
+    plot_ddr,
+    require,
+    resolve_module,
+)
+from mio_strategies.data import PairedFolderDataset
+from mio_strategies.harness._analyze_model import _load_model, _load_train_checkpoint
+
 __all__ = ["add_parser", "run"]
 
 
@@ -75,17 +89,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import torch
-    from tqdm.auto import tqdm
-
-    from mio_strategies.analysis._deps import require
-    from mio_strategies.analysis._model import _load_model, _load_train_checkpoint
-    from mio_strategies.analysis._testset import _iter_image_batches
-    from mio_strategies.analysis.features import _resolve_module, capture_features
-    from mio_strategies.analysis.plots import plot_ddr
-    from mio_strategies.analysis.representation import DDRResult
-    from mio_strategies.data import PairedFolderDataset
-
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
     _check_device(args.device)
@@ -102,7 +105,7 @@ def _run(args: argparse.Namespace) -> int:
     dataset = PairedFolderDataset(args.testset)
     if args.model is None:
         model, label = _load_train_checkpoint(args.checkpoint, ema=not args.no_ema)
-        module = _resolve_module(model.backbone, args.module)[1]  # names are the backbone's own
+        module = resolve_module(model.backbone, args.module)[1]  # names are the backbone's own
     else:
         model, label = _load_model(args.model, args.checkpoint, key=args.checkpoint_key), args.model
         module = args.module
@@ -111,7 +114,7 @@ def _run(args: argparse.Namespace) -> int:
     with tqdm(total=len(dataset), unit="img", desc="analyze", disable=args.no_progress) as bar:
         captured = capture_features(
             model,
-            _iter_image_batches(dataset, args.batch_size),
+            iter_image_batches(dataset, args.batch_size),
             module,
             device=args.device,
             progress=bar,
@@ -140,8 +143,6 @@ def _run(args: argparse.Namespace) -> int:
 
 def _check_device(spec: str) -> None:
     """Refuse an unparsable ``--device`` or an unavailable CUDA device with a ValueError (exit code 2)."""
-    import torch
-
     try:
         device = torch.device(spec)
     except (RuntimeError, ValueError, TypeError) as exc:

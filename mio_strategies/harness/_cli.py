@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
+
+from mio_strategies.analysis import plot_psnr_bars
+from mio_strategies.checkpoints import load_classifier
+from mio_strategies.data import open_testset
+from mio_strategies.harness._classifier import train_classifier
+from mio_strategies.harness._config import _device_name, list_presets, load_config, parse_strategy, preset_metadata
+from mio_strategies.harness._demo import run_demo
+from mio_strategies.harness._eval import IDENTITY, evaluate, format_table, reference_row, write_tables
+from mio_strategies.harness._train import _resolve_device, load_restorer, train
+from mio_strategies.integrations.basicsr_prompt import load_basicsr_restorer
+from mio_strategies.models import describe_backbones
 
 
 def add_parser(subparsers: Any) -> None:
@@ -95,10 +107,6 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from mio_strategies.harness._backbones import describe_backbones
-    from mio_strategies.harness._config import list_presets, load_config, preset_metadata
-    from mio_strategies.harness._train import train
-
     if args.list_presets:
         for name in list_presets():
             meta = preset_metadata(name)
@@ -109,8 +117,6 @@ def _train(args: argparse.Namespace) -> int:
         return 0
     config = args.config
     if config is None:
-        from pathlib import Path
-
         saved = Path(args.output) / "config.yaml" if args.output else None
         config = str(saved) if (args.resume or args.extend) and saved is not None and saved.is_file() else "srresnet"
     try:
@@ -133,8 +139,6 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _train_classifier(args: argparse.Namespace) -> int:
-    from mio_strategies.harness._classifier import train_classifier
-
     try:
         run = train_classifier(
             args.output, images=args.images, tasks=args.tasks, steps=args.steps, batch_size=args.batch_size,
@@ -165,20 +169,9 @@ def _duplicate_label(labels: list[str], checkpoints: list[str]) -> str | None:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from mio_strategies.data import open_testset
-    from mio_strategies.harness._classifier import load_classifier
-    from mio_strategies.harness._config import parse_strategy
-    from mio_strategies.harness._eval import IDENTITY, evaluate, format_table, reference_row, write_tables
-    from mio_strategies.harness._train import load_restorer
-
     def error(message: str) -> int:
         print(f"error: {message}", file=sys.stderr)
         return 2
-
-    from mio_strategies.harness._config import _device_name
-    from mio_strategies.harness._train import _resolve_device
 
     try:  # before anything is read: a device this machine lacks is one line, not a traceback mid-way
         _device_name("--device", args.device)
@@ -217,8 +210,6 @@ def _eval(args: argparse.Namespace) -> int:
         loaded = []
         for i, ckpt in enumerate(args.checkpoint):  # load and check every checkpoint before evaluating any
             if args.basicsr_options:
-                from mio_strategies.integrations.basicsr_prompt import load_basicsr_restorer
-
                 restorer = load_basicsr_restorer(args.basicsr_options, ckpt, param_key="params" if args.no_ema else "params_ema")
                 restorer.to(args.device)
                 label = f"{Path(args.basicsr_options).stem}:{Path(ckpt).stem}"
@@ -248,8 +239,6 @@ def _eval(args: argparse.Namespace) -> int:
     except (KeyError, ValueError, FileNotFoundError, FileExistsError) as exc:
         return error(str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc))
     try:
-        from mio_strategies.analysis import plot_psnr_bars
-
         single = results[0].single_tasks()  # the bar plot shows the seven tasks, not composites
         tables = {r.name: r.per_task() for r in results}
         bars = {name: {t: table[t]["psnr"] for t in single} for name, table in tables.items()}
@@ -264,8 +253,6 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from mio_strategies.harness._demo import run_demo
-
     try:
         res = run_demo(args.output, overrides=args.overrides, overwrite=args.overwrite,
                        progress=not args.no_progress, seed=args.seed, pretrained=args.pretrained,

@@ -11,10 +11,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from mio_strategies.harness._checkpoint import prepare_output_dir
+from mio_strategies.analysis import ddr, plot_ddr_comparison, plot_psnr_bars
+from mio_strategies.checkpoints import prepare_output_dir
+from mio_strategies.data import PairedFolderDataset, build_testset, embedded_image_paths
 from mio_strategies.harness._config import TrainConfig, load_config, parse_strategy
 from mio_strategies.harness._eval import EvalResult, evaluate, format_table, write_tables
-from mio_strategies.harness._restorer import Restorer
+from mio_strategies.harness._train import load_restorer, train
+from mio_strategies.harness._weights import WEIGHTS_DIR, shipped_weights, weights_file_name, weights_label
+from mio_strategies.models import Restorer, injection_plan
 
 __all__ = ["run_demo"]
 
@@ -43,8 +47,6 @@ def _prompted_batches(wrapper: _BatchPrompted, lq: torch.Tensor, tasks: torch.Te
 def _ddr_layer(restorer: Restorer, cfg: TrainConfig) -> str:
     """The backbone layer the demo projects: the last residual block of a flat network (the paper's
     choice for SRResNet), the finest decoder scale of a U-Net (the last features before the output)."""
-    from mio_strategies.harness._backbones import injection_plan
-
     body = [n for n, _ in restorer.backbone.named_modules() if n.startswith("body.") and n.count(".") == 1]
     if body:
         return max(body, key=lambda n: int(n.split(".")[1]))
@@ -57,10 +59,6 @@ def _ddr_layer(restorer: Restorer, cfg: TrainConfig) -> str:
 def _ddr_figure(restorers: dict[str, Restorer], configs: dict[str, TrainConfig], data: Any, path: Path,
                 seed: int) -> dict[str, float] | str:
     """DDR (PCA) of the last residual block of each model, side by side; CHI per model."""
-    try:
-        from mio_strategies.analysis import ddr, plot_ddr_comparison
-    except ImportError as exc:
-        return f"skipped (analysis extra unavailable: {exc})"
     items = [data[i] for i in range(len(data))]
     side = min(min(it["lq"].shape[-2:]) for it in items + [{"lq": torch.zeros(3, 128, 128)}])
 
@@ -138,10 +136,6 @@ def run_demo(
         FileNotFoundError: ``pretrained`` lacks a strategy's weights (or holds none).
         ValueError: ``overrides`` given with ``pretrained``; weights of another strategy than their name says.
     """
-    from mio_strategies.data import PairedFolderDataset, build_testset, embedded_image_paths
-    from mio_strategies.harness._train import load_restorer, train
-    from mio_strategies.harness._weights import WEIGHTS_DIR, shipped_weights, weights_file_name, weights_label
-
     # everything is checked before the output folder is touched
     folder = None if pretrained is False else WEIGHTS_DIR if pretrained is True else Path(pretrained)
     found = shipped_weights(folder) if folder is not None else {}
@@ -199,8 +193,6 @@ def run_demo(
     paths = {k: str(v) for k, v in write_tables(ordered, out, baseline=strategies[0]).items()}
 
     try:
-        from mio_strategies.analysis import plot_psnr_bars
-
         bars = {s: {t: v["psnr"] for t, v in results[s].per_task().items()} for s in strategies}
         ident = {t: v["psnr"] for t, v in ordered[0].per_task(identity=True).items()}
         plot_psnr_bars(bars, baseline=ident, title="Per-task PSNR (embedded photos, In-Dis)", path=out / "psnr_bars.png")

@@ -10,10 +10,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mio_strategies.harness._backbones import backbone_spec, create_backbone, injection_plan, prompt_scales
+from mio_strategies.models._backbones import backbone_spec, create_backbone, injection_plan, prompt_scales
+from mio_strategies.prompts import AdaptivePrompt, ExplicitPrompt, PromptInjector
 from mio_strategies.tasks import NUM_TASKS
 
-__all__ = ["Restorer", "build_restorer"]
+__all__ = ["Restorer", "build_restorer", "pad_to_multiple"]
 
 
 class Restorer:
@@ -121,8 +122,6 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
 
 def _build_injector(backbone: nn.Module, name: str, kwargs: Mapping[str, Any], prompt: str, *, seed: int,
                     prompt_size: int, size_multiple: int) -> Any:
-    from mio_strategies.prompts import AdaptivePrompt, ExplicitPrompt, PromptInjector
-
     if prompt == "explicit":
         source = ExplicitPrompt(NUM_TASKS, size=prompt_size, generator=torch.Generator().manual_seed(seed))
     elif prompt == "adaptive":
