@@ -223,7 +223,7 @@ def _no_evaluation(monkeypatch):
     def refuse(*_, **__):
         raise AssertionError("evaluated before the command line was checked")
 
-    monkeypatch.setattr("mio_strategies.harness._cli.evaluate", refuse)  # the name the eval command calls
+    monkeypatch.setattr("mio_strategies.harness._eval.evaluate", refuse)
 
 
 def test_cli_eval_refuses_two_checkpoints_with_one_label_before_evaluating(ep_run, tmp_path, capsys, monkeypatch):

@@ -10,10 +10,11 @@ from typing import Any
 from mio_strategies.analysis import plot_psnr_bars
 from mio_strategies.checkpoints import load_classifier
 from mio_strategies.data import open_testset
+from mio_strategies.harness import _demo as demo_module  # run_demo / evaluate are looked up when a command runs
+from mio_strategies.harness import _eval as eval_module
 from mio_strategies.harness._classifier import train_classifier
 from mio_strategies.harness._config import _device_name, list_presets, load_config, parse_strategy, preset_metadata
-from mio_strategies.harness._demo import run_demo
-from mio_strategies.harness._eval import IDENTITY, evaluate, format_table, reference_row, write_tables
+from mio_strategies.harness._eval import IDENTITY, format_table, reference_row, write_tables
 from mio_strategies.harness._train import _resolve_device, load_restorer, train
 from mio_strategies.integrations.basicsr_prompt import load_basicsr_restorer
 from mio_strategies.models import describe_backbones
@@ -227,7 +228,7 @@ def _eval(args: argparse.Namespace) -> int:
             raise ValueError(f"--baseline {args.baseline!r} is not a row of the table: rows are "
                              f"{[IDENTITY, *labels]} (a checkpoint's label, or 'identity')")
         results = [
-            evaluate(restorer, testset, name=name, device=args.device, task_source=task_source,
+            eval_module.evaluate(restorer, testset, name=name, device=args.device, task_source=task_source,
                      classifier=classifier, progress=True, testset=str(args.testset))
             for restorer, name in loaded
         ]
@@ -254,7 +255,7 @@ def _eval(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     try:
-        res = run_demo(args.output, overrides=args.overrides, overwrite=args.overwrite,
+        res = demo_module.run_demo(args.output, overrides=args.overrides, overwrite=args.overwrite,
                        progress=not args.no_progress, seed=args.seed, pretrained=args.pretrained,
                        strategies=args.strategies)
     except (FileExistsError, FileNotFoundError, KeyError, ValueError) as exc:

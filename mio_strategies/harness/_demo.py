@@ -14,10 +14,15 @@ from torch import nn
 from mio_strategies.analysis import ddr, plot_ddr_comparison, plot_psnr_bars
 from mio_strategies.checkpoints import prepare_output_dir
 from mio_strategies.data import PairedFolderDataset, build_testset, embedded_image_paths
+from mio_strategies.harness import _weights  # WEIGHTS_DIR is read when the demo runs
 from mio_strategies.harness._config import TrainConfig, load_config, parse_strategy
 from mio_strategies.harness._eval import EvalResult, evaluate, format_table, write_tables
 from mio_strategies.harness._train import load_restorer, train
-from mio_strategies.harness._weights import WEIGHTS_DIR, shipped_weights, weights_file_name, weights_label
+from mio_strategies.harness._weights import (
+    shipped_weights,
+    weights_file_name,
+    weights_label,
+)
 from mio_strategies.models import Restorer, injection_plan
 
 __all__ = ["run_demo"]
@@ -137,7 +142,7 @@ def run_demo(
         ValueError: ``overrides`` given with ``pretrained``; weights of another strategy than their name says.
     """
     # everything is checked before the output folder is touched
-    folder = None if pretrained is False else WEIGHTS_DIR if pretrained is True else Path(pretrained)
+    folder = None if pretrained is False else _weights.WEIGHTS_DIR if pretrained is True else Path(pretrained)
     found = shipped_weights(folder) if folder is not None else {}
     if strategies is None and folder is not None:  # every strategy whose weights are there
         strategies = list(found)
