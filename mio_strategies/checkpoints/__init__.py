@@ -21,6 +21,7 @@ from mio_strategies.checkpoints._checkpoint import (
     read_weights_only,
     run_folder_lock,
     save_checkpoint,
+    written_by_library,
 )
 from mio_strategies.checkpoints._classifier import CLASSIFIER_FORMAT, CLASSIFIER_VERSION, load_classifier
 
@@ -37,4 +38,5 @@ __all__ = [
     "read_weights_only",
     "run_folder_lock",
     "save_checkpoint",
+    "written_by_library",
 ]

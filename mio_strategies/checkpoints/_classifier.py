@@ -34,6 +34,7 @@ def load_classifier(path: str | Path, map_location: str | torch.device = "cpu") 
     if state.get("version", 0) > CLASSIFIER_VERSION:
         raise ValueError(f"classifier file {str(path)!r} has version {state['version']}, newer than this library's: upgrade mio-strategies")
     cfg = state["config"]
-    clf = TaskClassifier(int(cfg["num_tasks"]), in_channels=int(cfg["in_channels"]), width=int(cfg["width"]))
+    clf = TaskClassifier(int(cfg["num_tasks"]), in_channels=int(cfg["in_channels"]), width=int(cfg["width"]),
+                         arch=str(cfg.get("arch", "library")))
     clf.load_state_dict(state["state"])
     return clf.eval()

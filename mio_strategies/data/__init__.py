@@ -9,10 +9,17 @@ Example:
 
 from mio_strategies.data._dataset import MiODataset, mio_collate
 from mio_strategies.data._io import (
+    DEFAULT_MAX_PIXELS,
+    IMAGE_SUFFIXES,
     ImageReadError,
+    MAX_PIXELS_HELP,
+    ImageTooLargeError,
     embedded_image_paths,
+    image_size,
     list_images,
     load_embedded_images,
+    max_pixels_arg,
+    pixel_limit,
     read_image,
     write_png,
 )
@@ -28,8 +35,12 @@ from mio_strategies.data._paired import (
 from mio_strategies.data._testsets import TestSetReport, build_testset
 
 __all__ = [
+    "MAX_PIXELS_HELP",
     "CompositeFolderDataset",
+    "DEFAULT_MAX_PIXELS",
+    "IMAGE_SUFFIXES",
     "ImageReadError",
+    "ImageTooLargeError",
     "MiODataset",
     "PairedFolderDataset",
     "ReferencePairedDataset",
@@ -38,10 +49,13 @@ __all__ = [
     "build_testset",
     "composite_folders",
     "embedded_image_paths",
+    "image_size",
     "list_images",
     "load_embedded_images",
     "mio_collate",
     "open_testset",
+    "max_pixels_arg",
+    "pixel_limit",
     "read_image",
     "read_reference_layout",
     "write_png",

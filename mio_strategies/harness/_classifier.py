@@ -16,12 +16,13 @@ from typing import Any
 
 import torch
 
-from mio_strategies.checkpoints import CLASSIFIER_FORMAT, CLASSIFIER_VERSION, save_checkpoint
+from mio_strategies.checkpoints import CLASSIFIER_FORMAT, CLASSIFIER_VERSION, save_checkpoint, written_by_library
 from mio_strategies.data import MiODataset, embedded_image_paths
 from mio_strategies.harness._config import _device_name
 from mio_strategies.harness._train import _resolve_device
 from mio_strategies.prompts import TaskClassifier, train_task_classifier
 from mio_strategies.tasks import NUM_TASKS, parse_tasks
+from mio_strategies.utils.outputs import check_output_file
 from mio_strategies.utils.validation import non_negative_int, positive_int
 
 __all__ = ["ClassifierRun", "train_classifier"]
@@ -34,7 +35,8 @@ class ClassifierRun:
     Attributes:
         path: the written classifier file.
         classifier: the trained :class:`~mio_strategies.prompts.TaskClassifier` (eval mode).
-        losses, accuracies: per-step cross-entropy and batch accuracy.
+        losses: per-step cross-entropy.
+        accuracies: per-step batch accuracy.
     """
 
     path: Path
@@ -63,6 +65,8 @@ def train_classifier(
     overwrite: bool = False,
     progress: bool = True,
     device: str = "auto",
+    arch: str = "library",
+    implementation: str = "library",
 ) -> ClassifierRun:
     """Train a :class:`~mio_strategies.prompts.TaskClassifier` on degraded crops and save it to ``output``.
 
@@ -75,10 +79,17 @@ def train_classifier(
             ``overwrite``.
         images: GT images (folder, paths or tensors); ``None`` uses the embedded photos.
         tasks: the tasks to tell apart (the classifier always has one logit per library task).
-        steps, batch_size, crop, lr: training budget, batch, crop side (the reference: 256) and Adam's lr.
+        steps: training budget.
+        batch_size: batch size.
+        crop: crop side (the reference: 256).
+        lr: Adam's learning rate.
         width: conv width (the reference: 128).
         seed: initial weights and data (drawn on the CPU whatever the device: a seed gives the same
             crops, degradations and initial weights on any device).
+        implementation: the degradations of the crops, ``"library"`` or ``"reference"``
+            (:class:`~mio_strategies.data.MiODataset`).
+        arch: ``"library"`` or ``"reference"`` (the reference's activations, see
+            :class:`~mio_strategies.prompts.TaskClassifier`; the reference profile's choice).
         device: where to train: ``"auto"`` (CUDA when available, as ``train``), ``"cpu"``, ``"cuda"``
             or ``"cuda:N"``. The file holds CPU tensors either way; the returned classifier stays on
             ``device``.
@@ -87,7 +98,8 @@ def train_classifier(
         :class:`ClassifierRun`.
 
     Raises:
-        FileExistsError: ``output`` exists and not ``overwrite``.
+        FileExistsError: ``output`` is a link or a folder, or exists and not ``overwrite`` (with it, a file
+            the library did not write).
         ValueError: a non-positive size, an unknown task or device, or ``"cuda"`` without a CUDA device
             (nothing is written).
 
@@ -100,20 +112,19 @@ def train_classifier(
     if crop < 9:
         raise ValueError(f"crop must be at least 9 pixels (the classifier's two stride-3 convs), got {crop}")
     non_negative_int("seed", seed)
+    if arch not in ("library", "reference"):
+        raise ValueError(f"unknown classifier arch {arch!r}: valid archs are ['library', 'reference']")
     if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0:
         raise ValueError(f"lr must be a positive number, got {lr!r}")
     task_list = parse_tasks(tasks)
     _device_name("device", device)
     dev = _resolve_device(device, 0, fix="--device cpu (device='cpu')")
-    path = Path(output)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"classifier file {str(path)!r} already exists: pass --overwrite (overwrite=True) to replace it")
-    if path.exists() and path.is_dir():
-        raise FileExistsError(f"classifier output {str(path)!r} is a folder: give a file name such as classifier.pt")
+    # a link, a folder, an existing file without overwrite, or with it one the library did not write: refused
+    path = check_output_file(output, overwrite=overwrite, what="classifier file", recognise=written_by_library)
 
     dataset = MiODataset(images if images is not None else embedded_image_paths(), task_list,
-                         patch_size=crop, preset=preset, seed=seed)
-    clf = TaskClassifier(NUM_TASKS, width=width, generator=torch.Generator().manual_seed(seed))
+                         patch_size=crop, preset=preset, seed=seed, implementation=implementation)
+    clf = TaskClassifier(NUM_TASKS, width=width, generator=torch.Generator().manual_seed(seed), arch=arch)
     clf.to(dev)
     gen = torch.Generator().manual_seed(seed + 1)
 
@@ -147,7 +158,8 @@ def train_classifier(
     config = {
         "num_tasks": NUM_TASKS, "in_channels": 3, "width": width, "tasks": "".join(t.letter for t in task_list),
         "steps": steps, "batch_size": batch_size, "crop": crop, "lr": float(lr), "preset": preset, "seed": seed,
-        "images": "embedded" if images is None else str(images), "device": dev.type,
+        "images": "embedded" if images is None else str(images), "device": dev.type, "arch": arch,
+        "implementation": implementation,
     }
     save_checkpoint({
         "format": CLASSIFIER_FORMAT, "version": CLASSIFIER_VERSION, "config": config,

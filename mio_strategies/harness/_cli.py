@@ -9,15 +9,18 @@ from typing import Any
 
 from mio_strategies.analysis import plot_psnr_bars
 from mio_strategies.checkpoints import load_classifier
-from mio_strategies.data import open_testset
+from mio_strategies.data import MAX_PIXELS_HELP, max_pixels_arg, open_testset, pixel_limit
 from mio_strategies.harness import _demo as demo_module  # run_demo / evaluate are looked up when a command runs
 from mio_strategies.harness import _eval as eval_module
 from mio_strategies.harness._classifier import train_classifier
 from mio_strategies.harness._config import _device_name, list_presets, load_config, parse_strategy, preset_metadata
 from mio_strategies.harness._eval import IDENTITY, format_table, reference_row, write_tables
+from mio_strategies.harness._protocol_cli import eval_protocol_command, train_protocol_command
 from mio_strategies.harness._train import _resolve_device, load_restorer, train
 from mio_strategies.integrations.basicsr_prompt import load_basicsr_restorer
 from mio_strategies.models import describe_backbones
+from mio_strategies.utils.outputs import check_output_dir, prepare_output_dir
+from mio_strategies.utils.signals import Interrupted, exit_code, interrupt_on_signals
 
 
 def add_parser(subparsers: Any) -> None:
@@ -32,14 +35,19 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set strategy=S+EP --set backbone_kwargs.num_feat=32")
     p.add_argument("--output", help="run folder (default: runs/<name>-<strategy>)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing run folder that mio-strategies wrote (never a file, a link or another folder)")
     p.add_argument("--resume", action="store_true", help="continue the run saved in the output folder")
     p.add_argument("--extend", action="store_true",
                    help="continue the run saved in the output folder, finished or not, into more periods "
                         "(--set periods=N); every other setting as saved")
+    p.add_argument("--max-pixels", type=max_pixels_arg, default=None, metavar="N", help=MAX_PIXELS_HELP)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--list-presets", action="store_true", help="list presets and backbones, then exit")
-    p.set_defaults(func=_train)
+    p.add_argument("--protocol", help="train on a benchmark protocol's data: three-task, five-task, cdd11 or mio-7 "
+                                      "(its curriculum order, periods and batch replace the preset's; needs --data)")
+    p.add_argument("--data", help="the protocol's data root (check it first with `mio-strategies data check`)")
+    p.set_defaults(func=_with_pixel_limit(_train))
 
     c = subparsers.add_parser(
         "train-classifier", help="train the task classifier that picks explicit prompts at test time",
@@ -56,9 +64,18 @@ def add_parser(subparsers: Any) -> None:
     c.add_argument("--width", type=int, default=128, help="conv width (the reference: 128)")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N (default: auto)")
+    c.add_argument("--profile", choices=("library", "reference"), default="library",
+                   help="reference: the reference's classifier (--arch reference) on its data path "
+                        "(--implementation reference); default: library")
+    c.add_argument("--arch", choices=("library", "reference"), default=None,
+                   help="library: ReLU after every conv; reference: LeakyReLU(0.1), none after the last conv "
+                        "(default: the profile's)")
+    c.add_argument("--implementation", choices=("library", "reference"), default=None,
+                   help="degradations of the training crops (default: the profile's)")
     c.add_argument("--overwrite", action="store_true", help="replace an existing classifier file")
+    c.add_argument("--max-pixels", type=max_pixels_arg, default=None, metavar="N", help=MAX_PIXELS_HELP)
     c.add_argument("--no-progress", action="store_true")
-    c.set_defaults(func=_train_classifier)
+    c.set_defaults(func=_with_pixel_limit(_train_classifier))
 
     e = subparsers.add_parser(
         "eval", help="per-task PSNR/SSIM of checkpoints on test sets, as Markdown, CSV and JSON",
@@ -68,7 +85,7 @@ def add_parser(subparsers: Any) -> None:
     e.add_argument("--name", action="append", default=[],
                    help="table label of each checkpoint: one per --checkpoint, each distinct (default: "
                         "'<backbone> <strategy>', so two runs of one strategy need --name)")
-    e.add_argument("--testset", required=True, help="a test-set folder: GT/ beside one folder per task and/or per composite "
+    e.add_argument("--testset", help="a test-set folder: GT/ beside one folder per task and/or per composite "
                    "(blur+noise/), as `mio-strategies degrade` writes it")
     e.add_argument("--output", required=True, help="folder for results.md/.csv/.json and the bar plot")
     e.add_argument("--baseline", help="row the difference column compares to (a checkpoint's label, or 'identity'; "
@@ -83,10 +100,20 @@ def add_parser(subparsers: Any) -> None:
     e.add_argument("--basicsr-options", metavar="YAML",
                    help="the --checkpoint files are BasicSR weights (net_g_*.pth) of a MiOPromptedNet: build the "
                         "network from this BasicSR options file (its network_g and val.size_multiple)")
-    e.add_argument("--no-ema", action="store_true", help="evaluate the live weights, not the EMA")
+    weights = e.add_mutually_exclusive_group()
+    weights.add_argument("--no-ema", action="store_true",
+                         help="evaluate the plain (live) weights, not the EMA (default for a run of the reference profile)")
+    weights.add_argument("--ema", action="store_true",
+                         help="evaluate the EMA weights (default, except for a run of the reference profile)")
     e.add_argument("--device", default="cpu", help="cpu (default), auto (CUDA when available), cuda or cuda:N")
-    e.add_argument("--overwrite", action="store_true", help="write into an existing output folder")
-    e.set_defaults(func=_eval)
+    e.add_argument("--max-pixels", type=max_pixels_arg, default=None, metavar="N", help=MAX_PIXELS_HELP)
+    e.add_argument("--overwrite", action="store_true",
+                   help="replace an existing output folder that mio-strategies wrote (never a file, a link or another folder)")
+    e.add_argument("--protocol", help="score on a benchmark protocol's test sets (three-task, five-task, cdd11, "
+                                      "mio-7) under its conventions, published rows beside; needs --data, not --testset")
+    e.add_argument("--data", help="the protocol's data root")
+    e.add_argument("--limit", type=int, help="with --protocol: score only the first N images of each test set")
+    e.set_defaults(func=_with_pixel_limit(_eval))
 
     d = subparsers.add_parser(
         "demo", help="train a tiny model M vs S+EP on the embedded photos and report (minutes on a CPU)",
@@ -96,7 +123,8 @@ def add_parser(subparsers: Any) -> None:
     d.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override the cpu_demo preset (e.g. --set period_iters=20 for a smoke run)")
     d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--overwrite", action="store_true", help="replace an existing demo folder")
+    d.add_argument("--overwrite", action="store_true",
+                   help="replace an existing demo folder that mio-strategies wrote (never a file, a link or another folder)")
     d.add_argument("--no-progress", action="store_true")
     d.add_argument("--pretrained", nargs="?", const=True, default=False, metavar="DIR",
                    help="evaluate trained weights instead of training: the weights shipped with the package, or a "
@@ -105,6 +133,41 @@ def add_parser(subparsers: Any) -> None:
                    help="the strategies compared, the first as the baseline (default: M S+EP when training; with "
                         "--pretrained, every strategy whose weights are there)")
     d.set_defaults(func=_demo)
+
+
+def _with_pixel_limit(command: Any) -> Any:
+    """``command`` run under ``--max-pixels`` (when given) as the limit of every image it reads."""
+    def run(args: argparse.Namespace) -> int:
+        if getattr(args, "max_pixels", None) is None:
+            return command(args)
+        with pixel_limit(args.max_pixels):
+            return command(args)
+
+    return run
+
+
+def _message(exc: BaseException) -> str:
+    """An exception's message, without the quotes ``str(KeyError(...))`` adds."""
+    return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+
+
+def describe_run(cfg: Any, output: str, resume: bool = False) -> str:
+    """One line of what a ``train`` run will do (printed at its start, also with --no-progress)."""
+    kw = ", ".join(f"{k}={v}" for k, v in cfg.backbone_kwargs.items())
+    every = f"every {cfg.checkpoint_every:,} iterations" if cfg.checkpoint_every else "at the end only"
+    return (f"{'resuming' if resume else 'training'} {cfg.backbone}{f' ({kw})' if kw else ''}, strategy "
+            f"{cfg.strategy}: {cfg.periods} periods x {cfg.period_iters:,} = {cfg.total_iters:,} iterations, "
+            f"batch {cfg.batch_size}, patch {cfg.patch_size}, device {cfg.device}; checkpoint {every}; into {output}")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -116,21 +179,39 @@ def _train(args: argparse.Namespace) -> int:
             print(f"  {name:16s} {meta['description']}{cost}")
         print("backbones:\n" + describe_backbones())
         return 0
+    if args.protocol or args.data:
+        return train_protocol_command(args)
     config = args.config
     if config is None:
         saved = Path(args.output) / "config.yaml" if args.output else None
         config = str(saved) if (args.resume or args.extend) and saved is not None and saved.is_file() else "srresnet"
     try:
         cfg = load_config(config, args.overrides)
-    except (KeyError, ValueError, TypeError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (KeyError, ValueError, TypeError, OSError) as exc:
+        print(f"error: {_message(exc)}", file=sys.stderr)
         return 2
     output = args.output or f"runs/{cfg.name}-{cfg.strategy.replace('+', '_')}"
+    print(describe_run(cfg, output, resume=args.resume or args.extend), flush=True)
+
+    def on_record(rec: dict[str, Any]) -> None:
+        if rec.get("kind") == "timing":
+            print(f"time per iteration {rec['seconds_per_iteration']:.3g} s over the first steps: about "
+                  f"{_duration(rec['eta_seconds'])} for the remaining {rec['remaining_iterations']:,} iterations",
+                  file=sys.stderr if not args.no_progress else sys.stdout, flush=True)
+
     try:
-        res = train(cfg, output, overwrite=args.overwrite, resume=args.resume, extend=args.extend,
-                    progress=not args.no_progress)
-    except (FileExistsError, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        with interrupt_on_signals():  # before the loop (which stops cleanly on its own), a signal is one line
+            res = train(cfg, output, overwrite=args.overwrite, resume=args.resume, extend=args.extend,
+                        progress=not args.no_progress, callback=on_record)
+    except Interrupted as exc:  # TrainingInterrupted: its message says where the checkpoint is and how to resume
+        print(f"{exc}" if hasattr(exc, "checkpoint") else f"interrupted ({exc}) before training started",
+              file=sys.stderr)
+        return exit_code(exc.signum)
+    except KeyboardInterrupt:
+        print("interrupted (SIGINT)", file=sys.stderr)
+        return 130
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        print(f"error: {_message(exc)}", file=sys.stderr)
         return 2
     print(f"{res.iteration} iterations ({res.iters_per_second:.2f} it/s); checkpoint: {res.checkpoint}")
     if res.validation:
@@ -144,10 +225,11 @@ def _train_classifier(args: argparse.Namespace) -> int:
         run = train_classifier(
             args.output, images=args.images, tasks=args.tasks, steps=args.steps, batch_size=args.batch_size,
             crop=args.crop, lr=args.lr, width=args.width, seed=args.seed, overwrite=args.overwrite,
-            progress=not args.no_progress, device=args.device,
+            progress=not args.no_progress, device=args.device, arch=args.arch or args.profile,
+            implementation=args.implementation or args.profile,
         )
-    except (FileExistsError, FileNotFoundError, KeyError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        print(f"error: {_message(exc)}", file=sys.stderr)
         return 2
     print(f"{len(run.losses)} steps; batch accuracy over the last 50 steps {run.recent_accuracy():.3f} "
           f"(training crops); classifier: {run.path}")
@@ -174,12 +256,17 @@ def _eval(args: argparse.Namespace) -> int:
         print(f"error: {message}", file=sys.stderr)
         return 2
 
+    if args.protocol or args.data:
+        return eval_protocol_command(args)
+    if args.testset is None:
+        return error("give --testset (a test-set folder) or --protocol NAME --data ROOT")
+
     try:  # before anything is read: a device this machine lacks is one line, not a traceback mid-way
         _device_name("--device", args.device)
         args.device = str(_resolve_device(args.device, 0, fix="--device cpu"))
     except ValueError as exc:
         return error(str(exc))
-    task_source = args.task_source or ("classifier" if args.classifier else "given")
+    task_source = args.task_source or ("classifier" if args.classifier else None)  # None: each run's own default
     if args.classifier and task_source == "given":
         return error("--classifier with --task-source given: the classifier would not be used; drop one of them")
     if args.name and len(args.name) != len(args.checkpoint):
@@ -187,10 +274,10 @@ def _eval(args: argparse.Namespace) -> int:
     if args.name and (dup := _duplicate_label(args.name, args.checkpoint)):
         return error(dup)
     out = Path(args.output)
-    if out.exists() and not out.is_dir():
-        return error(f"--output {str(out)!r} is an existing file, not a folder: pass a folder for the results")
-    if out.exists() and any(out.iterdir()) and not args.overwrite:
-        return error(f"output folder {str(out)!r} exists and is not empty: pass --overwrite")
+    try:  # a link, a file, a foreign, non-empty or read-only folder: refused before anything is evaluated
+        check_output_dir(out, overwrite=args.overwrite)
+    except OSError as exc:
+        return error(str(exc))
     reference = []
     for ref in args.reference:  # every published row is looked up before anything is evaluated
         parts = ref.split(":")
@@ -214,31 +301,38 @@ def _eval(args: argparse.Namespace) -> int:
                 restorer = load_basicsr_restorer(args.basicsr_options, ckpt, param_key="params" if args.no_ema else "params_ema")
                 restorer.to(args.device)
                 label = f"{Path(args.basicsr_options).stem}:{Path(ckpt).stem}"
+                source = task_source or "given"
             else:
-                restorer, cfg, _ = load_restorer(ckpt, ema=not args.no_ema, device=args.device)
+                ema = True if args.ema else (False if args.no_ema else None)  # None: the run's eval_weights
+                restorer, cfg, _ = load_restorer(ckpt, ema=ema, device=args.device)
                 label = f"{cfg.backbone} {cfg.strategy}"
-            if task_source == "classifier" and restorer.prompt == "explicit" and classifier is None:
-                raise ValueError(f"--task-source classifier: {ckpt} has explicit prompts, so pass --classifier FILE "
-                                 "(train one with `mio-strategies train-classifier`)")
-            loaded.append((restorer, args.name[i] if args.name else label))
-        labels = [name for _, name in loaded]
+                source = task_source or cfg.eval_task_source
+            if source == "classifier" and restorer.prompt == "explicit" and classifier is None:
+                why = "--task-source classifier" if task_source else "the run's profile picks prompts with the classifier"
+                raise ValueError(f"{why}: {ckpt} has explicit prompts, so pass --classifier FILE "
+                                 "(train one with `mio-strategies train-classifier`), or --task-source given")
+            loaded.append((restorer, args.name[i] if args.name else label, source))
+        labels = [name for _, name, _ in loaded]
         if dup := _duplicate_label(labels, args.checkpoint):
             raise ValueError(dup)
         if args.baseline is not None and args.baseline not in (IDENTITY, *labels):
             raise ValueError(f"--baseline {args.baseline!r} is not a row of the table: rows are "
                              f"{[IDENTITY, *labels]} (a checkpoint's label, or 'identity')")
         results = [
-            eval_module.evaluate(restorer, testset, name=name, device=args.device, task_source=task_source,
-                     classifier=classifier, progress=True, testset=str(args.testset))
-            for restorer, name in loaded
+            eval_module.evaluate(restorer, testset, name=name, device=args.device, task_source=source,
+                     classifier=classifier if source == "classifier" else None, progress=True,
+                     testset=str(args.testset))
+            for restorer, name, source in loaded
         ]
         print(format_table(results, baseline=args.baseline, reference=reference))
         for r in results:
             if r.classifier_accuracy() is not None:
-                print(f"task-classifier accuracy ({r.name}): {r.classifier_accuracy():.3f}")
+                per_task = ", ".join(f"{t} {a:.3f}" for t, a in r.classifier_accuracy_per_task().items())
+                print(f"task-classifier accuracy ({r.name}): {r.classifier_accuracy():.3f} ({per_task})")
+        prepare_output_dir(out, overwrite=args.overwrite, command="eval")  # the folder is replaced
         paths = write_tables(results, out, baseline=args.baseline, reference=reference)
-    except (KeyError, ValueError, FileNotFoundError, FileExistsError) as exc:
-        return error(str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc))
+    except (KeyError, ValueError, OSError) as exc:
+        return error(_message(exc))
     try:
         single = results[0].single_tasks()  # the bar plot shows the seven tasks, not composites
         tables = {r.name: r.per_task() for r in results}
@@ -255,11 +349,18 @@ def _eval(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     try:
-        res = demo_module.run_demo(args.output, overrides=args.overrides, overwrite=args.overwrite,
-                       progress=not args.no_progress, seed=args.seed, pretrained=args.pretrained,
-                       strategies=args.strategies)
-    except (FileExistsError, FileNotFoundError, KeyError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        with interrupt_on_signals():
+            res = demo_module.run_demo(args.output, overrides=args.overrides, overwrite=args.overwrite,
+                           progress=not args.no_progress, seed=args.seed, pretrained=args.pretrained,
+                           strategies=args.strategies)
+    except Interrupted as exc:
+        print(f"demo interrupted: {exc}", file=sys.stderr)
+        return exit_code(exc.signum)
+    except KeyboardInterrupt:
+        print("demo interrupted (SIGINT)", file=sys.stderr)
+        return 130
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        print(f"error: {_message(exc)}", file=sys.stderr)
         return 2
     print(res["table"])
     print("written: " + ", ".join(res["paths"].values()))

@@ -12,18 +12,14 @@ import torch
 from torch import nn
 
 from mio_strategies.analysis import ddr, plot_ddr_comparison, plot_psnr_bars
-from mio_strategies.checkpoints import prepare_output_dir
 from mio_strategies.data import PairedFolderDataset, build_testset, embedded_image_paths
 from mio_strategies.harness import _weights  # WEIGHTS_DIR is read when the demo runs
 from mio_strategies.harness._config import TrainConfig, load_config, parse_strategy
 from mio_strategies.harness._eval import EvalResult, evaluate, format_table, write_tables
 from mio_strategies.harness._train import load_restorer, train
-from mio_strategies.harness._weights import (
-    shipped_weights,
-    weights_file_name,
-    weights_label,
-)
+from mio_strategies.harness._weights import shipped_weights, weights_file_name, weights_label
 from mio_strategies.models import Restorer, injection_plan
+from mio_strategies.utils.outputs import atomic_file, check_output_dir, prepare_output_dir
 
 __all__ = ["run_demo"]
 
@@ -137,11 +133,13 @@ def run_demo(
         ``{"table": markdown, "results": {strategy: EvalResult}, "paths": {...}}``.
 
     Raises:
-        FileExistsError: ``output`` exists and ``overwrite`` is false.
+        FileExistsError: ``output`` is a link or a file, or a non-empty folder without ``overwrite`` (with it,
+            one that the library did not write).
         FileNotFoundError: ``pretrained`` lacks a strategy's weights (or holds none).
         ValueError: ``overrides`` given with ``pretrained``; weights of another strategy than their name says.
     """
     # everything is checked before the output folder is touched
+    check_output_dir(output, overwrite=overwrite, what="demo folder")
     folder = None if pretrained is False else _weights.WEIGHTS_DIR if pretrained is True else Path(pretrained)
     found = shipped_weights(folder) if folder is not None else {}
     if strategies is None and folder is not None:  # every strategy whose weights are there
@@ -173,7 +171,7 @@ def run_demo(
     else:
         base = config if isinstance(config, TrainConfig) else load_config(config, list(overrides) + [f"seed={seed}"])
         configs = [base.replace(strategy=s, name=f"demo-{s}") for s in strategies]  # validates every strategy first
-    out = prepare_output_dir(output, overwrite=overwrite, resume=False)
+    out = prepare_output_dir(output, overwrite=overwrite, what="demo folder", command="demo")
 
     testset_dir = out / "testset"
     build_testset(embedded_image_paths(), testset_dir, tasks=base.order_tasks, preset="in", seed=seed + 1)
@@ -216,9 +214,11 @@ def run_demo(
         source = "Training time: " + ", ".join(f"{s} {timings[s]:.0f} s" for s in strategies) + "."
     layer = _ddr_layer(restorers[strategies[0]], configs[0])
     report = _report(base, strategies, ordered, table, source, chi, layer, trained_here=not loaded)
-    (out / "report.md").write_text(report, encoding="utf-8")
+    with atomic_file(out / "report.md", "w") as fh:
+        fh.write(report)
     paths["report"] = str(out / "report.md")
-    (out / "demo.json").write_text(json.dumps({"chi": chi, "seconds": timings, "paths": paths}, indent=1), encoding="utf-8")
+    with atomic_file(out / "demo.json", "w") as fh:
+        fh.write(json.dumps({"chi": chi, "seconds": timings, "paths": paths}, indent=1))
     return {"table": table, "results": results, "paths": paths, "chi": chi}
 
 
