@@ -17,7 +17,9 @@ __all__ = [
     "prepare_output_dir", "read_weights_only", "run_folder_lock", "save_checkpoint",
 ]
 
-CHECKPOINT_FORMAT = "mio-strategies"  # the "format" entry of every harness checkpoint
+#: The ``"format"`` entry of every training checkpoint the harness writes.
+CHECKPOINT_FORMAT = "mio-strategies"
+#: The checkpoint layout's version: a file of a newer version is refused.
 CHECKPOINT_VERSION = 1
 
 

@@ -11,7 +11,9 @@ from mio_strategies.prompts import TaskClassifier
 
 __all__ = ["CLASSIFIER_FORMAT", "CLASSIFIER_VERSION", "load_classifier"]
 
-CLASSIFIER_FORMAT = "mio-strategies-classifier"  # the "format" entry of a task-classifier file
+#: The ``"format"`` entry of a task-classifier file.
+CLASSIFIER_FORMAT = "mio-strategies-classifier"
+#: The classifier file's version: a file of a newer version is refused.
 CLASSIFIER_VERSION = 1
 
 

@@ -94,8 +94,10 @@ def finite_float(
     Args:
         name: the argument's name, for the message.
         value: an ``int`` or ``float`` (not a bool); numpy and torch scalars convert through ``float``.
-        low, high: bounds (``None``: unbounded on that side).
-        low_open, high_open: exclude the bound itself.
+        low: the lower bound (``None``: unbounded below).
+        high: the upper bound (``None``: unbounded above).
+        low_open: exclude ``low`` itself.
+        high_open: exclude ``high`` itself.
 
     Raises:
         TypeError: not a real number. ValueError: NaN, infinite, or out of bounds (the message states
