@@ -150,6 +150,10 @@ def run_demo(
     # everything is checked before the output folder is touched
     check_output_dir(output, overwrite=overwrite, what="demo folder")
     folder = None if pretrained is False else WEIGHTS_DIR if pretrained is True else Path(pretrained)
+    if folder is not None and pretrained is not True and not folder.is_dir():
+        what = "is a file, not a folder" if folder.is_file() else "does not exist"
+        raise FileNotFoundError(f"pretrained weights folder {str(folder)!r} {what}: give the folder that holds the "
+                                "exported weights (M.pt, S_EP.pt, ...), or no folder for the shipped ones")
     found = shipped_weights(folder) if folder is not None else {}
     if strategies is None and folder is not None:  # every strategy whose weights are there
         strategies = list(found)
