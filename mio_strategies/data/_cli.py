@@ -27,6 +27,13 @@ def add_parser(subparsers) -> None:
         metavar="A+B",
         help="also write a composite of two or more tasks applied in order, e.g. blur+noise (repeatable)",
     )
+    p.add_argument(
+        "--implementation",
+        choices=["library", "reference"],
+        default="library",
+        help="library: the library's degradations (default); reference: the official code's test inputs (MATLAB-made "
+        "LR files upsampled by PyTorch bicubic for SR, basicsr's DiffJPEG model for JPEG, GT cropped to multiples of 4)",
+    )
     p.add_argument("--on-error", choices=["stop", "skip"], default="stop", help="on an unreadable image: stop, or report and skip it")
     from mio_strategies.data._io import MAX_PIXELS_HELP, max_pixels_arg
 
@@ -60,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
                 overwrite=args.overwrite,
                 on_error="raise" if args.on_error == "stop" else "skip",
                 progress=True,
+                implementation=args.implementation,
                 **({} if args.max_pixels is None else {"max_pixels": args.max_pixels}),
             )
     except Interrupted as exc:

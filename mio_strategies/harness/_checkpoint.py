@@ -26,7 +26,7 @@ _IDENTITY_KEYS = ("backbone", "strategy")
 _RUN_KEYS = (
     "backbone_kwargs", "order", "periods", "period_iters", "batch_size", "patch_size", "seed",
     "optimizer", "lr", "lr_min", "betas", "weight_decay", "reset_optimizer_each_period", "reset_optimizer_each_stage", "ema_decay",
-    "prompt_size", "train_images", "preset", "repeat",
+    "prompt_size", "train_images", "preset", "repeat", "data_implementation", "prompt_init", "prompt_maps",
 )
 
 

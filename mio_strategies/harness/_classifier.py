@@ -68,6 +68,8 @@ def train_classifier(
     overwrite: bool = False,
     progress: bool = True,
     device: str = "auto",
+    arch: str = "library",
+    implementation: str = "library",
 ) -> ClassifierRun:
     """Train a :class:`~mio_strategies.prompts.TaskClassifier` on degraded crops and save it to ``output``.
 
@@ -87,6 +89,10 @@ def train_classifier(
         width: conv width (the reference: 128).
         seed: initial weights and data (drawn on the CPU whatever the device: a seed gives the same
             crops, degradations and initial weights on any device).
+        implementation: the degradations of the crops, ``"library"`` or ``"reference"``
+            (:class:`~mio_strategies.data.MiODataset`).
+        arch: ``"library"`` or ``"reference"`` (the reference's activations, see
+            :class:`~mio_strategies.prompts.TaskClassifier`; the reference profile's choice).
         device: where to train: ``"auto"`` (CUDA when available, as ``train``), ``"cpu"``, ``"cuda"``
             or ``"cuda:N"``. The file holds CPU tensors either way; the returned classifier stays on
             ``device``.
@@ -112,6 +118,8 @@ def train_classifier(
     if crop < 9:
         raise ValueError(f"crop must be at least 9 pixels (the classifier's two stride-3 convs), got {crop}")
     _non_negative_int("seed", seed)
+    if arch not in ("library", "reference"):
+        raise ValueError(f"unknown classifier arch {arch!r}: valid archs are ['library', 'reference']")
     if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0:
         raise ValueError(f"lr must be a positive number, got {lr!r}")
     task_list = parse_tasks(tasks)
@@ -123,8 +131,8 @@ def train_classifier(
     path = check_output_file(output, overwrite=overwrite, what="classifier file", recognise=written_by_library)
 
     dataset = MiODataset(images if images is not None else embedded_image_paths(), task_list,
-                         patch_size=crop, preset=preset, seed=seed)
-    clf = TaskClassifier(NUM_TASKS, width=width, generator=torch.Generator().manual_seed(seed))
+                         patch_size=crop, preset=preset, seed=seed, implementation=implementation)
+    clf = TaskClassifier(NUM_TASKS, width=width, generator=torch.Generator().manual_seed(seed), arch=arch)
     clf.to(dev)
     gen = torch.Generator().manual_seed(seed + 1)
 
@@ -158,7 +166,8 @@ def train_classifier(
     config = {
         "num_tasks": NUM_TASKS, "in_channels": 3, "width": width, "tasks": "".join(t.letter for t in task_list),
         "steps": steps, "batch_size": batch_size, "crop": crop, "lr": float(lr), "preset": preset, "seed": seed,
-        "images": "embedded" if images is None else str(images), "device": dev.type,
+        "images": "embedded" if images is None else str(images), "device": dev.type, "arch": arch,
+        "implementation": implementation,
     }
     save_checkpoint({
         "format": CLASSIFIER_FORMAT, "version": CLASSIFIER_VERSION, "config": config,
@@ -189,6 +198,7 @@ def load_classifier(path: str | Path, map_location: str | torch.device = "cpu") 
     if state.get("version", 0) > CLASSIFIER_VERSION:
         raise ValueError(f"classifier file {str(path)!r} has version {state['version']}, newer than this library's: upgrade mio-strategies")
     cfg = state["config"]
-    clf = TaskClassifier(int(cfg["num_tasks"]), in_channels=int(cfg["in_channels"]), width=int(cfg["width"]))
+    clf = TaskClassifier(int(cfg["num_tasks"]), in_channels=int(cfg["in_channels"]), width=int(cfg["width"]),
+                         arch=str(cfg.get("arch", "library")))
     clf.load_state_dict(state["state"])
     return clf.eval()

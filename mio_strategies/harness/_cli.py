@@ -30,6 +30,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--max-pixels", type=max_pixels_arg, default=None, metavar="N", help=MAX_PIXELS_HELP)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--list-presets", action="store_true", help="list presets and backbones, then exit")
+    p.add_argument("--protocol", help="train on a benchmark protocol's data: three-task, five-task, cdd11 or mio-7 "
+                                      "(its curriculum order, periods and batch replace the preset's; needs --data)")
+    p.add_argument("--data", help="the protocol's data root (check it first with `mio-strategies data check`)")
     p.set_defaults(func=_with_pixel_limit(_train))
 
     c = subparsers.add_parser(
@@ -47,6 +50,14 @@ def add_parser(subparsers: Any) -> None:
     c.add_argument("--width", type=int, default=128, help="conv width (the reference: 128)")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N (default: auto)")
+    c.add_argument("--profile", choices=("library", "reference"), default="library",
+                   help="reference: the reference's classifier (--arch reference) on its data path "
+                        "(--implementation reference); default: library")
+    c.add_argument("--arch", choices=("library", "reference"), default=None,
+                   help="library: ReLU after every conv; reference: LeakyReLU(0.1), none after the last conv "
+                        "(default: the profile's)")
+    c.add_argument("--implementation", choices=("library", "reference"), default=None,
+                   help="degradations of the training crops (default: the profile's)")
     c.add_argument("--overwrite", action="store_true", help="replace an existing classifier file")
     c.add_argument("--max-pixels", type=max_pixels_arg, default=None, metavar="N", help=MAX_PIXELS_HELP)
     c.add_argument("--no-progress", action="store_true")
@@ -60,7 +71,7 @@ def add_parser(subparsers: Any) -> None:
     e.add_argument("--name", action="append", default=[],
                    help="table label of each checkpoint: one per --checkpoint, each distinct (default: "
                         "'<backbone> <strategy>', so two runs of one strategy need --name)")
-    e.add_argument("--testset", required=True, help="a test-set folder: GT/ beside one folder per task and/or per composite "
+    e.add_argument("--testset", help="a test-set folder: GT/ beside one folder per task and/or per composite "
                    "(blur+noise/), as `mio-strategies degrade` writes it")
     e.add_argument("--output", required=True, help="folder for results.md/.csv/.json and the bar plot")
     e.add_argument("--baseline", help="row the difference column compares to (a checkpoint's label, or 'identity'; "
@@ -75,11 +86,19 @@ def add_parser(subparsers: Any) -> None:
     e.add_argument("--basicsr-options", metavar="YAML",
                    help="the --checkpoint files are BasicSR weights (net_g_*.pth) of a MiOPromptedNet: build the "
                         "network from this BasicSR options file (its network_g and val.size_multiple)")
-    e.add_argument("--no-ema", action="store_true", help="evaluate the live weights, not the EMA")
+    weights = e.add_mutually_exclusive_group()
+    weights.add_argument("--no-ema", action="store_true",
+                         help="evaluate the plain (live) weights, not the EMA (default for a run of the reference profile)")
+    weights.add_argument("--ema", action="store_true",
+                         help="evaluate the EMA weights (default, except for a run of the reference profile)")
     e.add_argument("--device", default="cpu", help="cpu (default), auto (CUDA when available), cuda or cuda:N")
     e.add_argument("--max-pixels", type=max_pixels_arg, default=None, metavar="N", help=MAX_PIXELS_HELP)
     e.add_argument("--overwrite", action="store_true",
                    help="replace an existing output folder that mio-strategies wrote (never a file, a link or another folder)")
+    e.add_argument("--protocol", help="score on a benchmark protocol's test sets (three-task, five-task, cdd11, "
+                                      "mio-7) under its conventions, published rows beside; needs --data, not --testset")
+    e.add_argument("--data", help="the protocol's data root")
+    e.add_argument("--limit", type=int, help="with --protocol: score only the first N images of each test set")
     e.set_defaults(func=_with_pixel_limit(_eval))
 
     d = subparsers.add_parser(
@@ -156,6 +175,10 @@ def _train(args: argparse.Namespace) -> int:
             print(f"  {name:16s} {meta['description']}{cost}")
         print("backbones:\n" + describe_backbones())
         return 0
+    if args.protocol or args.data:
+        from mio_strategies.harness._protocol_cli import train_protocol_command
+
+        return train_protocol_command(args)
     config = args.config
     if config is None:
         from pathlib import Path
@@ -210,7 +233,8 @@ def _train_classifier(args: argparse.Namespace) -> int:
         run = train_classifier(
             args.output, images=args.images, tasks=args.tasks, steps=args.steps, batch_size=args.batch_size,
             crop=args.crop, lr=args.lr, width=args.width, seed=args.seed, overwrite=args.overwrite,
-            progress=not args.no_progress, device=args.device,
+            progress=not args.no_progress, device=args.device, arch=args.arch or args.profile,
+            implementation=args.implementation or args.profile,
         )
     except (OSError, KeyError, ValueError, TypeError) as exc:
         print(f"error: {_message(exc)}", file=sys.stderr)
@@ -255,6 +279,12 @@ def _eval(args: argparse.Namespace) -> int:
         print(f"error: {message}", file=sys.stderr)
         return 2
 
+    if args.protocol or args.data:
+        from mio_strategies.harness._protocol_cli import eval_protocol_command
+
+        return eval_protocol_command(args)
+    if args.testset is None:
+        return error("give --testset (a test-set folder) or --protocol NAME --data ROOT")
     from mio_strategies.harness._config import _device_name
     from mio_strategies.harness._train import _resolve_device
 
@@ -263,7 +293,7 @@ def _eval(args: argparse.Namespace) -> int:
         args.device = str(_resolve_device(args.device, 0, fix="--device cpu"))
     except ValueError as exc:
         return error(str(exc))
-    task_source = args.task_source or ("classifier" if args.classifier else "given")
+    task_source = args.task_source or ("classifier" if args.classifier else None)  # None: each run's own default
     if args.classifier and task_source == "given":
         return error("--classifier with --task-source given: the classifier would not be used; drop one of them")
     if args.name and len(args.name) != len(args.checkpoint):
@@ -302,28 +332,34 @@ def _eval(args: argparse.Namespace) -> int:
                 restorer = load_basicsr_restorer(args.basicsr_options, ckpt, param_key="params" if args.no_ema else "params_ema")
                 restorer.to(args.device)
                 label = f"{Path(args.basicsr_options).stem}:{Path(ckpt).stem}"
+                source = task_source or "given"
             else:
-                restorer, cfg, _ = load_restorer(ckpt, ema=not args.no_ema, device=args.device)
+                ema = True if args.ema else (False if args.no_ema else None)  # None: the run's eval_weights
+                restorer, cfg, _ = load_restorer(ckpt, ema=ema, device=args.device)
                 label = f"{cfg.backbone} {cfg.strategy}"
-            if task_source == "classifier" and restorer.prompt == "explicit" and classifier is None:
-                raise ValueError(f"--task-source classifier: {ckpt} has explicit prompts, so pass --classifier FILE "
-                                 "(train one with `mio-strategies train-classifier`)")
-            loaded.append((restorer, args.name[i] if args.name else label))
-        labels = [name for _, name in loaded]
+                source = task_source or cfg.eval_task_source
+            if source == "classifier" and restorer.prompt == "explicit" and classifier is None:
+                why = "--task-source classifier" if task_source else "the run's profile picks prompts with the classifier"
+                raise ValueError(f"{why}: {ckpt} has explicit prompts, so pass --classifier FILE "
+                                 "(train one with `mio-strategies train-classifier`), or --task-source given")
+            loaded.append((restorer, args.name[i] if args.name else label, source))
+        labels = [name for _, name, _ in loaded]
         if dup := _duplicate_label(labels, args.checkpoint):
             raise ValueError(dup)
         if args.baseline is not None and args.baseline not in (IDENTITY, *labels):
             raise ValueError(f"--baseline {args.baseline!r} is not a row of the table: rows are "
                              f"{[IDENTITY, *labels]} (a checkpoint's label, or 'identity')")
         results = [
-            evaluate(restorer, testset, name=name, device=args.device, task_source=task_source,
-                     classifier=classifier, progress=True, testset=str(args.testset))
-            for restorer, name in loaded
+            evaluate(restorer, testset, name=name, device=args.device, task_source=source,
+                     classifier=classifier if source == "classifier" else None, progress=True,
+                     testset=str(args.testset))
+            for restorer, name, source in loaded
         ]
         print(format_table(results, baseline=args.baseline, reference=reference))
         for r in results:
             if r.classifier_accuracy() is not None:
-                print(f"task-classifier accuracy ({r.name}): {r.classifier_accuracy():.3f}")
+                per_task = ", ".join(f"{t} {a:.3f}" for t, a in r.classifier_accuracy_per_task().items())
+                print(f"task-classifier accuracy ({r.name}): {r.classifier_accuracy():.3f} ({per_task})")
         prepare_output_dir(out, overwrite=args.overwrite, command="eval")  # the folder is replaced
         paths = write_tables(results, out, baseline=args.baseline, reference=reference)
     except (KeyError, ValueError, OSError) as exc:

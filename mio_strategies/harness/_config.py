@@ -33,6 +33,23 @@ STRATEGIES: dict[str, tuple[bool, str | None]] = {
 
 OPTIMIZERS = ("adam", "adamw")
 
+#: ``profile`` name -> the values it gives to the keys a config does not set itself. ``library``: the
+#: library's own choices (the dataclass defaults); ``reference``: the official code's protocol where the
+#: library departs from it (docs/reproducing.md, "Reference profile: what differs").
+PROFILES: dict[str, dict[str, Any]] = {
+    "library": {},
+    "reference": {
+        "data_implementation": "reference",
+        "reset_optimizer_each_stage": True,
+        "prompt_init": "reference",
+        "eval_weights": "plain",
+        "eval_task_source": "classifier",
+    },
+}
+IMPLEMENTATIONS = ("library", "reference")
+EVAL_WEIGHTS = ("ema", "plain")
+TASK_SOURCES = ("given", "classifier")
+
 
 def parse_strategy(name: str) -> tuple[bool, str | None]:
     """``(sequential, prompt)`` of a strategy name (``"M"``, ``"S"``, ``"M+EP"``, ``"S+EP"``, ``"M+AP"``, ``"S+AP"``).
@@ -74,6 +91,24 @@ class TrainConfig:
         checkpoint_every: save a resumable checkpoint every that many iterations (default 1000; 0: only at
             the end, so that a kill loses the whole run). Every preset sets its own (at most a period).
         seed: initial weights, data, sampler and prompts all derive from it (paired seeds).
+        profile: ``library`` (default) or ``reference``: fills the keys below that the config does not
+            set with the official code's choices (:data:`PROFILES`): its data path, optimizer restart at
+            every stage, its initialisation, evaluation of the plain weights with classifier-picked prompts.
+        data_implementation: ``library`` or ``reference`` (``degrade(..., implementation=...)``, the
+            default training set's data path; YAML ``data: {implementation: ...}`` or
+            ``--set data.implementation=...`` set it too).
+        prompt_init: ``library`` (modulators start at zero: the identity) or ``reference`` (PyTorch's
+            default init of the modulators and, for SRResNet with prompts, of conv_first/conv_hr/conv_last).
+        prompt_maps: a reference-format explicit prompt map file (7 x 128 x 128, ``.npy`` or ``.pt``,
+            tasks in the reference's order) used instead of the seeded random maps.
+        eval_weights: ``ema`` or ``plain``: the weights validation and ``mio-strategies eval`` use by default.
+        eval_task_source: ``given`` or ``classifier``: how ``mio-strategies eval`` picks explicit prompts
+            by default.
+        balance: how the curriculum sampler fills a batch: ``tasks`` (uniform over the active tasks) or
+            ``samples`` (uniform over their samples).
+        protocol, protocol_root: train on a benchmark protocol's data (``three-task``, ``five-task``,
+            ``cdd11``, ``mio-7``; see :mod:`mio_strategies.protocols`) read from ``protocol_root`` instead
+            of synthesizing from ``train_images``; ``mio-strategies train --protocol`` sets both.
     """
 
     name: str = "run"
@@ -105,6 +140,15 @@ class TrainConfig:
     log_every: int = 100
     seed: int = 0
     device: str = "auto"
+    profile: str = "library"
+    data_implementation: str = "library"
+    prompt_init: str = "library"
+    prompt_maps: str | None = None
+    eval_weights: str = "ema"
+    eval_task_source: str = "given"
+    balance: str = "tasks"
+    protocol: str | None = None
+    protocol_root: str | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -174,6 +218,27 @@ class TrainConfig:
                 "is the reference's chained per-stage jobs; each_period also resets within the all-task periods)"
             )
         _device_name("device", self.device)
+        for key, valid in (("profile", tuple(PROFILES)), ("data_implementation", IMPLEMENTATIONS),
+                           ("prompt_init", IMPLEMENTATIONS), ("eval_weights", EVAL_WEIGHTS),
+                           ("eval_task_source", TASK_SOURCES)):
+            if getattr(self, key) not in valid:
+                raise ValueError(f"unknown {key} {getattr(self, key)!r}: valid values are {list(valid)}")
+        if self.prompt_maps is not None:
+            if not isinstance(self.prompt_maps, str) or not self.prompt_maps:
+                raise TypeError(f"prompt_maps must be a file path (a string) or null, got {self.prompt_maps!r}")
+            if parse_strategy(self.strategy)[1] != "explicit":
+                raise ValueError(f"prompt_maps is for explicit prompts (strategy M+EP or S+EP), not {self.strategy!r}")
+        if self.balance not in ("tasks", "samples"):
+            raise ValueError(f"balance must be 'tasks' or 'samples', got {self.balance!r}")
+        if self.protocol is not None:
+            from mio_strategies.protocols import get_protocol
+
+            get_protocol(self.protocol)  # KeyError listing the protocols
+            if not isinstance(self.protocol_root, str) or not self.protocol_root:
+                raise ValueError(f"protocol {self.protocol!r} needs protocol_root, the folder holding its data "
+                                 "(`mio-strategies train --protocol NAME --data ROOT`)")
+        elif self.protocol_root is not None:
+            raise ValueError("protocol_root is set but protocol is not: set both, or neither")
         if spec.size_multiple > 1 and self.patch_size % spec.size_multiple:
             raise ValueError(
                 f"patch_size {self.patch_size} is not a multiple of {spec.size_multiple}, which backbone "
@@ -275,8 +340,30 @@ def _check_keys(data: Mapping[str, Any]) -> dict[str, Any]:
     return dict(data)
 
 
+def _nested_data_keys(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``data: {implementation: x}`` (YAML) or ``data.implementation`` (an override) as ``data_implementation``."""
+    out = dict(data)
+    nested = out.pop("data", None)
+    if nested is not None:
+        if not isinstance(nested, Mapping) or set(nested) - {"implementation"}:
+            raise ConfigKeyError(f"config key 'data' must be a mapping with the key 'implementation' only, got {nested!r}")
+        if "implementation" in nested:
+            out["data_implementation"] = nested["implementation"]
+    if "data.implementation" in out:
+        out["data_implementation"] = out.pop("data.implementation")
+    return out
+
+
+def _with_profile(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` with its profile's values for the keys it does not set."""
+    profile = data.get("profile", "library")
+    if not isinstance(profile, str) or profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}: valid profiles are {list(PROFILES)}")
+    return {**PROFILES[profile], **data}
+
+
 def _from_mapping(data: Mapping[str, Any]) -> TrainConfig:
-    data = _check_keys(data)
+    data = _with_profile(_check_keys(_nested_data_keys(data)))
     if "betas" in data and isinstance(data["betas"], list):
         data["betas"] = tuple(data["betas"])
     if "backbone_kwargs" in data and data["backbone_kwargs"] is None:
@@ -428,10 +515,12 @@ def parse_overrides(items: Iterable[str] | Mapping[str, Any] | None) -> dict[str
             pairs.append((key.strip(), _parse_value(value.strip())))
     out: dict[str, Any] = {}
     for key, value in pairs:
-        if "." in key:
+        if key == "data.implementation":
+            out["data_implementation"] = value
+        elif "." in key:
             head, sub = key.split(".", 1)
             if head != "backbone_kwargs":
-                raise ConfigKeyError(f"nested override {key!r}: only backbone_kwargs.<option> may be nested")
+                raise ConfigKeyError(f"nested override {key!r}: only backbone_kwargs.<option> and data.implementation may be nested")
             out.setdefault("backbone_kwargs", {})[sub] = value
         else:
             if key == "backbone_kwargs":

@@ -120,10 +120,19 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
 
 
 def _build_injector(backbone: nn.Module, name: str, kwargs: Mapping[str, Any], prompt: str, *, seed: int,
-                    prompt_size: int, size_multiple: int) -> Any:
-    from mio_strategies.prompts import AdaptivePrompt, ExplicitPrompt, PromptInjector
+                    prompt_size: int, size_multiple: int, prompt_maps: str | None = None) -> Any:
+    from mio_strategies.prompts import (
+        AdaptivePrompt,
+        ExplicitPrompt,
+        PromptInjector,
+        PromptSource,
+        load_reference_prompt_maps,
+    )
 
-    if prompt == "explicit":
+    source: PromptSource
+    if prompt == "explicit" and prompt_maps is not None:
+        source = ExplicitPrompt(NUM_TASKS, maps=load_reference_prompt_maps(prompt_maps))
+    elif prompt == "explicit":
         source = ExplicitPrompt(NUM_TASKS, size=prompt_size, generator=torch.Generator().manual_seed(seed))
     elif prompt == "adaptive":
         source = AdaptivePrompt(3)
@@ -146,6 +155,8 @@ def build_restorer(
     backbone_kwargs: Mapping[str, Any] | None = None,
     seed: int = 0,
     prompt_size: int = 128,
+    prompt_init: str = "library",
+    prompt_maps: str | None = None,
 ) -> Restorer:
     """Build a backbone (weights from ``seed``) and attach the prompt of the strategy, if any.
 
@@ -156,6 +167,12 @@ def build_restorer(
         backbone_kwargs: backbone option overrides.
         seed: initial weights (backbone and prompt modules), so paired runs start equal.
         prompt_size: side of the explicit prompt maps.
+        prompt_init: ``"library"``: modulators at zero (the prompt starts as the identity), the backbone's
+            own init. ``"reference"``: the reference's EP/AP models: PyTorch's default init of the modulators
+            and, for SRResNet, of ``conv_first`` / ``conv_hr`` / ``conv_last`` (not scaled by 0.1); only with a
+            prompt (a plain backbone is the same in both).
+        prompt_maps: a reference-format explicit prompt map file (see
+            :func:`~mio_strategies.prompts.load_reference_prompt_maps`) instead of seeded maps.
 
     Example:
         >>> r = build_restorer("srresnet_tiny", None)
@@ -166,9 +183,41 @@ def build_restorer(
     kwargs = spec.kwargs(backbone_kwargs)
     net = create_backbone(backbone, seed=seed, **kwargs)
     prompt = strategy_prompt or spec.builtin_prompt
+    if prompt_init not in ("library", "reference"):
+        raise ValueError(f"unknown prompt_init {prompt_init!r}: valid values are ['library', 'reference']")
+    if prompt_maps is not None and prompt != "explicit":
+        raise ValueError(f"prompt_maps is for explicit prompts, but this model's prompt is {prompt!r}")
     injector = None
     if prompt is not None:
         injector = _build_injector(
-            net, backbone, kwargs, prompt, seed=seed, prompt_size=prompt_size, size_multiple=spec.size_multiple
+            net, backbone, kwargs, prompt, seed=seed, prompt_size=prompt_size, size_multiple=spec.size_multiple,
+            prompt_maps=prompt_maps,
         )
+        if prompt_init == "reference":
+            _reference_init(net, injector, backbone, seed)
     return Restorer(net, injector, prompt, spec.size_multiple)
+
+
+#: backbones whose reference EP/AP models leave some convs at PyTorch's default init where the library's
+#: backbone scales them (basicsr's default_init_weights(..., 0.1))
+_REFERENCE_DEFAULT_INIT_CONVS = {
+    "srresnet": ("conv_first", "conv_hr", "conv_last"),
+    "srresnet_tiny": ("conv_first", "conv_hr", "conv_last"),
+}
+
+
+_INIT_STREAM = 0x1417  # key of the reference initialisation's random stream
+
+
+@torch.no_grad()
+def _reference_init(net: nn.Module, injector: Any, backbone: str, seed: int) -> None:
+    """The reference's initialisation of a prompted model: PyTorch defaults for the modulators and convs."""
+    from mio_strategies._rng import derive_seed
+
+    injector.reset_modulators("default", generator=torch.Generator().manual_seed(derive_seed(seed, _INIT_STREAM)))
+    names = _REFERENCE_DEFAULT_INIT_CONVS.get(backbone, ())
+    if names:
+        with torch.random.fork_rng(devices=[]):  # reset_parameters draws from the global RNG: fork it
+            torch.manual_seed(derive_seed(seed, _INIT_STREAM, 1))
+            for n in names:
+                getattr(net, n).reset_parameters()

@@ -194,6 +194,10 @@ def _float_state(restorer: Restorer, clone: bool = True) -> dict[str, torch.Tens
 def _default_dataset(cfg: TrainConfig, world: int, saved: Mapping[str, Any] | None = None) -> Any:
     from mio_strategies.data import MiODataset, embedded_image_paths, list_images
 
+    if cfg.protocol is not None:  # a benchmark protocol's data on disk
+        from mio_strategies.harness._protocol_run import protocol_train_dataset
+
+        return protocol_train_dataset(cfg, world, saved)
     images = list_images(cfg.train_images) if cfg.train_images is not None else embedded_image_paths()
     # An item is a function of (seed, epoch, index), so an index drawn twice gives the same patch.
     # Repeat the images so that the run draws each index about once (fresh crops and degradations),
@@ -208,18 +212,23 @@ def _default_dataset(cfg: TrainConfig, world: int, saved: Mapping[str, Any] | No
     items = ((saved or {}).get("sampler") or {}).get("config", {}).get("dataset", {}).get("num_items")
     if isinstance(items, int) and items > 0 and items % per_pass == 0:
         repeat = items // per_pass
-    return MiODataset(images, cfg.order_tasks, patch_size=cfg.patch_size, preset=cfg.preset, seed=cfg.seed, repeat=repeat)
+    return MiODataset(images, cfg.order_tasks, patch_size=cfg.patch_size, preset=cfg.preset, seed=cfg.seed, repeat=repeat,
+                      implementation=cfg.data_implementation)
 
 
 def default_validation_set(cfg: TrainConfig) -> Any:
     """Fixed validation patches (``val_size``) of the validation (or training) images, every task."""
     from mio_strategies.data import MiODataset, embedded_image_paths, list_images
 
+    if cfg.protocol is not None and cfg.val_images is None:
+        from mio_strategies.harness._protocol_run import protocol_validation_set
+
+        return protocol_validation_set(cfg)
     src = cfg.val_images or cfg.train_images
     images = list_images(src) if src is not None else embedded_image_paths()
     return MiODataset(
         images, cfg.order_tasks, patch_size=cfg.val_size, preset=cfg.preset, augment=False,
-        seed=derive_seed(cfg.seed, 7919),
+        seed=derive_seed(cfg.seed, 7919), implementation=cfg.data_implementation,
     )
 
 
@@ -357,7 +366,7 @@ def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, 
     t_start = time.perf_counter()
     restorer = build_restorer(
         cfg.backbone, cfg.strategy_prompt, backbone_kwargs=cfg.backbone_kwargs,
-        seed=cfg.seed, prompt_size=cfg.prompt_size,
+        seed=cfg.seed, prompt_size=cfg.prompt_size, prompt_init=cfg.prompt_init, prompt_maps=cfg.prompt_maps,
     ).to(device)
     params = restorer.parameters()
     optimizer = _make_optimizer(cfg, params)
@@ -365,7 +374,8 @@ def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, 
     ema = _EMA(restorer, cfg.ema_decay) if cfg.ema_decay > 0 else None
 
     curriculum = _make_curriculum(cfg)
-    sampler = SequentialCurriculumSampler(dataset, curriculum, cfg.batch_size, seed=cfg.seed, rank=rank, world_size=world)
+    sampler = SequentialCurriculumSampler(dataset, curriculum, cfg.batch_size, seed=cfg.seed, balance=cfg.balance,
+                                          rank=rank, world_size=world)
     total = cfg.total_iters
     start = 0
     history: list[dict[str, Any]] = []
@@ -437,7 +447,7 @@ def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, 
             return
         if val_dataset is None:
             val_dataset = default_validation_set(cfg)
-        with _ema_weights(restorer, ema):
+        with _ema_weights(restorer, ema if cfg.eval_weights == "ema" else None):
             res = evaluate(restorer, val_dataset, device=device, progress=False)
         table = res.per_task()
         rec = {"iteration": iteration, "psnr": {k: v["psnr"] for k, v in table.items()}, "average": res.average()["psnr"]}
@@ -474,7 +484,8 @@ def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, 
             t0 = time.perf_counter()
             lq = batch["lq"].to(device, non_blocking=True)
             gt = batch["gt"].to(device, non_blocking=True)
-            task = batch["task"].to(device)
+            # mixing weights over a composite degradation's tasks (CDD-11) when the data give them, else task ids
+            task = batch["prompt" if "prompt" in batch else "task"].to(device)
             out_img = restorer(lq, task)
             loss = F.l1_loss(out_img, gt)
             optimizer.zero_grad(set_to_none=True)
@@ -621,13 +632,14 @@ def _yaml(data: Mapping[str, Any]) -> str:
     return yaml.safe_dump(dict(data), sort_keys=False)
 
 
-def load_restorer(checkpoint: str | Path, *, ema: bool = True, device: str | torch.device = "cpu",
+def load_restorer(checkpoint: str | Path, *, ema: bool | None = True, device: str | torch.device = "cpu",
                   expect: Mapping[str, Any] | None = None) -> tuple[Restorer, TrainConfig, dict[str, Any]]:
     """Rebuild the model a checkpoint holds (EMA weights by default).
 
     Args:
         checkpoint: path of a harness ``checkpoint.pt``.
-        ema: load the EMA weights when the run kept them.
+        ema: load the EMA weights when the run kept them; ``None``: as the run's ``eval_weights`` says
+            (``plain`` under the reference profile).
         expect: ``{"backbone": ..., "strategy": ...}`` the caller requires; a mismatch is refused.
 
     Returns:
@@ -643,8 +655,11 @@ def load_restorer(checkpoint: str | Path, *, ema: bool = True, device: str | tor
     restorer = build_restorer(
         cfg.backbone, cfg.strategy_prompt,
         backbone_kwargs=cfg.backbone_kwargs, seed=cfg.seed, prompt_size=cfg.prompt_size,
+        prompt_init=cfg.prompt_init, prompt_maps=cfg.prompt_maps,
     )
     restorer.load_state_dict(state["model"])
+    if ema is None:
+        ema = cfg.eval_weights == "ema"
     if ema and state.get("ema") is not None:
         e = _EMA(restorer, cfg.ema_decay or 0.5)
         e.load_state_dict(state["ema"])
