@@ -18,6 +18,7 @@ from mio_strategies import __version__
 _COMMAND_MODULES: tuple[str, ...] = (
     "mio_strategies.data._cli",
     "mio_strategies.harness._cli",
+    "mio_strategies.harness._restore",
     "mio_strategies.harness._protocol_cli",
     "mio_strategies.harness._analyze_cli",
 )

@@ -22,6 +22,7 @@ from mio_strategies.harness._classifier import ClassifierRun, train_classifier
 from mio_strategies.harness._config import STRATEGIES, TrainConfig, list_presets, load_config, parse_strategy
 from mio_strategies.harness._demo import run_demo
 from mio_strategies.harness._eval import EvalResult, evaluate, format_table, paper_results, write_tables
+from mio_strategies.harness._restore import RestoreReport, restore_images
 from mio_strategies.harness._train import TrainingInterrupted, TrainResult, load_restorer, train
 from mio_strategies.harness._weights import export_weights, shipped_weights
 from mio_strategies.metrics import psnr, ssim
@@ -46,6 +47,7 @@ __all__ = [
     "ClassifierRun",
     "EvalResult",
     "NotACheckpointError",
+    "RestoreReport",
     "Restorer",
     "SRResNet",
     "TrainConfig",
@@ -70,6 +72,7 @@ __all__ = [
     "parse_strategy",
     "psnr",
     "register_backbone",
+    "restore_images",
     "run_demo",
     "save_checkpoint",
     "shipped_weights",
