@@ -547,6 +547,8 @@ def test_demo_code_path_with_a_tiny_budget(tmp_path):
     assert "identity" in report and "S+EP" in report
     assert "DDR (PCA of the pooled features of `body.0`)" in report  # SRResNet: the last residual block
     assert "Explicit-prompt rows are given each image's task" in report  # the paper's tables use a classifier
+    assert "Wall time of each training, on this machine under its load at the time" in report  # not a speed
+    assert "Paired differences to M, " in res["summary"] and "- S+EP - M: " in res["summary"]
     with pytest.raises(FileExistsError, match="pass overwrite=True to replace it"):
         run_demo(out, progress=False)
 

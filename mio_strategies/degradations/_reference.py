@@ -39,8 +39,8 @@ __all__ = [
     "jpeg_diffjpeg",
 ]
 
-#: the two data paths: the library's own choices, and the reference code's
 IMPLEMENTATIONS = ("library", "reference")
+"""The two data paths: the library's own choices (``"library"``), and the reference code's (``"reference"``)."""
 
 #: the reference crops rain and haze images (top-left) to a multiple of this on each side
 REFERENCE_CROP_MULTIPLE = 4

@@ -30,6 +30,7 @@ from mio_strategies.harness._config import STRATEGIES, TrainConfig, list_presets
 from mio_strategies.harness._demo import run_demo
 from mio_strategies.harness._eval import EvalResult, evaluate, format_table, paper_results, write_tables
 from mio_strategies.harness._metrics import psnr, ssim
+from mio_strategies.harness._restore import RestoreReport, restore_images
 from mio_strategies.harness._restorer import Restorer, build_restorer
 from mio_strategies.harness._train import TrainingInterrupted, TrainResult, load_restorer, train
 from mio_strategies.harness._weights import export_weights, shipped_weights
@@ -41,6 +42,7 @@ __all__ = [
     "ClassifierRun",
     "EvalResult",
     "NotACheckpointError",
+    "RestoreReport",
     "Restorer",
     "SRResNet",
     "TrainConfig",
@@ -65,6 +67,7 @@ __all__ = [
     "parse_strategy",
     "psnr",
     "register_backbone",
+    "restore_images",
     "run_demo",
     "save_checkpoint",
     "shipped_weights",

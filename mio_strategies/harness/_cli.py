@@ -102,15 +102,18 @@ def add_parser(subparsers: Any) -> None:
     e.set_defaults(func=_with_pixel_limit(_eval))
 
     d = subparsers.add_parser(
-        "demo", help="train a tiny model M vs S+EP on the embedded photos and report (minutes on a CPU)",
-        description="The main-job demo: trains, evaluates per task next to the identity, writes plots and a report.",
+        "demo", help="the strategies compared on the embedded photos: trained here (minutes on a CPU) or --pretrained",
+        description="The main job: trains a tiny model with each strategy (or loads the shipped weights with "
+                    "--pretrained), evaluates per task next to the unrestored input, prints the table, the verdicts, "
+                    "the paired differences to M and the paper's claims read from them, and writes plots and a report.",
     )
-    d.add_argument("--output", default="mio-demo", help="demo folder (default: mio-demo)")
+    d.add_argument("--output", default=None,
+                   help="demo folder (default: mio-demo, or mio-demo-pretrained with --pretrained)")
     d.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override the cpu_demo preset (e.g. --set period_iters=20 for a smoke run)")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--overwrite", action="store_true",
-                   help="replace an existing demo folder that mio-strategies wrote (never a file, a link or another folder)")
+                   help="replace an existing demo folder that mio-strategies wrote once the new demo is complete (never a file, a link or another folder)")
     d.add_argument("--no-progress", action="store_true")
     d.add_argument("--pretrained", nargs="?", const=True, default=False, metavar="DIR",
                    help="evaluate trained weights instead of training: the weights shipped with the package, or a "
@@ -403,5 +406,7 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"error: {_message(exc)}", file=sys.stderr)
         return 2
     print(res["table"])
+    if res.get("summary"):
+        print(res["summary"])
     print("written: " + ", ".join(res["paths"].values()))
     return 0

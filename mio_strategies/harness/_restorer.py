@@ -12,6 +12,7 @@ from torch import nn
 
 from mio_strategies.harness._backbones import backbone_spec, create_backbone, injection_plan, prompt_scales
 from mio_strategies.tasks import NUM_TASKS
+from mio_strategies.utils.tiling import pad_to_multiple, tiled_apply
 
 __all__ = ["Restorer", "build_restorer"]
 
@@ -103,20 +104,40 @@ class Restorer:
         with self._prompt_scope(task):
             return self.backbone(lq)
 
-    def restore(self, lq: torch.Tensor, task: torch.Tensor | None = None) -> torch.Tensor:
-        """Forward with reflection padding to the size multiple; output cropped to the input size."""
-        h, w = lq.shape[-2:]
-        return self(pad_to_multiple(lq, self.size_multiple), task)[..., :h, :w]
+    def restore(self, lq: torch.Tensor, task: torch.Tensor | None = None, *, tile: int | None = None,
+                overlap: int = 32) -> torch.Tensor:
+        """Restore ``lq`` of any size: padded to the size multiple (reflection), cropped back to its size.
 
+        With ``tile``, the backbone sees one ``tile x tile`` crop at a time (tiles overlapping by at least
+        ``overlap`` pixels and blended, see :func:`~mio_strategies.utils.tiling.tiled_apply`), so memory is
+        bounded by the tile; ``lq`` and the result stay on ``lq``'s device while each tile goes to the
+        model's. An explicit prompt (``task``) applies to every tile; an adaptive prompt is read from each tile.
 
-def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Pad the bottom and right of ``x`` so that its sides are multiples of ``multiple``: by reflection, or by
-    repeating the edge where the image is too small to reflect (a pad as long as its side)."""
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    if not (ph or pw):
-        return x
-    return F.pad(x, (0, pw, 0, ph), mode="reflect" if ph < h and pw < w else "replicate")
+        Args:
+            lq: ``(B, 3, H, W)`` degraded images in [0, 1].
+            task: as for calling the restorer (task ids, a mixture, or None).
+            tile: the tile side, rounded up to the size multiple; None restores the whole image at once.
+            overlap: the least overlap of neighbouring tiles (``0 <= overlap < tile / 2``).
+
+        Returns:
+            ``(B, 3, H, W)`` on ``lq``'s device.
+
+        Raises:
+            ValueError: a tile or overlap out of range.
+
+        Example:
+            >>> r = build_restorer("srresnet_tiny", None)
+            >>> with torch.no_grad():
+            ...     r.restore(torch.rand(1, 3, 150, 97), tile=64, overlap=16).shape
+            torch.Size([1, 3, 150, 97])
+        """
+        m = self.size_multiple
+        if tile is not None:
+            tile = -(-int(tile) // m) * m
+        params = self.parameters()
+        device = params[0].device if params else lq.device
+        with self._prompt_scope(None if task is None else task.to(device)):
+            return tiled_apply(lambda t: self.backbone(t.to(device)), lq, tile, overlap, m)
 
 
 def _build_injector(backbone: nn.Module, name: str, kwargs: Mapping[str, Any], prompt: str, *, seed: int,

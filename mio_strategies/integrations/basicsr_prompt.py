@@ -399,7 +399,14 @@ def load_basicsr_restorer(options: str | Path | Mapping[str, Any], weights: str 
         ordered_yaml = import_basicsr("utils.options").ordered_yaml
         import yaml
 
-        options = yaml.load(Path(options).read_text(encoding="utf-8"), Loader=ordered_yaml()[0])
+        if not Path(options).is_file():
+            raise FileNotFoundError(f"BasicSR options file {str(options)!r} does not exist")
+        try:
+            options = yaml.load(Path(options).read_text(encoding="utf-8"), Loader=ordered_yaml()[0])
+        except yaml.YAMLError as exc:
+            raise ValueError(f"cannot parse BasicSR options file {str(options)!r}: {exc}") from None
+        if not isinstance(options, Mapping):
+            raise ValueError(f"BasicSR options must be a mapping (with network_g), got {type(options).__name__}")
     net_opt = options.get("network_g", options)
     if not isinstance(net_opt, Mapping) or net_opt.get("type") != "MiOPromptedNet":
         raise ValueError(f"load_basicsr_restorer needs options with network_g type MiOPromptedNet, got {net_opt.get('type') if isinstance(net_opt, Mapping) else net_opt!r}")
@@ -407,11 +414,23 @@ def load_basicsr_restorer(options: str | Path | Mapping[str, Any], weights: str 
         size_multiple = ((options.get("val") or {}) if "network_g" in options else {}).get("size_multiple", 1)
     size_multiple = _size_multiple(size_multiple)
     register()
-    saved = torch.load(Path(weights), map_location="cpu", weights_only=True)
+    if not Path(weights).is_file():
+        raise FileNotFoundError(f"BasicSR weights file {str(weights)!r} does not exist")
+    try:
+        saved = torch.load(Path(weights), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - a corrupt or foreign file, reported by name
+        raise ValueError(f"cannot read BasicSR weights {str(weights)!r} ({type(exc).__name__}: {exc})") from None
+    if not isinstance(saved, Mapping):
+        raise ValueError(f"{str(weights)!r} is not a BasicSR weights file (a dict with {param_key!r}), got "
+                         f"{type(saved).__name__}")
     if param_key not in saved:
         raise ValueError(f"{str(weights)!r} has no {param_key!r} weights (it has {sorted(saved)}): pass param_key=...")
     net = import_basicsr("archs").build_network(dict(net_opt))
-    net.load_state_dict(saved[param_key])
+    try:
+        net.load_state_dict(saved[param_key])
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        raise ValueError(f"the {param_key!r} weights of {str(weights)!r} do not fit the network_g of the options "
+                         f"({str(exc).splitlines()[0]})") from None
     return net.eval().restorer(size_multiple)
 
 

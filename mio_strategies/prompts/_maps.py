@@ -12,8 +12,8 @@ from ..tasks import NUM_TASKS, TASKS
 
 __all__ = ["REFERENCE_MAP_ORDER", "load_reference_prompt_maps"]
 
-#: the task of each map in the reference's file, by index: blur, noise, jpeg, rain, haze, low-light ("dark"), sr
 REFERENCE_MAP_ORDER = "BNJRHLS"
+"""The task of each map in the reference's file, by index: blur, noise, jpeg, rain, haze, low-light ("dark"), sr."""
 
 
 def load_reference_prompt_maps(path: str | os.PathLike) -> torch.Tensor:
