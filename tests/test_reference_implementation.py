@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from conftest import real_batch
 
 import mio_strategies.degradations as D
-from mio_strategies.integrations._basicsr_compat import import_basicsr
+from mio_strategies.utils.basicsr_compat import import_basicsr
 
 
 def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -362,7 +362,7 @@ def test_bad_prompt_map_files_are_refused(tmp_path):
 
 
 def test_reference_prompt_init_starts_away_from_the_identity_and_resets_the_srresnet_convs():
-    from mio_strategies.harness._restorer import build_restorer
+    from mio_strategies.models import build_restorer
 
     lib = build_restorer("srresnet_tiny", "explicit", seed=0)
     ref = build_restorer("srresnet_tiny", "explicit", seed=0, prompt_init="reference")
