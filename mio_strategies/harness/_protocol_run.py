@@ -118,7 +118,7 @@ def protocol_validation_set(cfg: TrainConfig, per_slot: int = 4) -> Any:
     """Fixed ``val_size`` crops of a few training pairs per slot (no augmentation), for the logged validation."""
     from torch.utils.data import Subset
 
-    from mio_strategies._rng import derive_seed
+    from mio_strategies.utils.rng import derive_seed
 
     p = get_protocol(cfg.protocol)  # type: ignore[arg-type]
     if any(f.pairing == "synthesize" for f in p.folders if f.split == "train"):

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from mio_strategies._rng import generator_from
+from mio_strategies.utils.rng import generator_from
 from mio_strategies.data import read_image
 from mio_strategies.protocols._pairing import pair_folder
 from mio_strategies.protocols._spec import Folder, Protocol, ProtocolTask, TestSet
