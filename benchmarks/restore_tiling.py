@@ -35,8 +35,11 @@ def _measure(side: int, tile: int | None, overlap: int, device: str) -> dict[str
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
-    peak = (torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda")
-            else (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base_rss) / 1024)
+    peak = (
+        torch.cuda.max_memory_allocated() / 2**20
+        if device.startswith("cuda")
+        else (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base_rss) / 1024
+    )
     assert y.shape == x.shape
     return {"peak_mib": peak, "seconds": seconds}
 
@@ -55,18 +58,38 @@ def main() -> None:
         return
     rows = {}
     for variant in ("whole", "tiled"):
-        out = subprocess.run([sys.executable, __file__, "--child", variant, "--side", str(args.side), "--tile",
-                              str(args.tile), "--overlap", str(args.overlap), "--device", args.device],
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                variant,
+                "--side",
+                str(args.side),
+                "--tile",
+                str(args.tile),
+                "--overlap",
+                str(args.overlap),
+                "--device",
+                args.device,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         rows[variant] = json.loads(out.stdout.strip().splitlines()[-1])
     what = "peak CUDA memory" if args.device.startswith("cuda") else "peak RSS rise"
-    print(f"{args.side} x {args.side} image, shipped S+EP U-Net, device {args.device}; tiles {args.tile}, "
-          f"overlap {args.overlap}")
+    print(
+        f"{args.side} x {args.side} image, shipped S+EP U-Net, device {args.device}; tiles {args.tile}, "
+        f"overlap {args.overlap}"
+    )
     for name, r in rows.items():
         print(f"  {name:6s} {what} {r['peak_mib']:8.1f} MiB   wall {r['seconds']:6.2f} s")
     w, t = rows["whole"], rows["tiled"]
-    print(f"  tiled / whole: memory {t['peak_mib'] / w['peak_mib']:.2f}x, wall time {t['seconds'] / w['seconds']:.2f}x "
-          "(wall times on this machine under its load)")
+    print(
+        f"  tiled / whole: memory {t['peak_mib'] / w['peak_mib']:.2f}x, wall time {t['seconds'] / w['seconds']:.2f}x "
+        "(wall times on this machine under its load)"
+    )
 
 
 if __name__ == "__main__":
