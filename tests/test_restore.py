@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -67,7 +69,7 @@ def test_tiles_are_bounded_by_the_tile_and_cover_the_image_with_the_overlap():
             starts = tile_starts(length_p, tile, overlap, multiple)
             assert starts[0] == 0 and starts[-1] + min(tile, length_p) == length_p
             assert all(s % multiple == 0 for s in starts)
-            assert all(b - a <= tile - overlap for a, b in zip(starts, starts[1:]))  # overlap at least `overlap`
+            assert all(b - a <= tile - overlap for a, b in itertools.pairwise(starts))  # overlap at least `overlap`
 
 
 def test_calls_back_per_tile_and_keeps_the_output_on_the_inputs_device():

@@ -226,7 +226,7 @@ def evaluate_protocol(restorer: Any, protocol: str | Protocol, root: str | Path,
             out = restore(lq, task.to(device))
             rec: dict[str, Any] = {"test_set": ds.test_set.name, "image": item["image"]}
             for pre, img in (("", out), ("identity_", lq)):
-                kw = {"border": ev.border, "quantize": ev.quantize}
+                kw: dict[str, Any] = {"border": ev.border, "quantize": ev.quantize}
                 rec[pre + "psnr"] = float(convention_psnr(img, gt, color=ev.color, **kw)[0])
                 rec[pre + "ssim"] = float(convention_ssim(img, gt, color=ev.color, window=ev.ssim_window, **kw)[0])
                 rec[pre + "psnr_alt"] = float(convention_psnr(img, gt, color=alt, **kw)[0])
