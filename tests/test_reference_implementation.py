@@ -264,8 +264,10 @@ def test_prompt_maps_need_an_explicit_prompt_strategy():
         load_config("mini_quick", ["prompt_maps=maps.npy", "strategy=S+AP"])
 
 
-def test_reference_profile_trains_and_validates_its_plain_weights(tmp_path):
-    from mio_strategies.harness import load_config, train
+def test_reference_profile_trains_validates_its_plain_weights_and_evaluates_with_the_classifier(tmp_path, capsys):
+    from mio_strategies.cli import main
+    from mio_strategies.data import build_testset, embedded_image_paths
+    from mio_strategies.harness import load_config, train, train_classifier
     from mio_strategies.harness._train import load_restorer
 
     cfg = load_config("cpu_demo", [
@@ -281,6 +283,22 @@ def test_reference_profile_trains_and_validates_its_plain_weights(tmp_path):
     w = "backbone.conv_first.weight"
     assert not torch.equal(plain.backbone.state_dict()["conv_first.weight"], ema.backbone.state_dict()["conv_first.weight"]), w
     assert torch.equal(plain.backbone.state_dict()["conv_first.weight"], state["model"]["backbone"]["conv_first.weight"])
+
+    # eval follows the run's profile: classifier-picked prompts (so it asks for a classifier), plain weights
+    testset = tmp_path / "set"
+    build_testset([embedded_image_paths()[0]], testset, tasks="SJ", implementation="reference")
+    args = ["eval", "--checkpoint", str(res.checkpoint), "--testset", str(testset)]
+    assert main([*args, "--output", str(tmp_path / "e0")]) == 2
+    assert "the run's profile picks prompts with the classifier" in capsys.readouterr().err
+    clf = train_classifier(tmp_path / "clf.pt", steps=2, batch_size=2, crop=18, width=4, progress=False,
+                           device="cpu", arch="reference", implementation="reference")
+    assert main([*args, "--classifier", str(clf.path), "--output", str(tmp_path / "e1")]) == 0
+    out = capsys.readouterr().out
+    assert "task-classifier accuracy" in out and "sr " in out and "jpeg " in out
+    assert "(overall, then per task)" in (tmp_path / "e1" / "results.md").read_text()
+    result = json.loads((tmp_path / "e1" / "results.json").read_text())["results"][0]
+    assert set(result["classifier_accuracy_per_task"]) == {"sr", "jpeg"}
+    assert main([*args, "--task-source", "given", "--output", str(tmp_path / "e2")]) == 0
 
 
 # --------------------------------------------------------------------------------------------- model parts

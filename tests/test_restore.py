@@ -141,7 +141,7 @@ def test_16_bit_png_files_keep_their_precision(tmp_path):
 # -- the command ------------------------------------------------------------------------------------------------
 def _checkpoint(tmp_path, strategy: str):
     """Weights of an untrained tiny model of ``strategy``, as an exported file (no training needed)."""
-    from mio_strategies.harness._checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
+    from mio_strategies.checkpoints import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
 
     cfg = load_config("cpu_demo", ["backbone=unet_tiny", "backbone_kwargs.num_feat=4", "backbone_kwargs.num_block=1",
                                    "backbone_kwargs.levels=2", "prompt_size=16", f"strategy={strategy}"])
