@@ -347,6 +347,25 @@ def test_reference_prompt_maps_are_reordered_to_the_library_task_ids(tmp_path, s
     assert torch.equal(src.maps, maps) and src.size == 128
 
 
+def test_a_run_with_reference_prompt_maps_trains_on_them_and_loads_without_the_file(tmp_path):
+    from mio_strategies.harness import load_config, train
+    from mio_strategies.harness._train import load_restorer
+    from mio_strategies.prompts import load_reference_prompt_maps
+
+    f = tmp_path / "type7.npy"
+    np.save(f, np.random.default_rng(0).uniform(size=(7, 24, 24)))
+    cfg = load_config("cpu_demo", [
+        "strategy=M+EP", "backbone=srresnet_tiny", "backbone_kwargs.num_feat=4", "backbone_kwargs.num_block=1",
+        "periods=1", "period_iters=2", "batch_size=2", "patch_size=16", "val_size=24", "prompt_size=16",
+        f"prompt_maps={f}",
+    ])
+    res = train(cfg, tmp_path / "run", progress=False)
+    maps = load_reference_prompt_maps(f)
+    f.unlink()  # the maps travel in the checkpoint
+    restorer, _, _ = load_restorer(res.checkpoint)
+    assert torch.equal(restorer.injector.source.maps, maps)
+
+
 def test_bad_prompt_map_files_are_refused(tmp_path):
     from mio_strategies.prompts import load_reference_prompt_maps
 
