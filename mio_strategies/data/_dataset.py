@@ -67,6 +67,9 @@ class MiODataset(Dataset):
             ``.png`` or ``.mat``); read for haze items only, cropped and augmented with the image.
             Without it, haze uses the library's default depth estimate.
         cache: keep decoded GT images in memory (default for fewer than 64 images).
+        stream: random stream of the noise and rain fields, ``"torch"`` or ``"philox"`` (``None``: the
+            degradations' default; see :func:`~mio_strategies.degradations.sample_params`). It changes the
+            noise and rain images only, no crop or parameter.
 
     Items are dicts: ``lq`` and ``gt`` ``(3, P, P)`` float tensors, ``task`` (int id), ``index``,
     ``image`` (name) and ``params`` (the sampled degradation parameters, 0-d tensors). Parameter keys
@@ -101,8 +104,9 @@ class MiODataset(Dataset):
         repeat: int = 1,
         depth_dir: PathLike | None = None,
         cache: bool | None = None,
+        stream: str | None = None,
     ) -> None:
-        from mio_strategies.degradations import PRESETS
+        from mio_strategies.degradations import PRESETS, STREAMS
 
         self.tasks = parse_tasks(tasks)
         if preset not in PRESETS:
@@ -112,6 +116,9 @@ class MiODataset(Dataset):
         _check_positive_int("repeat", repeat)
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        if stream is not None and stream not in STREAMS:
+            raise ValueError(f"unknown random stream {stream!r}: valid streams are {list(STREAMS)} (or None, the default)")
+        self.stream = stream
         self._ranges = self._validate_ranges(ranges)
 
         self._tensors: list[torch.Tensor | None]
@@ -276,6 +283,7 @@ class MiODataset(Dataset):
             generator=g,
             depth=None if depth is None else depth.unsqueeze(0),
             ranges=self._ranges.get(task.id),
+            stream=self.stream,
         )
         return {
             "lq": lq[0],
@@ -283,7 +291,7 @@ class MiODataset(Dataset):
             "task": task.id,
             "index": index,
             "image": self.names[image_index],
-            "params": {k: v[0] for k, v in params.items()},
+            "params": {k: v[0] if isinstance(v, torch.Tensor) else v for k, v in params.items()},
         }
 
 

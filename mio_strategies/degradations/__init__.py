@@ -39,7 +39,7 @@ from ._functional import (
     quantize_8bit,
 )
 from ._pipeline import DegradationPipeline, degrade_sequence
-from ._specs import PARAM_BOUNDS, PRESETS, TASK_PARAMS, ParamSpec
+from ._specs import DEFAULT_STREAM, PARAM_BOUNDS, PRESETS, STREAMS, TASK_PARAMS, ParamSpec
 
 __all__ = [
     "degrade",
@@ -51,6 +51,8 @@ __all__ = [
     "PARAM_BOUNDS",
     "TASK_PARAMS",
     "ParamSpec",
+    "STREAMS",
+    "DEFAULT_STREAM",
     "quantize_8bit",
     "bicubic_sr",
     "imresize",

@@ -11,6 +11,17 @@ from mio_strategies.tasks import TASK_NAMES, TaskLike, get_task
 
 SEED_BOUNDS = (0, 2**63 - 1)
 
+#: Random streams of the per-image fields (noise, rain-streak seeds). ``"torch"``: one CPU
+#: ``torch.Generator().manual_seed(seed)`` per image (every run before the stream was recorded);
+#: ``"philox"``: Philox4x32-10 in torch integer ops, drawn batched on the images' device, identical on
+#: every device. Params drawn with the Philox stream record ``"stream": "philox"``; params without a
+#: ``stream`` entry replay the ``"torch"`` stream.
+STREAMS = ("torch", "philox")
+#: the stream new draws use unless one is asked for (the torch stream: measured faster on the CPU)
+DEFAULT_STREAM = "torch"
+#: tasks that draw a random field from their per-image seed (the only ones a stream applies to)
+STREAM_TASKS = ("noise", "rain")
+
 
 @dataclass(frozen=True)
 class ParamSpec:
@@ -105,6 +116,15 @@ def spec_of(task: str, name: str) -> ParamSpec:
     raise ValueError(f"unknown parameter {name!r} for task {task!r}: valid parameters are {valid}")
 
 
+def check_stream(stream: Any) -> str:
+    """``stream`` if it names a known random stream (None: the default), else a ValueError listing them."""
+    if stream is None:
+        return DEFAULT_STREAM
+    if not isinstance(stream, str) or stream not in STREAMS:
+        raise ValueError(f"unknown random stream {stream!r}: valid streams are {list(STREAMS)} (or None, the default)")
+    return stream
+
+
 def check_preset(preset: Any) -> str:
     if not isinstance(preset, str) or preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}: valid presets are 'in' (training, In-Dis) and 'out' (Out-Dis)")
@@ -170,6 +190,10 @@ __all__ = [
     "PARAM_BOUNDS",
     "PRESETS",
     "SEED_BOUNDS",
+    "STREAMS",
+    "DEFAULT_STREAM",
+    "STREAM_TASKS",
+    "check_stream",
     "TASK_NAMES",
     "check_preset",
     "check_range",
