@@ -142,7 +142,7 @@ def test_bad_streams_are_refused_naming_the_valid_ones():
 
 
 def test_dataset_stream_changes_only_the_noise_and_rain_images():
-    kw = dict(tasks="SNR", patch_size=24, seed=3)
+    kw = {"tasks": "SNR", "patch_size": 24, "seed": 3}
     old = MiODataset(embedded_image_paths(), **kw)
     new = MiODataset(embedded_image_paths(), stream="philox", **kw)
     a = next(iter(DataLoader(old, batch_size=6, collate_fn=mio_collate)))

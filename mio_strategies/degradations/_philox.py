@@ -28,10 +28,10 @@ __all__ = [
     "PHILOX_M",
     "PHILOX_W",
     "philox4x32",
+    "philox4x32_reference",
     "philox_normal",
     "philox_uint32",
     "philox_uniform",
-    "philox4x32_reference",
 ]
 
 MASK32 = 0xFFFFFFFF
