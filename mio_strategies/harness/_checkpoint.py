@@ -22,11 +22,12 @@ CHECKPOINT_VERSION = 1
 _IDENTITY_KEYS = ("backbone", "strategy")
 # What defines a run: a resume must repeat all of it (the optimizer's state would silently keep the old
 # lr / betas / weight decay, and the data keys would change the training set mid-run). Free on resume:
-# name, device, num_workers, log_every, val_every, val_images, val_size, checkpoint_every.
+# name, device, num_workers, log_every, val_every, val_images, val_size, checkpoint_every, and the speed options
+# precision, compile, channels_last (a resume is exact within one precision).
 _RUN_KEYS = (
     "backbone_kwargs", "order", "periods", "period_iters", "batch_size", "patch_size", "seed",
     "optimizer", "lr", "lr_min", "betas", "weight_decay", "reset_optimizer_each_period", "reset_optimizer_each_stage", "ema_decay",
-    "prompt_size", "train_images", "preset", "repeat",
+    "prompt_size", "train_images", "preset", "repeat", "stream",
 )
 
 

@@ -25,6 +25,12 @@ def add_parser(subparsers: Any) -> None:
                    help="continue the run saved in the output folder, finished or not, into more periods "
                         "(--set periods=N); every other setting as saved")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default=None,
+                   help="autocast of the forward pass (the config's precision key; default fp32); fp16 scales the loss")
+    p.add_argument("--compile", nargs="?", const="default", default=None,
+                   choices=("default", "reduce-overhead", "max-autotune"), metavar="MODE",
+                   help="torch.compile the backbone (prompt hooks included): default, reduce-overhead or max-autotune")
+    p.add_argument("--channels-last", action="store_true", default=None, help="train in the channels-last memory format")
     p.add_argument("--list-presets", action="store_true", help="list presets and backbones, then exit")
     p.set_defaults(func=_train)
 
@@ -113,8 +119,10 @@ def _train(args: argparse.Namespace) -> int:
 
         saved = Path(args.output) / "config.yaml" if args.output else None
         config = str(saved) if (args.resume or args.extend) and saved is not None and saved.is_file() else "srresnet"
+    speed = [f"{k}={v}" for k, v in (("precision", args.precision), ("compile", args.compile),
+                                      ("channels_last", args.channels_last and "true")) if v]
     try:
-        cfg = load_config(config, args.overrides)
+        cfg = load_config(config, [*args.overrides, *speed])
     except (KeyError, ValueError, TypeError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
