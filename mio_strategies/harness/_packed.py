@@ -236,6 +236,18 @@ def train_packed(
                             live[k].copy_(ema[k][i])
 
         step_time, steps = 0.0, 0
+        # the time of the legs before this one, per run, as its checkpoint recorded it (None: not recorded)
+        before = [dict(r.saved["timing"]) if r.saved is not None and isinstance(r.saved.get("timing"), dict)
+                  else (None if r.saved is not None else {"seconds": 0.0, "step_seconds": 0.0, "steps": 0})
+                  for r in runs]
+
+        def timing(i: int) -> dict[str, float] | None:
+            """Run ``i``'s time so far: the packed legs' wall and step time count for each run packed in them."""
+            b = before[i]
+            if b is None:
+                return None
+            return {"seconds": b["seconds"] + time.perf_counter() - t_start,
+                    "step_seconds": b["step_seconds"] + step_time, "steps": b["steps"] + steps}
 
         def checkpoint(iteration: int) -> None:
             write_back(False)
@@ -248,7 +260,7 @@ def train_packed(
                     "ema": None if ema is None else {f"backbone.{k}": ema[k][i].clone() for k in float_keys},
                     "optimizer": opt_states[i], "scheduler": scheduler.state_dict(),
                     "sampler": samplers[i].state_dict(iteration=iteration), "precision": "fp32", "grad_scaler": None,
-                    "history": r.history, "validation": r.validation, "timing": None, "packed": len(runs),
+                    "history": r.history, "validation": r.validation, "timing": timing(i), "packed": len(runs),
                 }
                 save_checkpoint(state, r.out / CHECKPOINT_NAME)
 
@@ -321,12 +333,17 @@ def train_packed(
             bar.close()
         write_back(True)  # each restorer holds its EMA weights, as train() returns it
     elapsed = time.perf_counter() - t_start
-    return [
-        TrainResult(output_dir=r.out, checkpoint=r.out / CHECKPOINT_NAME, iteration=end, finished=end >= total,
-                    history=r.history, validation=r.validation, seconds=elapsed,
-                    iters_per_second=steps / step_time if step_time > 0 else 0.0, restorer=restorers[i].eval())
-        for i, r in enumerate(runs)
-    ]
+    results = []
+    for i, r in enumerate(runs):
+        whole = timing(i)
+        results.append(TrainResult(
+            output_dir=r.out, checkpoint=r.out / CHECKPOINT_NAME, iteration=end, finished=end >= total,
+            history=r.history, validation=r.validation, seconds=elapsed,
+            iters_per_second=steps / step_time if step_time > 0 else 0.0, restorer=restorers[i].eval(),
+            run_seconds=None if whole is None else whole["seconds"],
+            run_iters_per_second=None if whole is None or not whole["step_seconds"]
+            else whole["steps"] / whole["step_seconds"]))
+    return results
 
 
 class _EMAView:
