@@ -1,4 +1,4 @@
-"""Nox sessions: `nox -s tests -- <pytest args>`, `nox -s demo`, `nox -s benchmarks`."""
+"""Nox sessions: `nox -s tests -- <pytest args>`, `nox -s demo`, `nox -s benchmarks`, `nox -s docs`."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ TORCH = ["torch==2.14.1", "torchvision==0.29.1"]
 def _install(session: nox.Session) -> None:
     session.install(*TORCH)
     session.install("--no-build-isolation", "basicsr==1.4.2")
-    session.install("-e", ".[all,test]")
+    session.install("-e", ".[all,test,docs]")
 
 
 @nox.session(python="3.11")
@@ -39,3 +39,14 @@ def benchmarks(session: nox.Session) -> None:
     if not session.posargs:
         session.error("name a benchmark script, e.g. `nox -s benchmarks -- benchmarks/sampler_overhead.py`")
     session.run("python", *session.posargs)
+
+
+@nox.session(python="3.11")
+def docs(session: nox.Session) -> None:
+    """Build the documentation site strictly into `site/` (`nox -s docs -- serve` serves it instead)."""
+    _install(session)
+    env = {"DISABLE_MKDOCS_2_WARNING": "true", "NO_MKDOCS_2_WARNING": "1"}
+    if session.posargs[:1] == ["serve"]:
+        session.run("mkdocs", "serve", "--strict", *session.posargs[1:], env=env)
+    else:
+        session.run("mkdocs", "build", "--strict", *session.posargs, env=env)

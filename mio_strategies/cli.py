@@ -16,6 +16,7 @@ from collections.abc import Sequence
 _COMMAND_MODULES: tuple[str, ...] = (
     "mio_strategies.data._cli",
     "mio_strategies.harness._cli",
+    "mio_strategies.harness._protocol_cli",
     "mio_strategies.analysis._cli",
 )
 

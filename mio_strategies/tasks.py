@@ -60,11 +60,15 @@ TASKS: tuple[Task, ...] = (
     Task(5, "haze", "H", "Dehazing"),
     Task(6, "lowlight", "L", "Low-light enhancement"),
 )
+"""The seven tasks in the canonical order S, B, N, J, R, H, L (their integer ids are their positions)."""
 TASK_NAMES: tuple[str, ...] = tuple(t.name for t in TASKS)
+"""The tasks' names in canonical order (``"sr"``, ``"blur"``, ...)."""
 TASK_LETTERS: tuple[str, ...] = tuple(t.letter for t in TASKS)
+"""The tasks' letters in canonical order (``"S"``, ``"B"``, ...)."""
 NUM_TASKS: int = len(TASKS)
-# One colour per task for every plot of the library (Okabe-Ito, colour-blind safe), in canonical order.
+"""The number of tasks (7)."""
 TASK_COLORS: tuple[str, ...] = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000")
+"""One colour per task for every plot of the library (Okabe-Ito, colour-blind safe), in canonical order."""
 
 _BY_NAME = {t.name: t for t in TASKS}
 _BY_LETTER = {t.letter: t for t in TASKS}

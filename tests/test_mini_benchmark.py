@@ -704,7 +704,7 @@ def test_jobs_workers_end_with_their_parent(tmp_path):
 
 
 def test_a_gpu_run_of_the_same_configuration_joins_the_cpu_tier(mini, tmp_path):
-    # docs/reproducing.md: a seed trained by gpu_check.sh (device cuda, data workers, another checkpoint
+    # docs/results/log.md: a seed trained by gpu_check.sh (device cuda, data workers, another checkpoint
     # interval) with MINI_TESTSET=96 is reused by the CPU tier; other run settings or crops are refused
     from mio_strategies.harness import load_config
 

@@ -9,6 +9,7 @@ from types import ModuleType
 __all__ = ["INSTALL_HINT", "require"]
 
 INSTALL_HINT = "pip install mio-strategies[analysis]"
+"""The command that installs the ``analysis`` extra, quoted by the errors of a missing dependency."""
 
 # import name -> distribution name, for the error message
 _DISTRIBUTIONS = {

@@ -18,6 +18,7 @@ __all__ = [
 ]
 
 PROJECTION_METHODS: tuple[str, ...] = ("umap", "tsne", "pca")
+"""The projection methods :func:`project` accepts."""
 
 
 def _as_numpy(x: Any, what: str) -> np.ndarray:

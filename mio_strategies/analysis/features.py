@@ -32,6 +32,7 @@ __all__ = ["CapturedFeatures", "FeatureRecorder", "FeatureSource", "capture_feat
 #: Where features come from: a submodule name (``""`` is the whole model), a submodule, or a
 #: callable ``source(lq, task_ids) -> Tensor`` returning ``(B, ...)`` features (e.g. prompt vectors).
 FeatureSource = Union[str, nn.Module, Callable[[Tensor, Tensor], Tensor]]
+"""Where features come from: a module name, a module, or a callable ``(model, images) -> features``."""
 
 
 class CapturedFeatures(NamedTuple):

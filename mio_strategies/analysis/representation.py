@@ -90,7 +90,9 @@ class DDRResult:
         Args:
             features: ``(N, C)`` pooled features.
             labels: ``(N,)`` task ids, names or letters.
-            method, seed, options: as :func:`~mio_strategies.analysis.project`.
+            method: as :func:`~mio_strategies.analysis.project`.
+            seed: as :func:`~mio_strategies.analysis.project`.
+            **options: as :func:`~mio_strategies.analysis.project`.
             module: a name recorded in the result.
 
         Raises:
@@ -164,7 +166,10 @@ def ddr(
         module: the layer name, submodule or feature source (e.g. prompt vectors).
         method: ``"umap"`` (the paper's figure style), ``"tsne"`` or ``"pca"``.
         seed: projection seed; the same seed gives the same embedding.
-        labels, batch_size, device, progress: as :func:`~mio_strategies.analysis.capture_features`.
+        labels: as :func:`~mio_strategies.analysis.capture_features`.
+        batch_size: as :func:`~mio_strategies.analysis.capture_features`.
+        device: as :func:`~mio_strategies.analysis.capture_features`.
+        progress: as :func:`~mio_strategies.analysis.capture_features`.
         **options: passed to the projection method.
 
     Returns:

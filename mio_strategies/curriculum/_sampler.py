@@ -133,8 +133,9 @@ class SequentialCurriculumSampler(Sampler[int]):
         seed: the stream's seed (same seed, same stream on every machine).
         balance: ``"tasks"`` (uniform over active tasks, the default) or ``"samples"`` (uniform over the
             samples of the active tasks).
-        rank, world_size: this process's shard; default from ``torch.distributed`` when it is
-            initialised, else ``0`` and ``1``.
+        rank: this process's shard; default from ``torch.distributed`` when it is initialised, else ``0``.
+        world_size: the number of shards; default from ``torch.distributed`` when it is initialised,
+            else ``1``.
 
     Raises:
         TypeError: a wrong argument type.

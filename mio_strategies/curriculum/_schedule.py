@@ -13,6 +13,7 @@ PAPER_ORDERS: dict[str, str] = {
     "SBNJRHL": "SRResNet and SwinIR (the paper's default order)",
     "RJBSNHL": "Restormer, Uformer and PromptIR (U-Net backbones)",
 }
+"""The paper's two task orders for sequential learning -> the backbones it uses each with."""
 
 
 def _check_positive_int(value: Any, name: str) -> int:

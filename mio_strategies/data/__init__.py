@@ -9,8 +9,10 @@ Example:
 
 from mio_strategies.data._dataset import MiODataset, mio_collate
 from mio_strategies.data._io import (
+    IMAGE_SUFFIXES,
     ImageReadError,
     embedded_image_paths,
+    image_size,
     list_images,
     load_embedded_images,
     read_image,
@@ -29,6 +31,7 @@ from mio_strategies.data._testsets import TestSetReport, build_testset
 
 __all__ = [
     "CompositeFolderDataset",
+    "IMAGE_SUFFIXES",
     "ImageReadError",
     "MiODataset",
     "PairedFolderDataset",
@@ -38,6 +41,7 @@ __all__ = [
     "build_testset",
     "composite_folders",
     "embedded_image_paths",
+    "image_size",
     "list_images",
     "load_embedded_images",
     "mio_collate",

@@ -14,6 +14,7 @@ import torch
 PathLike = Union[str, "os.PathLike[str]"]
 
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+"""The file suffixes read as images when a folder is listed (compared case-insensitively)."""
 
 
 class ImageReadError(ValueError):

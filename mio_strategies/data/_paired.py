@@ -28,6 +28,7 @@ TASK_ALIASES: dict[str, tuple[str, ...]] = {
     "haze": ("haze", "H", "dehaze", "dehazing"),
     "lowlight": ("lowlight", "L", "low_light", "low-light", "dark", "lol"),
 }
+"""Task name -> the folder names a paired test set may use for it (case-insensitive)."""
 
 # alias (lower case) -> task name
 _ALIAS_TO_TASK: dict[str, str] = {a.lower(): name for name, aliases in TASK_ALIASES.items() for a in aliases}

@@ -75,10 +75,12 @@ TASK_PARAMS: dict[str, tuple[ParamSpec, ...]] = {
     ),
     "lowlight": (_p("gamma", "float", 0.05, 20.0, "exponent of the gamma curve I**gamma"),),
 }
+"""Task name -> the specifications (name, kind, bounds, meaning) of its degradation's parameters."""
 
 PARAM_BOUNDS: dict[str, dict[str, tuple[float, float]]] = {
     task: {s.name: s.bounds for s in specs if s.kind != "seed"} for task, specs in TASK_PARAMS.items()
 }
+"""Task name -> parameter name -> the (low, high) bounds a sampled or given value must lie in."""
 
 # The reference code's ranges (PROTOCOL.md). "in": training and In-Dis test; "out": Out-Dis test.
 PRESETS: dict[str, dict[str, dict[str, tuple[float, float]]]] = {
@@ -101,6 +103,7 @@ PRESETS: dict[str, dict[str, dict[str, tuple[float, float]]]] = {
         "lowlight": {"gamma": (3.0, 4.0)},
     },
 }
+"""Preset name (``"in"``: In-Dis, the training distribution; ``"out"``: Out-Dis, harder) -> task -> parameter -> sampling range."""
 
 
 def task_name(task: TaskLike) -> str:

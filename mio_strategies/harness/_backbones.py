@@ -173,7 +173,8 @@ class SRResNet(nn.Module):
     ``conv_last``.
 
     Args:
-        num_in_ch, num_out_ch: image channels.
+        num_in_ch: input image channels.
+        num_out_ch: output image channels.
         num_feat: feature channels (paper: 64).
         num_block: residual blocks (paper: 16).
 

@@ -33,7 +33,8 @@ class ClassifierRun:
     Attributes:
         path: the written classifier file.
         classifier: the trained :class:`~mio_strategies.prompts.TaskClassifier` (eval mode).
-        losses, accuracies: per-step cross-entropy and batch accuracy.
+        losses: per-step cross-entropy.
+        accuracies: per-step batch accuracy.
     """
 
     path: Path
@@ -74,7 +75,10 @@ def train_classifier(
             ``overwrite``.
         images: GT images (folder, paths or tensors); ``None`` uses the embedded photos.
         tasks: the tasks to tell apart (the classifier always has one logit per library task).
-        steps, batch_size, crop, lr: training budget, batch, crop side (the reference: 256) and Adam's lr.
+        steps: training budget.
+        batch_size: batch size.
+        crop: crop side (the reference: 256).
+        lr: Adam's learning rate.
         width: conv width (the reference: 128).
         seed: initial weights and data (drawn on the CPU whatever the device: a seed gives the same
             crops, degradations and initial weights on any device).

@@ -28,6 +28,7 @@ STRATEGIES: dict[str, tuple[bool, str | None]] = {
     "M+AP": (False, "adaptive"),
     "S+AP": (True, "adaptive"),
 }
+"""The six strategies of the paper: name -> (sequential learning?, prompt kind: ``None``, ``"explicit"`` or ``"adaptive"``)."""
 
 OPTIMIZERS = ("adam", "adamw")
 

@@ -43,7 +43,8 @@ def psnr(output: torch.Tensor, target: torch.Tensor, crop_border: int = 4) -> to
     """Per-image PSNR in dB on 8-bit RGB levels with a border crop; ``inf`` for identical images.
 
     Args:
-        output, target: ``(B, C, H, W)`` float tensors in [0, 1].
+        output: a ``(B, C, H, W)`` float tensor in [0, 1].
+        target: a ``(B, C, H, W)`` float tensor in [0, 1].
         crop_border: pixels removed at each side (the reference uses 4).
 
     Returns:

@@ -119,8 +119,10 @@ class MiOPromptedNet(PromptedModel):
         prompt: ``{kind: explicit, num_tasks, size, learned, classifier: <file>}`` or ``{kind: adaptive,
             in_channels}`` (see :class:`~mio_strategies.prompts.ExplicitPrompt`; ``classifier`` is a file
             written by ``mio-strategies train-classifier``, used for inputs without a task).
-        targets, channels, channel_axis: as in :meth:`PromptInjector.attach <mio_strategies.prompts.PromptInjector.attach>`;
-            a target is a module name or suffix, ``{regex: <pattern>}`` or ``{type: <ClassName>}``.
+        targets: as in :meth:`PromptInjector.attach <mio_strategies.prompts.PromptInjector.attach>`; a target is a
+            module name or suffix, ``{regex: <pattern>}`` or ``{type: <ClassName>}``.
+        channels: as in :meth:`PromptInjector.attach <mio_strategies.prompts.PromptInjector.attach>`.
+        channel_axis: as in :meth:`PromptInjector.attach <mio_strategies.prompts.PromptInjector.attach>`.
         scales: a U-Net description instead of ``targets``: a list of mappings with the fields of
             :class:`~mio_strategies.prompts.PromptScale`.
         example_input: a shape such as ``[1, 3, 64, 64]``: a dry run on zeros reads channels the modules

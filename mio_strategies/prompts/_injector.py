@@ -31,6 +31,7 @@ from ._targets import (
 __all__ = ["PromptInjector", "PromptScale", "PromptedModel", "PARTS"]
 
 PARTS: tuple[str, ...] = ("encoder", "latent", "decoder", "output")
+"""The parts of a U-Net a :class:`PromptScale` can belong to, from input to output."""
 DEFAULT_PARTS: tuple[str, ...] = ("latent", "decoder", "output")
 
 

@@ -1,0 +1,58 @@
+"""griffe extensions for the API reference (declared in ``mkdocs.yml`` under the mkdocstrings handler).
+
+- :class:`ExampleSections`: this project's docstrings title their examples ``Example:``; Google style,
+  as griffe parses it, knows the plural ``Examples:``, and would otherwise render the doctest lines of
+  an ``Example:`` section as plain Markdown.
+- :class:`InheritedDocstrings`: a method that overrides a documented method of a base class in the
+  package (``ExplicitPrompt.encode`` over ``PromptSource.encode``) and has no docstring of its own shows
+  the base's, as ``help()`` does.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import griffe
+
+_EXAMPLE = re.compile(r"^(\s*)Example:[ \t]*$", re.MULTILINE)
+
+
+class ExampleSections(griffe.Extension):
+    """Read a docstring's ``Example:`` section as Google style's ``Examples:`` section."""
+
+    def on_object(self, *, obj: griffe.Object, loader: griffe.GriffeLoader, **kwargs: Any) -> None:
+        """Rewrite the section title of ``obj``'s docstring before it is parsed."""
+        if obj.docstring is not None:
+            obj.docstring.value = _EXAMPLE.sub(r"\1Examples:", obj.docstring.value)
+
+
+class InheritedDocstrings(griffe.Extension):
+    """Give an undocumented override the docstring of the method it overrides, from the nearest base."""
+
+    def on_package(self, *, pkg: griffe.Module, loader: griffe.GriffeLoader, **kwargs: Any) -> None:
+        """Walk the package's classes once the whole tree is loaded."""
+        self._module(pkg)
+
+    def _module(self, module: griffe.Module) -> None:
+        for member in module.members.values():
+            if member.is_alias:
+                continue
+            if member.is_module:
+                self._module(member)
+            elif member.is_class:
+                self._class(member)
+
+    def _class(self, cls: griffe.Class) -> None:
+        try:
+            bases = cls.mro()
+        except (griffe.AliasResolutionError, griffe.CyclicAliasError, ValueError):
+            return
+        for name, method in cls.members.items():
+            if method.is_alias or not method.is_function or method.docstring is not None:
+                continue
+            for base in bases:
+                inherited = base.members.get(name)
+                if inherited is not None and not inherited.is_alias and inherited.docstring is not None:
+                    method.docstring = griffe.Docstring(inherited.docstring.value, parent=method)
+                    break
