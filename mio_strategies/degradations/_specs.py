@@ -11,16 +11,19 @@ from mio_strategies.tasks import TASK_NAMES, TaskLike, get_task
 
 SEED_BOUNDS = (0, 2**63 - 1)
 
-#: Random streams of the per-image fields (noise, rain-streak seeds). ``"torch"``: one CPU
-#: ``torch.Generator().manual_seed(seed)`` per image (every run before the stream was recorded);
-#: ``"philox"``: Philox4x32-10 in torch integer ops, drawn batched on the images' device, identical on
-#: every device. Params drawn with the Philox stream record ``"stream": "philox"``; params without a
-#: ``stream`` entry replay the ``"torch"`` stream.
 STREAMS = ("torch", "philox")
-#: the stream new draws use unless one is asked for (the torch stream: measured faster on the CPU)
+"""Random streams of the per-image noise and rain fields. ``"torch"``: one CPU
+``torch.Generator().manual_seed(seed)`` per image (every params dict recorded without a stream);
+``"philox"``: Philox4x32-10 in torch integer ops, the batch drawn at once on the images' device, the same
+on every device. Params drawn from the Philox stream record ``"stream": "philox"``; params without a
+``stream`` entry replay the ``"torch"`` stream."""
+
 DEFAULT_STREAM = "torch"
-#: tasks that draw a random field from their per-image seed (the only ones a stream applies to)
+"""The stream new draws use unless one is asked for (the torch stream: faster on a CPU, and the one every
+recorded test set and run was built with)."""
+
 STREAM_TASKS = ("noise", "rain")
+"""The tasks that draw a random field from their per-image seed (the only ones a stream applies to)."""
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,11 @@ import torch
 
 __all__ = ["COMPILE_MODES", "PRECISIONS", "Acceleration", "check_compile", "check_precision"]
 
-#: autocast precision of the forward pass (parameters, optimizer and EMA stay float32)
 PRECISIONS = ("fp32", "bf16", "fp16")
-#: ``torch.compile`` modes (``False``: eager)
+"""Autocast precisions of the forward pass (parameters, optimizer and EMA stay float32)."""
+
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
+"""``torch.compile`` modes of the ``compile`` key (``False``: eager)."""
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 

@@ -44,8 +44,8 @@ from mio_strategies.harness._restorer import Restorer, build_restorer
 
 __all__ = ["PACKABLE_STRATEGIES", "train_packed"]
 
-#: strategies whose runs can be packed (bare backbones)
 PACKABLE_STRATEGIES = ("M", "S")
+"""Strategies whose runs can be packed (bare backbones)."""
 # keys that may differ between packed runs (everything else is one shared setup)
 _FREE = ("name", "seed", "strategy")
 
