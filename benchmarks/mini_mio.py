@@ -477,7 +477,8 @@ def _pm(values: list[float]) -> str:
 def _train_pack(runs: list[tuple[str, int]], setup, curve_set, progress: bool) -> None:
     """Train the unfinished M and S runs of ``runs`` packed (one process, stacked weights): all from the start,
     or all resumed from checkpoints of one iteration; other mixes are left to the per-run loop."""
-    from mio_strategies.harness._packed import PACKABLE_STRATEGIES, train_packed
+    from mio_strategies.harness import train_packed
+    from mio_strategies.harness._packed import PACKABLE_STRATEGIES
 
     todo = [setup(s, seed) for s, seed in runs if s in PACKABLE_STRATEGIES]
     todo = [(cfg, d) for cfg, d in todo if not (d / "result.json").is_file()]

@@ -30,6 +30,7 @@ from mio_strategies.harness._config import STRATEGIES, TrainConfig, list_presets
 from mio_strategies.harness._demo import run_demo
 from mio_strategies.harness._eval import EvalResult, evaluate, format_table, paper_results, write_tables
 from mio_strategies.harness._metrics import psnr, ssim
+from mio_strategies.harness._packed import train_packed
 from mio_strategies.harness._restorer import Restorer, build_restorer
 from mio_strategies.harness._train import TrainResult, load_restorer, train
 from mio_strategies.harness._weights import export_weights, shipped_weights
@@ -70,5 +71,6 @@ __all__ = [
     "ssim",
     "train",
     "train_classifier",
+    "train_packed",
     "write_tables",
 ]
