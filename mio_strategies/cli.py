@@ -43,7 +43,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2
-    return int(args.func(args) or 0)
+    from mio_strategies.utils.outputs import cli_spelling
+
+    with cli_spelling():  # messages name --overwrite, not overwrite=True
+        return int(args.func(args) or 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

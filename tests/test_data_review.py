@@ -137,11 +137,12 @@ def test_successful_overwrite_replaces_the_set(src, tmp_path):
     build_testset(src, out, tasks="N")
     report = build_testset(src, out, tasks="L", overwrite=True)
     assert report.root == out
-    assert sorted(p.name for p in out.iterdir()) == ["GT", "lowlight", "manifest.json"]
+    assert sorted(p.name for p in out.iterdir()) == [".mio-strategies", "GT", "lowlight", "manifest.json"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["imgs", "out"]
-    (tmp_path / "file").write_text("x")  # an existing file as output is replaced as well
-    build_testset(src, tmp_path / "file", tasks="N", overwrite=True)
-    assert (tmp_path / "file" / "manifest.json").is_file()
+    (tmp_path / "file").write_text("x")  # an existing file is never replaced, overwrite or not
+    with pytest.raises(FileExistsError, match=r"file' is a file, not a folder: it is left untouched"):
+        build_testset(src, tmp_path / "file", tasks="N", overwrite=True)
+    assert (tmp_path / "file").read_text() == "x"
 
 
 def test_image_too_small_for_sr_is_named_or_skipped(src, tmp_path):

@@ -406,7 +406,7 @@ def test_config_base_loops_are_refused(tmp_path):
 def test_existing_output_folder_is_refused_unless_overwrite(tmp_path):
     cfg = load_config("cpu_demo", TINY + ["periods=7", "period_iters=1"])
     train(cfg, tmp_path / "run", dataset=_data(cfg), val_dataset=_val(cfg), progress=False)
-    with pytest.raises(FileExistsError, match=r"already exists and is not empty: pass --overwrite"):
+    with pytest.raises(FileExistsError, match=r"already exists and is not empty: pass overwrite=True to replace it, or resume=True"):
         train(cfg, tmp_path / "run", dataset=_data(cfg), val_dataset=_val(cfg), progress=False)
     res = train(cfg, tmp_path / "run", dataset=_data(cfg), val_dataset=_val(cfg), progress=False, overwrite=True)
     assert res.finished
@@ -547,7 +547,7 @@ def test_demo_code_path_with_a_tiny_budget(tmp_path):
     assert "identity" in report and "S+EP" in report
     assert "DDR (PCA of the pooled features of `body.0`)" in report  # SRResNet: the last residual block
     assert "Explicit-prompt rows are given each image's task" in report  # the paper's tables use a classifier
-    with pytest.raises(FileExistsError, match="pass --overwrite"):
+    with pytest.raises(FileExistsError, match="pass overwrite=True to replace it"):
         run_demo(out, progress=False)
 
 
@@ -583,7 +583,7 @@ def test_exported_weights_are_the_runs_ema_model_without_training_state(tmp_path
     # exporting an exported file keeps its label (its EMA weights are its "model" now)
     again = export_weights(folder / "S_EP.pt", tmp_path / "again.pt")
     assert load_checkpoint(again)["weights"] == "ema"
-    with pytest.raises(FileExistsError, match=r"S_EP\.pt' exists: pass overwrite=True"):
+    with pytest.raises(FileExistsError, match=r"S_EP\.pt' already exists: pass overwrite=True"):
         export_weights(tmp_path / "S_EP" / "checkpoint.pt", folder / "S_EP.pt")
     # exported weights cannot be resumed (they have no optimizer or sampler state)
     run = tmp_path / "again"

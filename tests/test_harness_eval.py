@@ -70,7 +70,7 @@ def test_train_classifier_is_seeded_saved_atomically_and_loaded_weights_only(tmp
     x = torch.rand(2, 3, 20, 20)
     assert torch.equal(loaded(x), run.classifier(x)) and torch.equal(loaded(x), load_classifier(tmp_path / "b.pt")(x))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pt", "b.pt"]  # no temporary files left
-    with pytest.raises(FileExistsError, match=r"a\.pt' already exists: pass --overwrite"):
+    with pytest.raises(FileExistsError, match=r"a\.pt' already exists: pass overwrite=True to replace it"):
         train_classifier(tmp_path / "a.pt", **kw)
     assert torch.equal(load_classifier(run.path)(x), run.classifier(x))  # the refused call changed nothing
     with pytest.raises(ValueError, match=r"crop must be at least 9 pixels"):
@@ -181,8 +181,13 @@ def test_cli_eval_errors_name_the_fix(ep_run, tmp_path, capsys):
     (tmp_path / "d" / "keep.txt").write_text("x")
     assert main(base + ["--output", str(tmp_path / "d")]) == 2
     assert "exists and is not empty: pass --overwrite" in capsys.readouterr().err
-    assert main(base + ["--output", str(tmp_path / "d"), "--overwrite"]) == 0
-    assert (tmp_path / "d" / "results.json").is_file()
+    assert main(base + ["--output", str(tmp_path / "d"), "--overwrite"]) == 2  # a folder it did not write
+    assert "was not written by mio-strategies (it has no .mio-strategies marker), so --overwrite will not delete" \
+        in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["keep.txt"]
+    assert main(base + ["--output", str(tmp_path / "e0")]) == 0
+    assert main(base + ["--output", str(tmp_path / "e0"), "--overwrite"]) == 0  # its own output: replaced
+    assert (tmp_path / "e0" / "results.json").is_file()
     assert main(base + ["--output", str(tmp_path / "e"), "--device", "gpu"]) == 2
     assert "--device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 'gpu'" in capsys.readouterr().err
     if not torch.cuda.is_available():
@@ -254,7 +259,7 @@ def test_cli_eval_checks_output_baseline_and_reference_before_evaluating(ep_run,
     with monkeypatch.context() as mp:
         _no_evaluation(mp)
         assert main([*base, "--output", str(afile)]) == 2
-        assert "afile' is an existing file, not a folder: pass a folder for the results" in capsys.readouterr().err
+        assert "afile' is a file, not a folder: it is left untouched" in capsys.readouterr().err
         out = str(tmp_path / "o")
         assert main([*base, "--output", out, "--baseline", "identiy"]) == 2
         assert ("--baseline 'identiy' is not a row of the table: rows are ['identity', 'srresnet_tiny M+EP'] "
@@ -294,7 +299,7 @@ def test_tables_refuse_two_results_with_one_name(ep_run, tmp_path):
         write_tables([a], tmp_path / "w", baseline="nope")
     assert not (tmp_path / "w").exists()
     (tmp_path / "f").write_text("x")
-    with pytest.raises(FileExistsError, match=r"f' is an existing file, not a folder"):
+    with pytest.raises(FileExistsError, match=r"f' is a file, not a folder"):
         write_tables([a], tmp_path / "f")
 
 

@@ -150,6 +150,6 @@ def test_degrade_cli_writes_a_testset_and_reports_errors(two_images, tmp_path):
     res = subprocess.run(cmd, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert "wrote 4 degraded images of 2 GT images" in res.stdout
-    assert sorted(p.name for p in out.iterdir()) == ["GT", "manifest.json", "rain", "sr"]
+    assert sorted(p.name for p in out.iterdir()) == [".mio-strategies", "GT", "manifest.json", "rain", "sr"]
     res = subprocess.run(cmd, capture_output=True, text=True)
     assert res.returncode == 1 and "--overwrite" in res.stderr

@@ -60,6 +60,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     p.add_argument("--title", default=None, help="plot title (default: the model spec, or the checkpoint's backbone and strategy)")
     p.add_argument("--output-dir", required=True, type=Path, metavar="DIR", help="where ddr.png and ddr.json go")
+    from mio_strategies.data._io import MAX_PIXELS_HELP, max_pixels_arg
+
+    p.add_argument("--max-pixels", type=max_pixels_arg, default=None, metavar="N", help=MAX_PIXELS_HELP)
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing output folder that mio-strategies wrote (never a file, a link or another folder)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run)
     return p
@@ -67,11 +72,21 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Run the analysis described by parsed ``analyze`` arguments; returns the exit code."""
+    from mio_strategies.data import pixel_limit
+
     try:
-        return _run(args)
-    except (ValueError, TypeError, KeyError, FileNotFoundError, ImportError) as exc:
-        print(f"mio-strategies analyze: error: {exc}", file=sys.stderr)
+        with pixel_limit(args.max_pixels) if getattr(args, "max_pixels", None) is not None else _nullcontext():
+            return _run(args)
+    except (ValueError, TypeError, KeyError, OSError, ImportError) as exc:
+        msg = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+        print(f"mio-strategies analyze: error: {msg}", file=sys.stderr)
         return 2
+
+
+def _nullcontext():
+    import contextlib
+
+    return contextlib.nullcontext()
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -85,7 +100,10 @@ def _run(args: argparse.Namespace) -> int:
     from mio_strategies.analysis.plots import plot_ddr
     from mio_strategies.analysis.representation import DDRResult
     from mio_strategies.data import PairedFolderDataset
+    from mio_strategies.utils.outputs import check_output_dir, prepare_output_dir
 
+    # a link, a file, a foreign, non-empty or read-only folder: refused before the (long) capture
+    check_output_dir(args.output_dir, overwrite=args.overwrite)
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
     _check_device(args.device)
@@ -121,7 +139,7 @@ def _run(args: argparse.Namespace) -> int:
         captured.features, captured.labels, method=args.method, seed=args.seed, module=args.module
     )
 
-    args.output_dir.mkdir(parents=True, exist_ok=True)
+    prepare_output_dir(args.output_dir, overwrite=args.overwrite, command="analyze")
     png = args.output_dir / "ddr.png"
     plot_ddr(result, title=args.title if args.title is not None else label, path=png)
     summary = {

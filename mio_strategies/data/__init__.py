@@ -9,12 +9,15 @@ Example:
 
 from mio_strategies.data._dataset import MiODataset, mio_collate
 from mio_strategies.data._io import (
+    DEFAULT_MAX_PIXELS,
     IMAGE_SUFFIXES,
     ImageReadError,
+    ImageTooLargeError,
     embedded_image_paths,
     image_size,
     list_images,
     load_embedded_images,
+    pixel_limit,
     read_image,
     write_png,
 )
@@ -31,8 +34,10 @@ from mio_strategies.data._testsets import TestSetReport, build_testset
 
 __all__ = [
     "CompositeFolderDataset",
+    "DEFAULT_MAX_PIXELS",
     "IMAGE_SUFFIXES",
     "ImageReadError",
+    "ImageTooLargeError",
     "MiODataset",
     "PairedFolderDataset",
     "ReferencePairedDataset",
@@ -46,6 +51,7 @@ __all__ = [
     "load_embedded_images",
     "mio_collate",
     "open_testset",
+    "pixel_limit",
     "read_image",
     "read_reference_layout",
     "write_png",

@@ -28,7 +28,11 @@ def add_parser(subparsers) -> None:
         help="also write a composite of two or more tasks applied in order, e.g. blur+noise (repeatable)",
     )
     p.add_argument("--on-error", choices=["stop", "skip"], default="stop", help="on an unreadable image: stop, or report and skip it")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    from mio_strategies.data._io import MAX_PIXELS_HELP, max_pixels_arg
+
+    p.add_argument("--max-pixels", type=max_pixels_arg, default=None, metavar="N", help=MAX_PIXELS_HELP)
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing output folder that mio-strategies wrote (never a file, a link or another folder)")
     p.set_defaults(func=run)
 
 
@@ -37,25 +41,44 @@ def run(args: argparse.Namespace) -> int:
 
     from mio_strategies.data._io import ImageReadError, embedded_image_paths
     from mio_strategies.data._testsets import build_testset
+    from mio_strategies.utils.signals import (
+        Interrupted,
+        exit_code,
+        interrupt_on_signals,
+    )
 
     images = args.input if args.input is not None else embedded_image_paths()
     try:
-        report = build_testset(
-            images,
-            args.output,
-            tasks=args.tasks,
-            preset=args.preset,
-            seed=args.seed,
-            composites=args.composite,
-            overwrite=args.overwrite,
-            on_error="raise" if args.on_error == "stop" else "skip",
-            progress=True,
-        )
-    except (ImageReadError, FileExistsError, FileNotFoundError, ValueError, KeyError) as exc:
-        print(f"mio-strategies degrade: error: {exc}", file=sys.stderr)
+        with interrupt_on_signals():  # SIGTERM too: the staging folder is removed, the old output kept
+            report = build_testset(
+                images,
+                args.output,
+                tasks=args.tasks,
+                preset=args.preset,
+                seed=args.seed,
+                composites=args.composite,
+                overwrite=args.overwrite,
+                on_error="raise" if args.on_error == "stop" else "skip",
+                progress=True,
+                **({} if args.max_pixels is None else {"max_pixels": args.max_pixels}),
+            )
+    except Interrupted as exc:
+        print(f"mio-strategies degrade: interrupted ({exc}): nothing was written, {args.output!r} is as it was",
+              file=sys.stderr)
+        return exit_code(exc.signum)
+    except KeyboardInterrupt:
+        print(f"mio-strategies degrade: interrupted: nothing was written, {args.output!r} is as it was", file=sys.stderr)
+        return 130
+    except (ImageReadError, OSError, ValueError, KeyError) as exc:
+        print(f"mio-strategies degrade: error: {_message(exc)}", file=sys.stderr)
         return 1
     for name, why in report.skipped.items():
         print(f"skipped {name}: {why}", file=sys.stderr)
     print(f"wrote {report.num_pairs} degraded images of {len(report.images)} GT images to {report.root}")
     print(f"manifest: {report.root / 'manifest.json'}")
     return 0
+
+
+def _message(exc: BaseException) -> str:
+    """An exception's message without the quotes ``str(KeyError)`` adds."""
+    return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)

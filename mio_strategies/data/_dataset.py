@@ -10,7 +10,14 @@ import torch
 from torch.utils.data import Dataset
 
 from mio_strategies._rng import generator_from
-from mio_strategies.data._io import PathLike, image_size, list_images, read_image
+from mio_strategies.data._io import (
+    CURRENT_LIMIT,
+    PathLike,
+    image_size,
+    list_images,
+    read_image,
+    resolve_max_pixels,
+)
 from mio_strategies.tasks import TaskLike, parse_tasks
 
 ImageSource = Union[PathLike, Sequence[Union[PathLike, torch.Tensor]]]
@@ -70,6 +77,9 @@ class MiODataset(Dataset):
         stream: random stream of the noise and rain fields, ``"torch"`` or ``"philox"`` (``None``: the
             degradations' default; see :func:`~mio_strategies.degradations.sample_params`). It changes the
             noise and rain images only, no crop or parameter.
+        max_pixels: refuse an image file of more pixels than this, from its header, before decoding
+            (:class:`~mio_strategies.data.ImageTooLargeError`); default: the limit in force
+            (:func:`~mio_strategies.data.pixel_limit`, else 64 megapixels); ``None`` or ``0``: none.
 
     Items are dicts: ``lq`` and ``gt`` ``(3, P, P)`` float tensors, ``task`` (int id), ``index``,
     ``image`` (name) and ``params`` (the sampled degradation parameters, 0-d tensors). Parameter keys
@@ -105,8 +115,11 @@ class MiODataset(Dataset):
         depth_dir: PathLike | None = None,
         cache: bool | None = None,
         stream: str | None = None,
+        max_pixels: Any = CURRENT_LIMIT,
     ) -> None:
         from mio_strategies.degradations import PRESETS, STREAMS
+
+        self.max_pixels = resolve_max_pixels(max_pixels)
 
         self.tasks = parse_tasks(tasks)
         if preset not in PRESETS:
@@ -148,7 +161,7 @@ class MiODataset(Dataset):
         self.names = [p.stem if p is not None else f"image{i:04d}" for i, p in enumerate(paths)]
 
         sizes = [
-            tuple(t.shape[-2:]) if t is not None else image_size(p)  # type: ignore[arg-type]
+            tuple(t.shape[-2:]) if t is not None else image_size(p, max_pixels=self.max_pixels)  # type: ignore[arg-type]
             for p, t in zip(paths, self._tensors)
         ]
         if patch_size is not None:
@@ -232,7 +245,7 @@ class MiODataset(Dataset):
         t = self._tensors[image_index]
         if t is not None:
             return t
-        img = read_image(self._paths[image_index])  # type: ignore[arg-type]
+        img = read_image(self._paths[image_index], max_pixels=self.max_pixels)  # type: ignore[arg-type]
         if self.cache:
             self._tensors[image_index] = img
         return img

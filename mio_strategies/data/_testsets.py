@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -14,9 +16,25 @@ from typing import Any
 import torch
 
 from mio_strategies._rng import generator_from
-from mio_strategies.data._io import ImageReadError, PathLike, list_images, read_image, write_png, write_text_atomic
+from mio_strategies.data._io import (
+    CURRENT_LIMIT,
+    ImageReadError,
+    PathLike,
+    list_images,
+    pixel_limit,
+    read_image,
+    resolve_max_pixels,
+    write_png,
+    write_text_atomic,
+)
 from mio_strategies.data._paired import MANIFEST_NAME
 from mio_strategies.tasks import Task, TaskLike, parse_tasks
+from mio_strategies.utils.outputs import (
+    check_output_dir,
+    output_lock,
+    remove_stale_staging,
+    staging_dir,
+)
 
 MANIFEST_VERSION = 1
 ON_ERROR = ("raise", "skip")
@@ -69,6 +87,7 @@ def build_testset(
     overwrite: bool = False,
     on_error: str = "raise",
     progress: bool = False,
+    max_pixels: Any = CURRENT_LIMIT,
 ) -> TestSetReport:
     """Degrade every GT image by every task (and composite) and write a test set to ``output``.
 
@@ -93,6 +112,9 @@ def build_testset(
             smaller than the SR scale); ``"skip"`` records it in the manifest's ``skipped`` (no file of
             it is written) and goes on.
         progress: show a progress bar.
+        max_pixels: an image of more pixels is refused from its header, before it is decoded (an
+            :class:`ImageTooLargeError`, skipped with ``on_error="skip"``); default: the limit in force
+            (:func:`pixel_limit`, else 64 megapixels); ``None`` or ``0``: none.
 
     Returns:
         A :class:`TestSetReport`.
@@ -119,6 +141,7 @@ def build_testset(
         raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    limit = resolve_max_pixels(max_pixels)
     paths = list_images(images)  # type: ignore[arg-type]
     stems = [p.stem for p in paths]
     dup = sorted({s for s in stems if stems.count(s) > 1})
@@ -127,20 +150,18 @@ def build_testset(
 
     root = Path(output)
     _refuse_output_holding_inputs(root, paths)
-    if root.exists() and (root.is_file() or any(root.iterdir())) and not overwrite:
-        raise FileExistsError(f"output {str(root)!r} exists and is not empty; pass overwrite=True (--overwrite)")
+    check_output_dir(root, overwrite=overwrite)  # a link, a file, a foreign folder: refused, untouched
 
     # Build the whole set in a temporary sibling folder and swap it in only once it is complete: a
-    # failure (or an interrupt) leaves the old output untouched and no partial folder behind.
-    final = root.resolve()
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-    try:
-        report = _write_testset(paths, tmp, task_list, comp_list, preset, seed, on_error, progress)
-        _replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    # failure (or an interrupt) leaves the old output untouched and no partial folder behind. One run at a
+    # time per output folder; the staging folders a killed earlier run left are removed first.
+    with output_lock(root, activity="written", alternative="write the test set to another folder"):
+        check_output_dir(root, overwrite=overwrite)
+        remove_stale_staging(root)
+        with staging_dir(root, command="degrade") as tmp:
+            with pixel_limit(limit):
+                report = _write_testset(paths, tmp, task_list, comp_list, preset, seed, on_error, progress)
+            _replace(tmp, root)
     report.root = root
     return report
 
@@ -162,6 +183,9 @@ def _replace(new: Path, final: Path) -> None:
     if not final.exists() and not final.is_symlink():
         new.rename(final)
         return
+    # ``final`` is a folder the library wrote (checked by check_output_dir): never a link, a file or a
+    # foreign folder. It keeps its permissions: the new folder takes them.
+    os.chmod(new, stat.S_IMODE(final.stat().st_mode))
     old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
     old.rmdir()
     final.rename(old)
@@ -170,10 +194,7 @@ def _replace(new: Path, final: Path) -> None:
     except BaseException:
         old.rename(final)  # put the old set back
         raise
-    if old.is_dir() and not old.is_symlink():
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        old.unlink()
+    shutil.rmtree(old, ignore_errors=True)
 
 
 class _ImageError(Exception):
@@ -200,12 +221,17 @@ def _write_testset(
 
         iterator = tqdm(paths, desc="degrade", unit="img")
     for path in iterator:
-        # everything of one image is computed before any of its files is written, so a skipped image
-        # leaves no file behind
+        # each output is written as soon as it is computed (one degraded copy in memory at a time); the
+        # files of an image that is then skipped are removed again, so it leaves none behind
+        written: list[Path] = []
+
+        def emit(rel: str, img: torch.Tensor) -> None:
+            written.append(write_png(img, root / rel))
+
         try:
-            gt = read_image(path).mul(255).round().div(255).unsqueeze(0)
+            gt = read_image(path).mul_(255).round_().div_(255).unsqueeze(0)
             key = _stable_key(path.stem)
-            outputs: list[tuple[str, torch.Tensor]] = [(f"GT/{path.stem}.png", gt[0])]
+            emit(f"GT/{path.stem}.png", gt[0])
             image_entries: list[dict[str, Any]] = []
             for task in task_list:
                 try:
@@ -213,7 +239,8 @@ def _write_testset(
                 except ValueError as exc:
                     raise _ImageError(f"image {str(path)!r}, task {task.name!r}: {exc}") from exc
                 rel = f"{task.name}/{path.stem}.png"
-                outputs.append((rel, lq[0]))
+                emit(rel, lq[0])
+                del lq
                 image_entries.append(
                     {"task": task.name, "image": path.stem, "lq": rel, "gt": f"GT/{path.stem}.png", "params": _jsonable(params)}
                 )
@@ -226,19 +253,20 @@ def _write_testset(
                     raise _ImageError(f"image {str(path)!r}, composite {name!r}: {exc}") from exc
                 stages = [{"task": t.name, "params": _jsonable(p)} for t, p in zip(comp, stage_params)]
                 rel = f"{name}/{path.stem}.png"
-                outputs.append((rel, x[0]))
+                emit(rel, x[0])
+                del x
                 image_entries.append(
                     {"tasks": [t.name for t in comp], "image": path.stem, "lq": rel, "gt": f"GT/{path.stem}.png", "stages": stages}
                 )
         except (ImageReadError, _ImageError) as exc:
+            for f in written:
+                f.unlink(missing_ok=True)
             if on_error == "raise":
                 if isinstance(exc, _ImageError):
                     raise ValueError(f"{exc}; drop this image or pass on_error='skip' (--on-error skip)") from None
                 raise
             report.skipped[path.name] = str(exc)
             continue
-        for rel, img in outputs:
-            write_png(img, root / rel)
         entries.extend(image_entries)
         report.images.append(path.stem)
     report.num_pairs = len(entries)

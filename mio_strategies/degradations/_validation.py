@@ -63,8 +63,15 @@ def as_param(value: Any, task: str, name: str, batch: int) -> torch.Tensor:
     where = f"{task}.{name}"
     if isinstance(value, bool):
         raise TypeError(f"{where} must be a number or a tensor of {batch} numbers, got bool {value!r}")
+    if isinstance(value, int) and not -(2**63) <= value < 2**63:  # beyond int64: out of any bound here
+        raise ValueError(f"{where} = {value!r} is outside the valid bounds [{_fmt(spec.bounds[0])}, {_fmt(spec.bounds[1])}] ({spec.doc})")
     try:
-        t = value.detach().cpu() if isinstance(value, torch.Tensor) else torch.as_tensor(value)
+        # a Python float is kept in float64 (torch.as_tensor would round it to float32)
+        t = (value.detach().cpu() if isinstance(value, torch.Tensor)
+             else torch.as_tensor(value, dtype=torch.float64) if isinstance(value, float) else torch.as_tensor(value))
+    except OverflowError:
+        raise ValueError(f"{where} holds a number beyond 64 bits: valid bounds are [{_fmt(spec.bounds[0])}, "
+                         f"{_fmt(spec.bounds[1])}] ({spec.doc})") from None
     except (TypeError, ValueError, RuntimeError):
         raise TypeError(
             f"{where} must be a number or a tensor of {batch} numbers, got {type(value).__name__}"
@@ -82,6 +89,18 @@ def as_param(value: Any, task: str, name: str, batch: int) -> torch.Tensor:
 
 def _check_values(t: torch.Tensor, spec: ParamSpec, where: str) -> torch.Tensor:
     lo, hi = spec.bounds
+    if t.is_floating_point() and spec.is_integer:
+        # integer parameters given as floats: whole numbers only, compared exactly (float64 rounds 2**63 - 1
+        # up to 2**63, which would pass a float comparison and overflow int64)
+        t = t.to(torch.float64)
+        whole = torch.isfinite(t) & (t == torch.round(t))
+        if not bool(whole.all()):
+            raise ValueError(f"{where} must be an integer, got {t[~whole][0].item()!r}")
+        values = [int(v) for v in t.tolist()]
+        bad_ints = [v for v in values if not int(lo) <= v <= int(hi)]
+        if bad_ints:
+            raise ValueError(f"{where} = {bad_ints[0]!r} is outside the valid bounds [{_fmt(lo)}, {_fmt(hi)}] ({spec.doc})")
+        t = torch.tensor(values, dtype=torch.int64)
     if t.is_floating_point():
         t = t.to(torch.float64)
         ok = (t >= lo) & (t <= hi)  # false for NaN

@@ -32,7 +32,7 @@ from mio_strategies.harness._eval import EvalResult, evaluate, format_table, pap
 from mio_strategies.harness._metrics import psnr, ssim
 from mio_strategies.harness._packed import train_packed
 from mio_strategies.harness._restorer import Restorer, build_restorer
-from mio_strategies.harness._train import TrainResult, load_restorer, train
+from mio_strategies.harness._train import TrainingInterrupted, TrainResult, load_restorer, train
 from mio_strategies.harness._weights import export_weights, shipped_weights
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "SRResNet",
     "TrainConfig",
     "TrainResult",
+    "TrainingInterrupted",
     "UnknownBackboneError",
     "backbone_spec",
     "build_restorer",

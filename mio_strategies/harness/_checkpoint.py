@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from mio_strategies.utils.outputs import atomic_file, output_lock
+from mio_strategies.utils.outputs import prepare_output_dir as _prepare
 
 __all__ = [
     "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "CheckpointMismatchError", "NotACheckpointError", "check_compatible",
@@ -48,17 +48,8 @@ def save_checkpoint(state: Mapping[str, Any], path: str | Path) -> Path:
         >>> save_checkpoint({"version": 1, "model": {}}, "run/last.pt")  # doctest: +SKIP
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(dict(state), fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path, "wb", fsync=True) as fh:
+        torch.save(dict(state), fh)
     return path
 
 
@@ -75,6 +66,16 @@ def read_weights_only(path: Path, what: str, map_location: str | torch.device = 
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - report any unpickling failure with the file name
         raise ValueError(f"cannot read {what} {str(path)!r} ({type(exc).__name__}: {exc})") from exc
+
+
+def written_by_library(path: str | Path) -> bool:
+    """Whether ``path`` is a file the harness wrote (a checkpoint, exported weights, a task classifier):
+    what ``overwrite`` may replace."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - anything unreadable is not ours
+        return False
+    return isinstance(state, dict) and str(state.get("format", "")).startswith(CHECKPOINT_FORMAT)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -164,51 +165,25 @@ def _norm(v: Any) -> Any:
 @contextlib.contextmanager
 def run_folder_lock(path: str | Path) -> Iterator[None]:
     """Hold an exclusive lock on training into ``path`` while the block runs, so that a second process (a
-    relaunch while an old one still runs, two jobs given one folder) is refused instead of interleaving its
-    checkpoints and log with the first one's. The lock is ``.<name>.lock`` beside the folder (the folder
-    itself may be replaced by ``overwrite``), removed at the end; the parent folder is created if missing.
-    Without ``fcntl`` (not POSIX) nothing is locked.
+    relaunch while an old one still runs, two jobs given one folder, the same folder reached through a
+    symlink or another relative path) is refused instead of interleaving its checkpoints and log with the
+    first one's. See :func:`mio_strategies.utils.outputs.output_lock` (keyed on the resolved folder, also
+    safe on NFS).
 
     Raises:
         FileExistsError: another process holds the lock.
     """
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
+    with output_lock(path, activity="trained into", alternative="train into another folder"):
         yield
-        return
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lock = path.parent / f".{path.name}.lock"
-    with open(lock, "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise FileExistsError(
-                f"{str(path)!r} is being trained into by another process (it holds {str(lock)!r}): wait for it to "
-                "finish or stop it, or train into another folder"
-            ) from None
-        try:
-            yield
-        finally:
-            lock.unlink(missing_ok=True)  # still held: a process that opens it now finds a new file
 
 
 def prepare_output_dir(path: str | Path, *, overwrite: bool, resume: bool) -> Path:
-    """Create the run folder; an existing non-empty one is refused unless ``overwrite`` or ``resume``.
+    """Create the run folder, under the library's output policy
+    (:func:`mio_strategies.utils.outputs.prepare_output_dir`).
 
     Raises:
-        FileExistsError: the folder exists and has files (the message says to pass --overwrite or --resume).
+        FileExistsError: a symlink, a file, or a non-empty folder without ``overwrite``/``resume`` (or,
+            with ``overwrite``, one the library did not write).
+        PermissionError: not writable.
     """
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise FileExistsError(f"output {str(path)!r} exists and is not a folder")
-    if path.is_dir() and any(path.iterdir()) and not resume:
-        if not overwrite:
-            raise FileExistsError(
-                f"output folder {str(path)!r} already exists and is not empty: pass --overwrite "
-                "(overwrite=True) to replace it, or --resume to continue the run in it"
-            )
-        shutil.rmtree(path)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return _prepare(path, overwrite=overwrite, resume=resume, what="run folder", command="train")

@@ -16,9 +16,14 @@ from typing import Any
 
 import torch
 
-from mio_strategies.harness._checkpoint import read_weights_only, save_checkpoint
+from mio_strategies.harness._checkpoint import (
+    read_weights_only,
+    save_checkpoint,
+    written_by_library,
+)
 from mio_strategies.harness._config import _device_name, _non_negative_int, _positive_int
 from mio_strategies.tasks import NUM_TASKS, parse_tasks
+from mio_strategies.utils.outputs import check_output_file
 
 __all__ = ["CLASSIFIER_FORMAT", "ClassifierRun", "load_classifier", "train_classifier"]
 
@@ -90,7 +95,8 @@ def train_classifier(
         :class:`ClassifierRun`.
 
     Raises:
-        FileExistsError: ``output`` exists and not ``overwrite``.
+        FileExistsError: ``output`` is a link or a folder, or exists and not ``overwrite`` (with it, a file
+            the library did not write).
         ValueError: a non-positive size, an unknown task or device, or ``"cuda"`` without a CUDA device
             (nothing is written).
 
@@ -113,11 +119,8 @@ def train_classifier(
     from mio_strategies.harness._train import _resolve_device
 
     dev = _resolve_device(device, 0, fix="--device cpu (device='cpu')")
-    path = Path(output)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"classifier file {str(path)!r} already exists: pass --overwrite (overwrite=True) to replace it")
-    if path.exists() and path.is_dir():
-        raise FileExistsError(f"classifier output {str(path)!r} is a folder: give a file name such as classifier.pt")
+    # a link, a folder, an existing file without overwrite, or with it one the library did not write: refused
+    path = check_output_file(output, overwrite=overwrite, what="classifier file", recognise=written_by_library)
 
     dataset = MiODataset(images if images is not None else embedded_image_paths(), task_list,
                          patch_size=crop, preset=preset, seed=seed)

@@ -9,6 +9,8 @@ from typing import Any
 
 def add_parser(subparsers: Any) -> None:
     """Register the ``train``, ``train-classifier``, ``eval`` and ``demo`` sub-commands."""
+    from mio_strategies.data._io import MAX_PIXELS_HELP, max_pixels_arg
+
     p = subparsers.add_parser(
         "train", help="train a backbone with a strategy (M, S, M+EP, S+EP, M+AP, S+AP)",
         description="Train one model as a preset or YAML config says; --set overrides any key.",
@@ -19,11 +21,13 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set strategy=S+EP --set backbone_kwargs.num_feat=32")
     p.add_argument("--output", help="run folder (default: runs/<name>-<strategy>)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing run folder that mio-strategies wrote (never a file, a link or another folder)")
     p.add_argument("--resume", action="store_true", help="continue the run saved in the output folder")
     p.add_argument("--extend", action="store_true",
                    help="continue the run saved in the output folder, finished or not, into more periods "
                         "(--set periods=N); every other setting as saved")
+    p.add_argument("--max-pixels", type=max_pixels_arg, default=None, metavar="N", help=MAX_PIXELS_HELP)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default=None,
                    help="autocast of the forward pass (the config's precision key; default fp32); fp16 scales the loss")
@@ -32,7 +36,7 @@ def add_parser(subparsers: Any) -> None:
                    help="torch.compile the backbone (prompt hooks included): default, reduce-overhead or max-autotune")
     p.add_argument("--channels-last", action="store_true", default=None, help="train in the channels-last memory format")
     p.add_argument("--list-presets", action="store_true", help="list presets and backbones, then exit")
-    p.set_defaults(func=_train)
+    p.set_defaults(func=_with_pixel_limit(_train))
 
     c = subparsers.add_parser(
         "train-classifier", help="train the task classifier that picks explicit prompts at test time",
@@ -50,8 +54,9 @@ def add_parser(subparsers: Any) -> None:
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N (default: auto)")
     c.add_argument("--overwrite", action="store_true", help="replace an existing classifier file")
+    c.add_argument("--max-pixels", type=max_pixels_arg, default=None, metavar="N", help=MAX_PIXELS_HELP)
     c.add_argument("--no-progress", action="store_true")
-    c.set_defaults(func=_train_classifier)
+    c.set_defaults(func=_with_pixel_limit(_train_classifier))
 
     e = subparsers.add_parser(
         "eval", help="per-task PSNR/SSIM of checkpoints on test sets, as Markdown, CSV and JSON",
@@ -78,8 +83,10 @@ def add_parser(subparsers: Any) -> None:
                         "network from this BasicSR options file (its network_g and val.size_multiple)")
     e.add_argument("--no-ema", action="store_true", help="evaluate the live weights, not the EMA")
     e.add_argument("--device", default="cpu", help="cpu (default), auto (CUDA when available), cuda or cuda:N")
-    e.add_argument("--overwrite", action="store_true", help="write into an existing output folder")
-    e.set_defaults(func=_eval)
+    e.add_argument("--max-pixels", type=max_pixels_arg, default=None, metavar="N", help=MAX_PIXELS_HELP)
+    e.add_argument("--overwrite", action="store_true",
+                   help="replace an existing output folder that mio-strategies wrote (never a file, a link or another folder)")
+    e.set_defaults(func=_with_pixel_limit(_eval))
 
     d = subparsers.add_parser(
         "demo", help="train a tiny model M vs S+EP on the embedded photos and report (minutes on a CPU)",
@@ -89,7 +96,8 @@ def add_parser(subparsers: Any) -> None:
     d.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override the cpu_demo preset (e.g. --set period_iters=20 for a smoke run)")
     d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--overwrite", action="store_true", help="replace an existing demo folder")
+    d.add_argument("--overwrite", action="store_true",
+                   help="replace an existing demo folder that mio-strategies wrote (never a file, a link or another folder)")
     d.add_argument("--no-progress", action="store_true")
     d.add_argument("--pretrained", nargs="?", const=True, default=False, metavar="DIR",
                    help="evaluate trained weights instead of training: the weights shipped with the package, or a "
@@ -100,9 +108,50 @@ def add_parser(subparsers: Any) -> None:
     d.set_defaults(func=_demo)
 
 
+def _with_pixel_limit(command: Any) -> Any:
+    """``command`` run under ``--max-pixels`` (when given) as the limit of every image it reads."""
+    def run(args: argparse.Namespace) -> int:
+        from mio_strategies.data import pixel_limit
+
+        if getattr(args, "max_pixels", None) is None:
+            return command(args)
+        with pixel_limit(args.max_pixels):
+            return command(args)
+
+    return run
+
+
+def _message(exc: BaseException) -> str:
+    """An exception's message, without the quotes ``str(KeyError(...))`` adds."""
+    return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+
+
+def describe_run(cfg: Any, output: str, resume: bool = False) -> str:
+    """One line of what a ``train`` run will do (printed at its start, also with --no-progress)."""
+    kw = ", ".join(f"{k}={v}" for k, v in cfg.backbone_kwargs.items())
+    every = f"every {cfg.checkpoint_every:,} iterations" if cfg.checkpoint_every else "at the end only"
+    return (f"{'resuming' if resume else 'training'} {cfg.backbone}{f' ({kw})' if kw else ''}, strategy "
+            f"{cfg.strategy}: {cfg.periods} periods x {cfg.period_iters:,} = {cfg.total_iters:,} iterations, "
+            f"batch {cfg.batch_size}, patch {cfg.patch_size}, device {cfg.device}; checkpoint {every}; into {output}")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
 def _train(args: argparse.Namespace) -> int:
     from mio_strategies.harness._backbones import describe_backbones
-    from mio_strategies.harness._config import list_presets, load_config, preset_metadata
+    from mio_strategies.harness._config import (
+        list_presets,
+        load_config,
+        preset_metadata,
+    )
     from mio_strategies.harness._train import train
 
     if args.list_presets:
@@ -123,15 +172,37 @@ def _train(args: argparse.Namespace) -> int:
                                       ("channels_last", args.channels_last and "true")) if v]
     try:
         cfg = load_config(config, [*args.overrides, *speed])
-    except (KeyError, ValueError, TypeError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (KeyError, ValueError, TypeError, OSError) as exc:
+        print(f"error: {_message(exc)}", file=sys.stderr)
         return 2
+    from mio_strategies.utils.signals import (
+        Interrupted,
+        exit_code,
+        interrupt_on_signals,
+    )
+
     output = args.output or f"runs/{cfg.name}-{cfg.strategy.replace('+', '_')}"
+    print(describe_run(cfg, output, resume=args.resume or args.extend), flush=True)
+
+    def on_record(rec: dict[str, Any]) -> None:
+        if rec.get("kind") == "timing":
+            print(f"time per iteration {rec['seconds_per_iteration']:.3g} s over the first steps: about "
+                  f"{_duration(rec['eta_seconds'])} for the remaining {rec['remaining_iterations']:,} iterations",
+                  file=sys.stderr if not args.no_progress else sys.stdout, flush=True)
+
     try:
-        res = train(cfg, output, overwrite=args.overwrite, resume=args.resume, extend=args.extend,
-                    progress=not args.no_progress)
-    except (FileExistsError, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        with interrupt_on_signals():  # before the loop (which stops cleanly on its own), a signal is one line
+            res = train(cfg, output, overwrite=args.overwrite, resume=args.resume, extend=args.extend,
+                        progress=not args.no_progress, callback=on_record)
+    except Interrupted as exc:  # TrainingInterrupted: its message says where the checkpoint is and how to resume
+        print(f"{exc}" if hasattr(exc, "checkpoint") else f"interrupted ({exc}) before training started",
+              file=sys.stderr)
+        return exit_code(exc.signum)
+    except KeyboardInterrupt:
+        print("interrupted (SIGINT)", file=sys.stderr)
+        return 130
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        print(f"error: {_message(exc)}", file=sys.stderr)
         return 2
     print(f"{res.iteration} iterations ({res.iters_per_second:.2f} it/s); checkpoint: {res.checkpoint}")
     if res.validation:
@@ -149,8 +220,8 @@ def _train_classifier(args: argparse.Namespace) -> int:
             crop=args.crop, lr=args.lr, width=args.width, seed=args.seed, overwrite=args.overwrite,
             progress=not args.no_progress, device=args.device,
         )
-    except (FileExistsError, FileNotFoundError, KeyError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        print(f"error: {_message(exc)}", file=sys.stderr)
         return 2
     print(f"{len(run.losses)} steps; batch accuracy over the last 50 steps {run.recent_accuracy():.3f} "
           f"(training crops); classifier: {run.path}")
@@ -178,8 +249,15 @@ def _eval(args: argparse.Namespace) -> int:
     from mio_strategies.data import open_testset
     from mio_strategies.harness._classifier import load_classifier
     from mio_strategies.harness._config import parse_strategy
-    from mio_strategies.harness._eval import IDENTITY, evaluate, format_table, reference_row, write_tables
+    from mio_strategies.harness._eval import (
+        IDENTITY,
+        evaluate,
+        format_table,
+        reference_row,
+        write_tables,
+    )
     from mio_strategies.harness._train import load_restorer
+    from mio_strategies.utils.outputs import check_output_dir, prepare_output_dir
 
     def error(message: str) -> int:
         print(f"error: {message}", file=sys.stderr)
@@ -201,10 +279,10 @@ def _eval(args: argparse.Namespace) -> int:
     if args.name and (dup := _duplicate_label(args.name, args.checkpoint)):
         return error(dup)
     out = Path(args.output)
-    if out.exists() and not out.is_dir():
-        return error(f"--output {str(out)!r} is an existing file, not a folder: pass a folder for the results")
-    if out.exists() and any(out.iterdir()) and not args.overwrite:
-        return error(f"output folder {str(out)!r} exists and is not empty: pass --overwrite")
+    try:  # a link, a file, a foreign, non-empty or read-only folder: refused before anything is evaluated
+        check_output_dir(out, overwrite=args.overwrite)
+    except OSError as exc:
+        return error(str(exc))
     reference = []
     for ref in args.reference:  # every published row is looked up before anything is evaluated
         parts = ref.split(":")
@@ -225,7 +303,9 @@ def _eval(args: argparse.Namespace) -> int:
         loaded = []
         for i, ckpt in enumerate(args.checkpoint):  # load and check every checkpoint before evaluating any
             if args.basicsr_options:
-                from mio_strategies.integrations.basicsr_prompt import load_basicsr_restorer
+                from mio_strategies.integrations.basicsr_prompt import (
+                    load_basicsr_restorer,
+                )
 
                 restorer = load_basicsr_restorer(args.basicsr_options, ckpt, param_key="params" if args.no_ema else "params_ema")
                 restorer.to(args.device)
@@ -252,9 +332,10 @@ def _eval(args: argparse.Namespace) -> int:
         for r in results:
             if r.classifier_accuracy() is not None:
                 print(f"task-classifier accuracy ({r.name}): {r.classifier_accuracy():.3f}")
+        prepare_output_dir(out, overwrite=args.overwrite, command="eval")  # the folder is replaced
         paths = write_tables(results, out, baseline=args.baseline, reference=reference)
-    except (KeyError, ValueError, FileNotFoundError, FileExistsError) as exc:
-        return error(str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc))
+    except (KeyError, ValueError, OSError) as exc:
+        return error(_message(exc))
     try:
         from mio_strategies.analysis import plot_psnr_bars
 
@@ -273,13 +354,25 @@ def _eval(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from mio_strategies.harness._demo import run_demo
+    from mio_strategies.utils.signals import (
+        Interrupted,
+        exit_code,
+        interrupt_on_signals,
+    )
 
     try:
-        res = run_demo(args.output, overrides=args.overrides, overwrite=args.overwrite,
-                       progress=not args.no_progress, seed=args.seed, pretrained=args.pretrained,
-                       strategies=args.strategies)
-    except (FileExistsError, FileNotFoundError, KeyError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        with interrupt_on_signals():
+            res = run_demo(args.output, overrides=args.overrides, overwrite=args.overwrite,
+                           progress=not args.no_progress, seed=args.seed, pretrained=args.pretrained,
+                           strategies=args.strategies)
+    except Interrupted as exc:
+        print(f"demo interrupted: {exc}", file=sys.stderr)
+        return exit_code(exc.signum)
+    except KeyboardInterrupt:
+        print("demo interrupted (SIGINT)", file=sys.stderr)
+        return 130
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        print(f"error: {_message(exc)}", file=sys.stderr)
         return 2
     print(res["table"])
     print("written: " + ", ".join(res["paths"].values()))

@@ -13,6 +13,7 @@ from typing import Any
 
 __all__ = [
     "STRATEGIES",
+    "ConfigKeyError",
     "TrainConfig",
     "list_presets",
     "load_config",
@@ -70,7 +71,8 @@ class TrainConfig:
         preset: degradation preset of the training data (``in``).
         val_every: validate every that many iterations (0: only at the end); ``val_images`` the
             GT images of the validation set (``None``: the training images, at ``val_size``).
-        checkpoint_every: save a resumable checkpoint every that many iterations (0: only at the end).
+        checkpoint_every: save a resumable checkpoint every that many iterations (default 1000; 0: only at
+            the end, so that a kill loses the whole run). Every preset sets its own (at most a period).
         seed: initial weights, data, sampler and prompts all derive from it (paired seeds).
         precision: autocast of the forward pass, ``fp32`` (none), ``bf16`` or ``fp16`` (with a gradient
             scaler); weights, optimizer and EMA stay float32. Free on resume (exact within one precision).
@@ -106,7 +108,7 @@ class TrainConfig:
     val_every: int = 0
     val_images: str | None = None
     val_size: int = 128
-    checkpoint_every: int = 0
+    checkpoint_every: int = 1000
     log_every: int = 100
     seed: int = 0
     device: str = "auto"
@@ -260,12 +262,38 @@ def _non_negative_int(key: str, v: Any) -> None:
 _FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
 
+class ConfigKeyError(KeyError):
+    """An unknown configuration key. A :class:`KeyError` whose message prints as written (``str`` of a plain
+    KeyError wraps it in quotes)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+SUGGEST_CUTOFF = 0.75
+"""How alike (difflib ratio, case-insensitive) an unknown name must be to a valid one to be suggested: a real
+near miss (``period_iter``: 0.96, ``batchsize``: 0.95), not any name sharing a few letters (``bogus_key`` and
+``log_every``: 0.56)."""
+
+
+def closest(name: Any, valid: Iterable[str]) -> str | None:
+    """The valid name closest to ``name`` when it is a near miss (see :data:`SUGGEST_CUTOFF`), else None.
+
+    Example:
+        >>> closest("period_iter", ["periods", "period_iters"]), closest("bogus_key", ["log_every"])
+        ('period_iters', None)
+    """
+    by_lower = {v.lower(): v for v in valid}
+    found = difflib.get_close_matches(str(name).lower(), list(by_lower), n=1, cutoff=SUGGEST_CUTOFF)
+    return by_lower[found[0]] if found else None
+
+
 def _check_keys(data: Mapping[str, Any]) -> dict[str, Any]:
     for key in data:
         if key not in _FIELDS:
-            close = difflib.get_close_matches(str(key), list(_FIELDS), n=1, cutoff=0.5)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            raise KeyError(f"unknown config key {key!r}: {hint}valid keys are {sorted(_FIELDS)}")
+            close = closest(key, _FIELDS)
+            hint = f"did you mean {close!r}? " if close else ""
+            raise ConfigKeyError(f"unknown config key {key!r}: {hint}valid keys are {sorted(_FIELDS)}")
     return dict(data)
 
 
@@ -300,10 +328,17 @@ def _read_yaml(text: str, where: str) -> dict[str, Any]:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ValueError(f"cannot parse config {where}: {exc}") from exc
-    if data is None:
-        return {}
+    if data is None or data == {}:
+        # an empty file is not "all defaults": those are the paper's full-size, multi-day run
+        raise ValueError(
+            f"config {where} is empty: write the keys to set (e.g. 'base: cpu_demo' and any changes), or name a "
+            f"preset (one of {list_presets()})"
+        )
     if not isinstance(data, dict):
         raise ValueError(f"config {where} must be a mapping of keys to values, got {type(data).__name__}")
+    bad = [k for k in data if not isinstance(k, str)]
+    if bad:
+        raise ValueError(f"config {where}: keys must be names, got {bad!r}")
     return data
 
 
@@ -327,8 +362,8 @@ def _load_source(source: str | Path, seen: tuple[str, ...] = ()) -> dict[str, An
     else:
         name = str(source)
         if name not in list_presets():
-            close = difflib.get_close_matches(name, list_presets(), n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
+            close = closest(name, list_presets())
+            hint = f"did you mean {close!r}? " if close else ""
             raise ValueError(f"unknown preset {name!r}: {hint}valid presets are {list_presets()} (or give a .yaml file)")
         data = _read_yaml(_preset_dir().joinpath(f"{name}.yaml").read_text(encoding="utf-8"), f"preset {name!r}")
         here = None
@@ -418,7 +453,7 @@ def parse_overrides(items: Iterable[str] | Mapping[str, Any] | None) -> dict[str
         if "." in key:
             head, sub = key.split(".", 1)
             if head != "backbone_kwargs":
-                raise KeyError(f"nested override {key!r}: only backbone_kwargs.<option> may be nested")
+                raise ConfigKeyError(f"nested override {key!r}: only backbone_kwargs.<option> may be nested")
             out.setdefault("backbone_kwargs", {})[sub] = value
         else:
             if key == "backbone_kwargs":

@@ -11,10 +11,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from mio_strategies.harness._checkpoint import prepare_output_dir
 from mio_strategies.harness._config import TrainConfig, load_config, parse_strategy
 from mio_strategies.harness._eval import EvalResult, evaluate, format_table, write_tables
 from mio_strategies.harness._restorer import Restorer
+from mio_strategies.utils.outputs import (
+    atomic_file,
+    check_output_dir,
+    prepare_output_dir,
+)
 
 __all__ = ["run_demo"]
 
@@ -134,7 +138,8 @@ def run_demo(
         ``{"table": markdown, "results": {strategy: EvalResult}, "paths": {...}}``.
 
     Raises:
-        FileExistsError: ``output`` exists and ``overwrite`` is false.
+        FileExistsError: ``output`` is a link or a file, or a non-empty folder without ``overwrite`` (with it,
+            one that the library did not write).
         FileNotFoundError: ``pretrained`` lacks a strategy's weights (or holds none).
         ValueError: ``overrides`` given with ``pretrained``; weights of another strategy than their name says.
     """
@@ -143,6 +148,7 @@ def run_demo(
     from mio_strategies.harness._weights import WEIGHTS_DIR, shipped_weights, weights_file_name, weights_label
 
     # everything is checked before the output folder is touched
+    check_output_dir(output, overwrite=overwrite, what="demo folder")
     folder = None if pretrained is False else WEIGHTS_DIR if pretrained is True else Path(pretrained)
     found = shipped_weights(folder) if folder is not None else {}
     if strategies is None and folder is not None:  # every strategy whose weights are there
@@ -174,7 +180,7 @@ def run_demo(
     else:
         base = config if isinstance(config, TrainConfig) else load_config(config, list(overrides) + [f"seed={seed}"])
         configs = [base.replace(strategy=s, name=f"demo-{s}") for s in strategies]  # validates every strategy first
-    out = prepare_output_dir(output, overwrite=overwrite, resume=False)
+    out = prepare_output_dir(output, overwrite=overwrite, what="demo folder", command="demo")
 
     testset_dir = out / "testset"
     build_testset(embedded_image_paths(), testset_dir, tasks=base.order_tasks, preset="in", seed=seed + 1)
@@ -219,9 +225,11 @@ def run_demo(
         source = "Training time: " + ", ".join(f"{s} {timings[s]:.0f} s" for s in strategies) + "."
     layer = _ddr_layer(restorers[strategies[0]], configs[0])
     report = _report(base, strategies, ordered, table, source, chi, layer, trained_here=not loaded)
-    (out / "report.md").write_text(report, encoding="utf-8")
+    with atomic_file(out / "report.md", "w") as fh:
+        fh.write(report)
     paths["report"] = str(out / "report.md")
-    (out / "demo.json").write_text(json.dumps({"chi": chi, "seconds": timings, "paths": paths}, indent=1), encoding="utf-8")
+    with atomic_file(out / "demo.json", "w") as fh:
+        fh.write(json.dumps({"chi": chi, "seconds": timings, "paths": paths}, indent=1))
     return {"table": table, "results": results, "paths": paths, "chi": chi}
 
 

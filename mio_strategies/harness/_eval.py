@@ -16,6 +16,7 @@ import torch
 
 from mio_strategies.harness._metrics import psnr, ssim
 from mio_strategies.tasks import TASKS, get_task
+from mio_strategies.utils.outputs import atomic_file, check_output_dir
 
 __all__ = [
     "EvalResult",
@@ -395,11 +396,13 @@ def write_tables(
     Raises:
         ValueError: as :func:`format_table` (no results, duplicate names, unknown baseline); checked
             before anything is written.
-        FileExistsError: ``output`` is an existing file, not a folder.
+        FileExistsError: ``output`` is a file or a symbolic link, not a folder.
+        PermissionError: ``output`` is not writable.
     """
     out = Path(output)
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"output {str(out)!r} is an existing file, not a folder: pass a folder for the tables")
+    # a link, a file or a read-only folder is refused; files are replaced atomically (never written through
+    # a link inside the folder)
+    check_output_dir(out, overwrite=False, resume=True)
     # every table is made before the folder is created, so bad input writes nothing
     testset = results[0].testset if results else ""
     md = [f"# Evaluation{(' on ' + testset) if testset else ''}", "", "PSNR (dB, RGB, 4-pixel border crop):", ""]
@@ -418,8 +421,8 @@ def write_tables(
         "csv_ssim": out / f"{stem}_ssim.csv",
         "json": out / f"{stem}.json",
     }
-    paths["markdown"].write_text("\n".join(md), encoding="utf-8")
-    paths["csv_psnr"].write_text(csv_psnr, encoding="utf-8")
-    paths["csv_ssim"].write_text(csv_ssim, encoding="utf-8")
-    paths["json"].write_text(json.dumps(payload, indent=1), encoding="utf-8")
+    for key, text in (("markdown", "\n".join(md)), ("csv_psnr", csv_psnr), ("csv_ssim", csv_ssim),
+                      ("json", json.dumps(payload, indent=1))):
+        with atomic_file(paths[key], "w") as fh:
+            fh.write(text)
     return paths

@@ -40,6 +40,7 @@ from mio_strategies.harness._checkpoint import (
     save_checkpoint,
 )
 from mio_strategies.harness._config import TrainConfig, load_config
+from mio_strategies.utils.outputs import atomic_file
 from mio_strategies.harness._restorer import Restorer, build_restorer
 
 __all__ = ["PACKABLE_STRATEGIES", "train_packed"]
@@ -217,7 +218,8 @@ def train_packed(
             prepare_output_dir(r.out, overwrite=overwrite, resume=resume)
             if r.saved is not None:
                 _truncate_log(r.out, start)
-            (r.out / "config.yaml").write_text(_yaml(r.cfg.to_dict()), encoding="utf-8")
+            with atomic_file(r.out / "config.yaml", "w") as fh:
+                fh.write(_yaml(r.cfg.to_dict()))
 
         def forward(p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
             return functional_call(base, (p, b), (x,))

@@ -6,6 +6,7 @@ import contextlib
 import json
 import math
 import os
+import signal
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -28,8 +29,15 @@ from mio_strategies.harness._checkpoint import (
 )
 from mio_strategies.harness._config import TrainConfig, _non_negative_int, load_config
 from mio_strategies.harness._restorer import Restorer, build_restorer
+from mio_strategies.utils.outputs import (
+    atomic_file,
+    check_output_dir,
+    flag,
+    remove_stale_tmp_files,
+)
+from mio_strategies.utils.signals import Interrupted, stop_on_signals
 
-__all__ = ["TrainResult", "load_restorer", "train"]
+__all__ = ["TrainResult", "TrainingInterrupted", "load_restorer", "train"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
 LOG_NAME = "log.jsonl"  # one JSON record per line: "train" (loss, lr, period) and "val" (per-task PSNR)
@@ -66,6 +74,28 @@ class TrainResult:
     restorer: Restorer | None = None
     run_seconds: float | None = None
     run_iters_per_second: float | None = None
+
+
+class TrainingInterrupted(Interrupted):
+    """Training stopped on SIGINT or SIGTERM after finishing its current step and saving a checkpoint.
+
+    A :class:`KeyboardInterrupt` (so code that handles Ctrl-C handles it). Attributes: ``signum``,
+    ``iteration`` (saved), ``total``, ``checkpoint`` (its path), ``output_dir``; the message says how to resume.
+    """
+
+    def __init__(self, signum: int, iteration: int, total: int, output_dir: Path):
+        self.iteration, self.total, self.output_dir = iteration, total, Path(output_dir)
+        self.checkpoint = self.output_dir / CHECKPOINT_NAME
+        how = (f"mio-strategies train --output {str(self.output_dir)!r} --resume" if _cli_spelling()
+               else f"train(config, {str(self.output_dir)!r}, resume=True)")
+        super().__init__(signum, (
+            f"training interrupted by {signal.Signals(signum).name} after iteration {iteration} of {total}; "
+            f"checkpoint saved to {str(self.checkpoint)!r}. Resume with: {how}"
+        ))
+
+
+def _cli_spelling() -> bool:
+    return flag("resume").startswith("--")
 
 
 # -- distributed -------------------------------------------------------------------------------------
@@ -284,6 +314,8 @@ def train(
     if not isinstance(extend, bool):
         raise TypeError(f"extend must be True or False, got {type(extend).__name__} {extend!r}")
     resume = resume or extend
+    # a link, a file, a foreign or read-only folder: refused before anything is built
+    check_output_dir(out, overwrite=overwrite, resume=resume, what="run folder")
     if resume:
         if not ckpt_path.is_file():
             raise FileNotFoundError(f"cannot {'extend' if extend else 'resume'}: no {CHECKPOINT_NAME} in {str(out)!r}")
@@ -370,8 +402,11 @@ def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, 
         # only now, with the model, optimizer, data and validation set built, is an existing folder replaced
         prepare_output_dir(out, overwrite=overwrite, resume=resume)
         if saved is not None:  # records logged after the checkpoint belong to the lost part of the run
+            # half-written files of this run's own earlier kills (we hold the folder's lock)
+            remove_stale_tmp_files(out, (CHECKPOINT_NAME, LOG_NAME, "config.yaml"))
             _truncate_log(out, start)
-        (out / "config.yaml").write_text(_yaml(cfg.to_dict()), encoding="utf-8")
+        with atomic_file(out / "config.yaml", "w") as fh:
+            fh.write(_yaml(cfg.to_dict()))
 
     def timing(elapsed: float) -> dict[str, float] | None:  # elapsed: this leg's wall time so far
         if before is None:
@@ -428,10 +463,13 @@ def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, 
     restorer.train()
     step_time = 0.0
     steps = 0
+    end = stop
+    loop_t0 = None
     # Dropout, drop-path and any other use of torch's global generators in iteration t draw from a seed
     # of (seed, rank, t), so a resumed run repeats the uninterrupted one exactly, on every rank and on
-    # CUDA too; the caller's generator states are restored afterwards.
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    # CUDA too; the caller's generator states are restored afterwards. SIGINT / SIGTERM only set
+    # `stop_request`: the current step is finished and a checkpoint written before stopping.
+    with stop_on_signals() as stop_request, torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         it = iter(loader)
         for t in range(start, stop):
             _seed_iteration(derive_seed(cfg.seed, 104729, rank, t), device)  # before the batch: a dataset may draw too
@@ -478,15 +516,26 @@ def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, 
                 restorer.eval()
                 validate(done)
                 restorer.train()
+            if steps == 1:
+                loop_t0 = time.perf_counter()
+            elif steps == _TIMING_STEPS + 1 or (done == stop and steps > 1 and steps <= _TIMING_STEPS):
+                if callback is not None and loop_t0 is not None:  # the first step (warm-up) is not counted
+                    per_iter = (time.perf_counter() - loop_t0) / (steps - 1)
+                    callback({"kind": "timing", "iteration": done, "seconds_per_iteration": per_iter,
+                              "remaining_iterations": total - done, "eta_seconds": per_iter * (total - done)})
+            if _stop_requested(stop_request, world, device) and done < stop:
+                end = done
+                break
             if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < stop:
                 checkpoint(done)
-        end = stop
         if end >= total and start < total:
             restorer.eval()
             validate(end)
         checkpoint(end)
     if bar is not None:
         bar.close()
+    if end < stop:  # stopped by a signal, with the checkpoint of the last finished step written
+        raise TrainingInterrupted(stop_request.signum or signal.SIGTERM, end, total, out)
     restorer.eval()
     if ema is not None:
         ema.copy_to(restorer)
@@ -515,12 +564,27 @@ class _ema_weights:
             self.ema.copy_to(self.restorer)
         return self.restorer
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self.backup is not None:
             live = _float_state(self.restorer, clone=False)
             with torch.no_grad():
                 for k, v in self.backup.items():
                     live[k].copy_(v)
+
+
+_TIMING_STEPS = 5  # the time per iteration is estimated over the steps after the first, up to this many
+
+
+def _stop_requested(request: Any, world: int, device: torch.device) -> bool:
+    """Whether this step is the last: a signal arrived here, or (data-parallel) on any rank, so that every
+    rank stops after the same step."""
+    if world <= 1:
+        return bool(request)
+    import torch.distributed as dist
+
+    flag_t = torch.tensor([1.0 if request else 0.0], device=device if device.type == "cuda" else "cpu")
+    dist.all_reduce(flag_t, op=dist.ReduceOp.MAX)
+    return bool(flag_t.item() > 0)
 
 
 def _seed_iteration(seed: int, device: torch.device) -> None:
@@ -541,9 +605,8 @@ def _truncate_log(out: Path, iteration: int) -> None:
     keep = [line for line in lines if (rec := _record(line)) is not None and rec.get("iteration", 0) <= iteration]
     if len(keep) == len(lines):
         return
-    tmp = log.with_name(f".{LOG_NAME}.tmp")
-    tmp.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
-    os.replace(tmp, log)
+    with atomic_file(log, "w") as fh:
+        fh.write("".join(line + "\n" for line in keep))
 
 
 def _record(line: str) -> dict[str, Any] | None:

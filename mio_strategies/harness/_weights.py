@@ -12,7 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mio_strategies.harness._checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, save_checkpoint
+from mio_strategies.harness._checkpoint import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_VERSION,
+    save_checkpoint,
+    written_by_library,
+)
+from mio_strategies.utils.outputs import check_output_file
 
 __all__ = ["WEIGHTS_DIR", "export_weights", "shipped_weights", "weights_file_name", "weights_label"]
 
@@ -38,14 +44,14 @@ def export_weights(checkpoint: str | Path, dest: str | Path, *, ema: bool = True
         ``load_restorer(checkpoint, ema=ema)`` gives; it cannot be resumed.
 
     Raises:
-        FileExistsError: ``dest`` exists and ``overwrite`` is false.
+        FileExistsError: ``dest`` is a link or a folder, or exists and ``overwrite`` is false (with it, a
+            file the library did not write).
         ValueError: the run is not finished (its weights are not the ones its config describes).
     """
     from mio_strategies.harness._train import load_restorer
 
-    dest = Path(dest)
-    if dest.exists() and not overwrite:
-        raise FileExistsError(f"{str(dest)!r} exists: pass overwrite=True to replace it")
+    # a link, a folder, an existing file without overwrite, or with it one the library did not write: refused
+    dest = check_output_file(dest, overwrite=overwrite, what="weights file", recognise=written_by_library)
     restorer, cfg, state = load_restorer(checkpoint, ema=ema)
     if not state.get("finished"):
         raise ValueError(
