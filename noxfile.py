@@ -7,8 +7,8 @@ import nox
 nox.options.sessions = ["tests"]
 nox.options.default_venv_backend = "venv"
 
-# The pinned torch build lies on local disk; it must be installed first, alone, so that no
-# dependency resolution pulls a multi-GB CUDA build from the index (see README, "Environment").
+# The pinned torch build is installed first, alone, so that no later dependency resolution can pull
+# another torch (see README, "Install"; .ci/install does the same).
 TORCH = ["torch==2.14.1", "torchvision==0.29.1"]
 
 

@@ -13,7 +13,11 @@ ratio on-the-fly / precomputed per task and averaged (also with the GT decode ad
 since a dataset reads its GT either way). Targets: ratio >= 1.0 on average, and no task below
 200 patches/s on one core.
 
-Run: ``python benchmarks/degradation_throughput.py [--patches 64] [--repeats 5]``
+A second table puts the two JPEG implementations side by side in the same run: the library's codec
+(Pillow, per image on the CPU) and the reference's model (``implementation="reference"``: the batched torch
+DiffJPEG), on the CPU and, when there is one, on the training device (CUDA), at B=1 and batched.
+
+Run: ``python benchmarks/degradation_throughput.py [--patches 64] [--repeats 5] [--device auto]``
 """
 
 from __future__ import annotations
@@ -70,6 +74,50 @@ def time_on_the_fly(gt: torch.Tensor, task: str, batch: int, threads: int, g: to
     return n / (time.perf_counter() - t0)
 
 
+def time_jpeg(gt: torch.Tensor, implementation: str, batch: int, threads: int, g: torch.Generator) -> float:
+    """JPEG patches/s of one implementation on ``gt``'s device (CUDA timings synchronised)."""
+    torch.set_num_threads(threads)
+    n = gt.shape[0]
+    cuda = gt.device.type == "cuda"
+    if cuda:
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for i in range(0, n, batch):
+        degrade(gt[i : i + batch], "jpeg", generator=g, implementation=implementation)
+    if cuda:
+        torch.cuda.synchronize()
+    return n / (time.perf_counter() - t0)
+
+
+def jpeg_side_by_side(gt: torch.Tensor, batch: int, repeats: int, cores: int, device: str) -> None:
+    """The library's JPEG (Pillow) and the reference's (batched torch DiffJPEG) measured in one run."""
+    g = torch.Generator().manual_seed(0)
+    rows = [("library (Pillow), cpu", "library", gt, 1, 1), (f"library (Pillow), cpu, B={batch}", "library", gt, batch, 1),
+            ("reference (DiffJPEG), cpu", "reference", gt, 1, 1),
+            (f"reference (DiffJPEG), cpu, B={batch}", "reference", gt, batch, 1)]
+    if cores > 1:
+        rows.append((f"reference (DiffJPEG), cpu {cores} cores, B={batch}", "reference", gt, batch, cores))
+    if device.startswith("cuda"):
+        gd = gt.to(device)
+        rows += [(f"reference (DiffJPEG), {device}", "reference", gd, 1, 1),
+                 (f"reference (DiffJPEG), {device}, B={batch}", "reference", gd, batch, 1),
+                 (f"reference (DiffJPEG), {device}, B={gt.shape[0]}", "reference", gd, gt.shape[0], 1)]
+    for _, impl, x, b, th in rows:  # warm-up
+        time_jpeg(x[: max(b, 4)], impl, b, th, g)
+    res: dict[str, list[float]] = {}
+    for _ in range(repeats):
+        for name, impl, x, b, th in rows:
+            res.setdefault(name, []).append(time_jpeg(x, impl, b, th, g))
+    torch.set_num_threads(cores)
+    base = statistics.median(res[rows[0][0]])
+    print(f"\nJPEG, {gt.shape[0]} patches of {PATCH}x{PATCH} (1 core unless said), median of {repeats} repeats:")
+    width = max(len(r[0]) for r in rows) + 2
+    print(f"{'implementation':<{width}}{'patches/s':>12}{'x Pillow B=1':>15}")
+    for name, *_ in rows:
+        m = statistics.median(res[name])
+        print(f"{name:<{width}}{m:>12.0f}{m / base:>15.2f}")
+
+
 def time_precomputed(pairs: list[tuple[Path, Path]], gt_only: bool = False) -> float:
     torch.set_num_threads(1)
     t0 = time.perf_counter()
@@ -85,10 +133,17 @@ def main() -> None:
     ap.add_argument("--patches", type=int, default=64, help="patches per measurement (default 64)")
     ap.add_argument("--repeats", type=int, default=5, help="repeats; the median is reported (default 5)")
     ap.add_argument("--batch", type=int, default=32, help="batch size of the batched column (default 32)")
+    ap.add_argument("--device", default="auto",
+                    help="training device of the reference JPEG row: auto (CUDA when available), cpu, cuda[:N]")
+    ap.add_argument("--jpeg-only", action="store_true", help="only the JPEG side-by-side table")
     args = ap.parse_args()
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     cores = os.cpu_count() or 1
     gt = gt_patches(args.patches)
     g = torch.Generator().manual_seed(0)
+    if args.jpeg_only:
+        jpeg_side_by_side(gt, args.batch, args.repeats, cores, device)
+        return
 
     with tempfile.TemporaryDirectory() as tmp:
         pairs: dict[str, list[tuple[Path, Path]]] = {}
@@ -153,6 +208,7 @@ def main() -> None:
         f"B={args.batch} {means['bb']:.2f}, B=1 with GT read {means['gt']:.2f} (target >= 1.0: "
         f"{'met' if min(means.values()) >= 1.0 else 'NOT met'})"
     )
+    jpeg_side_by_side(gt, args.batch, args.repeats, cores, device)
 
 
 if __name__ == "__main__":

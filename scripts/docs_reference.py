@@ -40,7 +40,8 @@ def load_package(name: str = PACKAGE, search_path: Path = ROOT) -> griffe.Module
     Returns:
         The package as a griffe module tree.
     """
-    return griffe.load(name, search_paths=[str(search_path)], resolve_aliases=False)
+    extensions = griffe.load_extensions(f"{ROOT / 'scripts' / 'griffe_extensions.py'}:CommentDocstrings")
+    return griffe.load(name, search_paths=[str(search_path)], resolve_aliases=False, extensions=extensions)
 
 
 def _public_modules(module: griffe.Module) -> Iterator[griffe.Module]:
@@ -123,7 +124,8 @@ def documented_at(pages: dict[str, list[str]], package: griffe.Module | None = N
 def missing_docstrings(pages: dict[str, list[str]] | None = None, package: griffe.Module | None = None) -> list[str]:
     """The public names that have no docstring (every name of every public ``__all__`` needs one).
 
-    A constant is documented by a string literal right below its assignment.
+    A constant is documented by a string literal right below its assignment, or by ``#:`` comment lines
+    right above it.
 
     Args:
         pages: the output of :func:`public_api` (default: computed).
@@ -192,7 +194,7 @@ def generate() -> None:
     missing = missing_docstrings(pages, package)
     if missing:
         raise ValueError("public names without a docstring (add one; a constant takes a string literal right "
-                         "below its assignment): " + ", ".join(missing))
+                         "below its assignment, or #: comment lines right above it): " + ", ".join(missing))
     where = documented_at(pages, package)
     nav = mkdocs_gen_files.Nav()
     with mkdocs_gen_files.open("reference/index.md", "w") as fd:

@@ -3,6 +3,9 @@
 - :class:`ExampleSections`: this project's docstrings title their examples ``Example:``; Google style,
   as griffe parses it, knows the plural ``Examples:``, and would otherwise render the doctest lines of
   an ``Example:`` section as plain Markdown.
+- :class:`CommentDocstrings`: a constant documented Sphinx-style, by ``#:`` comment lines right above
+  its assignment, has that text as its docstring (the other form, a string literal right below the
+  assignment, griffe reads itself).
 - :class:`InheritedDocstrings`: a method that overrides a documented method of a base class in the
   package (``ExplicitPrompt.encode`` over ``PromptSource.encode``) and has no docstring of its own shows
   the base's, as ``help()`` does.
@@ -56,3 +59,32 @@ class InheritedDocstrings(griffe.Extension):
                 if inherited is not None and not inherited.is_alias and inherited.docstring is not None:
                     method.docstring = griffe.Docstring(inherited.docstring.value, parent=method)
                     break
+
+
+class CommentDocstrings(griffe.Extension):
+    """Read the ``#:`` comment lines right above an undocumented module-level constant as its docstring."""
+
+    def on_package(self, *, pkg: griffe.Module, loader: griffe.GriffeLoader, **kwargs: Any) -> None:
+        """Walk the package's modules once the whole tree is loaded."""
+        _comment_docstrings(pkg)
+
+
+def _comment_docstrings(module: griffe.Module) -> None:
+    for member in list(module.members.values()):
+        if member.is_alias:
+            continue
+        if member.is_module:
+            _comment_docstrings(member)
+        elif member.is_attribute and member.docstring is None and member.lineno:
+            try:
+                lines = module.lines
+            except (OSError, ValueError):
+                return
+            comment = []
+            i = member.lineno - 2  # the line above the assignment, 0-based
+            while i >= 0 and lines[i].lstrip().startswith("#:"):
+                comment.insert(0, lines[i].lstrip()[2:].strip())
+                i -= 1
+            if comment:
+                text = " ".join(comment)
+                member.docstring = griffe.Docstring(text[:1].upper() + text[1:], parent=member)

@@ -79,6 +79,9 @@ def test_side_by_side_comparison_has_one_panel_per_model(tmp_path):
     titles = [ax.get_title() for ax in fig.axes]
     assert titles[0].startswith("mixed\nCHI: ") and titles[1].startswith("sequential\nCHI: ")
     assert sequential.chi > mixed.chi
+    # the axes name the projection, the figure names the method and the layer
+    assert [(ax.get_xlabel(), ax.get_ylabel()) for ax in fig.axes] == [("PCA 1", "PCA 2")] * 2
+    assert fig._suptitle.get_text() == f"DDR (PCA) of {mixed.module}"
     with pytest.raises(ValueError, match=r"entries \['b'\] are not DDRResult"):
         plot_ddr_comparison({"a": mixed, "b": 3})
     with pytest.raises(ValueError, match="non-empty mapping"):

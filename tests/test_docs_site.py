@@ -54,13 +54,17 @@ def test_an_undocumented_public_name_is_reported(reference, tmp_path):
     (pkg / "sub").mkdir(parents=True)
     (pkg / "__init__.py").write_text('"""Toy."""\n')
     (pkg / "sub" / "__init__.py").write_text(
-        '"""Sub."""\nfrom toypkg.sub._impl import f, g, LIMIT, OTHER\n__all__ = ["f", "g", "LIMIT", "OTHER"]\n')
+        '"""Sub."""\nfrom toypkg.sub._impl import f, g, LIMIT, OTHER, PLAIN, SIZE\n'
+        '__all__ = ["f", "g", "LIMIT", "OTHER", "PLAIN", "SIZE"]\n')
     (pkg / "sub" / "_impl.py").write_text(
-        'def f():\n    """Documented."""\n\n\ndef g():\n    pass\n\n\nLIMIT = 3\n"""The limit."""\nOTHER = 4\n')
+        'def f():\n    """Documented."""\n\n\ndef g():\n    pass\n\n\nLIMIT = 3\n"""The limit."""\nOTHER = 4\n'
+        '# a plain comment\nPLAIN = 5\n#: the size,\n#: in pixels\nSIZE = 6\n')
     package = reference.load_package("toypkg", tmp_path)
     pages = reference.public_api(package)
-    assert pages == {"toypkg.sub": ["f", "g", "LIMIT", "OTHER"]}
-    assert reference.missing_docstrings(pages, package) == ["toypkg.sub.OTHER", "toypkg.sub.g"]
+    assert pages == {"toypkg.sub": ["f", "g", "LIMIT", "OTHER", "PLAIN", "SIZE"]}
+    assert reference.missing_docstrings(pages, package) == ["toypkg.sub.OTHER", "toypkg.sub.PLAIN", "toypkg.sub.g"]
+    size = package["sub"].members["SIZE"].final_target
+    assert size.docstring.value == "The size, in pixels"  # Sphinx-style #: comments above the assignment
 
 
 def test_optional_pages_leave_the_navigation_until_they_exist(tmp_path):

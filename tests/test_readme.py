@@ -25,4 +25,4 @@ def test_readme_names_the_ci_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     readme = (ROOT / "README.md").read_text()
     command = ci.strip().splitlines()[-1]
-    assert command == "python -m pytest" and command in readme
+    assert command == "make test" and command in readme

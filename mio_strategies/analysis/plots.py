@@ -86,7 +86,11 @@ def _task_labels(labels: Any, n: int) -> np.ndarray:
         raise ValueError(f"plot labels must be task ids 0..{len(TASKS) - 1}, names or letters: {exc}") from exc
 
 
-def _draw_ddr(ax: Any, embedding: np.ndarray, ids: np.ndarray, chi: float | None, title: str | None, size: float) -> None:
+_METHOD_NAMES = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}
+
+
+def _draw_ddr(ax: Any, embedding: np.ndarray, ids: np.ndarray, chi: float | None, title: str | None, size: float,
+              method: str | None = None) -> None:
     for task in TASKS:  # canonical order, so legends and overlaps are the same in every figure
         mask = ids == task.id
         if mask.any():
@@ -101,6 +105,9 @@ def _draw_ddr(ax: Any, embedding: np.ndarray, ids: np.ndarray, chi: float | None
             )
     ax.set_xticks([])
     ax.set_yticks([])
+    axis = _METHOD_NAMES.get(str(method).lower(), str(method)) if method else "dimension"
+    ax.set_xlabel(f"{axis} 1")
+    ax.set_ylabel(f"{axis} 2")
     heading = [t for t in (title, _format_chi(chi) if chi is not None else None) if t]
     if heading:
         ax.set_title("\n".join(heading))
@@ -162,7 +169,7 @@ def plot_ddr(
         ax = fig.add_subplot()
     else:
         fig = ax.figure
-    _draw_ddr(ax, emb, ids, shown_chi, title, point_size)
+    _draw_ddr(ax, emb, ids, shown_chi, title, point_size, data.method if isinstance(data, DDRResult) else None)
     if legend:
         ax.legend(loc="best", fontsize="x-small", markerscale=1.5, frameon=False)
     if path is not None:
@@ -177,6 +184,9 @@ def plot_ddr_comparison(
     point_size: float = 8.0,
 ) -> Any:
     """Side-by-side DDR scatter plots of several models (e.g. mixed vs sequential), one shared legend.
+
+    Each panel is titled by its model and CHI, its axes by the projection method (``PCA 1``, ``PCA 2``); when
+    every panel shows the same method and layer, the figure's title names them.
 
     Args:
         results: panel title -> :class:`DDRResult`, in display order (at least one).
@@ -203,7 +213,11 @@ def plot_ddr_comparison(
     fig = _new_figure((4.0 * len(results) + 1.6, 4.2))
     axes = fig.subplots(1, len(results), squeeze=False)[0]
     for ax, (name, res) in zip(axes, results.items()):
-        _draw_ddr(ax, res.embedding, res.labels, res.chi, str(name), point_size)
+        _draw_ddr(ax, res.embedding, res.labels, res.chi, str(name), point_size, res.method)
+    methods = {_METHOD_NAMES.get(r.method.lower(), r.method) for r in results.values()}
+    modules = {r.module for r in results.values()}
+    if len(methods) == 1 and len(modules) == 1:  # what every panel shows, named once
+        fig.suptitle(f"DDR ({methods.pop()}) of {modules.pop()}", fontsize="medium")
     present = sorted({int(i) for r in results.values() for i in np.unique(r.labels)})
     lines = require("matplotlib.lines", feature="analysis plots")
     handles = [

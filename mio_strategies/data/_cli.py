@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
+
+from mio_strategies.data._io import ImageReadError, embedded_image_paths
+from mio_strategies.data._testsets import build_testset
+from mio_strategies.utils.signals import Interrupted, exit_code, interrupt_on_signals
 
 
 def add_parser(subparsers) -> None:
@@ -27,6 +32,13 @@ def add_parser(subparsers) -> None:
         metavar="A+B",
         help="also write a composite of two or more tasks applied in order, e.g. blur+noise (repeatable)",
     )
+    p.add_argument(
+        "--implementation",
+        choices=["library", "reference"],
+        default="library",
+        help="library: the library's degradations (default); reference: the official code's test inputs (MATLAB-made "
+        "LR files upsampled by PyTorch bicubic for SR, basicsr's DiffJPEG model for JPEG, GT cropped to multiples of 4)",
+    )
     p.add_argument("--on-error", choices=["stop", "skip"], default="stop", help="on an unreadable image: stop, or report and skip it")
     from mio_strategies.data._io import MAX_PIXELS_HELP, max_pixels_arg
 
@@ -37,16 +49,6 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
-
-    from mio_strategies.data._io import ImageReadError, embedded_image_paths
-    from mio_strategies.data._testsets import build_testset
-    from mio_strategies.utils.signals import (
-        Interrupted,
-        exit_code,
-        interrupt_on_signals,
-    )
-
     images = args.input if args.input is not None else embedded_image_paths()
     try:
         with interrupt_on_signals():  # SIGTERM too: the staging folder is removed, the old output kept
@@ -60,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
                 overwrite=args.overwrite,
                 on_error="raise" if args.on_error == "stop" else "skip",
                 progress=True,
+                implementation=args.implementation,
                 **({} if args.max_pixels is None else {"max_pixels": args.max_pixels}),
             )
     except Interrupted as exc:

@@ -9,16 +9,10 @@ from typing import Any, Union
 import torch
 from torch.utils.data import Dataset
 
-from mio_strategies._rng import generator_from
-from mio_strategies.data._io import (
-    CURRENT_LIMIT,
-    PathLike,
-    image_size,
-    list_images,
-    read_image,
-    resolve_max_pixels,
-)
+from mio_strategies.data._io import CURRENT_LIMIT, PathLike, image_size, list_images, read_image, resolve_max_pixels
+from mio_strategies.degradations import IMPLEMENTATIONS, PRESETS, STREAMS, degrade, load_depth, sample_params
 from mio_strategies.tasks import TaskLike, parse_tasks
+from mio_strategies.utils.rng import generator_from
 
 ImageSource = Union[PathLike, Sequence[Union[PathLike, torch.Tensor]]]
 
@@ -73,13 +67,21 @@ class MiODataset(Dataset):
         depth_dir: optional folder of haze depth maps named after the images (``<stem>.npy``,
             ``.png`` or ``.mat``); read for haze items only, cropped and augmented with the image.
             Without it, haze uses the library's default depth estimate.
-        cache: keep decoded GT images in memory (default for fewer than 64 images).
+        cache: keep decoded GT images in memory (default for fewer than 64 images); with
+            ``implementation="reference"``, also the degraded images.
         stream: random stream of the noise and rain fields, ``"torch"`` or ``"philox"`` (``None``: the
             degradations' default; see :func:`~mio_strategies.degradations.sample_params`). It changes the
             noise and rain images only, no crop or parameter.
         max_pixels: refuse an image file of more pixels than this, from its header, before decoding
             (:class:`~mio_strategies.data.ImageTooLargeError`); default: the limit in force
             (:func:`~mio_strategies.data.pixel_limit`, else 64 megapixels); ``None`` or ``0``: none.
+        implementation: ``"library"`` (default): each item crops a patch, augments it, then degrades it
+            with parameters drawn anew per epoch. ``"reference"``: the official code's data path: each
+            (image, task) pair has ONE degraded version, made from the whole image (cropped top-left to
+            multiples of 4) with ``degrade(..., implementation="reference")`` and parameters fixed for the
+            whole training (the reference makes its data offline); items crop the same random patch from
+            the GT and that degraded image, then flip/transpose both. Give sub-images of the reference's
+            size (300x300) rather than whole 2K photos: the whole image is degraded.
 
     Items are dicts: ``lq`` and ``gt`` ``(3, P, P)`` float tensors, ``task`` (int id), ``index``,
     ``image`` (name) and ``params`` (the sampled degradation parameters, 0-d tensors). Parameter keys
@@ -116,9 +118,12 @@ class MiODataset(Dataset):
         cache: bool | None = None,
         stream: str | None = None,
         max_pixels: Any = CURRENT_LIMIT,
+        implementation: str = "library",
     ) -> None:
-        from mio_strategies.degradations import PRESETS, STREAMS
-
+        if not isinstance(implementation, str) or implementation not in IMPLEMENTATIONS:
+            raise ValueError(
+                f"unknown implementation {implementation!r}: valid implementations are {list(IMPLEMENTATIONS)}"
+            )
         self.max_pixels = resolve_max_pixels(max_pixels)
 
         self.tasks = parse_tasks(tasks)
@@ -164,6 +169,8 @@ class MiODataset(Dataset):
             tuple(t.shape[-2:]) if t is not None else image_size(p, max_pixels=self.max_pixels)  # type: ignore[arg-type]
             for p, t in zip(paths, self._tensors)
         ]
+        if implementation == "reference":  # the reference's crop to multiples of 4
+            sizes = [(h - h % _REFERENCE_MULTIPLE, w - w % _REFERENCE_MULTIPLE) for h, w in sizes]
         if patch_size is not None:
             small = [f"{n} ({h}x{w})" for n, (h, w) in zip(self.names, sizes) if h < patch_size or w < patch_size]
             if small:
@@ -183,6 +190,8 @@ class MiODataset(Dataset):
         self.repeat = repeat
         self.epoch = 0
         self.cache = len(paths) < 64 if cache is None else bool(cache)
+        self.implementation = implementation
+        self._degraded: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]] = {}
         self._num_tasks = len(self.tasks)
         self._task_id_table = torch.tensor([t.id for t in self.tasks], dtype=torch.int64)
 
@@ -203,8 +212,6 @@ class MiODataset(Dataset):
     def _validate_ranges(ranges):
         if ranges is None:
             return {}
-        from mio_strategies.degradations import sample_params
-
         example = '{"blur": {"sigma": (1.0, 2.0)}}'
         if not isinstance(ranges, Mapping):
             raise TypeError(
@@ -253,8 +260,6 @@ class MiODataset(Dataset):
     def _depth(self, image_index: int, size: tuple[int, int]) -> torch.Tensor | None:
         if self.depth_dir is None:
             return None
-        from mio_strategies.degradations import load_depth
-
         stem = self.names[image_index]
         for suffix in (".npy", ".png", ".mat"):
             p = self.depth_dir / f"{stem}{suffix}"
@@ -263,8 +268,6 @@ class MiODataset(Dataset):
         raise FileNotFoundError(f"no depth map for image {stem!r} in {str(self.depth_dir)!r} (.npy, .png or .mat)")
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        from mio_strategies.degradations import degrade
-
         n = len(self)
         if not -n <= index < n:
             raise IndexError(f"index {index} out of range for MiODataset of length {n}")
@@ -273,6 +276,8 @@ class MiODataset(Dataset):
         image_index = (index // self._num_tasks) % len(self._paths)
         g = generator_from(self.seed, self.epoch, index)
 
+        if self.implementation == "reference":
+            return self._reference_item(index, task, image_index, g)
         gt = self._gt(image_index)
         # only haze uses a depth map (degrade refuses one for the other tasks); skip reading it otherwise
         depth = self._depth(image_index, tuple(gt.shape[-2:])) if task.name == "haze" else None
@@ -306,6 +311,59 @@ class MiODataset(Dataset):
             "image": self.names[image_index],
             "params": {k: v[0] if isinstance(v, torch.Tensor) else v for k, v in params.items()},
         }
+
+    def _reference_pair(self, task: Any, image_index: int) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """The one degraded version of (image, task) of the reference's offline data, and its GT and params."""
+        from mio_strategies.degradations import crop_to_multiple, degrade
+
+        key = (image_index, task.id)
+        pair = self._degraded.get(key)
+        if pair is not None:
+            return pair
+        gt = crop_to_multiple(self._gt(image_index), _REFERENCE_MULTIPLE).contiguous()
+        depth = self._depth(image_index, (int(gt.shape[-2]), int(gt.shape[-1]))) if task.name == "haze" else None
+        # the parameters depend on the image and the task only, not on the epoch: one LQ per pair
+        g = generator_from(self.seed, _REFERENCE_STREAM, image_index, task.id)
+        lq, params = degrade(
+            gt.unsqueeze(0),
+            task,
+            preset=self.preset,
+            generator=g,
+            depth=None if depth is None else depth.unsqueeze(0),
+            ranges=self._ranges.get(task.id),
+            implementation="reference",
+            stream=self.stream,
+        )
+        pair = (lq[0], gt, {k: v[0] if isinstance(v, torch.Tensor) else v for k, v in params.items()})
+        if self.cache:
+            self._degraded[key] = pair
+        return pair
+
+    def _reference_item(self, index: int, task: Any, image_index: int, g: torch.Generator) -> dict[str, Any]:
+        lq, gt, params = self._reference_pair(task, image_index)
+        if self.patch_size is not None:
+            p = self.patch_size
+            top, left = random_crop_box(gt.shape[-2], gt.shape[-1], p, g)
+            gt = gt[:, top : top + p, left : left + p]
+            lq = lq[:, top : top + p, left : left + p]
+        if self.augment:
+            hflip, vflip, rot = (bool(f) for f in torch.rand(3, generator=g) < 0.5)
+            gt = augment_geometry(gt, hflip, vflip, rot)
+            lq = augment_geometry(lq, hflip, vflip, rot)
+        return {
+            "lq": lq.contiguous(),
+            "gt": gt.contiguous(),
+            "task": task.id,
+            "index": index,
+            "image": self.names[image_index],
+            "params": dict(params),
+        }
+
+
+#: the reference crops its images (rain, haze) to multiples of this; its data are 300x300 sub-images
+_REFERENCE_MULTIPLE = 4
+#: key of the degradation stream of the reference path (independent of the per-item (epoch, index) streams)
+_REFERENCE_STREAM = 1 << 40
 
 
 def mio_collate(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

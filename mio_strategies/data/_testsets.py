@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import stat
@@ -15,7 +16,6 @@ from typing import Any
 
 import torch
 
-from mio_strategies._rng import generator_from
 from mio_strategies.data._io import (
     CURRENT_LIMIT,
     ImageReadError,
@@ -28,13 +28,10 @@ from mio_strategies.data._io import (
     write_text_atomic,
 )
 from mio_strategies.data._paired import MANIFEST_NAME
+from mio_strategies.degradations import PRESETS, degrade, degrade_sequence
 from mio_strategies.tasks import Task, TaskLike, parse_tasks
-from mio_strategies.utils.outputs import (
-    check_output_dir,
-    output_lock,
-    remove_stale_staging,
-    staging_dir,
-)
+from mio_strategies.utils.outputs import check_output_dir, output_lock, remove_stale_staging, staging_dir
+from mio_strategies.utils.rng import generator_from
 
 MANIFEST_VERSION = 1
 ON_ERROR = ("raise", "skip")
@@ -87,6 +84,7 @@ def build_testset(
     overwrite: bool = False,
     on_error: str = "raise",
     progress: bool = False,
+    implementation: str = "library",
     max_pixels: Any = CURRENT_LIMIT,
 ) -> TestSetReport:
     """Degrade every GT image by every task (and composite) and write a test set to ``output``.
@@ -112,6 +110,12 @@ def build_testset(
             smaller than the SR scale); ``"skip"`` records it in the manifest's ``skipped`` (no file of
             it is written) and goes on.
         progress: show a progress bar.
+        implementation: ``"library"`` (default) or ``"reference"``: the official code's test inputs. Then
+            every GT is first cropped (top-left) to a multiple of 4 and of every SR scale of the preset (the
+            reference's crop; its stored SR inputs are x4 files), SR inputs are MATLAB-style 8-bit
+            low-resolution images upsampled by PyTorch bicubic (:func:`~mio_strategies.degradations.bicubic_sr_stored_lr`),
+            and the other tasks use ``degrade(..., implementation="reference")``. Composites are refused
+            (the reference has none). The manifest records the implementation.
         max_pixels: an image of more pixels is refused from its header, before it is decoded (an
             :class:`ImageTooLargeError`, skipped with ``on_error="skip"``); default: the limit in force
             (:func:`pixel_limit`, else 64 megapixels); ``None`` or ``0``: none.
@@ -131,12 +135,17 @@ def build_testset(
         >>> report.num_pairs
         2
     """
-    from mio_strategies.degradations import PRESETS
-
     task_list = parse_tasks(tasks)
     comp_list = _parse_composites(composites)
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}: valid presets are {sorted(PRESETS)}")
+    if not isinstance(implementation, str) or implementation not in IMPLEMENTATIONS:
+        raise ValueError(f"unknown implementation {implementation!r}: valid implementations are {list(IMPLEMENTATIONS)}")
+    if implementation == "reference" and comp_list:
+        raise ValueError(
+            "composites are not part of the reference's test sets: build them with implementation='library' "
+            "(without --implementation reference)"
+        )
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -160,7 +169,8 @@ def build_testset(
         remove_stale_staging(root)
         with staging_dir(root, command="degrade") as tmp:
             with pixel_limit(limit):
-                report = _write_testset(paths, tmp, task_list, comp_list, preset, seed, on_error, progress)
+                report = _write_testset(paths, tmp, task_list, comp_list, preset, seed, on_error, progress,
+                                        implementation)
             _replace(tmp, root)
     report.root = root
     return report
@@ -197,6 +207,30 @@ def _replace(new: Path, final: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def _reference_gt_crop(gt: torch.Tensor, preset: str, path: Path) -> torch.Tensor:
+    """The GT cropped (top-left) to a multiple of 4 and of every SR scale of ``preset``."""
+    from mio_strategies.degradations import PRESETS
+
+    lo, hi = PRESETS[preset]["sr"]["scale"]
+    multiple = math.lcm(4, *range(int(lo), int(hi) + 1))  # 4: the reference's crop of rain and haze
+    h, w = gt.shape[-2:]
+    if h < multiple or w < multiple:
+        raise _ImageError(f"image {str(path)!r} ({h}x{w}) is smaller than the reference crop multiple {multiple}")
+    return gt[..., : h - h % multiple, : w - w % multiple].contiguous()
+
+
+def _degrade_one(
+    gt: torch.Tensor, task: Task, preset: str, g: torch.Generator, implementation: str
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    from mio_strategies.degradations import bicubic_sr_stored_lr, degrade, sample_params
+
+    if implementation == "reference" and task.name == "sr":
+        # the reference's SR test input: a stored (MATLAB-made, 8-bit) low-resolution file, PyTorch bicubic up
+        params = sample_params(task, 1, preset=preset, generator=g)
+        return bicubic_sr_stored_lr(gt, params["scale"]), params
+    return degrade(gt, task, preset=preset, generator=g, implementation=implementation)
+
+
 class _ImageError(Exception):
     """A degradation refused one image (e.g. an image smaller than the SR scale)."""
 
@@ -210,9 +244,8 @@ def _write_testset(
     seed: int,
     on_error: str,
     progress: bool,
+    implementation: str = "library",
 ) -> TestSetReport:
-    from mio_strategies.degradations import degrade, degrade_sequence
-
     report = TestSetReport(root=root)
     entries: list[dict[str, Any]] = []
     iterator: Iterable[Path] = paths
@@ -230,12 +263,14 @@ def _write_testset(
 
         try:
             gt = read_image(path).mul_(255).round_().div_(255).unsqueeze(0)
+            if implementation == "reference":
+                gt = _reference_gt_crop(gt, preset, path)
             key = _stable_key(path.stem)
             emit(f"GT/{path.stem}.png", gt[0])
             image_entries: list[dict[str, Any]] = []
             for task in task_list:
                 try:
-                    lq, params = degrade(gt, task, preset=preset, generator=generator_from(seed, key, task.id))
+                    lq, params = _degrade_one(gt, task, preset, generator_from(seed, key, task.id), implementation)
                 except ValueError as exc:
                     raise _ImageError(f"image {str(path)!r}, task {task.name!r}: {exc}") from exc
                 rel = f"{task.name}/{path.stem}.png"
@@ -272,6 +307,7 @@ def _write_testset(
     report.num_pairs = len(entries)
     manifest = {
         "version": MANIFEST_VERSION,
+        "implementation": implementation,
         "preset": preset,
         "seed": seed,
         "tasks": [t.name for t in task_list],

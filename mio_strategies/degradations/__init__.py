@@ -14,6 +14,11 @@ H     haze       :func:`add_haze` (``I t + A (1 - t)``, ``t = exp(-beta d)``)
 L     lowlight   :func:`lowlight` (``I ** gamma``)
 ====  =========  ================================================================
 
+``implementation="reference"`` (on :func:`degrade` and :func:`apply_degradation`) gives the official
+code's training data path instead where it differs: :func:`bicubic_sr_torch` (PyTorch bicubic),
+:func:`jpeg_diffjpeg` (basicsr's ``DiffJPEG`` model) and a crop to multiples of 4 for rain and haze;
+:func:`bicubic_sr_stored_lr` is the SR input of its test sets.
+
 Example:
     >>> import torch
     >>> from mio_strategies.degradations import degrade
@@ -39,6 +44,7 @@ from ._functional import (
     quantize_8bit,
 )
 from ._pipeline import DegradationPipeline, degrade_sequence
+from ._reference import IMPLEMENTATIONS, bicubic_sr_stored_lr, bicubic_sr_torch, crop_to_multiple, jpeg_diffjpeg
 from ._specs import DEFAULT_STREAM, PARAM_BOUNDS, PRESETS, STREAMS, TASK_PARAMS, ParamSpec
 
 __all__ = [
@@ -64,4 +70,9 @@ __all__ = [
     "lowlight",
     "load_depth",
     "estimate_depth",
+    "IMPLEMENTATIONS",
+    "bicubic_sr_torch",
+    "bicubic_sr_stored_lr",
+    "jpeg_diffjpeg",
+    "crop_to_multiple",
 ]

@@ -10,6 +10,7 @@ import torch
 from mio_strategies.tasks import TaskLike
 
 from . import _functional as fn
+from . import _reference as ref
 from ._depth import DepthLike
 from ._specs import SEED_BOUNDS, STREAM_TASKS, TASK_PARAMS, check_preset, check_stream, resolve_ranges, task_name
 from ._validation import check_images, check_params
@@ -113,8 +114,12 @@ def sample_params(
     return out
 
 
-def _dispatch(images: torch.Tensor, name: str, p: dict[str, Any], depth: DepthLike | None) -> torch.Tensor:
+def _dispatch(
+    images: torch.Tensor, name: str, p: dict[str, Any], depth: DepthLike | None, implementation: str = "library"
+) -> torch.Tensor:
     """Apply validated params to validated images (the explicit functions minus their checks)."""
+    if implementation == "reference":
+        return _dispatch_reference(images, name, p, depth)
     if name == "sr":
         return fn._sr_impl(images, p["scale"])
     if name == "blur":
@@ -133,25 +138,45 @@ def _dispatch(images: torch.Tensor, name: str, p: dict[str, Any], depth: DepthLi
     raise AssertionError(name)  # pragma: no cover
 
 
+def _dispatch_reference(
+    images: torch.Tensor, name: str, p: dict[str, torch.Tensor], depth: DepthLike | None
+) -> torch.Tensor:
+    """The reference's training path: its own SR and JPEG, its crop for rain and haze, else the library's."""
+    if name == "sr":
+        return ref._sr_torch_impl(images, p["scale"])
+    if name == "jpeg":
+        return ref._jpeg_diffjpeg_impl(images, p["quality"])
+    if name in ref.CROPPING_TASKS:
+        full = (images.shape[-2], images.shape[-1])
+        images = ref.crop_to_multiple(images)
+        depth = ref.crop_depth(depth, full, (images.shape[-2], images.shape[-1]))
+    return _dispatch(images, name, p, depth)
+
+
 def apply_degradation(
     images: torch.Tensor,
     task: TaskLike,
     params: Mapping[str, Any],
     *,
     depth: DepthLike | None = None,
+    implementation: str = "library",
 ) -> torch.Tensor:
     """Apply ``task`` with explicit per-image ``params`` (as returned by :func:`sample_params`).
 
     Deterministic: the same images, params (and depth) give bit-identical output on the same device.
+    The parameters mean the same in both implementations.
 
     Args:
         images: ``(B, 3, H, W)`` float tensor in [0, 1], any device and float dtype.
         task: name, letter or id.
         params: exactly the task's keys, each a number or a ``(B,)`` tensor.
         depth: haze only: depth map or path (see :func:`add_haze`); ``None`` uses :func:`estimate_depth`.
+        implementation: ``"library"`` (default) or ``"reference"``, the official code's training data path
+            (see :func:`degrade`).
 
     Returns:
-        Degraded images, same shape/dtype/device, on 8-bit levels.
+        Degraded images, same dtype/device, on 8-bit levels; same shape, except that the reference's rain
+        and haze crop H and W down to multiples of 4.
 
     Raises:
         UnknownTaskError, TypeError, ValueError: bad task, images, params or depth (messages name them).
@@ -162,11 +187,12 @@ def apply_degradation(
         torch.Size([2, 3, 16, 16])
     """
     name = task_name(task)
+    ref.check_implementation(implementation)
     check_images(images)
     p = check_params(name, params, images.shape[0])
     if depth is not None and name != "haze":
         raise ValueError(f"depth is only used by the 'haze' task, got task {name!r} with a depth map")
-    return _dispatch(images, name, p, depth)
+    return _dispatch(images, name, p, depth, implementation)
 
 
 def degrade(
@@ -178,12 +204,19 @@ def degrade(
     generator: torch.Generator | None = None,
     depth: DepthLike | None = None,
     ranges: Mapping[str, tuple[float, float]] | None = None,
+    implementation: str = "library",
     stream: str | None = None,
 ) -> tuple[torch.Tensor, dict[str, Any]]:
     """Degrade a batch with one task: sample parameters (or take ``params``) and apply them.
 
     Passing the returned ``params`` back reproduces the output bit-exactly (same device), whether or not a
     generator was given.
+
+    ``implementation="reference"`` follows the official code's training data path where it differs from
+    the library's: SR is PyTorch bicubic (``F.interpolate``, a = -0.75, no antialiasing) down by the scale
+    and back up, rounded once at the end (the library: MATLAB ``imresize`` with an 8-bit low-resolution
+    image); JPEG is basicsr's ``DiffJPEG`` model (the library: Pillow's libjpeg); rain and haze first crop
+    the images (top-left) to multiples of 4. The other tasks, the parameters and their sampling are the same.
 
     Args:
         images: ``(B, 3, H, W)`` float tensor in [0, 1], any device and float dtype.
@@ -194,15 +227,18 @@ def degrade(
             nondeterministic seed.
         depth: haze only: depth map or path; ``None`` uses :func:`estimate_depth` (not the reference's maps).
         ranges: ``{param: (lo, hi)}`` overriding the preset's ranges.
+        implementation: ``"library"`` (default) or ``"reference"`` (above).
         stream: random stream of the noise and rain fields when sampling (see :func:`sample_params`); a
             replay uses the stream ``params`` record (none recorded: ``"torch"``).
 
     Returns:
-        ``(degraded, params)``: the images on 8-bit levels, and ``{param: (B,) CPU tensor}`` (plus
-        ``"stream"`` for noise and rain drawn from the Philox stream).
+        ``(degraded, params)``: the images on 8-bit levels (for the reference's rain and haze, cropped to
+        multiples of 4), and ``{param: (B,) CPU tensor}`` (plus ``"stream"`` for noise and rain drawn from
+        the Philox stream).
 
     Raises:
-        UnknownTaskError: unknown task. TypeError/ValueError: bad images, preset, params, ranges or depth.
+        UnknownTaskError: unknown task. TypeError/ValueError: bad images, preset, params, ranges, depth or
+            implementation.
 
     Example:
         >>> x = torch.rand(2, 3, 32, 32)
@@ -212,6 +248,7 @@ def degrade(
     """
     name = task_name(task)
     check_preset(preset)
+    ref.check_implementation(implementation)
     check_images(images)
     b = images.shape[0]
     if depth is not None and name != "haze":
@@ -227,4 +264,4 @@ def degrade(
         p = check_params(name, params, b)
     else:
         p = sample_params(name, b, preset=preset, generator=generator, ranges=ranges, stream=stream)
-    return _dispatch(images, name, p, depth), p
+    return _dispatch(images, name, p, depth, implementation), p

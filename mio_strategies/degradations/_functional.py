@@ -112,7 +112,8 @@ def bicubic_sr(images: torch.Tensor, scale: Param, *, quantize: bool = True) -> 
     """Super-resolution degradation: bicubic down by ``scale``, round to 8 bits, bicubic up to the input size.
 
     MATLAB ``imresize`` convention (cubic a = -0.5, antialiased downscaling, symmetric borders), the
-    convention of the reference and of SR benchmarks; matches ``basicsr.utils.matlab_functions.imresize``
+    convention of SR benchmarks and of the reference's stored test inputs (its *training* data uses
+    PyTorch bicubic instead: :func:`bicubic_sr_torch`); matches ``basicsr.utils.matlab_functions.imresize``
     to float rounding. The low-resolution image is ``ceil(H / scale) x ceil(W / scale)``.
 
     Args:

@@ -1,6 +1,7 @@
 """MATLAB-compatible bicubic ``imresize`` as two cached dense matrices (one per axis).
 
-MATLAB's ``imresize(I, s, 'bicubic')`` (the convention of the SR literature and of the reference):
+MATLAB's ``imresize(I, s, 'bicubic')`` (the convention of the SR literature and of the reference's
+stored low-resolution test files; its training data is PyTorch bicubic, see ``_reference.py``):
 cubic kernel with a = -0.5; when shrinking, the kernel is stretched by 1/s (antialiasing); borders are
 half-sample symmetric (``aux = [1:n, n:-1:1]``). Every output pixel is a weighted sum of input pixels,
 so one axis is a matrix ``(out, in)`` and a resize is ``Wh @ X @ Ww^T`` -- batched, device-agnostic,

@@ -4,13 +4,27 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
+
+from mio_strategies.analysis import plot_psnr_bars
+from mio_strategies.checkpoints import load_classifier
+from mio_strategies.data import MAX_PIXELS_HELP, max_pixels_arg, open_testset, pixel_limit
+from mio_strategies.harness import _demo as demo_module  # run_demo / evaluate are looked up when a command runs
+from mio_strategies.harness import _eval as eval_module
+from mio_strategies.harness._classifier import train_classifier
+from mio_strategies.harness._config import _device_name, list_presets, load_config, parse_strategy, preset_metadata
+from mio_strategies.harness._eval import IDENTITY, format_table, reference_row, write_tables
+from mio_strategies.harness._protocol_cli import eval_protocol_command, train_protocol_command
+from mio_strategies.harness._train import _resolve_device, load_restorer, train
+from mio_strategies.integrations.basicsr_prompt import load_basicsr_restorer
+from mio_strategies.models import describe_backbones
+from mio_strategies.utils.outputs import check_output_dir, prepare_output_dir
+from mio_strategies.utils.signals import Interrupted, exit_code, interrupt_on_signals
 
 
 def add_parser(subparsers: Any) -> None:
     """Register the ``train``, ``train-classifier``, ``eval`` and ``demo`` sub-commands."""
-    from mio_strategies.data._io import MAX_PIXELS_HELP, max_pixels_arg
-
     p = subparsers.add_parser(
         "train", help="train a backbone with a strategy (M, S, M+EP, S+EP, M+AP, S+AP)",
         description="Train one model as a preset or YAML config says; --set overrides any key.",
@@ -36,6 +50,9 @@ def add_parser(subparsers: Any) -> None:
                    help="torch.compile the backbone (prompt hooks included): default, reduce-overhead or max-autotune")
     p.add_argument("--channels-last", action="store_true", default=None, help="train in the channels-last memory format")
     p.add_argument("--list-presets", action="store_true", help="list presets and backbones, then exit")
+    p.add_argument("--protocol", help="train on a benchmark protocol's data: three-task, five-task, cdd11 or mio-7 "
+                                      "(its curriculum order, periods and batch replace the preset's; needs --data)")
+    p.add_argument("--data", help="the protocol's data root (check it first with `mio-strategies data check`)")
     p.set_defaults(func=_with_pixel_limit(_train))
 
     c = subparsers.add_parser(
@@ -53,6 +70,14 @@ def add_parser(subparsers: Any) -> None:
     c.add_argument("--width", type=int, default=128, help="conv width (the reference: 128)")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N (default: auto)")
+    c.add_argument("--profile", choices=("library", "reference"), default="library",
+                   help="reference: the reference's classifier (--arch reference) on its data path "
+                        "(--implementation reference); default: library")
+    c.add_argument("--arch", choices=("library", "reference"), default=None,
+                   help="library: ReLU after every conv; reference: LeakyReLU(0.1), none after the last conv "
+                        "(default: the profile's)")
+    c.add_argument("--implementation", choices=("library", "reference"), default=None,
+                   help="degradations of the training crops (default: the profile's)")
     c.add_argument("--overwrite", action="store_true", help="replace an existing classifier file")
     c.add_argument("--max-pixels", type=max_pixels_arg, default=None, metavar="N", help=MAX_PIXELS_HELP)
     c.add_argument("--no-progress", action="store_true")
@@ -66,7 +91,7 @@ def add_parser(subparsers: Any) -> None:
     e.add_argument("--name", action="append", default=[],
                    help="table label of each checkpoint: one per --checkpoint, each distinct (default: "
                         "'<backbone> <strategy>', so two runs of one strategy need --name)")
-    e.add_argument("--testset", required=True, help="a test-set folder: GT/ beside one folder per task and/or per composite "
+    e.add_argument("--testset", help="a test-set folder: GT/ beside one folder per task and/or per composite "
                    "(blur+noise/), as `mio-strategies degrade` writes it")
     e.add_argument("--output", required=True, help="folder for results.md/.csv/.json and the bar plot")
     e.add_argument("--baseline", help="row the difference column compares to (a checkpoint's label, or 'identity'; "
@@ -81,23 +106,34 @@ def add_parser(subparsers: Any) -> None:
     e.add_argument("--basicsr-options", metavar="YAML",
                    help="the --checkpoint files are BasicSR weights (net_g_*.pth) of a MiOPromptedNet: build the "
                         "network from this BasicSR options file (its network_g and val.size_multiple)")
-    e.add_argument("--no-ema", action="store_true", help="evaluate the live weights, not the EMA")
+    weights = e.add_mutually_exclusive_group()
+    weights.add_argument("--no-ema", action="store_true",
+                         help="evaluate the plain (live) weights, not the EMA (default for a run of the reference profile)")
+    weights.add_argument("--ema", action="store_true",
+                         help="evaluate the EMA weights (default, except for a run of the reference profile)")
     e.add_argument("--device", default="cpu", help="cpu (default), auto (CUDA when available), cuda or cuda:N")
     e.add_argument("--max-pixels", type=max_pixels_arg, default=None, metavar="N", help=MAX_PIXELS_HELP)
     e.add_argument("--overwrite", action="store_true",
                    help="replace an existing output folder that mio-strategies wrote (never a file, a link or another folder)")
+    e.add_argument("--protocol", help="score on a benchmark protocol's test sets (three-task, five-task, cdd11, "
+                                      "mio-7) under its conventions, published rows beside; needs --data, not --testset")
+    e.add_argument("--data", help="the protocol's data root")
+    e.add_argument("--limit", type=int, help="with --protocol: score only the first N images of each test set")
     e.set_defaults(func=_with_pixel_limit(_eval))
 
     d = subparsers.add_parser(
-        "demo", help="train a tiny model M vs S+EP on the embedded photos and report (minutes on a CPU)",
-        description="The main-job demo: trains, evaluates per task next to the identity, writes plots and a report.",
+        "demo", help="the strategies compared on the embedded photos: trained here (minutes on a CPU) or --pretrained",
+        description="The main job: trains a tiny model with each strategy (or loads the shipped weights with "
+                    "--pretrained), evaluates per task next to the unrestored input, prints the table, the verdicts, "
+                    "the paired differences to M and the paper's claims read from them, and writes plots and a report.",
     )
-    d.add_argument("--output", default="mio-demo", help="demo folder (default: mio-demo)")
+    d.add_argument("--output", default=None,
+                   help="demo folder (default: mio-demo, or mio-demo-pretrained with --pretrained)")
     d.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override the cpu_demo preset (e.g. --set period_iters=20 for a smoke run)")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--overwrite", action="store_true",
-                   help="replace an existing demo folder that mio-strategies wrote (never a file, a link or another folder)")
+                   help="replace an existing demo folder that mio-strategies wrote once the new demo is complete (never a file, a link or another folder)")
     d.add_argument("--no-progress", action="store_true")
     d.add_argument("--pretrained", nargs="?", const=True, default=False, metavar="DIR",
                    help="evaluate trained weights instead of training: the weights shipped with the package, or a "
@@ -111,8 +147,6 @@ def add_parser(subparsers: Any) -> None:
 def _with_pixel_limit(command: Any) -> Any:
     """``command`` run under ``--max-pixels`` (when given) as the limit of every image it reads."""
     def run(args: argparse.Namespace) -> int:
-        from mio_strategies.data import pixel_limit
-
         if getattr(args, "max_pixels", None) is None:
             return command(args)
         with pixel_limit(args.max_pixels):
@@ -146,14 +180,6 @@ def _duration(seconds: float) -> str:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from mio_strategies.harness._backbones import describe_backbones
-    from mio_strategies.harness._config import (
-        list_presets,
-        load_config,
-        preset_metadata,
-    )
-    from mio_strategies.harness._train import train
-
     if args.list_presets:
         for name in list_presets():
             meta = preset_metadata(name)
@@ -162,10 +188,10 @@ def _train(args: argparse.Namespace) -> int:
             print(f"  {name:16s} {meta['description']}{cost}")
         print("backbones:\n" + describe_backbones())
         return 0
+    if args.protocol or args.data:
+        return train_protocol_command(args)
     config = args.config
     if config is None:
-        from pathlib import Path
-
         saved = Path(args.output) / "config.yaml" if args.output else None
         config = str(saved) if (args.resume or args.extend) and saved is not None and saved.is_file() else "srresnet"
     speed = [f"{k}={v}" for k, v in (("precision", args.precision), ("compile", args.compile),
@@ -175,12 +201,6 @@ def _train(args: argparse.Namespace) -> int:
     except (KeyError, ValueError, TypeError, OSError) as exc:
         print(f"error: {_message(exc)}", file=sys.stderr)
         return 2
-    from mio_strategies.utils.signals import (
-        Interrupted,
-        exit_code,
-        interrupt_on_signals,
-    )
-
     output = args.output or f"runs/{cfg.name}-{cfg.strategy.replace('+', '_')}"
     print(describe_run(cfg, output, resume=args.resume or args.extend), flush=True)
 
@@ -212,13 +232,12 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _train_classifier(args: argparse.Namespace) -> int:
-    from mio_strategies.harness._classifier import train_classifier
-
     try:
         run = train_classifier(
             args.output, images=args.images, tasks=args.tasks, steps=args.steps, batch_size=args.batch_size,
             crop=args.crop, lr=args.lr, width=args.width, seed=args.seed, overwrite=args.overwrite,
-            progress=not args.no_progress, device=args.device,
+            progress=not args.no_progress, device=args.device, arch=args.arch or args.profile,
+            implementation=args.implementation or args.profile,
         )
     except (OSError, KeyError, ValueError, TypeError) as exc:
         print(f"error: {_message(exc)}", file=sys.stderr)
@@ -244,34 +263,21 @@ def _duplicate_label(labels: list[str], checkpoints: list[str]) -> str | None:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from mio_strategies.data import open_testset
-    from mio_strategies.harness._classifier import load_classifier
-    from mio_strategies.harness._config import parse_strategy
-    from mio_strategies.harness._eval import (
-        IDENTITY,
-        evaluate,
-        format_table,
-        reference_row,
-        write_tables,
-    )
-    from mio_strategies.harness._train import load_restorer
-    from mio_strategies.utils.outputs import check_output_dir, prepare_output_dir
-
     def error(message: str) -> int:
         print(f"error: {message}", file=sys.stderr)
         return 2
 
-    from mio_strategies.harness._config import _device_name
-    from mio_strategies.harness._train import _resolve_device
+    if args.protocol or args.data:
+        return eval_protocol_command(args)
+    if args.testset is None:
+        return error("give --testset (a test-set folder) or --protocol NAME --data ROOT")
 
     try:  # before anything is read: a device this machine lacks is one line, not a traceback mid-way
         _device_name("--device", args.device)
         args.device = str(_resolve_device(args.device, 0, fix="--device cpu"))
     except ValueError as exc:
         return error(str(exc))
-    task_source = args.task_source or ("classifier" if args.classifier else "given")
+    task_source = args.task_source or ("classifier" if args.classifier else None)  # None: each run's own default
     if args.classifier and task_source == "given":
         return error("--classifier with --task-source given: the classifier would not be used; drop one of them")
     if args.name and len(args.name) != len(args.checkpoint):
@@ -303,42 +309,42 @@ def _eval(args: argparse.Namespace) -> int:
         loaded = []
         for i, ckpt in enumerate(args.checkpoint):  # load and check every checkpoint before evaluating any
             if args.basicsr_options:
-                from mio_strategies.integrations.basicsr_prompt import (
-                    load_basicsr_restorer,
-                )
-
                 restorer = load_basicsr_restorer(args.basicsr_options, ckpt, param_key="params" if args.no_ema else "params_ema")
                 restorer.to(args.device)
                 label = f"{Path(args.basicsr_options).stem}:{Path(ckpt).stem}"
+                source = task_source or "given"
             else:
-                restorer, cfg, _ = load_restorer(ckpt, ema=not args.no_ema, device=args.device)
+                ema = True if args.ema else (False if args.no_ema else None)  # None: the run's eval_weights
+                restorer, cfg, _ = load_restorer(ckpt, ema=ema, device=args.device)
                 label = f"{cfg.backbone} {cfg.strategy}"
-            if task_source == "classifier" and restorer.prompt == "explicit" and classifier is None:
-                raise ValueError(f"--task-source classifier: {ckpt} has explicit prompts, so pass --classifier FILE "
-                                 "(train one with `mio-strategies train-classifier`)")
-            loaded.append((restorer, args.name[i] if args.name else label))
-        labels = [name for _, name in loaded]
+                source = task_source or cfg.eval_task_source
+            if source == "classifier" and restorer.prompt == "explicit" and classifier is None:
+                why = "--task-source classifier" if task_source else "the run's profile picks prompts with the classifier"
+                raise ValueError(f"{why}: {ckpt} has explicit prompts, so pass --classifier FILE "
+                                 "(train one with `mio-strategies train-classifier`), or --task-source given")
+            loaded.append((restorer, args.name[i] if args.name else label, source))
+        labels = [name for _, name, _ in loaded]
         if dup := _duplicate_label(labels, args.checkpoint):
             raise ValueError(dup)
         if args.baseline is not None and args.baseline not in (IDENTITY, *labels):
             raise ValueError(f"--baseline {args.baseline!r} is not a row of the table: rows are "
                              f"{[IDENTITY, *labels]} (a checkpoint's label, or 'identity')")
         results = [
-            evaluate(restorer, testset, name=name, device=args.device, task_source=task_source,
-                     classifier=classifier, progress=True, testset=str(args.testset))
-            for restorer, name in loaded
+            eval_module.evaluate(restorer, testset, name=name, device=args.device, task_source=source,
+                     classifier=classifier if source == "classifier" else None, progress=True,
+                     testset=str(args.testset))
+            for restorer, name, source in loaded
         ]
         print(format_table(results, baseline=args.baseline, reference=reference))
         for r in results:
             if r.classifier_accuracy() is not None:
-                print(f"task-classifier accuracy ({r.name}): {r.classifier_accuracy():.3f}")
+                per_task = ", ".join(f"{t} {a:.3f}" for t, a in r.classifier_accuracy_per_task().items())
+                print(f"task-classifier accuracy ({r.name}): {r.classifier_accuracy():.3f} ({per_task})")
         prepare_output_dir(out, overwrite=args.overwrite, command="eval")  # the folder is replaced
         paths = write_tables(results, out, baseline=args.baseline, reference=reference)
     except (KeyError, ValueError, OSError) as exc:
         return error(_message(exc))
     try:
-        from mio_strategies.analysis import plot_psnr_bars
-
         single = results[0].single_tasks()  # the bar plot shows the seven tasks, not composites
         tables = {r.name: r.per_task() for r in results}
         bars = {name: {t: table[t]["psnr"] for t in single} for name, table in tables.items()}
@@ -353,16 +359,9 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from mio_strategies.harness._demo import run_demo
-    from mio_strategies.utils.signals import (
-        Interrupted,
-        exit_code,
-        interrupt_on_signals,
-    )
-
     try:
         with interrupt_on_signals():
-            res = run_demo(args.output, overrides=args.overrides, overwrite=args.overwrite,
+            res = demo_module.run_demo(args.output, overrides=args.overrides, overwrite=args.overwrite,
                            progress=not args.no_progress, seed=args.seed, pretrained=args.pretrained,
                            strategies=args.strategies)
     except Interrupted as exc:
@@ -375,5 +374,7 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"error: {_message(exc)}", file=sys.stderr)
         return 2
     print(res["table"])
+    if res.get("summary"):
+        print(res["summary"])
     print("written: " + ", ".join(res["paths"].values()))
     return 0

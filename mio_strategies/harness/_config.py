@@ -11,6 +11,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from mio_strategies.curriculum import Curriculum, parse_stages
+from mio_strategies.models import backbone_spec
+from mio_strategies.utils.validation import non_negative_int, positive_int
+
 __all__ = [
     "STRATEGIES",
     "ConfigKeyError",
@@ -32,6 +36,23 @@ STRATEGIES: dict[str, tuple[bool, str | None]] = {
 """The six strategies of the paper: name -> (sequential learning?, prompt kind: ``None``, ``"explicit"`` or ``"adaptive"``)."""
 
 OPTIMIZERS = ("adam", "adamw")
+
+#: ``profile`` name -> the values it gives to the keys a config does not set itself. ``library``: the
+#: library's own choices (the dataclass defaults); ``reference``: the official code's protocol where the
+#: library departs from it (docs/reproducing.md, "Reference profile: what differs").
+PROFILES: dict[str, dict[str, Any]] = {
+    "library": {},
+    "reference": {
+        "data_implementation": "reference",
+        "reset_optimizer_each_stage": True,
+        "prompt_init": "reference",
+        "eval_weights": "plain",
+        "eval_task_source": "classifier",
+    },
+}
+IMPLEMENTATIONS = ("library", "reference")
+EVAL_WEIGHTS = ("ema", "plain")
+TASK_SOURCES = ("given", "classifier")
 
 
 def parse_strategy(name: str) -> tuple[bool, str | None]:
@@ -81,6 +102,24 @@ class TrainConfig:
         channels_last: train in the ``torch.channels_last`` memory format.
         stream: random stream of the noise and rain fields of the default dataset, ``torch`` or
             ``philox`` (``null``: the library's default, ``torch``); see ``docs/gpu.md``.
+        profile: ``library`` (default) or ``reference``: fills the keys below that the config does not
+            set with the official code's choices (:data:`PROFILES`): its data path, optimizer restart at
+            every stage, its initialisation, evaluation of the plain weights with classifier-picked prompts.
+        data_implementation: ``library`` or ``reference`` (``degrade(..., implementation=...)``, the
+            default training set's data path; YAML ``data: {implementation: ...}`` or
+            ``--set data.implementation=...`` set it too).
+        prompt_init: ``library`` (modulators start at zero: the identity) or ``reference`` (PyTorch's
+            default init of the modulators and, for SRResNet with prompts, of conv_first/conv_hr/conv_last).
+        prompt_maps: a reference-format explicit prompt map file (7 x 128 x 128, ``.npy`` or ``.pt``,
+            tasks in the reference's order) used instead of the seeded random maps.
+        eval_weights: ``ema`` or ``plain``: the weights validation and ``mio-strategies eval`` use by default.
+        eval_task_source: ``given`` or ``classifier``: how ``mio-strategies eval`` picks explicit prompts
+            by default.
+        balance: how the curriculum sampler fills a batch: ``tasks`` (uniform over the active tasks) or
+            ``samples`` (uniform over their samples).
+        protocol, protocol_root: train on a benchmark protocol's data (``three-task``, ``five-task``,
+            ``cdd11``, ``mio-7``; see :mod:`mio_strategies.protocols`) read from ``protocol_root`` instead
+            of synthesizing from ``train_images``; ``mio-strategies train --protocol`` sets both.
     """
 
     name: str = "run"
@@ -116,6 +155,15 @@ class TrainConfig:
     compile: Any = False
     channels_last: bool = False
     stream: str | None = None
+    profile: str = "library"
+    data_implementation: str = "library"
+    prompt_init: str = "library"
+    prompt_maps: str | None = None
+    eval_weights: str = "ema"
+    eval_task_source: str = "given"
+    balance: str = "tasks"
+    protocol: str | None = None
+    protocol_root: str | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -127,8 +175,6 @@ class TrainConfig:
         Raises:
             ValueError / TypeError: naming the field, the bad value and what is valid.
         """
-        from mio_strategies.harness._backbones import backbone_spec
-
         spec = backbone_spec(self.backbone)
         if not isinstance(self.backbone_kwargs, Mapping):
             raise TypeError(f"backbone_kwargs must be a mapping, got {type(self.backbone_kwargs).__name__}")
@@ -142,17 +188,13 @@ class TrainConfig:
             )
         if not isinstance(self.order, str):
             raise TypeError(f"order must be a string of task letters or names (e.g. 'SBNJRHL' or 'SB|NJ|R|H|L'), got {self.order!r}")
-        from mio_strategies.curriculum._schedule import _parse_stages
-
-        _parse_stages(self.order)  # letters, names, or groups entering together ("SB|NJ|R|H|L")
+        parse_stages(self.order)  # letters, names, or groups entering together ("SB|NJ|R|H|L")
         for key in ("periods", "period_iters", "batch_size", "patch_size", "repeat", "prompt_size", "val_size"):
-            _positive_int(key, getattr(self, key))
+            positive_int(key, getattr(self, key))
         if parse_strategy(self.strategy)[0]:  # a sequential run needs one period per stage
-            from mio_strategies.curriculum import Curriculum
-
             Curriculum(self.order, periods=self.periods, iterations_per_period=self.period_iters)
         for key in ("num_workers", "val_every", "checkpoint_every", "log_every", "seed"):
-            _non_negative_int(key, getattr(self, key))
+            non_negative_int(key, getattr(self, key))
         if self.val_size < 19:
             raise ValueError(f"val_size must be >= 19 (a 4-pixel border crop leaves the 11x11 SSIM window), got {self.val_size}")
         if self.optimizer not in OPTIMIZERS:
@@ -196,6 +238,27 @@ class TrainConfig:
 
             if self.stream not in STREAMS:
                 raise ValueError(f"stream must be null or one of {list(STREAMS)}, got {self.stream!r}")
+        for key, valid in (("profile", tuple(PROFILES)), ("data_implementation", IMPLEMENTATIONS),
+                           ("prompt_init", IMPLEMENTATIONS), ("eval_weights", EVAL_WEIGHTS),
+                           ("eval_task_source", TASK_SOURCES)):
+            if getattr(self, key) not in valid:
+                raise ValueError(f"unknown {key} {getattr(self, key)!r}: valid values are {list(valid)}")
+        if self.prompt_maps is not None:
+            if not isinstance(self.prompt_maps, str) or not self.prompt_maps:
+                raise TypeError(f"prompt_maps must be a file path (a string) or null, got {self.prompt_maps!r}")
+            if parse_strategy(self.strategy)[1] != "explicit":
+                raise ValueError(f"prompt_maps is for explicit prompts (strategy M+EP or S+EP), not {self.strategy!r}")
+        if self.balance not in ("tasks", "samples"):
+            raise ValueError(f"balance must be 'tasks' or 'samples', got {self.balance!r}")
+        if self.protocol is not None:
+            from mio_strategies.protocols import get_protocol
+
+            get_protocol(self.protocol)  # KeyError listing the protocols
+            if not isinstance(self.protocol_root, str) or not self.protocol_root:
+                raise ValueError(f"protocol {self.protocol!r} needs protocol_root, the folder holding its data "
+                                 "(`mio-strategies train --protocol NAME --data ROOT`)")
+        elif self.protocol_root is not None:
+            raise ValueError("protocol_root is set but protocol is not: set both, or neither")
         if spec.size_multiple > 1 and self.patch_size % spec.size_multiple:
             raise ValueError(
                 f"patch_size {self.patch_size} is not a multiple of {spec.size_multiple}, which backbone "
@@ -211,8 +274,6 @@ class TrainConfig:
     @property
     def prompt(self) -> str | None:
         """``"explicit"``, ``"adaptive"`` or None (a backbone's built-in prompt counts)."""
-        from mio_strategies.harness._backbones import backbone_spec
-
         return parse_strategy(self.strategy)[1] or backbone_spec(self.backbone).builtin_prompt
 
     @property
@@ -223,9 +284,7 @@ class TrainConfig:
     @property
     def order_tasks(self) -> tuple[Any, ...]:
         """The tasks of ``order`` (:class:`~mio_strategies.tasks.Task`), in curriculum order (groups flattened)."""
-        from mio_strategies.curriculum._schedule import _parse_stages
-
-        return tuple(t for stage in _parse_stages(self.order) for t in stage)
+        return tuple(t for stage in parse_stages(self.order) for t in stage)
 
     @property
     def total_iters(self) -> int:
@@ -244,19 +303,9 @@ class TrainConfig:
         return _from_mapping({**self.to_dict(), **_check_keys(changes)})
 
 
-def _positive_int(key: str, v: Any) -> None:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise ValueError(f"{key} must be a positive integer, got {v!r}")
-
-
 def _device_name(key: str, v: Any) -> None:
     if not isinstance(v, str) or not (v in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", v)):
         raise ValueError(f"{key} must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {v!r}")
-
-
-def _non_negative_int(key: str, v: Any) -> None:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-        raise ValueError(f"{key} must be a non-negative integer, got {v!r}")
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
@@ -297,8 +346,30 @@ def _check_keys(data: Mapping[str, Any]) -> dict[str, Any]:
     return dict(data)
 
 
+def _nested_data_keys(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``data: {implementation: x}`` (YAML) or ``data.implementation`` (an override) as ``data_implementation``."""
+    out = dict(data)
+    nested = out.pop("data", None)
+    if nested is not None:
+        if not isinstance(nested, Mapping) or set(nested) - {"implementation"}:
+            raise ConfigKeyError(f"config key 'data' must be a mapping with the key 'implementation' only, got {nested!r}")
+        if "implementation" in nested:
+            out["data_implementation"] = nested["implementation"]
+    if "data.implementation" in out:
+        out["data_implementation"] = out.pop("data.implementation")
+    return out
+
+
+def _with_profile(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` with its profile's values for the keys it does not set."""
+    profile = data.get("profile", "library")
+    if not isinstance(profile, str) or profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}: valid profiles are {list(PROFILES)}")
+    return {**PROFILES[profile], **data}
+
+
 def _from_mapping(data: Mapping[str, Any]) -> TrainConfig:
-    data = _check_keys(data)
+    data = _with_profile(_check_keys(_nested_data_keys(data)))
     if "betas" in data and isinstance(data["betas"], list):
         data["betas"] = tuple(data["betas"])
     if "backbone_kwargs" in data and data["backbone_kwargs"] is None:
@@ -450,10 +521,12 @@ def parse_overrides(items: Iterable[str] | Mapping[str, Any] | None) -> dict[str
             pairs.append((key.strip(), _parse_value(value.strip())))
     out: dict[str, Any] = {}
     for key, value in pairs:
-        if "." in key:
+        if key == "data.implementation":
+            out["data_implementation"] = value
+        elif "." in key:
             head, sub = key.split(".", 1)
             if head != "backbone_kwargs":
-                raise ConfigKeyError(f"nested override {key!r}: only backbone_kwargs.<option> may be nested")
+                raise ConfigKeyError(f"nested override {key!r}: only backbone_kwargs.<option> and data.implementation may be nested")
             out.setdefault("backbone_kwargs", {})[sub] = value
         else:
             if key == "backbone_kwargs":

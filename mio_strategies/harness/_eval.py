@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from mio_strategies.harness._metrics import psnr, ssim
+from mio_strategies.metrics import psnr, ssim
 from mio_strategies.tasks import TASKS, get_task
 from mio_strategies.utils.outputs import atomic_file, check_output_dir
 
@@ -98,6 +98,17 @@ class EvalResult:
             return None
         return sum(r["predicted"] == r["task"] for r in rows) / len(rows)
 
+    def classifier_accuracy_per_task(self) -> dict[str, float]:
+        """Per single task (in the canonical order), the share of its images whose task the classifier
+        predicted correctly; empty without a classifier."""
+        rows = [r for r in self.records if "predicted" in r and r["task"] in _TASK_NAMES]
+        out: dict[str, float] = {}
+        for task in (t.name for t in TASKS):
+            mine = [r["predicted"] == task for r in rows if r["task"] == task]
+            if mine:
+                out[task] = sum(mine) / len(mine)
+        return out
+
     def identity(self) -> EvalResult:
         """The unrestored input's scores as a result of their own (named ``identity``)."""
         recs = [{**r, "psnr": r["identity_psnr"], "ssim": r["identity_ssim"]} for r in self.records]
@@ -109,7 +120,8 @@ class EvalResult:
         return {
             "name": self.name, "testset": self.testset, "per_task": self.per_task(), "average": self.average(),
             "identity_per_task": self.per_task(True), "identity_average": self.average(True),
-            "classifier_accuracy": self.classifier_accuracy(), "records": self.records,
+            "classifier_accuracy": self.classifier_accuracy(),
+            "classifier_accuracy_per_task": self.classifier_accuracy_per_task(), "records": self.records,
         }
 
     @classmethod
@@ -236,6 +248,8 @@ def evaluate(
             task = get_task(int(item["task"]))
             rec = {"task": task.name, "image": str(item.get("image", i))}
             given = torch.tensor([task.id], device=device)
+            if explicit and "prompt" in item:  # a protocol's composite degradation: its components' mixture
+                given = item["prompt"].unsqueeze(0).to(device)
         if clf is not None:
             pred = int(clf(lq).argmax(-1)[0])
             rec["predicted"] = TASKS[pred].name
@@ -410,7 +424,10 @@ def write_tables(
     md += ["SSIM (RGB, 4-pixel border crop):", "", format_table(results, metric="ssim", baseline=baseline)]
     acc = [(r.name, r.classifier_accuracy()) for r in results if r.classifier_accuracy() is not None]
     if acc:
-        md += ["Task-classifier accuracy:", ""] + [f"- {n}: {a:.3f}" for n, a in acc] + [""]
+        per_task = {r.name: r.classifier_accuracy_per_task() for r in results}
+        md += ["Task-classifier accuracy (overall, then per task):", ""] + [
+            f"- {n}: {a:.3f} (" + ", ".join(f"{t} {v:.3f}" for t, v in per_task[n].items()) + ")" for n, a in acc
+        ] + [""]
     csv_psnr = format_table(results, metric="psnr", baseline=baseline, reference=reference, fmt="csv")
     csv_ssim = format_table(results, metric="ssim", baseline=baseline, fmt="csv")
     payload = {"baseline": baseline or results[0].name, "results": [r.to_dict() for r in results]}

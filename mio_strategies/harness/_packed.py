@@ -29,19 +29,19 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from mio_strategies._rng import derive_seed
-from mio_strategies.harness._checkpoint import (
+from mio_strategies.checkpoints import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_VERSION,
-    check_compatible,
     load_checkpoint,
     prepare_output_dir,
     run_folder_lock,
     save_checkpoint,
 )
 from mio_strategies.harness._config import TrainConfig, load_config
+from mio_strategies.harness._resume import check_compatible
+from mio_strategies.models import Restorer, build_restorer
 from mio_strategies.utils.outputs import atomic_file
-from mio_strategies.harness._restorer import Restorer, build_restorer
+from mio_strategies.utils.rng import derive_seed
 
 __all__ = ["PACKABLE_STRATEGIES", "train_packed"]
 
@@ -173,7 +173,7 @@ def train_packed(
         restorers: list[Restorer] = []
         for r in runs:
             rest = build_restorer(r.cfg.backbone, None, backbone_kwargs=r.cfg.backbone_kwargs, seed=r.cfg.seed,
-                                  prompt_size=r.cfg.prompt_size).to(device)
+                                  prompt_size=r.cfg.prompt_size, prompt_init=r.cfg.prompt_init).to(device)
             if r.saved is not None:
                 rest.load_state_dict(r.saved["model"])
             restorers.append(rest)
@@ -203,7 +203,7 @@ def train_packed(
         for i, r in enumerate(runs):
             ds = datasets[i] if datasets is not None else _default_dataset(r.cfg, 1, r.saved)
             cur = _make_curriculum(r.cfg)
-            smp = SequentialCurriculumSampler(ds, cur, r.cfg.batch_size, seed=r.cfg.seed)
+            smp = SequentialCurriculumSampler(ds, cur, r.cfg.batch_size, seed=r.cfg.seed, balance=r.cfg.balance)
             if r.saved is not None:
                 smp.load_state_dict(r.saved["sampler"])
             samplers.append(smp)
@@ -271,7 +271,7 @@ def train_packed(
 
             write_back(False)
             for i, r in enumerate(runs):
-                e = _EMAView(ema, float_keys, i) if ema is not None else None
+                e = _EMAView(ema, float_keys, i) if ema is not None and r.cfg.eval_weights == "ema" else None
                 with _ema_weights(restorers[i], e):  # type: ignore[arg-type]
                     res = evaluate(restorers[i].eval(), val_sets[i], device=device, progress=False)
                 restorers[i].train()

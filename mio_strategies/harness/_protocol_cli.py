@@ -65,5 +65,126 @@ def _check(args: argparse.Namespace) -> int:
     if report.ok:
         print(f"ok: every folder of {protocol.name} is present, paired and readable")
         return 0
+    folders = len({p.folder for p in report.problems})
+    print(f"{len(report.problems)} problem(s) in {folders} folder(s) of {protocol.name} under {args.root}:",
+          file=sys.stderr)
     print(report.summary(max_per_kind=args.max_listed), file=sys.stderr)
+    if any(p.kind in ("missing-root", "missing-folder") for p in report.problems):
+        from mio_strategies.protocols import expected_tree
+
+        print(expected_tree(protocol), file=sys.stderr)
     return 1
+
+
+def train_protocol_command(args: argparse.Namespace) -> int:
+    """``mio-strategies train --protocol NAME --data ROOT``: the protocol's preset on any backbone and strategy."""
+    from mio_strategies.harness._protocol_run import protocol_config
+    from mio_strategies.harness._train import train
+
+    def error(message: str) -> int:
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+
+    if not (args.protocol and args.data):
+        return error("--protocol and --data go together: --protocol NAME --data ROOT")
+    if args.list_presets:
+        return error("--list-presets does not combine with --protocol")
+    try:
+        cfg = protocol_config(args.protocol, args.data, args.config, args.overrides)
+    except (KeyError, ValueError, TypeError, FileNotFoundError) as exc:
+        return error(str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc))
+    output = args.output or f"runs/{cfg.name}-{cfg.strategy.replace('+', '_')}"
+    print(f"protocol {cfg.protocol}: {cfg.backbone} {cfg.strategy}, order {cfg.order}, {cfg.periods} periods x "
+          f"{cfg.period_iters} iterations, batch {cfg.batch_size}, patch {cfg.patch_size}, balance {cfg.balance}")
+    try:
+        res = train(cfg, output, overwrite=args.overwrite, resume=args.resume, extend=args.extend,
+                    progress=not args.no_progress)
+    except (FileExistsError, FileNotFoundError, ValueError) as exc:
+        return error(str(exc))
+    print(f"{res.iteration} iterations ({res.iters_per_second:.2f} it/s); checkpoint: {res.checkpoint}")
+    print(f"next: mio-strategies eval --protocol {cfg.protocol} --data {args.data} --checkpoint {res.checkpoint} "
+          "--output <folder>")
+    return 0
+
+
+def eval_protocol_command(args: argparse.Namespace) -> int:
+    """``mio-strategies eval --protocol NAME --data ROOT --checkpoint ...``: the protocol's table."""
+    from pathlib import Path
+
+    from mio_strategies.harness._protocol_run import (
+        evaluate_protocol,
+        write_protocol_tables,
+    )
+    from mio_strategies.harness._train import load_restorer
+
+    def error(message: str) -> int:
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+
+    if not (args.protocol and args.data):
+        return error("--protocol and --data go together: --protocol NAME --data ROOT")
+    if args.testset:
+        return error("--testset and --protocol exclude each other: a protocol names its own test sets")
+    unsupported = [flag for flag, used in (("--classifier", args.classifier), ("--basicsr-options", args.basicsr_options),
+                                           ("--baseline", args.baseline), ("--task-source", args.task_source)) if used]
+    if unsupported:
+        return error(f"{', '.join(unsupported)} not supported with --protocol")
+    if args.name and len(args.name) != len(args.checkpoint):
+        return error(f"give one --name per --checkpoint ({len(args.checkpoint)} checkpoints, {len(args.name)} names)")
+    if args.limit is not None and args.limit <= 0:
+        return error(f"--limit must be a positive integer, got {args.limit}")
+    from mio_strategies.harness._config import _device_name
+    from mio_strategies.harness._train import _resolve_device
+    from mio_strategies.protocols import ReferenceRow, get_protocol
+
+    try:
+        protocol = get_protocol(args.protocol)
+        _device_name("--device", args.device)
+        device = str(_resolve_device(args.device, 0, fix="--device cpu"))
+    except (KeyError, ValueError) as exc:
+        return error(str(exc.args[0]) if isinstance(exc, KeyError) else str(exc))
+    from mio_strategies.utils.outputs import check_output_dir, prepare_output_dir
+
+    out = Path(args.output)
+    try:  # a link, a file, a foreign, non-empty or read-only folder: refused before anything is evaluated
+        check_output_dir(out, overwrite=args.overwrite)
+    except OSError as exc:
+        return error(str(exc))
+    extra = []
+    if args.reference:
+        if protocol.name != "mio-7":
+            return error("--reference adds the seed paper's rows, which belong to --protocol mio-7; the other "
+                         "protocols print their published rows by themselves")
+        from mio_strategies.harness._eval import reference_row
+
+        for ref in args.reference:
+            parts = ref.split(":")
+            if len(parts) not in (2, 3):
+                return error(f"--reference {ref!r} must look like srresnet:M or srresnet:S+EP:out")
+            split = parts[2].strip().lower() if len(parts) == 3 else "in"
+            try:
+                row = reference_row(parts[0].strip(), parts[1].strip().upper(), split)
+            except KeyError as exc:
+                return error(f"--reference {ref!r}: {exc.args[0]}")
+            extra.append(ReferenceRow(
+                f"paper {parts[0].strip()} {parts[1].strip().upper()} ({split}-dis)", "", "the seed paper's tables "
+                "(Kong, Dong & Zhang 2024; mio_strategies.harness.paper_results)", "rgb",
+                {k: (v, None) for k, v in row.items() if k != "average"}, (row["average"], None),
+                note="scored on the paper's MiO100, not on this test set"))
+    try:
+        loaded = []
+        for i, ckpt in enumerate(args.checkpoint):  # every checkpoint is loaded before any is evaluated
+            restorer, cfg, _ = load_restorer(ckpt, ema=not args.no_ema, device=device)
+            loaded.append((restorer, args.name[i] if args.name else f"{cfg.backbone} {cfg.strategy}"))
+        labels = [n for _, n in loaded]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"two checkpoints share the label {labels}: pass one distinct --name per --checkpoint")
+        results = [evaluate_protocol(r, protocol, args.data, name=n, device=device, limit=args.limit, progress=True)
+                   for r, n in loaded]
+        prepare_output_dir(out, overwrite=args.overwrite, command="eval")  # the folder is replaced
+        paths = write_protocol_tables(protocol, results, out, extra_references=extra)
+    except (KeyError, ValueError, OSError) as exc:
+        return error(str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc))
+    print(paths["markdown"].read_text(encoding="utf-8"))
+    print(f"written: {', '.join(str(p) for p in paths.values())}")
+    return 0

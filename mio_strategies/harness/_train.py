@@ -15,27 +15,28 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch.utils.data import DataLoader
 
-from mio_strategies._rng import derive_seed
-from mio_strategies.harness._acceleration import Acceleration
-from mio_strategies.harness._checkpoint import (
+from mio_strategies.checkpoints import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_VERSION,
-    check_compatible,
     load_checkpoint,
     prepare_output_dir,
     run_folder_lock,
     save_checkpoint,
 )
-from mio_strategies.harness._config import TrainConfig, _non_negative_int, load_config
-from mio_strategies.harness._restorer import Restorer, build_restorer
-from mio_strategies.utils.outputs import (
-    atomic_file,
-    check_output_dir,
-    flag,
-    remove_stale_tmp_files,
-)
+from mio_strategies.curriculum import Curriculum, SequentialCurriculumSampler
+from mio_strategies.data import MiODataset, embedded_image_paths, list_images, mio_collate
+from mio_strategies.harness._acceleration import Acceleration
+from mio_strategies.harness._config import TrainConfig, load_config
+from mio_strategies.harness._eval import evaluate
+from mio_strategies.harness._protocol_run import protocol_train_dataset, protocol_validation_set
+from mio_strategies.harness._resume import check_compatible
+from mio_strategies.models import Restorer, build_restorer
+from mio_strategies.utils.outputs import atomic_file, check_output_dir, flag, remove_stale_tmp_files
+from mio_strategies.utils.rng import derive_seed
 from mio_strategies.utils.signals import Interrupted, stop_on_signals
+from mio_strategies.utils.validation import non_negative_int
 
 __all__ = ["TrainResult", "TrainingInterrupted", "load_restorer", "train"]
 
@@ -193,7 +194,8 @@ def _float_state(restorer: Restorer, clone: bool = True) -> dict[str, torch.Tens
 
 # -- data ----------------------------------------------------------------------------------------------
 def _default_dataset(cfg: TrainConfig, world: int, saved: Mapping[str, Any] | None = None) -> Any:
-    from mio_strategies.data import MiODataset, embedded_image_paths, list_images
+    if cfg.protocol is not None:  # a benchmark protocol's data on disk
+        return protocol_train_dataset(cfg, world, saved)
 
     images = list_images(cfg.train_images) if cfg.train_images is not None else embedded_image_paths()
     # An item is a function of (seed, epoch, index), so an index drawn twice gives the same patch.
@@ -210,18 +212,19 @@ def _default_dataset(cfg: TrainConfig, world: int, saved: Mapping[str, Any] | No
     if isinstance(items, int) and items > 0 and items % per_pass == 0:
         repeat = items // per_pass
     return MiODataset(images, cfg.order_tasks, patch_size=cfg.patch_size, preset=cfg.preset, seed=cfg.seed, repeat=repeat,
-                      stream=cfg.stream)
+                      implementation=cfg.data_implementation, stream=cfg.stream)
 
 
 def default_validation_set(cfg: TrainConfig) -> Any:
     """Fixed validation patches (``val_size``) of the validation (or training) images, every task."""
-    from mio_strategies.data import MiODataset, embedded_image_paths, list_images
+    if cfg.protocol is not None and cfg.val_images is None:
+        return protocol_validation_set(cfg)
 
     src = cfg.val_images or cfg.train_images
     images = list_images(src) if src is not None else embedded_image_paths()
     return MiODataset(
         images, cfg.order_tasks, patch_size=cfg.val_size, preset=cfg.preset, augment=False,
-        seed=derive_seed(cfg.seed, 7919), stream=cfg.stream,
+        seed=derive_seed(cfg.seed, 7919), implementation=cfg.data_implementation, stream=cfg.stream,
     )
 
 
@@ -237,8 +240,6 @@ def _make_scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer) -> Any:
 
 
 def _make_curriculum(cfg: TrainConfig) -> Any:
-    from mio_strategies.curriculum import Curriculum
-
     if cfg.sequential:
         return Curriculum(cfg.order, periods=cfg.periods, iterations_per_period=cfg.period_iters)
     return Curriculum.mixed(cfg.order, periods=cfg.periods, iterations_per_period=cfg.period_iters)
@@ -307,7 +308,7 @@ def train(
     """
     cfg = config if isinstance(config, TrainConfig) else load_config(config)
     if stop_after is not None:
-        _non_negative_int("stop_after", stop_after)
+        non_negative_int("stop_after", stop_after)
     out = Path(output_dir)
     ckpt_path = out / CHECKPOINT_NAME
     saved: dict[str, Any] | None = None
@@ -335,8 +336,6 @@ def train(
         if dataset is None:
             dataset = _default_dataset(cfg, world, saved)
         if val_dataset is None and cfg.val_images is not None:
-            from mio_strategies.data import list_images
-
             list_images(cfg.val_images)
         with run_folder_lock(out) if rank == 0 else contextlib.nullcontext():  # one trainer per folder
             return _run(cfg, out, saved, dataset, val_dataset, stop_after, progress and rank == 0, callback, rank,
@@ -350,16 +349,10 @@ def train(
 
 def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, rank, world, device,  # noqa: ANN001
          *, overwrite: bool, resume: bool, extend: bool = False) -> TrainResult:
-    from torch.utils.data import DataLoader
-
-    from mio_strategies.curriculum import SequentialCurriculumSampler
-    from mio_strategies.data import mio_collate
-    from mio_strategies.harness._eval import evaluate
-
     t_start = time.perf_counter()
     restorer = build_restorer(
         cfg.backbone, cfg.strategy_prompt, backbone_kwargs=cfg.backbone_kwargs,
-        seed=cfg.seed, prompt_size=cfg.prompt_size,
+        seed=cfg.seed, prompt_size=cfg.prompt_size, prompt_init=cfg.prompt_init, prompt_maps=cfg.prompt_maps,
     ).to(device)
     accel = Acceleration(cfg.precision, cfg.compile, cfg.channels_last, device)
     accel.prepare(restorer)  # channels-last, compile: before the optimizer and EMA see the parameters
@@ -369,7 +362,8 @@ def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, 
     ema = _EMA(restorer, cfg.ema_decay) if cfg.ema_decay > 0 else None
 
     curriculum = _make_curriculum(cfg)
-    sampler = SequentialCurriculumSampler(dataset, curriculum, cfg.batch_size, seed=cfg.seed, rank=rank, world_size=world)
+    sampler = SequentialCurriculumSampler(dataset, curriculum, cfg.batch_size, seed=cfg.seed, balance=cfg.balance,
+                                          rank=rank, world_size=world)
     total = cfg.total_iters
     start = 0
     history: list[dict[str, Any]] = []
@@ -445,7 +439,7 @@ def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, 
             return
         if val_dataset is None:
             val_dataset = default_validation_set(cfg)
-        with _ema_weights(restorer, ema):
+        with _ema_weights(restorer, ema if cfg.eval_weights == "ema" else None):
             res = evaluate(restorer, val_dataset, device=device, progress=False)
         table = res.per_task()
         rec = {"iteration": iteration, "psnr": {k: v["psnr"] for k, v in table.items()}, "average": res.average()["psnr"]}
@@ -482,7 +476,8 @@ def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, 
             t0 = time.perf_counter()
             lq = accel.inputs(batch["lq"].to(device, non_blocking=True))
             gt = accel.inputs(batch["gt"].to(device, non_blocking=True))
-            task = batch["task"].to(device)
+            # mixing weights over a composite degradation's tasks (CDD-11) when the data give them, else task ids
+            task = batch["prompt" if "prompt" in batch else "task"].to(device)
             with accel.autocast():
                 out_img = restorer(lq, task)
             loss = F.l1_loss(out_img.float(), gt)
@@ -629,13 +624,14 @@ def _yaml(data: Mapping[str, Any]) -> str:
     return yaml.safe_dump(dict(data), sort_keys=False)
 
 
-def load_restorer(checkpoint: str | Path, *, ema: bool = True, device: str | torch.device = "cpu",
+def load_restorer(checkpoint: str | Path, *, ema: bool | None = True, device: str | torch.device = "cpu",
                   expect: Mapping[str, Any] | None = None) -> tuple[Restorer, TrainConfig, dict[str, Any]]:
     """Rebuild the model a checkpoint holds (EMA weights by default).
 
     Args:
         checkpoint: path of a harness ``checkpoint.pt``.
-        ema: load the EMA weights when the run kept them.
+        ema: load the EMA weights when the run kept them; ``None``: as the run's ``eval_weights`` says
+            (``plain`` under the reference profile).
         expect: ``{"backbone": ..., "strategy": ...}`` the caller requires; a mismatch is refused.
 
     Returns:
@@ -651,8 +647,11 @@ def load_restorer(checkpoint: str | Path, *, ema: bool = True, device: str | tor
     restorer = build_restorer(
         cfg.backbone, cfg.strategy_prompt,
         backbone_kwargs=cfg.backbone_kwargs, seed=cfg.seed, prompt_size=cfg.prompt_size,
+        prompt_init=cfg.prompt_init, prompt_maps=cfg.prompt_maps,
     )
     restorer.load_state_dict(state["model"])
+    if ema is None:
+        ema = cfg.eval_weights == "ema"
     if ema and state.get("ema") is not None:
         e = _EMA(restorer, cfg.ema_decay or 0.5)
         e.load_state_dict(state["ema"])

@@ -23,6 +23,7 @@ from __future__ import annotations
 from ._classifier import ClassifierHistory, TaskClassifier, classifier_accuracy, train_task_classifier
 from ._extractor import PromptExtractor
 from ._injector import PARTS, PromptedModel, PromptInjector, PromptScale
+from ._maps import REFERENCE_MAP_ORDER, load_reference_prompt_maps
 from ._report import ParameterReport
 from ._sources import AdaptivePrompt, ExplicitPrompt, PromptSource
 
@@ -40,4 +41,6 @@ __all__ = [
     "classifier_accuracy",
     "ClassifierHistory",
     "ParameterReport",
+    "load_reference_prompt_maps",
+    "REFERENCE_MAP_ORDER",
 ]

@@ -13,24 +13,31 @@ from torch import nn
 from ..tasks import NUM_TASKS
 from ._init import check_generator, default_generator, make_layer, seeded_init_
 
-__all__ = ["TaskClassifier", "train_task_classifier", "classifier_accuracy", "ClassifierHistory"]
+__all__ = ["TaskClassifier", "train_task_classifier", "classifier_accuracy", "ClassifierHistory", "CLASSIFIER_ARCHS"]
+
+#: ``"library"``: ReLU after every conv; ``"reference"``: the reference's LeakyReLU(0.1), none after the last conv
+CLASSIFIER_ARCHS = ("library", "reference")
 
 
 class TaskClassifier(nn.Module):
     """Predict which of the tasks degraded an image; returns logits ``(B, num_tasks)``.
 
-    Layers (the reference's): conv 3->128 (k3, s3), conv 128->128 (k3, s3), two 1x1 convs 128->128,
-    a 1x1 conv to 32, global average pooling, linear 32->num_tasks, with ReLU after each conv. Trained
-    with cross-entropy on the logits (the reference applied a softmax first; here there is none).
+    Layers: conv 3->128 (k3, s3), conv 128->128 (k3, s3), two 1x1 convs 128->128, a 1x1 conv to 32,
+    global average pooling, linear 32->num_tasks (the reference's layer sizes). ``arch="library"``
+    (default) puts a ReLU after every conv, the last included; ``arch="reference"`` is the reference's
+    classifier: LeakyReLU(0.1) between the convs and nothing after the last one. Either is trained with
+    cross-entropy on the logits (the reference applied a softmax before its cross-entropy, i.e. twice;
+    that is not reproduced).
 
     Args:
         num_tasks: number of classes (default 7).
         in_channels: image channels.
         width: width of the convs (128 in the reference).
         generator: seeds the initial weights (default seed 0).
+        arch: ``"library"`` or ``"reference"``: the activations, as above.
 
     Raises:
-        ValueError: non-positive sizes.
+        ValueError: non-positive sizes, an unknown ``arch``.
         TypeError: ``generator`` is not a ``torch.Generator``.
 
     Example:
@@ -40,20 +47,28 @@ class TaskClassifier(nn.Module):
     """
 
     def __init__(self, num_tasks: int = NUM_TASKS, *, in_channels: int = 3, width: int = 128,
-                 generator: torch.Generator | None = None):
+                 generator: torch.Generator | None = None, arch: str = "library"):
         super().__init__()
         for name, v in (("num_tasks", num_tasks), ("in_channels", in_channels), ("width", width)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if arch not in CLASSIFIER_ARCHS:
+            raise ValueError(f"unknown classifier arch {arch!r}: valid archs are {list(CLASSIFIER_ARCHS)}")
         check_generator(generator, "TaskClassifier(generator=...)")
         self.num_tasks = num_tasks
         self.in_channels = in_channels
+        self.arch = arch
+
+        def act() -> nn.Module:
+            return nn.LeakyReLU(0.1, inplace=True) if arch == "reference" else nn.ReLU(inplace=True)
+
+        last: list[nn.Module] = [] if arch == "reference" else [nn.ReLU(inplace=True)]
         self.features = nn.Sequential(
-            make_layer(nn.Conv2d, in_channels, width, 3, stride=3), nn.ReLU(inplace=True),
-            make_layer(nn.Conv2d, width, width, 3, stride=3), nn.ReLU(inplace=True),
-            make_layer(nn.Conv2d, width, width, 1), nn.ReLU(inplace=True),
-            make_layer(nn.Conv2d, width, width, 1), nn.ReLU(inplace=True),
-            make_layer(nn.Conv2d, width, 32, 1), nn.ReLU(inplace=True),
+            make_layer(nn.Conv2d, in_channels, width, 3, stride=3), act(),
+            make_layer(nn.Conv2d, width, width, 3, stride=3), act(),
+            make_layer(nn.Conv2d, width, width, 1), act(),
+            make_layer(nn.Conv2d, width, width, 1), act(),
+            make_layer(nn.Conv2d, width, 32, 1), *last,
         )
         self.head = make_layer(nn.Linear, 32, num_tasks)
         seeded_init_(self, generator if generator is not None else default_generator())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import inspect
 import itertools
+import math
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -522,6 +523,46 @@ class PromptInjector(nn.Module):
             if isinstance(hook, _EntryHook):
                 return hook.injector
         return None
+
+    @torch.no_grad()
+    def reset_modulators(self, init: str = "zero", *, generator: torch.Generator | None = None) -> None:
+        """Re-initialise every modulator's scale and shift maps.
+
+        ``"zero"`` (the library's choice, as at attach): the injector is the identity until trained.
+        ``"default"``: PyTorch's default ``nn.Linear`` initialisation, U(-1/sqrt(embed_dim), 1/sqrt(embed_dim))
+        for weights and biases, drawn from ``generator`` (the reference's; an untrained model then already
+        modulates its backbone).
+
+        Args:
+            init: ``"zero"`` or ``"default"``.
+            generator: a CPU ``torch.Generator`` for ``"default"`` (default: seed 0).
+
+        Raises:
+            ValueError: an unknown ``init``. TypeError: ``generator`` is not a ``torch.Generator``.
+
+        Example:
+            >>> net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1))
+            >>> inj = PromptInjector.attach(net, ExplicitPrompt(size=16), targets=["0"])
+            >>> inj.reset_modulators("default", generator=torch.Generator().manual_seed(0))
+            >>> bool(inj.modulators["0"].scale.weight.abs().sum() > 0)
+            True
+        """
+        if init not in ("zero", "default"):
+            raise ValueError(f"init must be 'zero' (identity at attach) or 'default' (PyTorch's nn.Linear init), got {init!r}")
+        check_generator(generator)
+        g = generator if generator is not None else default_generator()
+        for mod in self.modulators.values():
+            assert isinstance(mod, _Modulator)
+            for lin in (mod.scale, mod.shift):
+                if init == "zero":
+                    lin.weight.zero_()
+                    lin.bias.zero_()
+                else:
+                    bound = 1.0 / math.sqrt(lin.in_features)
+                    w = torch.rand(lin.weight.shape, generator=g, dtype=torch.float32) * 2 - 1
+                    b = torch.rand(lin.bias.shape, generator=g, dtype=torch.float32) * 2 - 1
+                    lin.weight.copy_(w * bound)
+                    lin.bias.copy_(b * bound)
 
     def copy_for(self, model: nn.Module) -> PromptInjector:
         """A copy of this injector (same configuration and weights) attached to ``model``.

@@ -54,6 +54,25 @@ class PromptSource(nn.Module):
         raise NotImplementedError
 
 
+def _check_maps(maps: Any, num_tasks: Any, learned: Any) -> torch.Tensor:
+    """Explicit prompt maps as a float32 ``(num_tasks, 1, S, S)`` tensor, validated."""
+    if learned:
+        raise ValueError("maps and learned=True exclude each other: a learned table has no maps")
+    if not isinstance(maps, torch.Tensor) or not maps.is_floating_point():
+        raise TypeError(f"maps must be a float tensor (num_tasks, 1, S, S), got {getattr(maps, 'dtype', type(maps).__name__)}")
+    t = maps.detach().to(torch.float32)
+    if t.ndim == 3:
+        t = t.unsqueeze(1)
+    if t.ndim != 4 or t.shape[1] != 1 or t.shape[-1] != t.shape[-2] or t.shape[0] != num_tasks or t.shape[-1] < 5:
+        raise ValueError(
+            f"maps must have shape ({num_tasks}, 1, S, S) or ({num_tasks}, S, S) with S >= 5 (one square map per "
+            f"task), got {tuple(maps.shape)}"
+        )
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError("maps contain NaN or infinite values")
+    return t.clone().contiguous()
+
+
 def _as_index(value: Any) -> int | None:
     """``value`` as a Python int when it is an integer scalar other than a bool (e.g. ``numpy.int64``)."""
     if isinstance(value, (bool, str, Task, torch.Tensor)) or not hasattr(value, "__index__"):
@@ -99,6 +118,9 @@ class ExplicitPrompt(PromptSource):
         classifier: a :class:`TaskClassifier` (or any module returning ``(B, num_tasks)`` logits) used
             when no task is given. It is not part of the injector's parameters or state dict.
         generator: draws the maps (default: ``torch.Generator().manual_seed(0)``).
+        maps: explicit maps instead of drawn ones, ``(num_tasks, 1, S, S)`` or ``(num_tasks, S, S)`` with
+            S >= 5, in the library's task order (e.g. the reference's map file, read by
+            :func:`load_reference_prompt_maps`); ``size`` is then S.
 
     Raises:
         ValueError: ``num_tasks`` outside ``1..7`` or ``size`` < 5.
@@ -121,8 +143,12 @@ class ExplicitPrompt(PromptSource):
         learned: bool = False,
         classifier: nn.Module | None = None,
         generator: torch.Generator | None = None,
+        maps: torch.Tensor | None = None,
     ):
         super().__init__()
+        if maps is not None:
+            maps = _check_maps(maps, num_tasks, learned)
+            size = int(maps.shape[-1])
         if isinstance(num_tasks, bool) or not isinstance(num_tasks, int) or not 1 <= num_tasks <= NUM_TASKS:
             raise ValueError(f"num_tasks must be an integer in 1..{NUM_TASKS}, got {num_tasks!r}")
         if isinstance(size, bool) or not isinstance(size, int) or size < 5:
@@ -135,6 +161,8 @@ class ExplicitPrompt(PromptSource):
         self.seed = int(g.initial_seed())
         if self.learned:
             self.register_buffer("maps", None)
+        elif maps is not None:
+            self.register_buffer("maps", maps)
         else:
             self.register_buffer("maps", torch.rand(num_tasks, 1, size, size, generator=g))
         self.__dict__["classifier"] = None  # not a submodule: kept out of parameters() / state_dict()

@@ -24,6 +24,7 @@ from mio_strategies.protocols._check import (
     CheckReport,
     Problem,
     check_tree,
+    expected_tree,
 )
 from mio_strategies.protocols._definitions import PROTOCOLS
 from mio_strategies.protocols._readers import (
@@ -31,6 +32,7 @@ from mio_strategies.protocols._readers import (
     ProtocolTrainDataset,
     add_test_noise,
     centre_crop_to_multiple,
+    has_composites,
     resolve_split_root,
 )
 from mio_strategies.protocols._spec import (
@@ -61,7 +63,9 @@ __all__ = [
     "add_test_noise",
     "centre_crop_to_multiple",
     "check_tree",
+    "expected_tree",
     "get_protocol",
+    "has_composites",
     "list_protocols",
     "resolve_split_root",
 ]

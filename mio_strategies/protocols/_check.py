@@ -10,7 +10,7 @@ from mio_strategies.data import ImageReadError, image_size, read_image
 from mio_strategies.protocols._pairing import list_folder_images, pair_folder
 from mio_strategies.protocols._spec import Folder, Protocol
 
-__all__ = ["PROBLEM_KINDS", "CheckReport", "FolderCheck", "Problem", "check_tree"]
+__all__ = ["PROBLEM_KINDS", "CheckReport", "FolderCheck", "Problem", "check_tree", "expected_tree"]
 
 #: The defects ``check_tree`` names, in the order the report lists them.
 PROBLEM_KINDS: tuple[str, ...] = (
@@ -123,7 +123,8 @@ def _check_folder(folder: Folder, split_root: Path, root: Path, expected: int | 
     if not res.pairs and not res.orphans and not res.bad_names:
         row.problems.append(Problem("empty", folder.key, shown, f"no images in {shown}"))
     if expected is not None and row.found != expected:
-        row.problems.append(Problem("count", folder.key, shown, f"{row.found} pairs in {shown}, expected {expected} "
+        unit = "pairs" if folder.lq is not None else "images"
+        row.problems.append(Problem("count", folder.key, shown, f"{row.found} {unit} in {shown}, expected {expected} "
                                     f"({folder.count_source})"))
     for p in res.orphans:
         row.problems.append(Problem("unpaired", folder.key, _rel(p, root),
@@ -230,3 +231,24 @@ def check_tree(
                 expected = expected_counts.get(f.key, f.count) if expected_counts is not None else f.count
             report.rows.append(_check_folder(f, split_root, root, expected, deep))
     return report
+
+
+def expected_tree(protocol: Protocol) -> str:
+    """The folders a protocol expects under its data root, with each folder's pairing rule and known count.
+
+    Example:
+        >>> print(expected_tree(get_protocol("three-task")).splitlines()[1])  # doctest: +SKIP
+        Train/ (or data/Train/)
+    """
+    lines = [f"{protocol.name}: expected under ROOT"]
+    for split in ("train", "test"):
+        roots = protocol.roots[split]
+        lines.append(f"{roots[0]}/" + (f" (or {', '.join(r + '/' for r in roots[1:])})" if len(roots) > 1 else ""))
+        for f in protocol.folders:
+            if f.split != split:
+                continue
+            unit = "pairs" if f.lq is not None else "images"
+            count = f"{f.count:,} {unit}" if f.count is not None else "count not stated"
+            what = (f"{f.lq}/ -> {f.gt}/ ({f.pairing}" if f.lq is not None else f"{f.gt}/ (clean images, {f.pairing}")
+            lines.append(f"  {what}{', in sub-folders' if f.recursive else ''}; {count})")
+    return "\n".join(lines)

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from mio_strategies._rng import generator_from
+from mio_strategies.utils.rng import generator_from
 from mio_strategies.data import read_image
 from mio_strategies.protocols._pairing import pair_folder
 from mio_strategies.protocols._spec import Folder, Protocol, ProtocolTask, TestSet
@@ -21,6 +21,7 @@ __all__ = [
     "ProtocolTrainDataset",
     "add_test_noise",
     "centre_crop_to_multiple",
+    "has_composites",
     "resolve_split_root",
 ]
 
@@ -114,6 +115,11 @@ def _flip(x: torch.Tensor, hflip: bool, vflip: bool, rot: bool) -> torch.Tensor:
     return x.transpose(-2, -1) if rot else x
 
 
+def has_composites(protocol: Protocol) -> bool:
+    """Whether some task of ``protocol`` is made of several library tasks (then items carry ``prompt``)."""
+    return any(len(t.components) > 1 for t in protocol.tasks)
+
+
 def _prompt_weights(task: ProtocolTask) -> torch.Tensor:
     w = torch.zeros(NUM_TASKS)
     ids = task.component_ids
@@ -131,8 +137,9 @@ class ProtocolTrainDataset(Dataset):
     is replayable and identical in any worker. Items: ``lq``, ``gt`` ``(3, P, P)``, ``task`` (the library
     id of the protocol task's slot, what :class:`~mio_strategies.curriculum.SequentialCurriculumSampler`
     groups by), ``protocol_task`` (the protocol's own name), ``image``, ``index``, ``params`` (``sigma``
-    for synthesized noise; empty for paired items) and ``prompt`` (``(7,)`` mixing weights over the
-    task's components, what an explicit prompt gets; one-hot for single degradations).
+    for synthesized noise; empty for paired items) and, for protocols with composite degradations
+    (CDD-11), ``prompt``: ``(7,)`` mixing weights over the task's components, what an explicit prompt
+    gets (one-hot for a single degradation; the training loop prefers it to ``task``).
 
     The seed paper's ``mio-7`` protocol synthesizes every task; use :class:`~mio_strategies.data.MiODataset`
     over its ``train/`` folder for it.
@@ -188,7 +195,7 @@ class ProtocolTrainDataset(Dataset):
         self.protocol = protocol
         self.root = split_root
         self._items = items
-        self._weights = {t.key: _prompt_weights(t) for t in protocol.tasks}
+        self._weights = {t.key: _prompt_weights(t) for t in protocol.tasks} if has_composites(protocol) else None
         self.tasks = tuple(dict.fromkeys(t for t, _, _ in items))
         self.patch_size = patch_size
         self.augment = augment
@@ -242,11 +249,13 @@ class ProtocolTrainDataset(Dataset):
             sigma = task.sigmas[int(torch.randint(len(task.sigmas), (1,), generator=g))]
             lq = _train_noise(gt, sigma, g)
             params["sigma"] = torch.tensor(float(sigma))
-        return {
+        item = {
             "lq": lq.contiguous(), "gt": gt, "task": task.slot_task.id, "protocol_task": task.key,
             "image": gt_path.stem if lq_path is None else lq_path.stem, "index": index, "params": params,
-            "prompt": self._weights[task.key].clone(),
         }
+        if self._weights is not None:
+            item["prompt"] = self._weights[task.key].clone()
+        return item
 
 
 def _folder_pairs(split_root: Path, folder: Folder) -> list[tuple[Path | None, Path]]:
@@ -272,7 +281,7 @@ class ProtocolTestDataset(Dataset):
     """One test set of a protocol, evaluated as the protocol says (crop to a multiple, seeded noise).
 
     Items: ``lq``, ``gt`` ``(3, H, W)`` (centre-cropped to ``evaluation.crop_multiple``), ``task`` (the
-    slot's library id), ``protocol_task``, ``test_set``, ``image``, ``index``, ``prompt`` (as in
+    slot's library id), ``protocol_task``, ``test_set``, ``image``, ``index``, ``prompt`` (CDD-11, as in
     :class:`ProtocolTrainDataset`) and ``params`` (``sigma`` for noisy test sets). Denoising inputs come
     from :func:`add_test_noise`, so two reads, runs or machines give identical inputs.
 
@@ -304,7 +313,7 @@ class ProtocolTestDataset(Dataset):
         self.test_set = ts
         self.task = protocol.task(ts.task)
         self._pairs = pairs
-        self._prompt = _prompt_weights(self.task)
+        self._prompt = _prompt_weights(self.task) if has_composites(protocol) else None
 
     def __len__(self) -> int:
         return len(self._pairs)
@@ -328,8 +337,10 @@ class ProtocolTestDataset(Dataset):
             if lq.shape != gt.shape:
                 raise ValueError(f"input {str(lq_path)!r} is {tuple(lq.shape[-2:])} but its target {str(gt_path)!r} "
                                  f"is {tuple(gt.shape[-2:])}")
-        return {
+        item = {
             "lq": lq, "gt": gt, "task": self.task.slot_task.id, "protocol_task": self.task.key,
-            "test_set": self.test_set.name, "image": (lq_path or gt_path).stem, "index": index,
-            "params": params, "prompt": self._prompt.clone(),
+            "test_set": self.test_set.name, "image": (lq_path or gt_path).stem, "index": index, "params": params,
         }
+        if self._prompt is not None:
+            item["prompt"] = self._prompt.clone()
+        return item

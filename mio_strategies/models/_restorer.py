@@ -10,10 +10,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mio_strategies.harness._backbones import backbone_spec, create_backbone, injection_plan, prompt_scales
+from mio_strategies.models._backbones import backbone_spec, create_backbone, injection_plan, prompt_scales
+from mio_strategies.prompts import (
+    AdaptivePrompt,
+    ExplicitPrompt,
+    PromptInjector,
+    PromptSource,
+    load_reference_prompt_maps,
+)
 from mio_strategies.tasks import NUM_TASKS
+from mio_strategies.utils.tiling import pad_to_multiple, tiled_apply
 
-__all__ = ["Restorer", "build_restorer"]
+__all__ = ["Restorer", "build_restorer", "pad_to_multiple"]
 
 
 class Restorer:
@@ -103,27 +111,48 @@ class Restorer:
         with self._prompt_scope(task):
             return self.backbone(lq)
 
-    def restore(self, lq: torch.Tensor, task: torch.Tensor | None = None) -> torch.Tensor:
-        """Forward with reflection padding to the size multiple; output cropped to the input size."""
-        h, w = lq.shape[-2:]
-        return self(pad_to_multiple(lq, self.size_multiple), task)[..., :h, :w]
+    def restore(self, lq: torch.Tensor, task: torch.Tensor | None = None, *, tile: int | None = None,
+                overlap: int = 32) -> torch.Tensor:
+        """Restore ``lq`` of any size: padded to the size multiple (reflection), cropped back to its size.
 
+        With ``tile``, the backbone sees one ``tile x tile`` crop at a time (tiles overlapping by at least
+        ``overlap`` pixels and blended, see :func:`~mio_strategies.utils.tiling.tiled_apply`), so memory is
+        bounded by the tile; ``lq`` and the result stay on ``lq``'s device while each tile goes to the
+        model's. An explicit prompt (``task``) applies to every tile; an adaptive prompt is read from each tile.
 
-def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Pad the bottom and right of ``x`` so that its sides are multiples of ``multiple``: by reflection, or by
-    repeating the edge where the image is too small to reflect (a pad as long as its side)."""
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    if not (ph or pw):
-        return x
-    return F.pad(x, (0, pw, 0, ph), mode="reflect" if ph < h and pw < w else "replicate")
+        Args:
+            lq: ``(B, 3, H, W)`` degraded images in [0, 1].
+            task: as for calling the restorer (task ids, a mixture, or None).
+            tile: the tile side, rounded up to the size multiple; None restores the whole image at once.
+            overlap: the least overlap of neighbouring tiles (``0 <= overlap < tile / 2``).
+
+        Returns:
+            ``(B, 3, H, W)`` on ``lq``'s device.
+
+        Raises:
+            ValueError: a tile or overlap out of range.
+
+        Example:
+            >>> r = build_restorer("srresnet_tiny", None)
+            >>> with torch.no_grad():
+            ...     r.restore(torch.rand(1, 3, 150, 97), tile=64, overlap=16).shape
+            torch.Size([1, 3, 150, 97])
+        """
+        m = self.size_multiple
+        if tile is not None:
+            tile = -(-int(tile) // m) * m
+        params = self.parameters()
+        device = params[0].device if params else lq.device
+        with self._prompt_scope(None if task is None else task.to(device)):
+            return tiled_apply(lambda t: self.backbone(t.to(device)), lq, tile, overlap, m)
 
 
 def _build_injector(backbone: nn.Module, name: str, kwargs: Mapping[str, Any], prompt: str, *, seed: int,
-                    prompt_size: int, size_multiple: int) -> Any:
-    from mio_strategies.prompts import AdaptivePrompt, ExplicitPrompt, PromptInjector
-
-    if prompt == "explicit":
+                    prompt_size: int, size_multiple: int, prompt_maps: str | None = None) -> Any:
+    source: PromptSource
+    if prompt == "explicit" and prompt_maps is not None:
+        source = ExplicitPrompt(NUM_TASKS, maps=load_reference_prompt_maps(prompt_maps))
+    elif prompt == "explicit":
         source = ExplicitPrompt(NUM_TASKS, size=prompt_size, generator=torch.Generator().manual_seed(seed))
     elif prompt == "adaptive":
         source = AdaptivePrompt(3)
@@ -146,6 +175,8 @@ def build_restorer(
     backbone_kwargs: Mapping[str, Any] | None = None,
     seed: int = 0,
     prompt_size: int = 128,
+    prompt_init: str = "library",
+    prompt_maps: str | None = None,
 ) -> Restorer:
     """Build a backbone (weights from ``seed``) and attach the prompt of the strategy, if any.
 
@@ -156,6 +187,12 @@ def build_restorer(
         backbone_kwargs: backbone option overrides.
         seed: initial weights (backbone and prompt modules), so paired runs start equal.
         prompt_size: side of the explicit prompt maps.
+        prompt_init: ``"library"``: modulators at zero (the prompt starts as the identity), the backbone's
+            own init. ``"reference"``: the reference's EP/AP models: PyTorch's default init of the modulators
+            and, for SRResNet, of ``conv_first`` / ``conv_hr`` / ``conv_last`` (not scaled by 0.1); only with a
+            prompt (a plain backbone is the same in both).
+        prompt_maps: a reference-format explicit prompt map file (see
+            :func:`~mio_strategies.prompts.load_reference_prompt_maps`) instead of seeded maps.
 
     Example:
         >>> r = build_restorer("srresnet_tiny", None)
@@ -166,9 +203,41 @@ def build_restorer(
     kwargs = spec.kwargs(backbone_kwargs)
     net = create_backbone(backbone, seed=seed, **kwargs)
     prompt = strategy_prompt or spec.builtin_prompt
+    if prompt_init not in ("library", "reference"):
+        raise ValueError(f"unknown prompt_init {prompt_init!r}: valid values are ['library', 'reference']")
+    if prompt_maps is not None and prompt != "explicit":
+        raise ValueError(f"prompt_maps is for explicit prompts, but this model's prompt is {prompt!r}")
     injector = None
     if prompt is not None:
         injector = _build_injector(
-            net, backbone, kwargs, prompt, seed=seed, prompt_size=prompt_size, size_multiple=spec.size_multiple
+            net, backbone, kwargs, prompt, seed=seed, prompt_size=prompt_size, size_multiple=spec.size_multiple,
+            prompt_maps=prompt_maps,
         )
+        if prompt_init == "reference":
+            _reference_init(net, injector, backbone, seed)
     return Restorer(net, injector, prompt, spec.size_multiple)
+
+
+#: backbones whose reference EP/AP models leave some convs at PyTorch's default init where the library's
+#: backbone scales them (basicsr's default_init_weights(..., 0.1))
+_REFERENCE_DEFAULT_INIT_CONVS = {
+    "srresnet": ("conv_first", "conv_hr", "conv_last"),
+    "srresnet_tiny": ("conv_first", "conv_hr", "conv_last"),
+}
+
+
+_INIT_STREAM = 0x1417  # key of the reference initialisation's random stream
+
+
+@torch.no_grad()
+def _reference_init(net: nn.Module, injector: Any, backbone: str, seed: int) -> None:
+    """The reference's initialisation of a prompted model: PyTorch defaults for the modulators and convs."""
+    from mio_strategies.utils.rng import derive_seed
+
+    injector.reset_modulators("default", generator=torch.Generator().manual_seed(derive_seed(seed, _INIT_STREAM)))
+    names = _REFERENCE_DEFAULT_INIT_CONVS.get(backbone, ())
+    if names:
+        with torch.random.fork_rng(devices=[]):  # reset_parameters draws from the global RNG: fork it
+            torch.manual_seed(derive_seed(seed, _INIT_STREAM, 1))
+            for n in names:
+                getattr(net, n).reset_parameters()

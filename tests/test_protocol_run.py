@@ -1,0 +1,177 @@
+"""Benchmark protocols end to end: presets, the scoring conventions, tiny train + eval per protocol."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from mio_strategies.cli import main
+from mio_strategies.harness._protocol_metrics import (
+    convention_psnr,
+    convention_ssim,
+    rgb_to_y,
+)
+from mio_strategies.harness._protocol_run import (
+    ProtocolResult,
+    format_protocol_tables,
+    protocol_config,
+)
+from mio_strategies.protocols import ProtocolTrainDataset, ReferenceRow, get_protocol
+from tests.protocol_trees import make_tree
+
+TINY = ["--config", "srresnet", "--set", "backbone=srresnet_tiny", "--set", "period_iters=1", "--set", "batch_size=2",
+        "--set", "patch_size=32", "--set", "val_size=32", "--set", "device=cpu", "--set", "log_every=1",
+        "--no-progress"]
+
+
+# -- scoring conventions -------------------------------------------------------------------------------
+def _pair(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(2, 3, 40, 48, generator=g)
+    return x, (x + 0.08 * torch.randn(x.shape, generator=g)).clamp(0, 1)
+
+
+def test_ssim_and_psnr_match_scikit_image_conventions():
+    metrics = pytest.importorskip("skimage.metrics")
+    x, y = _pair()
+    for i in range(2):
+        a, b = (t[i].permute(1, 2, 0).double().numpy() for t in (x, y))
+        assert float(convention_psnr(y, x)[i]) == pytest.approx(metrics.peak_signal_noise_ratio(a, b, data_range=1))
+        ref = metrics.structural_similarity(a, b, data_range=1, channel_axis=-1)
+        assert float(convention_ssim(y, x)[i]) == pytest.approx(ref, abs=1e-10)
+        ref = metrics.structural_similarity(a, b, data_range=1, channel_axis=-1, gaussian_weights=True)
+        assert float(convention_ssim(y, x, window="gaussian11")[i]) == pytest.approx(ref, abs=1e-10)
+
+
+def test_basicsr_window_matches_the_harness_ssim_on_8bit_images():
+    from mio_strategies.harness import ssim
+
+    x, y = (torch.round(t * 255) / 255 for t in _pair(1))
+    assert torch.allclose(convention_ssim(y, x, window="basicsr", border=4), ssim(y, x, 4), atol=1e-8)
+
+
+def test_y_channel_is_bt601_and_differs_from_rgb():
+    assert torch.allclose(rgb_to_y(torch.zeros(1, 3, 1, 1)), torch.tensor(16 / 255, dtype=torch.float32))
+    assert torch.allclose(rgb_to_y(torch.ones(1, 3, 1, 1)), torch.tensor(235 / 255, dtype=torch.float32))
+    x, y = _pair(2)
+    assert not torch.allclose(convention_psnr(y, x, color="y"), convention_psnr(y, x))
+    q = convention_psnr(y, x, quantize=True)
+    assert not torch.equal(q, convention_psnr(y, x))  # 8-bit rounding of the output changes the score
+    with pytest.raises(ValueError, match="color must be"):
+        convention_psnr(x, y, color="lab")
+
+
+# -- presets -------------------------------------------------------------------------------------------
+def test_protocol_preset_replaces_the_backbone_schedule_and_overrides_win(tmp_path):
+    cfg = protocol_config("three-task", tmp_path, "srresnet", ["backbone=srresnet_tiny", "strategy=S+EP"])
+    assert (cfg.order, cfg.periods, cfg.period_iters, cfg.batch_size) == ("RNH", 6, 90_000, 32)
+    assert (cfg.protocol, cfg.protocol_root, cfg.name) == ("three-task", str(tmp_path), "three-task-srresnet_tiny")
+    assert protocol_config("cdd11", tmp_path, "srresnet", ["backbone=srresnet_tiny"]).balance == "samples"
+    assert protocol_config("three-task", tmp_path, "srresnet", ["periods=8"]).periods == 8
+    with pytest.raises(ValueError, match="exactly protocol 'three-task'"):
+        protocol_config("three-task", tmp_path, "srresnet", ["order=RNHB"])
+    with pytest.raises(KeyError, match="unknown protocol"):
+        protocol_config("four-task", tmp_path)
+
+
+def test_cdd11_batches_give_explicit_prompts_their_components_mixture(tmp_path, one_thread):
+    from torch.utils.data import DataLoader
+
+    from mio_strategies.data import mio_collate
+    from mio_strategies.harness import build_restorer
+
+    make_tree("cdd11", tmp_path, n=1)
+    ds = ProtocolTrainDataset(get_protocol("cdd11"), tmp_path, patch_size=32)
+    batch = next(iter(DataLoader(ds, batch_size=len(ds), collate_fn=mio_collate)))
+    assert batch["prompt"].shape == (len(ds), 7)
+    r = build_restorer("srresnet_tiny", "explicit", seed=0)
+    for p in r.injector.parameters():  # move the modulators off the identity so prompts matter
+        torch.nn.init.normal_(p, std=0.1, generator=torch.Generator().manual_seed(0))
+    i = batch["protocol_task"].index("low_haze_rain")
+    lq = batch["lq"][i : i + 1]
+    mixed = r(lq, batch["prompt"][i : i + 1])
+    slot_only = r(lq, batch["task"][i : i + 1])
+    assert not torch.allclose(mixed, slot_only)
+
+
+# -- tables --------------------------------------------------------------------------------------------
+def test_published_rows_sit_in_the_table_of_their_convention():
+    p = get_protocol("three-task")
+    rec = {"test_set": "sots", "image": "a", "psnr": 20.0, "ssim": 0.5, "psnr_alt": 22.0,
+           "identity_psnr": 10.0, "identity_ssim": 0.1, "identity_psnr_alt": 12.0}
+    res = ProtocolResult("mine", "three-task", [rec, {**rec, "test_set": "rain100l"}])
+    y_row = ReferenceRow("YNet", "", "a test", "y", {"sots": (40.0, None)}, None)
+    text = format_protocol_tables(p, [res], extra_references=[y_row])
+    rgb_part, y_part = text.split("the other convention")
+    assert "PromptIR, NeurIPS 2023" in rgb_part and "YNet" not in rgb_part
+    assert "| YNet | 40.00 |" in y_part and "PromptIR" not in y_part.split("Published rows")[0]
+    assert "| mine | 20.00 / 0.5000 | 20.00 / 0.5000 | - |" in rgb_part
+    with pytest.raises(ValueError, match="protocol 'cdd11'"):
+        format_protocol_tables("three-task", [ProtocolResult("x", "cdd11")])
+
+
+# -- end to end ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("name", "strategy"), [("three-task", "S+EP"), ("five-task", "M+AP"), ("cdd11", "S+EP"),
+                                                ("mio-7", "S")])
+def test_tiny_train_then_eval_writes_the_protocols_table(tmp_path, name, strategy, capsys, one_thread):
+    root = tmp_path / "data"
+    make_tree(name, root, n=1)
+    run = tmp_path / "run"
+    assert main(["train", "--protocol", name, "--data", str(root), "--output", str(run), "--set",
+                 f"strategy={strategy}", *TINY]) == 0
+    p = get_protocol(name)
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    trained = [r["tasks"] for r in log if r["kind"] == "train"]
+    first = p.preset.order.split("|")[0][0]
+    assert trained[0] == (first if strategy.startswith("S") else p.preset.order)  # the curriculum's first stage
+    assert main(["train", "--output", str(run), "--resume", "--no-progress"]) == 0  # config.yaml knows the data
+    out = tmp_path / "eval"
+    extra = ["--reference", "srresnet:M"] if name == "mio-7" else []
+    assert main(["eval", "--protocol", name, "--data", str(root), "--checkpoint", str(run / "checkpoint.pt"),
+                 "--output", str(out), "--limit", "1", *extra]) == 0
+    data = json.loads((out / "results.json").read_text())
+    assert list(data["results"][0]["per_set"]) == [s.name for s in p.test_sets]
+    md = (out / "results.md").read_text()
+    assert "Y (BT.601)" in md and "input (no restoration)" in md
+    for ref in p.references:
+        assert ref.method in md
+    if name == "mio-7":
+        assert "paper srresnet M (in-dis)" in md
+    capsys.readouterr()
+
+
+def test_eval_protocol_refuses_bad_combinations(tmp_path, capsys):
+    root = tmp_path / "data"
+    make_tree("three-task", root, n=1)
+    ck = str(tmp_path / "missing.pt")
+    assert main(["eval", "--protocol", "three-task", "--checkpoint", ck, "--output", str(tmp_path / "o")]) == 2
+    assert "--data" in capsys.readouterr().err
+    assert main(["eval", "--protocol", "three-task", "--data", str(root), "--testset", str(root), "--checkpoint", ck,
+                 "--output", str(tmp_path / "o")]) == 2
+    assert main(["eval", "--protocol", "three-task", "--data", str(root), "--reference", "srresnet:M",
+                 "--checkpoint", ck, "--output", str(tmp_path / "o")]) == 2
+    assert "mio-7" in capsys.readouterr().err
+    assert main(["eval", "--checkpoint", ck, "--output", str(tmp_path / "o")]) == 2
+    assert "--testset" in capsys.readouterr().err
+    assert main(["train", "--protocol", "three-task", "--output", str(tmp_path / "r")]) == 2
+
+
+def test_validation_gives_explicit_prompts_the_composite_mixture(tmp_path):
+    from mio_strategies.harness import evaluate
+    from mio_strategies.protocols import ProtocolTestDataset
+
+    make_tree("cdd11", tmp_path, n=1)
+    seen = []
+
+    class Recorder:  # an explicit-prompt restorer that records the prompt request and returns its input
+        prompt = "explicit"
+
+        def restore(self, lq, task):
+            seen.append(task)
+            return lq
+
+    evaluate(Recorder(), ProtocolTestDataset(get_protocol("cdd11"), tmp_path, "low_haze"))
+    assert seen[0].dtype.is_floating_point and seen[0].shape == (1, 7)
+    assert seen[0][0, 6] == seen[0][0, 5] == 0.5
