@@ -111,7 +111,7 @@ def test_option_trains_and_resumes_exactly(option, tmp_path):
 @pytest.mark.parametrize("option", list(OPTIONS), ids=list(OPTIONS))
 def test_injector_is_the_identity_at_attach_under_each_option(option):
     cfg = load_config("cpu_demo", TINY + ["strategy=S+EP", *OPTIONS[option]])
-    kw = dict(backbone_kwargs=cfg.backbone_kwargs, seed=cfg.seed, prompt_size=cfg.prompt_size)
+    kw = {"backbone_kwargs": cfg.backbone_kwargs, "seed": cfg.seed, "prompt_size": cfg.prompt_size}
     prompted, bare = build_restorer(cfg.backbone, "explicit", **kw), build_restorer(cfg.backbone, None, **kw)
     lq, _, task = _fixed_batch()
     outs = []
@@ -155,7 +155,7 @@ def test_compiled_training_keeps_the_prompt_hooks_and_resumes_exactly(tmp_path):
     """torch.compile (inductor, the default backend) with the injector's forward hooks inside the graph."""
     cfg = load_config("cpu_demo", TINY + ["strategy=S+EP", "periods=7", "period_iters=1", "compile=default",
                                           "log_every=1"])
-    kw = dict(backbone_kwargs=cfg.backbone_kwargs, seed=cfg.seed, prompt_size=cfg.prompt_size)
+    kw = {"backbone_kwargs": cfg.backbone_kwargs, "seed": cfg.seed, "prompt_size": cfg.prompt_size}
     prompted, bare = build_restorer(cfg.backbone, "explicit", **kw), build_restorer(cfg.backbone, None, **kw)
     lq, _, task = _fixed_batch()
     eager = bare(lq, task)

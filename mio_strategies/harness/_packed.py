@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from mio_strategies.checkpoints import (
     CHECKPOINT_FORMAT,
