@@ -107,9 +107,11 @@ def train_packed(
     Args:
         configs: one config per run (:class:`TrainConfig`, preset name or mapping).
         output_dirs: one run folder per config.
-        datasets, val_datasets: one training / validation dataset per run (default: what ``train`` builds).
-        overwrite: replace existing folders. resume: continue the runs saved in the folders (all at the
-            same iteration, e.g. written by an earlier ``train_packed``).
+        datasets: one training dataset per run (default: what ``train`` builds).
+        val_datasets: one validation dataset per run (default: what ``train`` builds).
+        overwrite: replace existing folders.
+        resume: continue the runs saved in the folders (all at the same iteration, e.g. written by an
+            earlier ``train_packed``).
         stop_after: stop (resumable) once this many iterations are done.
         progress: show a progress bar.
 
