@@ -28,7 +28,7 @@ from mio_strategies.data._io import (
     write_text_atomic,
 )
 from mio_strategies.data._paired import MANIFEST_NAME
-from mio_strategies.degradations import PRESETS, degrade, degrade_sequence
+from mio_strategies.degradations import IMPLEMENTATIONS, PRESETS, degrade, degrade_sequence
 from mio_strategies.tasks import Task, TaskLike, parse_tasks
 from mio_strategies.utils.outputs import check_output_dir, output_lock, remove_stale_staging, staging_dir
 from mio_strategies.utils.rng import generator_from

@@ -644,10 +644,14 @@ def load_restorer(checkpoint: str | Path, *, ema: bool | None = True, device: st
     if expect:
         check_compatible(state, {**state["config"], **expect}, resume=False)
     cfg = load_config(state["config"])
+    prompt_size = cfg.prompt_size
+    saved_maps = (state["model"].get("injector") or {}).get("source.maps") if cfg.prompt_maps else None
+    if saved_maps is not None:  # the run's map file is in the checkpoint: no need for the file itself
+        prompt_size = int(saved_maps.shape[-1])
     restorer = build_restorer(
         cfg.backbone, cfg.strategy_prompt,
-        backbone_kwargs=cfg.backbone_kwargs, seed=cfg.seed, prompt_size=cfg.prompt_size,
-        prompt_init=cfg.prompt_init, prompt_maps=cfg.prompt_maps,
+        backbone_kwargs=cfg.backbone_kwargs, seed=cfg.seed, prompt_size=prompt_size,
+        prompt_init=cfg.prompt_init, prompt_maps=None if saved_maps is not None else cfg.prompt_maps,
     )
     restorer.load_state_dict(state["model"])
     if ema is None:
