@@ -84,7 +84,7 @@ class TrainingInterrupted(Interrupted):
     ``iteration`` (saved), ``total``, ``checkpoint`` (its path), ``output_dir``; the message says how to resume.
     """
 
-    def __init__(self, signum: int, iteration: int, total: int, output_dir: Path):
+    def __init__(self, signum: int, iteration: int, total: int, output_dir: Path) -> None:
         self.iteration, self.total, self.output_dir = iteration, total, Path(output_dir)
         self.checkpoint = self.output_dir / CHECKPOINT_NAME
         how = (f"mio-strategies train --output {str(self.output_dir)!r} --resume" if _cli_spelling()
@@ -152,7 +152,7 @@ def _resolve_device(name: str, local_rank: int, fix: str = "device=cpu") -> torc
 class _EMA:
     """Exponential moving average of a restorer's floating-point state (parameters and buffers)."""
 
-    def __init__(self, restorer: Restorer, decay: float):
+    def __init__(self, restorer: Restorer, decay: float) -> None:
         self.decay = decay
         self.shadow = _float_state(restorer)
 
@@ -513,11 +513,12 @@ def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, 
                 restorer.train()
             if steps == 1:
                 loop_t0 = time.perf_counter()
-            elif steps == _TIMING_STEPS + 1 or (done == stop and steps > 1 and steps <= _TIMING_STEPS):
-                if callback is not None and loop_t0 is not None:  # the first step (warm-up) is not counted
-                    per_iter = (time.perf_counter() - loop_t0) / (steps - 1)
-                    callback({"kind": "timing", "iteration": done, "seconds_per_iteration": per_iter,
-                              "remaining_iterations": total - done, "eta_seconds": per_iter * (total - done)})
+            elif (steps == _TIMING_STEPS + 1 or (done == stop and 1 < steps <= _TIMING_STEPS)) and (
+                callback is not None and loop_t0 is not None  # the first step (warm-up) is not counted
+            ):
+                per_iter = (time.perf_counter() - loop_t0) / (steps - 1)
+                callback({"kind": "timing", "iteration": done, "seconds_per_iteration": per_iter,
+                          "remaining_iterations": total - done, "eta_seconds": per_iter * (total - done)})
             if _stop_requested(stop_request, world, device) and done < stop:
                 end = done
                 break
@@ -549,7 +550,7 @@ def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, 
 class _ema_weights:
     """Context manager: the restorer holds the EMA weights inside, its live weights again after."""
 
-    def __init__(self, restorer: Restorer, ema: _EMA | None):
+    def __init__(self, restorer: Restorer, ema: _EMA | None) -> None:
         self.restorer, self.ema = restorer, ema
         self.backup: dict[str, torch.Tensor] | None = None
 
