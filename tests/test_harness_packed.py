@@ -104,3 +104,30 @@ def test_packing_refuses_prompts_and_differing_settings(tmp_path):
     with pytest.raises(ValueError, match="2 configs but 1 output"):
         train_packed(cfgs[:2], [tmp_path / "a"])
     assert not any(tmp_path.iterdir())  # refused before anything was written
+
+
+def test_a_signal_stops_packed_runs_with_every_checkpoint_written(tmp_path, monkeypatch):
+    import contextlib
+    import signal
+
+    from mio_strategies.harness import TrainingInterrupted
+    from mio_strategies.harness import _packed
+    from mio_strategies.utils.signals import StopRequest
+
+    @contextlib.contextmanager
+    def signalled():  # SIGTERM arrives during the first step
+        request = StopRequest()
+        request.signum = signal.SIGTERM
+        yield request
+
+    cfgs = _configs()[:2]
+    outs = [tmp_path / f"p{i}" for i in range(2)]
+    monkeypatch.setattr(_packed, "stop_on_signals", signalled)
+    with pytest.raises(TrainingInterrupted, match="after iteration 1 of 14"):
+        _pack(cfgs, outs)
+    assert [load_checkpoint(o / "checkpoint.pt")["iteration"] for o in outs] == [1, 1]
+    monkeypatch.undo()
+    done = _pack(cfgs, outs, resume=True)
+    full = _pack(cfgs, [tmp_path / f"f{i}" for i in range(2)])
+    for a, b in zip(done, full):
+        assert _close(load_checkpoint(a.checkpoint)["model"], load_checkpoint(b.checkpoint)["model"])

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import signal
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,6 +42,7 @@ from mio_strategies.harness._resume import check_compatible
 from mio_strategies.models import Restorer, build_restorer
 from mio_strategies.utils.outputs import atomic_file
 from mio_strategies.utils.rng import derive_seed
+from mio_strategies.utils.signals import stop_on_signals
 
 __all__ = ["PACKABLE_STRATEGIES", "train_packed"]
 
@@ -121,6 +123,8 @@ def train_packed(
     Raises:
         ValueError: a strategy with prompts, settings that differ beyond seed/strategy/name, a repeated
             folder, runs saved at different iterations.
+        TrainingInterrupted: SIGINT or SIGTERM arrived; every run's checkpoint of the last finished step is
+            written (resume with ``resume=True``).
 
     Example:
         >>> cfgs = [load_config("mini_converged", [f"strategy={s}", f"seed={k}"]) for s in "MS" for k in (0, 1)]  # doctest: +SKIP
@@ -133,6 +137,7 @@ def train_packed(
     from mio_strategies.data import mio_collate
     from mio_strategies.harness._train import (
         CHECKPOINT_NAME,
+        TrainingInterrupted,
         TrainResult,
         _default_dataset,
         _ema_weights,
@@ -289,7 +294,10 @@ def train_packed(
         for net in nets:
             net.train()
         base.train()
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        end = stop
+        # SIGINT / SIGTERM finish the current step and write every run's checkpoint, as train() does
+        with stop_on_signals() as stop_request, torch.random.fork_rng(
+                devices=[device] if device.type == "cuda" else []):
             its = [iter(ld) for ld in loaders]
             for t in range(start, stop):
                 batches = []
@@ -326,14 +334,18 @@ def train_packed(
                         _log(r.out, {"kind": "train", **rec})
                 if cfg0.val_every and done % cfg0.val_every == 0 and done < total:
                     validate(done)
+                if stop_request and done < stop:
+                    end = done
+                    break
                 if cfg0.checkpoint_every and done % cfg0.checkpoint_every == 0 and done < stop:
                     checkpoint(done)
-            end = stop
             if end >= total and start < total:
                 validate(end)
             checkpoint(end)
         if bar is not None:
             bar.close()
+        if end < stop:
+            raise TrainingInterrupted(stop_request.signum or signal.SIGTERM, end, total, outs[0])
         write_back(True)  # each restorer holds its EMA weights, as train() returns it
     elapsed = time.perf_counter() - t_start
     results = []
