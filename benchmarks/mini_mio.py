@@ -48,7 +48,7 @@ try:  # run from a clone without installing: use the working tree's package
 except ImportError:  # pragma: no cover
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mio_strategies.harness._train import CHECKPOINT_NAME, LOG_NAME, _record  # noqa: E402
+from mio_strategies.harness._train import CHECKPOINT_NAME, LOG_NAME, _record
 
 STRATEGIES = ("M", "S", "M+EP", "S+EP", "S+AP")
 TIERS = {"quick": "mini_quick", "converged": "mini_converged"}
@@ -331,7 +331,7 @@ def curve_table(results: dict, strategies: list[str], seeds: list[int], ident: d
     lines = []
     for s in strategies:
         curves = [results[(s, seed)].get("curve") or [] for seed in seeds]
-        iters = sorted(set.intersection(*(set(c["iteration"] for c in cv) for cv in curves)))
+        iters = sorted(set.intersection(*({c["iteration"] for c in cv} for cv in curves)))
         if not iters:
             continue
         cells, above = [], []

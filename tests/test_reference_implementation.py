@@ -185,11 +185,11 @@ def test_reference_dataset_patches_are_crops_of_the_whole_degraded_image():
     gt = D.crop_to_multiple(read_image(path))
     whole = D.degrade(gt[None], "jpeg", params={"quality": item["params"]["quality"]}, implementation="reference")[0][0]
     # find the patch in the GT, then compare the LQ with the same window of the whole degraded image
-    hits = [(t, l) for t in range(gt.shape[1] - 31) for l in range(gt.shape[2] - 31)
-            if torch.equal(gt[:, t, l : l + 32], item["gt"][:, 0]) and torch.equal(gt[:, t : t + 32, l : l + 32], item["gt"])]
+    hits = [(t, x) for t in range(gt.shape[1] - 31) for x in range(gt.shape[2] - 31)
+            if torch.equal(gt[:, t, x : x + 32], item["gt"][:, 0]) and torch.equal(gt[:, t : t + 32, x : x + 32], item["gt"])]
     assert hits
-    t, l = hits[0]
-    assert torch.equal(item["lq"], whole[:, t : t + 32, l : l + 32])
+    t, x = hits[0]
+    assert torch.equal(item["lq"], whole[:, t : t + 32, x : x + 32])
 
 
 def test_the_dataset_refuses_an_unknown_implementation():
@@ -345,6 +345,25 @@ def test_reference_prompt_maps_are_reordered_to_the_library_task_ids(tmp_path, s
     assert [int(maps[t.id, 0, 0, 0]) for t in TASKS] == [ref_order.index(t.letter) for t in TASKS]
     src = ExplicitPrompt(maps=maps)
     assert torch.equal(src.maps, maps) and src.size == 128
+
+
+def test_a_run_with_reference_prompt_maps_trains_on_them_and_loads_without_the_file(tmp_path):
+    from mio_strategies.harness import load_config, train
+    from mio_strategies.harness._train import load_restorer
+    from mio_strategies.prompts import load_reference_prompt_maps
+
+    f = tmp_path / "type7.npy"
+    np.save(f, np.random.default_rng(0).uniform(size=(7, 24, 24)))
+    cfg = load_config("cpu_demo", [
+        "strategy=M+EP", "backbone=srresnet_tiny", "backbone_kwargs.num_feat=4", "backbone_kwargs.num_block=1",
+        "periods=1", "period_iters=2", "batch_size=2", "patch_size=16", "val_size=24", "prompt_size=16",
+        f"prompt_maps={f}",
+    ])
+    res = train(cfg, tmp_path / "run", progress=False)
+    maps = load_reference_prompt_maps(f)
+    f.unlink()  # the maps travel in the checkpoint
+    restorer, _, _ = load_restorer(res.checkpoint)
+    assert torch.equal(restorer.injector.source.maps, maps)
 
 
 def test_bad_prompt_map_files_are_refused(tmp_path):

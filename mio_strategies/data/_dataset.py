@@ -10,11 +10,11 @@ import torch
 from torch.utils.data import Dataset
 
 from mio_strategies.data._io import CURRENT_LIMIT, PathLike, image_size, list_images, read_image, resolve_max_pixels
-from mio_strategies.degradations import IMPLEMENTATIONS, PRESETS, degrade, load_depth, sample_params
+from mio_strategies.degradations import IMPLEMENTATIONS, PRESETS, crop_to_multiple, degrade, load_depth, sample_params
 from mio_strategies.tasks import TaskLike, parse_tasks
 from mio_strategies.utils.rng import generator_from
 
-ImageSource = Union[PathLike, Sequence[Union[PathLike, torch.Tensor]]]
+ImageSource = Union[PathLike, Sequence[PathLike | torch.Tensor]]
 
 
 def augment_geometry(x: torch.Tensor, hflip: bool, vflip: bool, rot90: bool) -> torch.Tensor:
@@ -140,7 +140,7 @@ class MiODataset(Dataset):
                 "for one (3, H, W) image"
             )
         if isinstance(images, (str, Path)) or not isinstance(images, Sequence):
-            paths: list[Path | None] = list(list_images(images))  # type: ignore[arg-type]
+            paths: list[Path | None] = list(list_images(images))
             self._tensors = [None] * len(paths)
         else:
             items = list(images)
@@ -202,7 +202,7 @@ class MiODataset(Dataset):
             raise ValueError(f"image tensor {i} has values in [{lo:.4g}, {hi:.4g}]; scale it to [0, 1]")
 
     @staticmethod
-    def _validate_ranges(ranges):
+    def _validate_ranges(ranges: Any) -> dict[int, dict[str, Any]]:
         if ranges is None:
             return {}
         example = '{"blur": {"sigma": (1.0, 2.0)}}'
@@ -273,7 +273,7 @@ class MiODataset(Dataset):
             return self._reference_item(index, task, image_index, g)
         gt = self._gt(image_index)
         # only haze uses a depth map (degrade refuses one for the other tasks); skip reading it otherwise
-        depth = self._depth(image_index, tuple(gt.shape[-2:])) if task.name == "haze" else None
+        depth = self._depth(image_index, (gt.shape[-2], gt.shape[-1])) if task.name == "haze" else None
         if self.patch_size is not None:
             p = self.patch_size
             top, left = random_crop_box(gt.shape[-2], gt.shape[-1], p, g)
@@ -307,8 +307,6 @@ class MiODataset(Dataset):
 
     def _reference_pair(self, task: Any, image_index: int) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """The one degraded version of (image, task) of the reference's offline data, and its GT and params."""
-        from mio_strategies.degradations import crop_to_multiple, degrade
-
         key = (image_index, task.id)
         pair = self._degraded.get(key)
         if pair is not None:

@@ -92,7 +92,8 @@ PRESETS: dict[str, dict[str, dict[str, tuple[float, float]]]] = {
         "lowlight": {"gamma": (3.0, 4.0)},
     },
 }
-"""Preset name (``"in"``: In-Dis, the training distribution; ``"out"``: Out-Dis, harder) -> task -> parameter -> sampling range."""
+"""Preset name (``"in"``: In-Dis, the training distribution; ``"out"``: Out-Dis, harder) -> task -> parameter
+-> sampling range."""
 
 
 def task_name(task: TaskLike) -> str:

@@ -64,7 +64,8 @@ def as_param(value: Any, task: str, name: str, batch: int) -> torch.Tensor:
     if isinstance(value, bool):
         raise TypeError(f"{where} must be a number or a tensor of {batch} numbers, got bool {value!r}")
     if isinstance(value, int) and not -(2**63) <= value < 2**63:  # beyond int64: out of any bound here
-        raise ValueError(f"{where} = {value!r} is outside the valid bounds [{_fmt(spec.bounds[0])}, {_fmt(spec.bounds[1])}] ({spec.doc})")
+        bounds = f"[{_fmt(spec.bounds[0])}, {_fmt(spec.bounds[1])}]"
+        raise ValueError(f"{where} = {value!r} is outside the valid bounds {bounds} ({spec.doc})")
     try:
         # a Python float is kept in float64 (torch.as_tensor would round it to float32)
         t = (value.detach().cpu() if isinstance(value, torch.Tensor)

@@ -128,7 +128,8 @@ def add_parser(subparsers: Any) -> None:
                    help="override the cpu_demo preset (e.g. --set period_iters=20 for a smoke run)")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--overwrite", action="store_true",
-                   help="replace an existing demo folder that mio-strategies wrote once the new demo is complete (never a file, a link or another folder)")
+                   help="replace an existing demo folder that mio-strategies wrote once the new demo is complete (never a "
+                        "file, a link or another folder)")
     d.add_argument("--no-progress", action="store_true")
     d.add_argument("--pretrained", nargs="?", const=True, default=False, metavar="DIR",
                    help="evaluate trained weights instead of training: the weights shipped with the package, or a "
@@ -220,7 +221,8 @@ def _train(args: argparse.Namespace) -> int:
     print(f"{res.iteration} iterations ({res.iters_per_second:.2f} it/s); checkpoint: {res.checkpoint}")
     if res.validation:
         last = res.validation[-1]
-        print("validation PSNR: " + ", ".join(f"{k} {v:.2f}" for k, v in last["psnr"].items()) + f"; average {last['average']:.2f}")
+        per_task = ", ".join(f"{k} {v:.2f}" for k, v in last["psnr"].items())
+        print(f"validation PSNR: {per_task}; average {last['average']:.2f}")
     return 0
 
 

@@ -176,7 +176,9 @@ class TrainConfig:
                 f"'M' or 'S' with it, or backbone 'restormer' with {self.strategy!r}"
             )
         if not isinstance(self.order, str):
-            raise TypeError(f"order must be a string of task letters or names (e.g. 'SBNJRHL' or 'SB|NJ|R|H|L'), got {self.order!r}")
+            raise TypeError(
+                f"order must be a string of task letters or names (e.g. 'SBNJRHL' or 'SB|NJ|R|H|L'), got {self.order!r}"
+            )
         parse_stages(self.order)  # letters, names, or groups entering together ("SB|NJ|R|H|L")
         for key in ("periods", "period_iters", "batch_size", "patch_size", "repeat", "prompt_size", "val_size"):
             positive_int(key, getattr(self, key))
@@ -504,7 +506,9 @@ def parse_overrides(items: Iterable[str] | Mapping[str, Any] | None) -> dict[str
         elif "." in key:
             head, sub = key.split(".", 1)
             if head != "backbone_kwargs":
-                raise ConfigKeyError(f"nested override {key!r}: only backbone_kwargs.<option> and data.implementation may be nested")
+                raise ConfigKeyError(
+                    f"nested override {key!r}: only backbone_kwargs.<option> and data.implementation may be nested"
+                )
             out.setdefault("backbone_kwargs", {})[sub] = value
         else:
             if key == "backbone_kwargs":

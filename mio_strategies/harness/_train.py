@@ -83,7 +83,7 @@ class TrainingInterrupted(Interrupted):
     ``iteration`` (saved), ``total``, ``checkpoint`` (its path), ``output_dir``; the message says how to resume.
     """
 
-    def __init__(self, signum: int, iteration: int, total: int, output_dir: Path):
+    def __init__(self, signum: int, iteration: int, total: int, output_dir: Path) -> None:
         self.iteration, self.total, self.output_dir = iteration, total, Path(output_dir)
         self.checkpoint = self.output_dir / CHECKPOINT_NAME
         how = (f"mio-strategies train --output {str(self.output_dir)!r} --resume" if _cli_spelling()
@@ -151,7 +151,7 @@ def _resolve_device(name: str, local_rank: int, fix: str = "device=cpu") -> torc
 class _EMA:
     """Exponential moving average of a restorer's floating-point state (parameters and buffers)."""
 
-    def __init__(self, restorer: Restorer, decay: float):
+    def __init__(self, restorer: Restorer, decay: float) -> None:
         self.decay = decay
         self.shadow = _float_state(restorer)
 
@@ -506,11 +506,12 @@ def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, 
                 restorer.train()
             if steps == 1:
                 loop_t0 = time.perf_counter()
-            elif steps == _TIMING_STEPS + 1 or (done == stop and steps > 1 and steps <= _TIMING_STEPS):
-                if callback is not None and loop_t0 is not None:  # the first step (warm-up) is not counted
-                    per_iter = (time.perf_counter() - loop_t0) / (steps - 1)
-                    callback({"kind": "timing", "iteration": done, "seconds_per_iteration": per_iter,
-                              "remaining_iterations": total - done, "eta_seconds": per_iter * (total - done)})
+            elif (steps == _TIMING_STEPS + 1 or (done == stop and 1 < steps <= _TIMING_STEPS)) and (
+                callback is not None and loop_t0 is not None  # the first step (warm-up) is not counted
+            ):
+                per_iter = (time.perf_counter() - loop_t0) / (steps - 1)
+                callback({"kind": "timing", "iteration": done, "seconds_per_iteration": per_iter,
+                          "remaining_iterations": total - done, "eta_seconds": per_iter * (total - done)})
             if _stop_requested(stop_request, world, device) and done < stop:
                 end = done
                 break
@@ -542,7 +543,7 @@ def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, 
 class _ema_weights:
     """Context manager: the restorer holds the EMA weights inside, its live weights again after."""
 
-    def __init__(self, restorer: Restorer, ema: _EMA | None):
+    def __init__(self, restorer: Restorer, ema: _EMA | None) -> None:
         self.restorer, self.ema = restorer, ema
         self.backup: dict[str, torch.Tensor] | None = None
 
@@ -637,10 +638,14 @@ def load_restorer(checkpoint: str | Path, *, ema: bool | None = True, device: st
     if expect:
         check_compatible(state, {**state["config"], **expect}, resume=False)
     cfg = load_config(state["config"])
+    prompt_size = cfg.prompt_size
+    saved_maps = (state["model"].get("injector") or {}).get("source.maps") if cfg.prompt_maps else None
+    if saved_maps is not None:  # the run's map file is in the checkpoint: no need for the file itself
+        prompt_size = int(saved_maps.shape[-1])
     restorer = build_restorer(
         cfg.backbone, cfg.strategy_prompt,
-        backbone_kwargs=cfg.backbone_kwargs, seed=cfg.seed, prompt_size=cfg.prompt_size,
-        prompt_init=cfg.prompt_init, prompt_maps=cfg.prompt_maps,
+        backbone_kwargs=cfg.backbone_kwargs, seed=cfg.seed, prompt_size=prompt_size,
+        prompt_init=cfg.prompt_init, prompt_maps=None if saved_maps is not None else cfg.prompt_maps,
     )
     restorer.load_state_dict(state["model"])
     if ema is None:
