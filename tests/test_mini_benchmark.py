@@ -585,7 +585,8 @@ def test_gpu_check_packs_the_mini_tier_for_the_device_tool(tmp_path):
                     f'exec {sys.executable} "$@"\n')
     fake.chmod(0o755)
     env = {**os.environ, "PYTHON": str(fake), "DEST": str(dest), "OUT": "out", "MINI_SEED": "1",
-           "MINI_TIMEOUT": "30", "FULL_TIMEOUT": "0", "SPEED_TIMEOUT": "0", "OMP_NUM_THREADS": "1"}
+           "MINI_TIMEOUT": "30", "FULL_TIMEOUT": "0", "SPEED_TIMEOUT": "0", "TRAIN_SPEED_TIMEOUT": "0",
+           "OMP_NUM_THREADS": "1"}
     script = ["bash", str(SCRIPT.parent / "gpu_check.sh")]
     bad = subprocess.run(script, env={**env, "FULL_TIMEOUT": "1m"}, cwd=tmp_path, capture_output=True, text=True)
     assert bad.returncode == 2 and "FULL_TIMEOUT=1m: give whole seconds (0 skips the step)" in bad.stderr
@@ -595,6 +596,7 @@ def test_gpu_check_packs_the_mini_tier_for_the_device_tool(tmp_path):
     assert "mini_mio benchmarks/mini_mio.py --tier converged --seeds 1 --jobs 5 --set device=cuda" in proc.stdout
     # the tier's own schedule and test set unless asked (the knobs are passed on as --set / --testset-size)
     assert "--set num_workers=2 --set checkpoint_every=1000 --status-every 120" in proc.stdout
+    assert "/mini-converged --pack" in proc.stdout  # M and S trained packed first (MINI_PACK=1)
     assert "full-size SRResNet" not in proc.stdout and "training speed" not in proc.stdout  # timeout 0: skipped
     assert "M_EP-seed1/result.json' does not exist" in proc.stderr  # ship_weights tried, refused
     assert sorted(p.name for p in out.iterdir()) == ["gpu_check_mini.tgz", "gpu_check_rest.tgz", "mini_M-seed1.pt"]
@@ -635,7 +637,8 @@ def test_gpu_check_mps_starts_the_daemon_and_stops_it_or_goes_on_without(tmp_pat
     for name in ("dirname", "mkdir", "timeout", "cat"):
         (tools / name).symlink_to(found[name])
     env = {"PATH": f"{bin_dir}:{tools}", "PYTHON": str(fake), "CALLS": str(calls), "MPS": "1",
-           "DEST": str(tmp_path / "gc"), "MINI_TIMEOUT": "0", "FULL_TIMEOUT": "0", "SPEED_TIMEOUT": "0"}
+           "DEST": str(tmp_path / "gc"), "MINI_TIMEOUT": "0", "FULL_TIMEOUT": "0", "SPEED_TIMEOUT": "0",
+           "TRAIN_SPEED_TIMEOUT": "0"}
     script = [found["bash"], str(SCRIPT.parent / "gpu_check.sh")]
     bad = subprocess.run(script, env={**env, "FULL_TIMEOUT": "1m"}, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "FULL_TIMEOUT=1m" in bad.stderr

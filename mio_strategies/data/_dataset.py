@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import Dataset
 
 from mio_strategies.data._io import CURRENT_LIMIT, PathLike, image_size, list_images, read_image, resolve_max_pixels
-from mio_strategies.degradations import IMPLEMENTATIONS, PRESETS, crop_to_multiple, degrade, load_depth, sample_params
+from mio_strategies.degradations import IMPLEMENTATIONS, PRESETS, STREAMS, crop_to_multiple, degrade, load_depth, sample_params
 from mio_strategies.tasks import TaskLike, parse_tasks
 from mio_strategies.utils.rng import generator_from
 
@@ -69,6 +69,9 @@ class MiODataset(Dataset):
             Without it, haze uses the library's default depth estimate.
         cache: keep decoded GT images in memory (default for fewer than 64 images); with
             ``implementation="reference"``, also the degraded images.
+        stream: random stream of the noise and rain fields, ``"torch"`` or ``"philox"`` (``None``: the
+            degradations' default; see :func:`~mio_strategies.degradations.sample_params`). It changes the
+            noise and rain images only, no crop or parameter.
         max_pixels: refuse an image file of more pixels than this, from its header, before decoding
             (:class:`~mio_strategies.data.ImageTooLargeError`); default: the limit in force
             (:func:`~mio_strategies.data.pixel_limit`, else 64 megapixels); ``None`` or ``0``: none.
@@ -113,6 +116,7 @@ class MiODataset(Dataset):
         repeat: int = 1,
         depth_dir: PathLike | None = None,
         cache: bool | None = None,
+        stream: str | None = None,
         max_pixels: Any = CURRENT_LIMIT,
         implementation: str = "library",
     ) -> None:
@@ -130,6 +134,9 @@ class MiODataset(Dataset):
         _check_positive_int("repeat", repeat)
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        if stream is not None and stream not in STREAMS:
+            raise ValueError(f"unknown random stream {stream!r}: valid streams are {list(STREAMS)} (or None, the default)")
+        self.stream = stream
         self._ranges = self._validate_ranges(ranges)
 
         self._tensors: list[torch.Tensor | None]
@@ -294,6 +301,7 @@ class MiODataset(Dataset):
             generator=g,
             depth=None if depth is None else depth.unsqueeze(0),
             ranges=self._ranges.get(task.id),
+            stream=self.stream,
         )
         return {
             "lq": lq[0],
@@ -301,9 +309,8 @@ class MiODataset(Dataset):
             "task": task.id,
             "index": index,
             "image": self.names[image_index],
-            "params": {k: v[0] for k, v in params.items()},
+            "params": {k: v[0] if isinstance(v, torch.Tensor) else v for k, v in params.items()},
         }
-
 
     def _reference_pair(self, task: Any, image_index: int) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """The one degraded version of (image, task) of the reference's offline data, and its GT and params."""
@@ -323,8 +330,9 @@ class MiODataset(Dataset):
             depth=None if depth is None else depth.unsqueeze(0),
             ranges=self._ranges.get(task.id),
             implementation="reference",
+            stream=self.stream,
         )
-        pair = (lq[0], gt, {k: v[0] for k, v in params.items()})
+        pair = (lq[0], gt, {k: v[0] if isinstance(v, torch.Tensor) else v for k, v in params.items()})
         if self.cache:
             self._degraded[key] = pair
         return pair

@@ -15,7 +15,8 @@ __all__ = ["adds_periods", "check_compatible", "differing_keys", "with_defaults"
 _IDENTITY_KEYS = ("backbone", "strategy")
 # What defines a run: a resume must repeat all of it (the optimizer's state would silently keep the old
 # lr / betas / weight decay, and the data keys would change the training set mid-run). Free on resume:
-# name, device, num_workers, log_every, val_every, val_images, val_size, checkpoint_every.
+# name, device, num_workers, log_every, val_every, val_images, val_size, checkpoint_every, and the speed options
+# precision, compile, channels_last (a resume is exact within one precision).
 _RUN_KEYS = (
     "backbone_kwargs",
     "order",
@@ -39,6 +40,7 @@ _RUN_KEYS = (
     "data_implementation",
     "prompt_init",
     "prompt_maps",
+    "stream",
 )
 
 
