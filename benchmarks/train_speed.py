@@ -21,7 +21,6 @@ Three tables, each measured in one run on one device, with ratios to the first c
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
