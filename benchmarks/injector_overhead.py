@@ -30,8 +30,8 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mio_strategies.integrations._basicsr_compat import import_basicsr  # noqa: E402
 from mio_strategies.prompts import ExplicitPrompt, PromptInjector  # noqa: E402
+from mio_strategies.utils.basicsr_compat import import_basicsr  # noqa: E402
 
 
 class InlineSRResNetEP(nn.Module):

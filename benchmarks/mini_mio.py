@@ -74,7 +74,7 @@ def check_cached_result(cfg, out: Path, data: dict, testset_size: int | None, ex
     """Refuse to report a finished run's cached result.json as the result of another configuration.
 
     The run-defining keys (backbone, strategy and the run setup, as a resume compares them:
-    :func:`mio_strategies.harness._checkpoint.differing_keys`) of the configuration the run recorded are
+    :func:`mio_strategies.harness._resume.differing_keys`) of the configuration the run recorded are
     compared with ``cfg``; a result with no recorded configuration is accepted (nothing to
     compare); a key the recorded configuration does not hold (one added to the library later) counts as
     its default, which that run trained with.
@@ -94,7 +94,7 @@ def check_cached_result(cfg, out: Path, data: dict, testset_size: int | None, ex
     Raises:
         ValueError: naming the differing keys (or sizes) and saying to use another --output.
     """
-    from mio_strategies.harness._checkpoint import adds_periods, differing_keys, with_defaults
+    from mio_strategies.harness._resume import adds_periods, differing_keys, with_defaults
 
     where = f"{str(out)!r} holds a finished {data.get('strategy', cfg.strategy)} seed {data.get('seed', cfg.seed)} run"
     saved, source = _stored_config(out, data)
@@ -149,7 +149,8 @@ def check_unfinished_run(cfg, out: Path, extend: bool = False) -> None:
     Raises:
         ValueError (a CheckpointMismatchError): the differing keys, and to use another --output.
     """
-    from mio_strategies.harness._checkpoint import CheckpointMismatchError, check_compatible, load_checkpoint
+    from mio_strategies.checkpoints import CheckpointMismatchError, load_checkpoint
+    from mio_strategies.harness._resume import check_compatible
 
     try:
         check_compatible(load_checkpoint(out / CHECKPOINT_NAME), cfg.to_dict(), resume=True, extend=extend)
@@ -158,7 +159,7 @@ def check_unfinished_run(cfg, out: Path, extend: bool = False) -> None:
 
 
 def _unfinished_mismatch(out: Path, exc: Exception) -> Exception:
-    from mio_strategies.harness._checkpoint import CheckpointMismatchError
+    from mio_strategies.checkpoints import CheckpointMismatchError
 
     return CheckpointMismatchError(
         f"{str(out)!r} holds an unfinished run of another configuration ({exc}): use another --output for this "
@@ -187,8 +188,8 @@ def _run_one(cfg, out: Path, testset, progress: bool, reevaluate: bool = False,
     Raises:
         ValueError: the folder holds another configuration's run (finished or not): use another --output.
     """
+    from mio_strategies.checkpoints import CheckpointMismatchError
     from mio_strategies.harness import evaluate, train
-    from mio_strategies.harness._checkpoint import CheckpointMismatchError
     from mio_strategies.harness._train import load_restorer
 
     if curve_crops is None:

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 import mio_strategies.degradations as D
 from mio_strategies.data import embedded_image_paths, read_image
-from mio_strategies.integrations._basicsr_compat import import_basicsr
+from mio_strategies.utils.basicsr_compat import import_basicsr
 from mio_strategies.tasks import TASKS
 
 

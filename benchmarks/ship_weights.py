@@ -25,7 +25,7 @@ try:  # run from a clone without installing: use the working tree's package
 except ImportError:  # pragma: no cover
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mio_strategies.harness._checkpoint import load_checkpoint  # noqa: E402
+from mio_strategies.checkpoints import load_checkpoint  # noqa: E402
 from mio_strategies.harness._train import CHECKPOINT_NAME, LOG_NAME  # noqa: E402
 from mio_strategies.harness._weights import WEIGHTS_DIR, export_weights, shipped_weights, weights_file_name  # noqa: E402
 

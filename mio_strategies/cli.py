@@ -12,20 +12,20 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from mio_strategies import __version__
+
 # sub-command modules, in the order shown by --help
 _COMMAND_MODULES: tuple[str, ...] = (
     "mio_strategies.data._cli",
     "mio_strategies.harness._cli",
     "mio_strategies.harness._restore",
     "mio_strategies.harness._protocol_cli",
-    "mio_strategies.analysis._cli",
+    "mio_strategies.harness._analyze_cli",
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every sub-command registered."""
-    from mio_strategies import __version__
-
     parser = argparse.ArgumentParser(
         prog="mio-strategies",
         description="Sequential and prompt learning for multiple-in-one image restoration.",

@@ -11,11 +11,11 @@ import pytest
 import torch
 from PIL import Image
 
-from mio_strategies.analysis._cli import add_parser
-from mio_strategies.analysis._model import _load_model, _load_train_checkpoint
-from mio_strategies.analysis._testset import _iter_image_batches
+from mio_strategies.analysis._testset import iter_image_batches
 from mio_strategies.analysis.features import capture_features
 from mio_strategies.data import PairedFolderDataset
+from mio_strategies.harness._analyze_cli import add_parser
+from mio_strategies.harness._analyze_model import _load_model, _load_train_checkpoint
 from mio_strategies.tasks import TASKS
 
 FACTORY = textwrap.dedent(
@@ -164,7 +164,7 @@ def test_analyze_reports_a_folder_that_is_not_a_testset(tmp_path, factory_module
 def test_testset_batches_follow_the_dataset_and_split_by_size(tmp_path):
     root = write_testset(tmp_path / "ts", per_task=3)
     dataset = PairedFolderDataset(root)
-    batches = list(_iter_image_batches(dataset, batch_size=4))
+    batches = list(iter_image_batches(dataset, batch_size=4))
     assert sum(b.shape[0] for b, _ in batches) == 21
     assert all(b.shape[0] <= 4 for b, _ in batches)
     assert {tuple(b.shape[-2:]) for b, _ in batches} == {(16, 16), (20, 16)}  # sizes never mixed
@@ -182,11 +182,11 @@ def test_testset_batches_read_items_lazily(tmp_path):
             type(self).reads += 1
             return super().__getitem__(index)
 
-    batches = _iter_image_batches(Counting(root), batch_size=2)
+    batches = iter_image_batches(Counting(root), batch_size=2)
     next(batches)
     assert Counting.reads == 3  # the two of the batch and the one that ended it, not all 21
     with pytest.raises(ValueError, match="batch_size must be at least 1, got 0"):
-        next(_iter_image_batches(Counting(root), batch_size=0))
+        next(iter_image_batches(Counting(root), batch_size=0))
 
 
 TINY_RUN = [  # lr 1e-2 would leave every ReLU of the prompt extractor dead in some runs (tasks alike)

@@ -226,8 +226,10 @@ def test_importing_the_analysis_package_stays_light():
     assert out.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("name", ["features", "metrics", "projection", "representation", "plots", "_model", "_testset", "__init__"])
+@pytest.mark.parametrize("name", ["features", "metrics", "projection", "representation", "plots", "_testset", "__init__",
+                                  "mio_strategies.harness._analyze_model"])
 def test_docstring_examples_run(name):
-    module = analysis if name == "__init__" else importlib.import_module(f"mio_strategies.analysis.{name}")
+    full = name if name.startswith("mio_strategies.") else f"mio_strategies.analysis.{name}"
+    module = analysis if name == "__init__" else importlib.import_module(full)
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0

@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 
-from mio_strategies.integrations._basicsr_compat import import_basicsr
+from mio_strategies.utils.basicsr_compat import import_basicsr
 from mio_strategies.prompts import PromptInjector
 from mio_strategies.tasks import TASKS
 
@@ -403,7 +403,7 @@ def json_safe(value):
 
 
 def test_early_checks_padding_and_non_strict_plain_weights(build, tmp_path):
-    from mio_strategies.harness._restorer import pad_to_multiple
+    from mio_strategies.models import pad_to_multiple
     from mio_strategies.integrations.basicsr_prompt import _check_task_sources, load_basicsr_restorer
 
     # a BasicSR validation set has no task ids: refused when the model is built, not at the first validation

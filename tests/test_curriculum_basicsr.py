@@ -10,7 +10,7 @@ import torch
 import yaml
 
 from mio_strategies.curriculum import Curriculum, SequentialCurriculumSampler
-from mio_strategies.integrations._basicsr_compat import import_basicsr
+from mio_strategies.utils.basicsr_compat import import_basicsr
 
 pytestmark = pytest.mark.basicsr
 
@@ -173,7 +173,7 @@ def test_dataset_without_task_ids_is_refused():
 
 
 def test_import_basicsr_hint_only_when_basicsr_itself_is_missing(monkeypatch):
-    from mio_strategies.integrations import _basicsr_compat
+    from mio_strategies.utils import basicsr_compat as _basicsr_compat
 
     with pytest.raises(ModuleNotFoundError, match=r"basicsr\.no_such_module") as info:
         import_basicsr("no_such_module")  # a wrong submodule is not an install problem

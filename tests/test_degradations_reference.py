@@ -13,7 +13,7 @@ from scipy import ndimage
 import mio_strategies.degradations as D
 from conftest import real_batch
 from mio_strategies.degradations._rain import streak_kernels
-from mio_strategies.integrations._basicsr_compat import import_basicsr
+from mio_strategies.utils.basicsr_compat import import_basicsr
 
 
 

@@ -21,7 +21,9 @@ COVERED_ELSEWHERE = {
     "prompts_adaptive.md": "test_prompt_docs.py",
 }
 # pages whose snippets train or project for more than a few seconds on a CPU
-SLOW = {"analysis.md", "reproducing.md", "guides/pytorch-loop.md", "guides/compare-strategies.md"}
+SLOW = {"analysis.md", "reproducing.md", "lightning.md", "guides/pytorch-loop.md", "guides/compare-strategies.md"}
+# pages whose snippets need an optional package (an extra that .ci/install installs); skipped without it
+REQUIRES = {"lightning.md": "lightning", "analysis.md": "sklearn", "guides/attach-prompts.md": "spandrel_extra_arches"}
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 
 
@@ -47,6 +49,9 @@ def test_the_guides_and_concepts_have_snippets():
 @pytest.mark.usefixtures("one_thread")
 @pytest.mark.parametrize("page", PAGES)
 def test_doc_snippets_run(page, tmp_path, monkeypatch):
+    rel = page.relative_to(DOCS).as_posix()
+    if rel in REQUIRES:
+        pytest.importorskip(REQUIRES[rel], reason=f"{rel} needs {REQUIRES[rel]} (an extra: pip install -e '.[all]')")
     monkeypatch.chdir(tmp_path)
     namespace: dict = {"__name__": "__docs__"}
     for i, block in enumerate(BLOCK.findall(page.read_text())):

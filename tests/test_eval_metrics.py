@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from mio_strategies.harness import EvalResult, evaluate, format_table, paper_results, psnr, ssim, write_tables
-from mio_strategies.integrations._basicsr_compat import import_basicsr
+from mio_strategies.utils.basicsr_compat import import_basicsr
 from mio_strategies.tasks import TASKS
 
 

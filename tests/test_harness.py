@@ -19,7 +19,7 @@ from mio_strategies.harness import (
     save_checkpoint,
     train,
 )
-from mio_strategies.harness._checkpoint import check_compatible
+from mio_strategies.harness._resume import check_compatible
 
 pytestmark = pytest.mark.basicsr
 
@@ -252,8 +252,8 @@ def test_resume_is_exact_for_a_dataset_that_draws_from_the_global_generator(tmp_
 
 
 def test_ema_moves_every_float_tensor_a_step_towards_the_live_weights():
-    from mio_strategies.harness._restorer import build_restorer
     from mio_strategies.harness._train import _EMA, _float_state
+    from mio_strategies.models import build_restorer
 
     restorer = build_restorer("srresnet_tiny", "explicit", backbone_kwargs={"num_feat": 4, "num_block": 1},
                               seed=0, prompt_size=16)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mio_strategies.harness import prompt_scales
-from mio_strategies.integrations._basicsr_compat import import_basicsr
+from mio_strategies.utils.basicsr_compat import import_basicsr
 from mio_strategies.prompts import AdaptivePrompt, ExplicitPrompt, PromptInjector
 
 

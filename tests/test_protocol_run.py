@@ -8,15 +8,15 @@ import pytest
 import torch
 
 from mio_strategies.cli import main
-from mio_strategies.harness._protocol_metrics import (
-    convention_psnr,
-    convention_ssim,
-    rgb_to_y,
-)
 from mio_strategies.harness._protocol_run import (
     ProtocolResult,
     format_protocol_tables,
     protocol_config,
+)
+from mio_strategies.metrics import (
+    convention_psnr,
+    convention_ssim,
+    rgb_to_y,
 )
 from mio_strategies.protocols import ProtocolTrainDataset, ReferenceRow, get_protocol
 from tests.protocol_trees import make_tree
@@ -46,7 +46,7 @@ def test_ssim_and_psnr_match_scikit_image_conventions():
 
 
 def test_basicsr_window_matches_the_harness_ssim_on_8bit_images():
-    from mio_strategies.harness import ssim
+    from mio_strategies.metrics import ssim
 
     x, y = (torch.round(t * 255) / 255 for t in _pair(1))
     assert torch.allclose(convention_ssim(y, x, window="basicsr", border=4), ssim(y, x, 4), atol=1e-8)
@@ -80,7 +80,7 @@ def test_cdd11_batches_give_explicit_prompts_their_components_mixture(tmp_path, 
     from torch.utils.data import DataLoader
 
     from mio_strategies.data import mio_collate
-    from mio_strategies.harness import build_restorer
+    from mio_strategies.models import build_restorer
 
     make_tree("cdd11", tmp_path, n=1)
     ds = ProtocolTrainDataset(get_protocol("cdd11"), tmp_path, patch_size=32)

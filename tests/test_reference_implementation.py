@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from conftest import real_batch
 
 import mio_strategies.degradations as D
-from mio_strategies.integrations._basicsr_compat import import_basicsr
+from mio_strategies.utils.basicsr_compat import import_basicsr
 
 
 def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -264,8 +264,10 @@ def test_prompt_maps_need_an_explicit_prompt_strategy():
         load_config("mini_quick", ["prompt_maps=maps.npy", "strategy=S+AP"])
 
 
-def test_reference_profile_trains_and_validates_its_plain_weights(tmp_path):
-    from mio_strategies.harness import load_config, train
+def test_reference_profile_trains_validates_its_plain_weights_and_evaluates_with_the_classifier(tmp_path, capsys):
+    from mio_strategies.cli import main
+    from mio_strategies.data import build_testset, embedded_image_paths
+    from mio_strategies.harness import load_config, train, train_classifier
     from mio_strategies.harness._train import load_restorer
 
     cfg = load_config("cpu_demo", [
@@ -281,6 +283,22 @@ def test_reference_profile_trains_and_validates_its_plain_weights(tmp_path):
     w = "backbone.conv_first.weight"
     assert not torch.equal(plain.backbone.state_dict()["conv_first.weight"], ema.backbone.state_dict()["conv_first.weight"]), w
     assert torch.equal(plain.backbone.state_dict()["conv_first.weight"], state["model"]["backbone"]["conv_first.weight"])
+
+    # eval follows the run's profile: classifier-picked prompts (so it asks for a classifier), plain weights
+    testset = tmp_path / "set"
+    build_testset([embedded_image_paths()[0]], testset, tasks="SJ", implementation="reference")
+    args = ["eval", "--checkpoint", str(res.checkpoint), "--testset", str(testset)]
+    assert main([*args, "--output", str(tmp_path / "e0")]) == 2
+    assert "the run's profile picks prompts with the classifier" in capsys.readouterr().err
+    clf = train_classifier(tmp_path / "clf.pt", steps=2, batch_size=2, crop=18, width=4, progress=False,
+                           device="cpu", arch="reference", implementation="reference")
+    assert main([*args, "--classifier", str(clf.path), "--output", str(tmp_path / "e1")]) == 0
+    out = capsys.readouterr().out
+    assert "task-classifier accuracy" in out and "sr " in out and "jpeg " in out
+    assert "(overall, then per task)" in (tmp_path / "e1" / "results.md").read_text()
+    result = json.loads((tmp_path / "e1" / "results.json").read_text())["results"][0]
+    assert set(result["classifier_accuracy_per_task"]) == {"sr", "jpeg"}
+    assert main([*args, "--task-source", "given", "--output", str(tmp_path / "e2")]) == 0
 
 
 # --------------------------------------------------------------------------------------------- model parts
@@ -329,6 +347,25 @@ def test_reference_prompt_maps_are_reordered_to_the_library_task_ids(tmp_path, s
     assert torch.equal(src.maps, maps) and src.size == 128
 
 
+def test_a_run_with_reference_prompt_maps_trains_on_them_and_loads_without_the_file(tmp_path):
+    from mio_strategies.harness import load_config, train
+    from mio_strategies.harness._train import load_restorer
+    from mio_strategies.prompts import load_reference_prompt_maps
+
+    f = tmp_path / "type7.npy"
+    np.save(f, np.random.default_rng(0).uniform(size=(7, 24, 24)))
+    cfg = load_config("cpu_demo", [
+        "strategy=M+EP", "backbone=srresnet_tiny", "backbone_kwargs.num_feat=4", "backbone_kwargs.num_block=1",
+        "periods=1", "period_iters=2", "batch_size=2", "patch_size=16", "val_size=24", "prompt_size=16",
+        f"prompt_maps={f}",
+    ])
+    res = train(cfg, tmp_path / "run", progress=False)
+    maps = load_reference_prompt_maps(f)
+    f.unlink()  # the maps travel in the checkpoint
+    restorer, _, _ = load_restorer(res.checkpoint)
+    assert torch.equal(restorer.injector.source.maps, maps)
+
+
 def test_bad_prompt_map_files_are_refused(tmp_path):
     from mio_strategies.prompts import load_reference_prompt_maps
 
@@ -344,7 +381,7 @@ def test_bad_prompt_map_files_are_refused(tmp_path):
 
 
 def test_reference_prompt_init_starts_away_from_the_identity_and_resets_the_srresnet_convs():
-    from mio_strategies.harness._restorer import build_restorer
+    from mio_strategies.models import build_restorer
 
     lib = build_restorer("srresnet_tiny", "explicit", seed=0)
     ref = build_restorer("srresnet_tiny", "explicit", seed=0, prompt_init="reference")

@@ -16,14 +16,15 @@ Example:
 
 from __future__ import annotations
 
-from mio_strategies.analysis._deps import INSTALL_HINT
-from mio_strategies.analysis.representation import DDRResult, ddr
+from mio_strategies.analysis._deps import INSTALL_HINT, require
+from mio_strategies.analysis._testset import iter_image_batches
 from mio_strategies.analysis.features import (
     CapturedFeatures,
     FeatureRecorder,
     FeatureSource,
     capture_features,
     pool_features,
+    resolve_module,
 )
 from mio_strategies.analysis.metrics import CalinskiHarabasz, calinski_harabasz
 from mio_strategies.analysis.plots import (
@@ -35,6 +36,7 @@ from mio_strategies.analysis.plots import (
     task_color,
 )
 from mio_strategies.analysis.projection import PROJECTION_METHODS, project
+from mio_strategies.analysis.representation import DDRResult, ddr
 
 __all__ = [
     "INSTALL_HINT",
@@ -48,11 +50,14 @@ __all__ = [
     "calinski_harabasz",
     "capture_features",
     "ddr",
+    "iter_image_batches",
     "plot_ddr",
     "plot_ddr_comparison",
     "plot_psnr_bars",
     "pool_features",
     "project",
+    "require",
+    "resolve_module",
     "save_figure",
     "task_color",
 ]

@@ -8,10 +8,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["_iter_image_batches"]
+__all__ = ["iter_image_batches"]
 
 
-def _iter_image_batches(dataset: Sequence[Mapping[str, Any]], batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
+def iter_image_batches(dataset: Sequence[Mapping[str, Any]], batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
     """``(images, task_ids)`` batches of up to ``batch_size`` consecutive items of equal image size.
 
     Items are read lazily (e.g. from a :class:`~mio_strategies.data.PairedFolderDataset`), so memory
@@ -26,7 +26,7 @@ def _iter_image_batches(dataset: Sequence[Mapping[str, Any]], batch_size: int) -
 
     Example:
         >>> items = [{"lq": torch.zeros(3, 8, 8), "task": 0}] * 3 + [{"lq": torch.zeros(3, 4, 8), "task": 2}]
-        >>> [tuple(ids.tolist()) for _, ids in _iter_image_batches(items, 2)]
+        >>> [tuple(ids.tolist()) for _, ids in iter_image_batches(items, 2)]
         [(0, 0), (0,), (2,)]
     """
     if batch_size < 1:

@@ -83,7 +83,17 @@ def pool_features(output: Tensor) -> Tensor:
     )
 
 
-def _resolve_module(model: nn.Module, module: str | nn.Module) -> tuple[str, nn.Module]:
+def resolve_module(model: nn.Module, module: str | nn.Module) -> tuple[str, nn.Module]:
+    """``(name, module)`` of a submodule of ``model`` given by name or as the module itself.
+
+    Raises:
+        ValueError: no such name (the message lists the closest names) or a module not inside ``model``.
+
+    Example:
+        >>> from torch import nn
+        >>> resolve_module(nn.Sequential(nn.Conv2d(3, 3, 1), nn.ReLU()), "1")
+        ('1', ReLU())
+    """
     named = dict(model.named_modules())
     if isinstance(module, str):
         if module in named:
@@ -132,7 +142,7 @@ class FeatureRecorder:
     def __init__(self, model: nn.Module, module: str | nn.Module, *, stop_forward: bool = False) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        self.module_name, self.module = _resolve_module(model, module)
+        self.module_name, self.module = resolve_module(model, module)
         self.stop_forward = bool(stop_forward)
         self._chunks: list[Tensor] = []
         self._handle: torch.utils.hooks.RemovableHandle | None = None

@@ -34,7 +34,7 @@ from mio_strategies.analysis._validate import (
     _validate_method,
     _validate_seed,
 )
-from mio_strategies.analysis.features import FeatureSource, _resolve_module, capture_features
+from mio_strategies.analysis.features import FeatureSource, capture_features, resolve_module
 from mio_strategies.analysis.metrics import calinski_harabasz
 from mio_strategies.analysis.projection import project
 from mio_strategies.tasks import TASKS, get_task
@@ -46,7 +46,7 @@ def _source_name(model: nn.Module, module: FeatureSource) -> str:
     if isinstance(module, str):
         return module
     if isinstance(module, nn.Module):
-        return _resolve_module(model, module)[0]
+        return resolve_module(model, module)[0]
     return getattr(module, "__qualname__", None) or type(module).__name__
 
 

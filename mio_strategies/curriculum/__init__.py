@@ -16,7 +16,7 @@ from mio_strategies.curriculum._lr import (
     reset_optimizer_state,
 )
 from mio_strategies.curriculum._sampler import SequentialCurriculumSampler
-from mio_strategies.curriculum._schedule import PAPER_ORDERS, Curriculum
+from mio_strategies.curriculum._schedule import PAPER_ORDERS, Curriculum, parse_stages
 
 __all__ = [
     "Curriculum",
@@ -24,6 +24,7 @@ __all__ = [
     "PAPER_ORDERS",
     "PeriodStart",
     "SequentialCurriculumSampler",
+    "parse_stages",
     "period_cosine_lr",
     "reset_optimizer_state",
 ]

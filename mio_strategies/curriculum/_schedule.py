@@ -25,8 +25,23 @@ def _check_positive_int(value: Any, name: str) -> int:
     return value
 
 
-def _parse_stages(order: OrderLike) -> tuple[tuple[Task, ...], ...]:
-    """Parse an order into stages (groups of tasks entering together)."""
+def parse_stages(order: OrderLike) -> tuple[tuple[Task, ...], ...]:
+    """Parse an order into stages (groups of tasks entering together).
+
+    Args:
+        order: task letters or names (``"SBNJRHL"``, ``"sr,blur"``), groups separated by ``|``
+            (``"SB|NJ|R|H|L"``), or a sequence of tasks / groups of tasks.
+
+    Returns:
+        One tuple of :class:`~mio_strategies.tasks.Task` per stage.
+
+    Raises:
+        ValueError: an empty order or group, an unknown task, a task named twice.
+
+    Example:
+        >>> [[t.letter for t in stage] for stage in parse_stages("SB|N")]
+        [['S', 'B'], ['N']]
+    """
     stages: list[tuple[Task, ...]]
     if isinstance(order, str):
         text = order.strip()
@@ -105,7 +120,7 @@ class Curriculum:
     def __init__(
         self, order: OrderLike = "SBNJRHL", *, periods: int = 10, iterations_per_period: int = 250_000
     ) -> None:
-        stages = _parse_stages(order)
+        stages = parse_stages(order)
         periods = _check_positive_int(periods, "periods")
         iterations_per_period = _check_positive_int(iterations_per_period, "iterations_per_period")
         if periods < len(stages):
@@ -129,7 +144,7 @@ class Curriculum:
             >>> Curriculum.mixed("SBN", periods=2, iterations_per_period=5).num_active(0)
             3
         """
-        stages = _parse_stages(tasks)
+        stages = parse_stages(tasks)
         return cls([[t for s in stages for t in s]], periods=periods, iterations_per_period=iterations_per_period)
 
     def as_mixed(self) -> Curriculum:

@@ -12,11 +12,13 @@ from mio_strategies.data._io import (
     DEFAULT_MAX_PIXELS,
     IMAGE_SUFFIXES,
     ImageReadError,
+    MAX_PIXELS_HELP,
     ImageTooLargeError,
     embedded_image_paths,
     image_size,
     list_images,
     load_embedded_images,
+    max_pixels_arg,
     pixel_limit,
     read_image,
     write_png,
@@ -33,6 +35,7 @@ from mio_strategies.data._paired import (
 from mio_strategies.data._testsets import TestSetReport, build_testset
 
 __all__ = [
+    "MAX_PIXELS_HELP",
     "CompositeFolderDataset",
     "DEFAULT_MAX_PIXELS",
     "IMAGE_SUFFIXES",
@@ -51,6 +54,7 @@ __all__ = [
     "load_embedded_images",
     "mio_collate",
     "open_testset",
+    "max_pixels_arg",
     "pixel_limit",
     "read_image",
     "read_reference_layout",

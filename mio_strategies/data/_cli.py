@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
+
+from mio_strategies.data._io import ImageReadError, embedded_image_paths
+from mio_strategies.data._testsets import build_testset
+from mio_strategies.utils.signals import Interrupted, exit_code, interrupt_on_signals
 
 
 def add_parser(subparsers) -> None:
@@ -44,16 +49,6 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
-
-    from mio_strategies.data._io import ImageReadError, embedded_image_paths
-    from mio_strategies.data._testsets import build_testset
-    from mio_strategies.utils.signals import (
-        Interrupted,
-        exit_code,
-        interrupt_on_signals,
-    )
-
     images = args.input if args.input is not None else embedded_image_paths()
     try:
         with interrupt_on_signals():  # SIGTERM too: the staging folder is removed, the old output kept

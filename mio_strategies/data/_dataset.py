@@ -9,16 +9,10 @@ from typing import Any, Union
 import torch
 from torch.utils.data import Dataset
 
-from mio_strategies._rng import generator_from
-from mio_strategies.data._io import (
-    CURRENT_LIMIT,
-    PathLike,
-    image_size,
-    list_images,
-    read_image,
-    resolve_max_pixels,
-)
+from mio_strategies.data._io import CURRENT_LIMIT, PathLike, image_size, list_images, read_image, resolve_max_pixels
+from mio_strategies.degradations import IMPLEMENTATIONS, PRESETS, degrade, load_depth, sample_params
 from mio_strategies.tasks import TaskLike, parse_tasks
+from mio_strategies.utils.rng import generator_from
 
 ImageSource = Union[PathLike, Sequence[Union[PathLike, torch.Tensor]]]
 
@@ -122,8 +116,6 @@ class MiODataset(Dataset):
         max_pixels: Any = CURRENT_LIMIT,
         implementation: str = "library",
     ) -> None:
-        from mio_strategies.degradations import IMPLEMENTATIONS, PRESETS
-
         if not isinstance(implementation, str) or implementation not in IMPLEMENTATIONS:
             raise ValueError(
                 f"unknown implementation {implementation!r}: valid implementations are {list(IMPLEMENTATIONS)}"
@@ -213,8 +205,6 @@ class MiODataset(Dataset):
     def _validate_ranges(ranges):
         if ranges is None:
             return {}
-        from mio_strategies.degradations import sample_params
-
         example = '{"blur": {"sigma": (1.0, 2.0)}}'
         if not isinstance(ranges, Mapping):
             raise TypeError(
@@ -263,8 +253,6 @@ class MiODataset(Dataset):
     def _depth(self, image_index: int, size: tuple[int, int]) -> torch.Tensor | None:
         if self.depth_dir is None:
             return None
-        from mio_strategies.degradations import load_depth
-
         stem = self.names[image_index]
         for suffix in (".npy", ".png", ".mat"):
             p = self.depth_dir / f"{stem}{suffix}"
@@ -273,8 +261,6 @@ class MiODataset(Dataset):
         raise FileNotFoundError(f"no depth map for image {stem!r} in {str(self.depth_dir)!r} (.npy, .png or .mat)")
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        from mio_strategies.degradations import degrade
-
         n = len(self)
         if not -n <= index < n:
             raise IndexError(f"index {index} out of range for MiODataset of length {n}")

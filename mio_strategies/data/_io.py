@@ -86,6 +86,7 @@ def max_pixels_arg(text: str) -> int:
     return int(value)
 
 
+#: The ``--max-pixels`` help text every command that reads images shows.
 MAX_PIXELS_HELP = ("refuse images of more pixels than N, from their header, before decoding them (default "
                    f"{DEFAULT_MAX_PIXELS:,}, 64 megapixels; 0: no limit)")
 

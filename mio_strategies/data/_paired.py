@@ -10,10 +10,10 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from mio_strategies._rng import generator_from
 from mio_strategies.data._dataset import augment_geometry, random_crop_box
 from mio_strategies.data._io import IMAGE_SUFFIXES, PathLike, read_image
 from mio_strategies.tasks import TASKS, Task, TaskLike, get_task, parse_tasks
+from mio_strategies.utils.rng import generator_from
 
 MANIFEST_NAME = "manifest.json"
 

@@ -16,7 +16,6 @@ from typing import Any
 
 import torch
 
-from mio_strategies._rng import generator_from
 from mio_strategies.data._io import (
     CURRENT_LIMIT,
     ImageReadError,
@@ -29,13 +28,10 @@ from mio_strategies.data._io import (
     write_text_atomic,
 )
 from mio_strategies.data._paired import MANIFEST_NAME
+from mio_strategies.degradations import IMPLEMENTATIONS, PRESETS, degrade, degrade_sequence
 from mio_strategies.tasks import Task, TaskLike, parse_tasks
-from mio_strategies.utils.outputs import (
-    check_output_dir,
-    output_lock,
-    remove_stale_staging,
-    staging_dir,
-)
+from mio_strategies.utils.outputs import check_output_dir, output_lock, remove_stale_staging, staging_dir
+from mio_strategies.utils.rng import generator_from
 
 MANIFEST_VERSION = 1
 ON_ERROR = ("raise", "skip")
@@ -139,8 +135,6 @@ def build_testset(
         >>> report.num_pairs
         2
     """
-    from mio_strategies.degradations import IMPLEMENTATIONS, PRESETS
-
     task_list = parse_tasks(tasks)
     comp_list = _parse_composites(composites)
     if preset not in PRESETS:
@@ -252,8 +246,6 @@ def _write_testset(
     progress: bool,
     implementation: str = "library",
 ) -> TestSetReport:
-    from mio_strategies.degradations import degrade_sequence
-
     report = TestSetReport(root=root)
     entries: list[dict[str, Any]] = []
     iterator: Iterable[Path] = paths

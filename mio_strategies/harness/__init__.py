@@ -1,4 +1,7 @@
-"""The reproduction harness: backbones, configs, training, evaluation, the demo.
+"""The reproduction harness, the application layer: configs, training, evaluation, the demo, the CLI.
+
+Backbones (:mod:`mio_strategies.models`), metrics (:mod:`mio_strategies.metrics`) and checkpoint files
+(:mod:`mio_strategies.checkpoints`) live in their own packages below; their names are re-exported here.
 
 Example:
     >>> from mio_strategies.harness import list_backbones, load_config
@@ -8,32 +11,34 @@ Example:
     2500000
 """
 
-from mio_strategies.harness._backbones import (
-    BackboneSpec,
-    SRResNet,
-    UnknownBackboneError,
-    backbone_spec,
-    create_backbone,
-    injection_plan,
-    prompt_scales,
-    list_backbones,
-    register_backbone,
-)
-from mio_strategies.harness._classifier import ClassifierRun, load_classifier, train_classifier
-from mio_strategies.harness._checkpoint import (
+from mio_strategies.checkpoints import (
     CheckpointMismatchError,
     NotACheckpointError,
     load_checkpoint,
+    load_classifier,
     save_checkpoint,
 )
+from mio_strategies.harness._classifier import ClassifierRun, train_classifier
 from mio_strategies.harness._config import STRATEGIES, TrainConfig, list_presets, load_config, parse_strategy
 from mio_strategies.harness._demo import run_demo
 from mio_strategies.harness._eval import EvalResult, evaluate, format_table, paper_results, write_tables
-from mio_strategies.harness._metrics import psnr, ssim
 from mio_strategies.harness._restore import RestoreReport, restore_images
-from mio_strategies.harness._restorer import Restorer, build_restorer
 from mio_strategies.harness._train import TrainingInterrupted, TrainResult, load_restorer, train
 from mio_strategies.harness._weights import export_weights, shipped_weights
+from mio_strategies.metrics import psnr, ssim
+from mio_strategies.models import (
+    BackboneSpec,
+    Restorer,
+    SRResNet,
+    UnknownBackboneError,
+    backbone_spec,
+    build_restorer,
+    create_backbone,
+    injection_plan,
+    list_backbones,
+    prompt_scales,
+    register_backbone,
+)
 
 __all__ = [
     "STRATEGIES",

@@ -16,19 +16,16 @@ from typing import Any
 
 import torch
 
-from mio_strategies.harness._checkpoint import (
-    read_weights_only,
-    save_checkpoint,
-    written_by_library,
-)
-from mio_strategies.harness._config import _device_name, _non_negative_int, _positive_int
+from mio_strategies.checkpoints import CLASSIFIER_FORMAT, CLASSIFIER_VERSION, save_checkpoint, written_by_library
+from mio_strategies.data import MiODataset, embedded_image_paths
+from mio_strategies.harness._config import _device_name
+from mio_strategies.harness._train import _resolve_device
+from mio_strategies.prompts import TaskClassifier, train_task_classifier
 from mio_strategies.tasks import NUM_TASKS, parse_tasks
 from mio_strategies.utils.outputs import check_output_file
+from mio_strategies.utils.validation import non_negative_int, positive_int
 
-__all__ = ["CLASSIFIER_FORMAT", "ClassifierRun", "load_classifier", "train_classifier"]
-
-CLASSIFIER_FORMAT = "mio-strategies-classifier"
-CLASSIFIER_VERSION = 1
+__all__ = ["ClassifierRun", "train_classifier"]
 
 
 @dataclass
@@ -110,22 +107,17 @@ def train_classifier(
         >>> run = train_classifier("clf.pt", steps=500, crop=64)  # doctest: +SKIP
         >>> run.recent_accuracy()  # doctest: +SKIP
     """
-    from mio_strategies.data import MiODataset, embedded_image_paths
-    from mio_strategies.prompts import TaskClassifier, train_task_classifier
-
     for name, value in (("steps", steps), ("batch_size", batch_size), ("crop", crop), ("width", width)):
-        _positive_int(name, value)
+        positive_int(name, value)
     if crop < 9:
         raise ValueError(f"crop must be at least 9 pixels (the classifier's two stride-3 convs), got {crop}")
-    _non_negative_int("seed", seed)
+    non_negative_int("seed", seed)
     if arch not in ("library", "reference"):
         raise ValueError(f"unknown classifier arch {arch!r}: valid archs are ['library', 'reference']")
     if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0:
         raise ValueError(f"lr must be a positive number, got {lr!r}")
     task_list = parse_tasks(tasks)
     _device_name("device", device)
-    from mio_strategies.harness._train import _resolve_device
-
     dev = _resolve_device(device, 0, fix="--device cpu (device='cpu')")
     # a link, a folder, an existing file without overwrite, or with it one the library did not write: refused
     path = check_output_file(output, overwrite=overwrite, what="classifier file", recognise=written_by_library)
@@ -175,30 +167,3 @@ def train_classifier(
         "history": {"loss": list(hist.losses), "accuracy": list(hist.accuracies)},
     }, path)
     return ClassifierRun(path, clf, list(hist.losses), list(hist.accuracies))
-
-
-def load_classifier(path: str | Path, map_location: str | torch.device = "cpu") -> torch.nn.Module:
-    """Read a classifier written by :func:`train_classifier` (``weights_only=True``), in eval mode.
-
-    Raises:
-        FileNotFoundError: no such file.
-        ValueError: not a classifier file (e.g. a training checkpoint was given); the message says which.
-    """
-    from mio_strategies.prompts import TaskClassifier
-
-    path = Path(path)
-    state = read_weights_only(path, "classifier file", map_location,
-                              hint=" (train one with `mio-strategies train-classifier`)")
-    if not isinstance(state, dict) or state.get("format") != CLASSIFIER_FORMAT:
-        found = state.get("format") if isinstance(state, dict) else type(state).__name__
-        raise ValueError(
-            f"{str(path)!r} is not a task-classifier file (format {found!r}, expected {CLASSIFIER_FORMAT!r}); "
-            "write one with `mio-strategies train-classifier`"
-        )
-    if state.get("version", 0) > CLASSIFIER_VERSION:
-        raise ValueError(f"classifier file {str(path)!r} has version {state['version']}, newer than this library's: upgrade mio-strategies")
-    cfg = state["config"]
-    clf = TaskClassifier(int(cfg["num_tasks"]), in_channels=int(cfg["in_channels"]), width=int(cfg["width"]),
-                         arch=str(cfg.get("arch", "library")))
-    clf.load_state_dict(state["state"])
-    return clf.eval()

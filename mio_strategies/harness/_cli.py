@@ -4,13 +4,27 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
+
+from mio_strategies.analysis import plot_psnr_bars
+from mio_strategies.checkpoints import load_classifier
+from mio_strategies.data import MAX_PIXELS_HELP, max_pixels_arg, open_testset, pixel_limit
+from mio_strategies.harness import _demo as demo_module  # run_demo / evaluate are looked up when a command runs
+from mio_strategies.harness import _eval as eval_module
+from mio_strategies.harness._classifier import train_classifier
+from mio_strategies.harness._config import _device_name, list_presets, load_config, parse_strategy, preset_metadata
+from mio_strategies.harness._eval import IDENTITY, format_table, reference_row, write_tables
+from mio_strategies.harness._protocol_cli import eval_protocol_command, train_protocol_command
+from mio_strategies.harness._train import _resolve_device, load_restorer, train
+from mio_strategies.integrations.basicsr_prompt import load_basicsr_restorer
+from mio_strategies.models import describe_backbones
+from mio_strategies.utils.outputs import check_output_dir, prepare_output_dir
+from mio_strategies.utils.signals import Interrupted, exit_code, interrupt_on_signals
 
 
 def add_parser(subparsers: Any) -> None:
     """Register the ``train``, ``train-classifier``, ``eval`` and ``demo`` sub-commands."""
-    from mio_strategies.data._io import MAX_PIXELS_HELP, max_pixels_arg
-
     p = subparsers.add_parser(
         "train", help="train a backbone with a strategy (M, S, M+EP, S+EP, M+AP, S+AP)",
         description="Train one model as a preset or YAML config says; --set overrides any key.",
@@ -127,8 +141,6 @@ def add_parser(subparsers: Any) -> None:
 def _with_pixel_limit(command: Any) -> Any:
     """``command`` run under ``--max-pixels`` (when given) as the limit of every image it reads."""
     def run(args: argparse.Namespace) -> int:
-        from mio_strategies.data import pixel_limit
-
         if getattr(args, "max_pixels", None) is None:
             return command(args)
         with pixel_limit(args.max_pixels):
@@ -162,14 +174,6 @@ def _duration(seconds: float) -> str:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from mio_strategies.harness._backbones import describe_backbones
-    from mio_strategies.harness._config import (
-        list_presets,
-        load_config,
-        preset_metadata,
-    )
-    from mio_strategies.harness._train import train
-
     if args.list_presets:
         for name in list_presets():
             meta = preset_metadata(name)
@@ -179,13 +183,9 @@ def _train(args: argparse.Namespace) -> int:
         print("backbones:\n" + describe_backbones())
         return 0
     if args.protocol or args.data:
-        from mio_strategies.harness._protocol_cli import train_protocol_command
-
         return train_protocol_command(args)
     config = args.config
     if config is None:
-        from pathlib import Path
-
         saved = Path(args.output) / "config.yaml" if args.output else None
         config = str(saved) if (args.resume or args.extend) and saved is not None and saved.is_file() else "srresnet"
     try:
@@ -193,12 +193,6 @@ def _train(args: argparse.Namespace) -> int:
     except (KeyError, ValueError, TypeError, OSError) as exc:
         print(f"error: {_message(exc)}", file=sys.stderr)
         return 2
-    from mio_strategies.utils.signals import (
-        Interrupted,
-        exit_code,
-        interrupt_on_signals,
-    )
-
     output = args.output or f"runs/{cfg.name}-{cfg.strategy.replace('+', '_')}"
     print(describe_run(cfg, output, resume=args.resume or args.extend), flush=True)
 
@@ -230,8 +224,6 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _train_classifier(args: argparse.Namespace) -> int:
-    from mio_strategies.harness._classifier import train_classifier
-
     try:
         run = train_classifier(
             args.output, images=args.images, tasks=args.tasks, steps=args.steps, batch_size=args.batch_size,
@@ -263,33 +255,14 @@ def _duplicate_label(labels: list[str], checkpoints: list[str]) -> str | None:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from mio_strategies.data import open_testset
-    from mio_strategies.harness._classifier import load_classifier
-    from mio_strategies.harness._config import parse_strategy
-    from mio_strategies.harness._eval import (
-        IDENTITY,
-        evaluate,
-        format_table,
-        reference_row,
-        write_tables,
-    )
-    from mio_strategies.harness._train import load_restorer
-    from mio_strategies.utils.outputs import check_output_dir, prepare_output_dir
-
     def error(message: str) -> int:
         print(f"error: {message}", file=sys.stderr)
         return 2
 
     if args.protocol or args.data:
-        from mio_strategies.harness._protocol_cli import eval_protocol_command
-
         return eval_protocol_command(args)
     if args.testset is None:
         return error("give --testset (a test-set folder) or --protocol NAME --data ROOT")
-    from mio_strategies.harness._config import _device_name
-    from mio_strategies.harness._train import _resolve_device
 
     try:  # before anything is read: a device this machine lacks is one line, not a traceback mid-way
         _device_name("--device", args.device)
@@ -328,10 +301,6 @@ def _eval(args: argparse.Namespace) -> int:
         loaded = []
         for i, ckpt in enumerate(args.checkpoint):  # load and check every checkpoint before evaluating any
             if args.basicsr_options:
-                from mio_strategies.integrations.basicsr_prompt import (
-                    load_basicsr_restorer,
-                )
-
                 restorer = load_basicsr_restorer(args.basicsr_options, ckpt, param_key="params" if args.no_ema else "params_ema")
                 restorer.to(args.device)
                 label = f"{Path(args.basicsr_options).stem}:{Path(ckpt).stem}"
@@ -353,7 +322,7 @@ def _eval(args: argparse.Namespace) -> int:
             raise ValueError(f"--baseline {args.baseline!r} is not a row of the table: rows are "
                              f"{[IDENTITY, *labels]} (a checkpoint's label, or 'identity')")
         results = [
-            evaluate(restorer, testset, name=name, device=args.device, task_source=source,
+            eval_module.evaluate(restorer, testset, name=name, device=args.device, task_source=source,
                      classifier=classifier if source == "classifier" else None, progress=True,
                      testset=str(args.testset))
             for restorer, name, source in loaded
@@ -368,8 +337,6 @@ def _eval(args: argparse.Namespace) -> int:
     except (KeyError, ValueError, OSError) as exc:
         return error(_message(exc))
     try:
-        from mio_strategies.analysis import plot_psnr_bars
-
         single = results[0].single_tasks()  # the bar plot shows the seven tasks, not composites
         tables = {r.name: r.per_task() for r in results}
         bars = {name: {t: table[t]["psnr"] for t in single} for name, table in tables.items()}
@@ -384,16 +351,9 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from mio_strategies.harness._demo import run_demo
-    from mio_strategies.utils.signals import (
-        Interrupted,
-        exit_code,
-        interrupt_on_signals,
-    )
-
     try:
         with interrupt_on_signals():
-            res = run_demo(args.output, overrides=args.overrides, overwrite=args.overwrite,
+            res = demo_module.run_demo(args.output, overrides=args.overrides, overwrite=args.overwrite,
                            progress=not args.no_progress, seed=args.seed, pretrained=args.pretrained,
                            strategies=args.strategies)
     except Interrupted as exc:

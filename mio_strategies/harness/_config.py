@@ -11,6 +11,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from mio_strategies.curriculum import Curriculum, parse_stages
+from mio_strategies.models import backbone_spec
+from mio_strategies.utils.validation import non_negative_int, positive_int
+
 __all__ = [
     "STRATEGIES",
     "ConfigKeyError",
@@ -160,8 +164,6 @@ class TrainConfig:
         Raises:
             ValueError / TypeError: naming the field, the bad value and what is valid.
         """
-        from mio_strategies.harness._backbones import backbone_spec
-
         spec = backbone_spec(self.backbone)
         if not isinstance(self.backbone_kwargs, Mapping):
             raise TypeError(f"backbone_kwargs must be a mapping, got {type(self.backbone_kwargs).__name__}")
@@ -175,17 +177,13 @@ class TrainConfig:
             )
         if not isinstance(self.order, str):
             raise TypeError(f"order must be a string of task letters or names (e.g. 'SBNJRHL' or 'SB|NJ|R|H|L'), got {self.order!r}")
-        from mio_strategies.curriculum._schedule import _parse_stages
-
-        _parse_stages(self.order)  # letters, names, or groups entering together ("SB|NJ|R|H|L")
+        parse_stages(self.order)  # letters, names, or groups entering together ("SB|NJ|R|H|L")
         for key in ("periods", "period_iters", "batch_size", "patch_size", "repeat", "prompt_size", "val_size"):
-            _positive_int(key, getattr(self, key))
+            positive_int(key, getattr(self, key))
         if parse_strategy(self.strategy)[0]:  # a sequential run needs one period per stage
-            from mio_strategies.curriculum import Curriculum
-
             Curriculum(self.order, periods=self.periods, iterations_per_period=self.period_iters)
         for key in ("num_workers", "val_every", "checkpoint_every", "log_every", "seed"):
-            _non_negative_int(key, getattr(self, key))
+            non_negative_int(key, getattr(self, key))
         if self.val_size < 19:
             raise ValueError(f"val_size must be >= 19 (a 4-pixel border crop leaves the 11x11 SSIM window), got {self.val_size}")
         if self.optimizer not in OPTIMIZERS:
@@ -254,8 +252,6 @@ class TrainConfig:
     @property
     def prompt(self) -> str | None:
         """``"explicit"``, ``"adaptive"`` or None (a backbone's built-in prompt counts)."""
-        from mio_strategies.harness._backbones import backbone_spec
-
         return parse_strategy(self.strategy)[1] or backbone_spec(self.backbone).builtin_prompt
 
     @property
@@ -266,9 +262,7 @@ class TrainConfig:
     @property
     def order_tasks(self) -> tuple[Any, ...]:
         """The tasks of ``order`` (:class:`~mio_strategies.tasks.Task`), in curriculum order (groups flattened)."""
-        from mio_strategies.curriculum._schedule import _parse_stages
-
-        return tuple(t for stage in _parse_stages(self.order) for t in stage)
+        return tuple(t for stage in parse_stages(self.order) for t in stage)
 
     @property
     def total_iters(self) -> int:
@@ -287,19 +281,9 @@ class TrainConfig:
         return _from_mapping({**self.to_dict(), **_check_keys(changes)})
 
 
-def _positive_int(key: str, v: Any) -> None:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise ValueError(f"{key} must be a positive integer, got {v!r}")
-
-
 def _device_name(key: str, v: Any) -> None:
     if not isinstance(v, str) or not (v in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", v)):
         raise ValueError(f"{key} must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {v!r}")
-
-
-def _non_negative_int(key: str, v: Any) -> None:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-        raise ValueError(f"{key} must be a non-negative integer, got {v!r}")
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}

@@ -14,14 +14,16 @@ from typing import Any
 import torch
 from torch import nn
 
+from mio_strategies.analysis import ddr, plot_ddr_comparison, plot_psnr_bars
+from mio_strategies.data import PairedFolderDataset, build_testset, embedded_image_paths
+from mio_strategies.harness import _weights  # WEIGHTS_DIR is read when the demo runs
 from mio_strategies.harness._config import TrainConfig, load_config, parse_strategy
-from mio_strategies.harness._eval import EvalResult, evaluate, format_table, write_tables
-from mio_strategies.harness._restorer import Restorer
-from mio_strategies.utils.outputs import (
-    atomic_file,
-    check_output_dir,
-    staging_dir,
-)
+from mio_strategies.harness._eval import PSNR_CAP, EvalResult, evaluate, format_table, write_tables
+from mio_strategies.harness._train import load_restorer, train
+from mio_strategies.harness._weights import shipped_weights, weights_file_name, weights_label
+from mio_strategies.models import Restorer, injection_plan
+from mio_strategies.tasks import get_task
+from mio_strategies.utils.outputs import atomic_file, check_output_dir, staging_dir
 
 __all__ = ["run_demo"]
 
@@ -50,8 +52,6 @@ def _prompted_batches(wrapper: _BatchPrompted, lq: torch.Tensor, tasks: torch.Te
 def _ddr_layer(restorer: Restorer, cfg: TrainConfig) -> str:
     """The backbone layer the demo projects: the last residual block of a flat network (the paper's
     choice for SRResNet), the finest decoder scale of a U-Net (the last features before the output)."""
-    from mio_strategies.harness._backbones import injection_plan
-
     body = [n for n, _ in restorer.backbone.named_modules() if n.startswith("body.") and n.count(".") == 1]
     if body:
         return max(body, key=lambda n: int(n.split(".")[1]))
@@ -64,10 +64,6 @@ def _ddr_layer(restorer: Restorer, cfg: TrainConfig) -> str:
 def _ddr_figure(restorers: dict[str, Restorer], configs: dict[str, TrainConfig], data: Any, path: Path,
                 seed: int) -> dict[str, float] | str:
     """DDR (PCA) of the last residual block of each model, side by side; CHI per model."""
-    try:
-        from mio_strategies.analysis import ddr, plot_ddr_comparison
-    except ImportError as exc:
-        return f"skipped (analysis extra unavailable: {exc})"
     items = [data[i] for i in range(len(data))]
     side = min(min(it["lq"].shape[-2:]) for it in items + [{"lq": torch.zeros(3, 128, 128)}])
 
@@ -133,8 +129,6 @@ def paired_difference(result: EvalResult, baseline: EvalResult) -> dict[str, Any
         >>> d = paired_difference(results["S+EP"], results["M"])  # doctest: +SKIP
         >>> f"{d['mean']:+.2f} +/- {d['ci95']:.2f} dB"  # doctest: +SKIP
     """
-    from mio_strategies.harness._eval import PSNR_CAP
-
     def scores(r: EvalResult) -> dict[tuple[str, str], float]:
         return {(x["task"], x["image"]): min(float(x["psnr"]), PSNR_CAP) for x in r.records
                 if not math.isinf(float(x["identity_psnr"]))}
@@ -162,8 +156,6 @@ def _reading(d: dict[str, Any]) -> str:
 def _summary(strategies: Sequence[str], results: Sequence[EvalResult], paired: dict[str, dict[str, Any]],
              source: str) -> str:
     """The verdicts against the input, the paired differences to the baseline and the claims read from them."""
-    from mio_strategies.tasks import get_task
-
     base = strategies[0]
     lines = ["Against the unrestored input (identity):"] + [_verdict(r) for r in results]
     if paired:
@@ -246,14 +238,11 @@ def run_demo(
         FileNotFoundError: ``pretrained`` lacks a strategy's weights (or holds none).
         ValueError: ``overrides`` given with ``pretrained``; weights of another strategy than their name says.
     """
-    from mio_strategies.harness._train import load_restorer
-    from mio_strategies.harness._weights import WEIGHTS_DIR, shipped_weights, weights_file_name
-
     # everything is checked before the output folder is touched
     if output is None:
         output = "mio-demo" if pretrained is False else "mio-demo-pretrained"
     check_output_dir(output, overwrite=overwrite, what="demo folder")
-    folder = None if pretrained is False else WEIGHTS_DIR if pretrained is True else Path(pretrained)
+    folder = None if pretrained is False else _weights.WEIGHTS_DIR if pretrained is True else Path(pretrained)
     if folder is not None and pretrained is not True and not folder.is_dir():
         what = "is a file, not a folder" if folder.is_file() else "does not exist"
         raise FileNotFoundError(f"pretrained weights folder {str(folder)!r} {what}: give the folder that holds the "
@@ -300,10 +289,6 @@ def run_demo(
 def _run(out: Path, final: Path, base: TrainConfig, configs: list[TrainConfig], strategies: list[str],
          loaded: dict[str, tuple[Restorer, TrainConfig, dict[str, Any]]], seed: int, progress: bool) -> dict[str, Any]:
     """The demo's work, written into ``out``; the paths it returns are those of ``final``."""
-    from mio_strategies.data import PairedFolderDataset, build_testset, embedded_image_paths
-    from mio_strategies.harness._train import train
-    from mio_strategies.harness._weights import weights_label
-
     testset_dir = out / "testset"
     build_testset(embedded_image_paths(), testset_dir, tasks=base.order_tasks, preset="in", seed=seed + 1)
     testset = PairedFolderDataset(testset_dir)
@@ -327,8 +312,6 @@ def _run(out: Path, final: Path, base: TrainConfig, configs: list[TrainConfig], 
     paths = {k: str(v) for k, v in write_tables(ordered, out, baseline=strategies[0]).items()}
 
     try:
-        from mio_strategies.analysis import plot_psnr_bars
-
         bars = {s: {t: v["psnr"] for t, v in results[s].per_task().items()} for s in strategies}
         ident = {t: v["psnr"] for t, v in ordered[0].per_task(identity=True).items()}
         plot_psnr_bars(bars, baseline=ident, title="Per-task PSNR (embedded photos, In-Dis)", path=out / "psnr_bars.png")

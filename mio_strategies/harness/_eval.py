@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from mio_strategies.harness._metrics import psnr, ssim
+from mio_strategies.metrics import psnr, ssim
 from mio_strategies.tasks import TASKS, get_task
 from mio_strategies.utils.outputs import atomic_file, check_output_dir
 

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from mio_strategies.harness._config import TrainConfig, load_config, parse_overrides
-from mio_strategies.harness._protocol_metrics import convention_psnr, convention_ssim
+from mio_strategies.metrics import convention_psnr, convention_ssim, psnr, ssim
 from mio_strategies.protocols import (
     Protocol,
     ProtocolTestDataset,
@@ -118,7 +118,7 @@ def protocol_validation_set(cfg: TrainConfig, per_slot: int = 4) -> Any:
     """Fixed ``val_size`` crops of a few training pairs per slot (no augmentation), for the logged validation."""
     from torch.utils.data import Subset
 
-    from mio_strategies._rng import derive_seed
+    from mio_strategies.utils.rng import derive_seed
 
     p = get_protocol(cfg.protocol)  # type: ignore[arg-type]
     if any(f.pairing == "synthesize" for f in p.folders if f.split == "train"):
@@ -179,6 +179,14 @@ def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else float("nan")
 
 
+def _score(img: torch.Tensor, gt: torch.Tensor, ev: Any) -> tuple[float, float]:
+    """PSNR and SSIM of one image in the protocol's own convention (basicsr's: the library's ``psnr`` / ``ssim``)."""
+    if ev.ssim_window == "basicsr" and ev.quantize and ev.color == "rgb":
+        return float(psnr(img, gt, ev.border)[0]), float(ssim(img, gt, ev.border)[0])
+    kw = {"color": ev.color, "border": ev.border, "quantize": ev.quantize}
+    return float(convention_psnr(img, gt, **kw)[0]), float(convention_ssim(img, gt, window=ev.ssim_window, **kw)[0])
+
+
 @torch.no_grad()
 def evaluate_protocol(restorer: Any, protocol: str | Protocol, root: str | Path, *, name: str = "model",
                       device: str | torch.device = "cpu", limit: int | None = None,
@@ -226,10 +234,9 @@ def evaluate_protocol(restorer: Any, protocol: str | Protocol, root: str | Path,
             out = restore(lq, task.to(device))
             rec: dict[str, Any] = {"test_set": ds.test_set.name, "image": item["image"]}
             for pre, img in (("", out), ("identity_", lq)):
-                kw = {"border": ev.border, "quantize": ev.quantize}
-                rec[pre + "psnr"] = float(convention_psnr(img, gt, color=ev.color, **kw)[0])
-                rec[pre + "ssim"] = float(convention_ssim(img, gt, color=ev.color, window=ev.ssim_window, **kw)[0])
-                rec[pre + "psnr_alt"] = float(convention_psnr(img, gt, color=alt, **kw)[0])
+                rec[pre + "psnr"], rec[pre + "ssim"] = _score(img, gt, p.evaluation)
+                rec[pre + "psnr_alt"] = float(convention_psnr(img, gt, color=alt, border=ev.border,
+                                                              quantize=ev.quantize)[0])
             records.append(rec)
     return ProtocolResult(name, p.name, records)
 

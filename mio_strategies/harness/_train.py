@@ -15,26 +15,27 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch.utils.data import DataLoader
 
-from mio_strategies._rng import derive_seed
-from mio_strategies.harness._checkpoint import (
+from mio_strategies.checkpoints import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_VERSION,
-    check_compatible,
     load_checkpoint,
     prepare_output_dir,
     run_folder_lock,
     save_checkpoint,
 )
-from mio_strategies.harness._config import TrainConfig, _non_negative_int, load_config
-from mio_strategies.harness._restorer import Restorer, build_restorer
-from mio_strategies.utils.outputs import (
-    atomic_file,
-    check_output_dir,
-    flag,
-    remove_stale_tmp_files,
-)
+from mio_strategies.curriculum import Curriculum, SequentialCurriculumSampler
+from mio_strategies.data import MiODataset, embedded_image_paths, list_images, mio_collate
+from mio_strategies.harness._config import TrainConfig, load_config
+from mio_strategies.harness._eval import evaluate
+from mio_strategies.harness._protocol_run import protocol_train_dataset, protocol_validation_set
+from mio_strategies.harness._resume import check_compatible
+from mio_strategies.models import Restorer, build_restorer
+from mio_strategies.utils.outputs import atomic_file, check_output_dir, flag, remove_stale_tmp_files
+from mio_strategies.utils.rng import derive_seed
 from mio_strategies.utils.signals import Interrupted, stop_on_signals
+from mio_strategies.utils.validation import non_negative_int
 
 __all__ = ["TrainResult", "TrainingInterrupted", "load_restorer", "train"]
 
@@ -192,12 +193,9 @@ def _float_state(restorer: Restorer, clone: bool = True) -> dict[str, torch.Tens
 
 # -- data ----------------------------------------------------------------------------------------------
 def _default_dataset(cfg: TrainConfig, world: int, saved: Mapping[str, Any] | None = None) -> Any:
-    from mio_strategies.data import MiODataset, embedded_image_paths, list_images
-
     if cfg.protocol is not None:  # a benchmark protocol's data on disk
-        from mio_strategies.harness._protocol_run import protocol_train_dataset
-
         return protocol_train_dataset(cfg, world, saved)
+
     images = list_images(cfg.train_images) if cfg.train_images is not None else embedded_image_paths()
     # An item is a function of (seed, epoch, index), so an index drawn twice gives the same patch.
     # Repeat the images so that the run draws each index about once (fresh crops and degradations),
@@ -218,12 +216,9 @@ def _default_dataset(cfg: TrainConfig, world: int, saved: Mapping[str, Any] | No
 
 def default_validation_set(cfg: TrainConfig) -> Any:
     """Fixed validation patches (``val_size``) of the validation (or training) images, every task."""
-    from mio_strategies.data import MiODataset, embedded_image_paths, list_images
-
     if cfg.protocol is not None and cfg.val_images is None:
-        from mio_strategies.harness._protocol_run import protocol_validation_set
-
         return protocol_validation_set(cfg)
+
     src = cfg.val_images or cfg.train_images
     images = list_images(src) if src is not None else embedded_image_paths()
     return MiODataset(
@@ -244,8 +239,6 @@ def _make_scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer) -> Any:
 
 
 def _make_curriculum(cfg: TrainConfig) -> Any:
-    from mio_strategies.curriculum import Curriculum
-
     if cfg.sequential:
         return Curriculum(cfg.order, periods=cfg.periods, iterations_per_period=cfg.period_iters)
     return Curriculum.mixed(cfg.order, periods=cfg.periods, iterations_per_period=cfg.period_iters)
@@ -314,7 +307,7 @@ def train(
     """
     cfg = config if isinstance(config, TrainConfig) else load_config(config)
     if stop_after is not None:
-        _non_negative_int("stop_after", stop_after)
+        non_negative_int("stop_after", stop_after)
     out = Path(output_dir)
     ckpt_path = out / CHECKPOINT_NAME
     saved: dict[str, Any] | None = None
@@ -342,8 +335,6 @@ def train(
         if dataset is None:
             dataset = _default_dataset(cfg, world, saved)
         if val_dataset is None and cfg.val_images is not None:
-            from mio_strategies.data import list_images
-
             list_images(cfg.val_images)
         with run_folder_lock(out) if rank == 0 else contextlib.nullcontext():  # one trainer per folder
             return _run(cfg, out, saved, dataset, val_dataset, stop_after, progress and rank == 0, callback, rank,
@@ -357,12 +348,6 @@ def train(
 
 def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, rank, world, device,  # noqa: ANN001
          *, overwrite: bool, resume: bool, extend: bool = False) -> TrainResult:
-    from torch.utils.data import DataLoader
-
-    from mio_strategies.curriculum import SequentialCurriculumSampler
-    from mio_strategies.data import mio_collate
-    from mio_strategies.harness._eval import evaluate
-
     t_start = time.perf_counter()
     restorer = build_restorer(
         cfg.backbone, cfg.strategy_prompt, backbone_kwargs=cfg.backbone_kwargs,
@@ -652,10 +637,14 @@ def load_restorer(checkpoint: str | Path, *, ema: bool | None = True, device: st
     if expect:
         check_compatible(state, {**state["config"], **expect}, resume=False)
     cfg = load_config(state["config"])
+    prompt_size = cfg.prompt_size
+    saved_maps = (state["model"].get("injector") or {}).get("source.maps") if cfg.prompt_maps else None
+    if saved_maps is not None:  # the run's map file is in the checkpoint: no need for the file itself
+        prompt_size = int(saved_maps.shape[-1])
     restorer = build_restorer(
         cfg.backbone, cfg.strategy_prompt,
-        backbone_kwargs=cfg.backbone_kwargs, seed=cfg.seed, prompt_size=cfg.prompt_size,
-        prompt_init=cfg.prompt_init, prompt_maps=cfg.prompt_maps,
+        backbone_kwargs=cfg.backbone_kwargs, seed=cfg.seed, prompt_size=prompt_size,
+        prompt_init=cfg.prompt_init, prompt_maps=None if saved_maps is not None else cfg.prompt_maps,
     )
     restorer.load_state_dict(state["model"])
     if ema is None:

@@ -12,12 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mio_strategies.harness._checkpoint import (
-    CHECKPOINT_FORMAT,
-    CHECKPOINT_VERSION,
-    save_checkpoint,
-    written_by_library,
-)
+from mio_strategies.checkpoints import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, save_checkpoint, written_by_library
+from mio_strategies.harness._config import STRATEGIES
+from mio_strategies.harness._train import load_restorer
 from mio_strategies.utils.outputs import check_output_file
 
 __all__ = ["WEIGHTS_DIR", "export_weights", "shipped_weights", "weights_file_name", "weights_label"]
@@ -48,8 +45,6 @@ def export_weights(checkpoint: str | Path, dest: str | Path, *, ema: bool = True
             file the library did not write).
         ValueError: the run is not finished (its weights are not the ones its config describes).
     """
-    from mio_strategies.harness._train import load_restorer
-
     # a link, a folder, an existing file without overwrite, or with it one the library did not write: refused
     dest = check_output_file(dest, overwrite=overwrite, what="weights file", recognise=written_by_library)
     restorer, cfg, state = load_restorer(checkpoint, ema=ema)
@@ -89,7 +84,5 @@ def shipped_weights(folder: str | Path | None = None) -> dict[str, Path]:
     A folder holds one file per strategy, named by :func:`weights_file_name` (``M.pt``, ``S_EP.pt``);
     other files are ignored. An empty dict when there are none.
     """
-    from mio_strategies.harness._config import STRATEGIES
-
     folder = WEIGHTS_DIR if folder is None else Path(folder)
     return {s: folder / weights_file_name(s) for s in STRATEGIES if (folder / weights_file_name(s)).is_file()}

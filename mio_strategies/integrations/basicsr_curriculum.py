@@ -39,7 +39,8 @@ from typing import Any
 from torch.utils.data import Sampler
 
 from mio_strategies.curriculum import Curriculum, SequentialCurriculumSampler
-from mio_strategies.integrations._basicsr_compat import import_basicsr
+from mio_strategies.integrations.basicsr_prompt import register
+from mio_strategies.utils.basicsr_compat import import_basicsr
 
 __all__ = [
     "BasicSRCurriculumSampler",
@@ -284,8 +285,6 @@ def train_pipeline(root_path: str) -> None:
         if __name__ == "__main__":
             train_pipeline(os.getcwd())  # experiments/ and --auto_resume resolve against the working folder
     """
-    from mio_strategies.integrations.basicsr_prompt import register
-
     register()  # MiOPromptedNet, MiOPromptModel, MiOTrainDataset, MiOTestDataset
     train_mod = import_basicsr("train")
     with curriculum_in_basicsr():

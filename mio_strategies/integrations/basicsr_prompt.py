@@ -48,9 +48,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from mio_strategies.integrations._basicsr_compat import import_basicsr
-from mio_strategies.prompts import AdaptivePrompt, ExplicitPrompt, PromptInjector, PromptScale
-from mio_strategies.prompts._injector import PromptedModel
+from mio_strategies.checkpoints import load_classifier
+from mio_strategies.data import MiODataset, PairedFolderDataset, embedded_image_paths
+from mio_strategies.models import Restorer, SRResNet, pad_to_multiple
+from mio_strategies.prompts import AdaptivePrompt, ExplicitPrompt, PromptedModel, PromptInjector, PromptScale
+from mio_strategies.tasks import get_task, parse_tasks
+from mio_strategies.utils.basicsr_compat import import_basicsr
+from mio_strategies.utils.validation import positive_int
 
 __all__ = ["MiOPromptedNet", "MiOTestDataset", "MiOTrainDataset", "load_basicsr_restorer", "register", "test_pipeline"]
 
@@ -104,8 +108,6 @@ def _prompt_source(spec: Any, seed: int) -> ExplicitPrompt | AdaptivePrompt:
     kw = {k: spec[k] for k in ("num_tasks", "size", "learned") if k in spec}
     source = ExplicitPrompt(**kw, generator=torch.Generator().manual_seed(seed))
     if spec.get("classifier"):
-        from mio_strategies.harness import load_classifier
-
         source.set_classifier(load_classifier(spec["classifier"]))
     return source
 
@@ -185,8 +187,6 @@ class MiOPromptedNet(PromptedModel):
         """This network as a :class:`~mio_strategies.harness.Restorer` (sharing its modules), for
         :func:`~mio_strategies.harness.evaluate`: per-task PSNR/SSIM tables, the identity baseline,
         composites with the stages' mixed prompt. ``size_multiple``: inputs are padded to it."""
-        from mio_strategies.harness import Restorer
-
         return Restorer(self.model, self.injector, self.injector.source.kind, size_multiple)
 
     def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> MiOPromptedNet:
@@ -233,8 +233,6 @@ class MiOPromptedNet(PromptedModel):
 
 
 def _srresnet_class() -> type:
-    from mio_strategies.harness._backbones import SRResNet
-
     class MiOSRResNet(SRResNet):
         """The paper's SRResNet at scale 1 (``mio_strategies.harness``'s ``srresnet``) as a BasicSR network type:
         ``num_in_ch``, ``num_out_ch``, ``num_feat`` (64), ``num_block`` (16); the reference SRResNet_EP's prompt
@@ -258,8 +256,6 @@ class MiOTrainDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, opt: Mapping[str, Any]):
-        from mio_strategies.data import MiODataset, embedded_image_paths
-
         self.opt = opt
         _unknown(opt, _TRAIN_KEYS, f"datasets ({opt.get('name', 'MiOTrainDataset')}, MiOTrainDataset)")
         if opt.get("persistent_workers") and int(opt.get("num_worker_per_gpu", 0) or 0) > 0:
@@ -305,9 +301,6 @@ class MiOTestDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, opt: Mapping[str, Any]):
-        from mio_strategies.data import PairedFolderDataset
-        from mio_strategies.tasks import parse_tasks
-
         self.opt = opt
         _unknown(opt, _TEST_KEYS, f"datasets ({opt.get('name', 'MiOTestDataset')}, MiOTestDataset)")
         if not opt.get("dataroot"):
@@ -316,8 +309,6 @@ class MiOTestDataset(torch.utils.data.Dataset):
         keep = {t.id for t in parse_tasks(opt["tasks"])} if opt.get("tasks") else None
         present = set(data.task_ids.tolist())
         if keep is not None and not keep <= present:
-            from mio_strategies.tasks import get_task
-
             raise ValueError(
                 f"MiOTestDataset: {opt['dataroot']!r} has no folder for task(s) "
                 f"{sorted(get_task(t).name for t in keep - present)} (it has {sorted(get_task(t).name for t in present)}): "
@@ -330,8 +321,6 @@ class MiOTestDataset(torch.utils.data.Dataset):
         return len(self.indices)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        from mio_strategies.tasks import get_task
-
         item = self.data[self.indices[index]]
         name = f"{get_task(int(item['task'])).name}_{item['image']}"
         return {"lq": item["lq"], "gt": item["gt"], "task": item["task"], "lq_path": name, "gt_path": name}
@@ -452,9 +441,7 @@ def test_pipeline(root_path: str) -> None:
 
 
 def _size_multiple(value: Any) -> int:
-    from mio_strategies.harness._config import _positive_int
-
-    _positive_int("val.size_multiple", value)
+    positive_int("val.size_multiple", value)
     return value
 
 
@@ -505,8 +492,6 @@ def _model_class() -> type:
 
         def test(self) -> None:
             net = self.net_g_ema if hasattr(self, "net_g_ema") else self.net_g  # the network SRModel.test runs
-            from mio_strategies.harness._restorer import pad_to_multiple
-
             lq = self.lq
             h, w = lq.shape[-2:]
             # backbones that need sizes in multiples (RRDBNet at scale 1: 4; windowed transformers)

@@ -10,11 +10,11 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from mio_strategies._rng import generator_from
 from mio_strategies.data import read_image
 from mio_strategies.protocols._pairing import pair_folder
 from mio_strategies.protocols._spec import Folder, Protocol, ProtocolTask, TestSet
 from mio_strategies.tasks import NUM_TASKS
+from mio_strategies.utils.rng import generator_from
 
 __all__ = [
     "ProtocolTestDataset",

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 __all__ = ["SSIM_WINDOWS", "convention_psnr", "convention_ssim", "rgb_to_y"]
 
 SSIM_WINDOWS: tuple[str, ...] = ("uniform7", "gaussian11", "basicsr")
+"""The SSIM windows :func:`convention_ssim` knows: scikit-image's default box, its Gaussian option, basicsr's."""
 
 
 def rgb_to_y(x: torch.Tensor) -> torch.Tensor:
@@ -59,7 +60,8 @@ def convention_psnr(output: torch.Tensor, target: torch.Tensor, *, color: str = 
     """Per-image PSNR (dB, data range 1) under one convention; ``inf`` for identical images.
 
     Args:
-        output, target: ``(B, 3, H, W)`` in [0, 1] (the output is clamped).
+        output: ``(B, 3, H, W)`` in [0, 1] (clamped).
+        target: ``(B, 3, H, W)`` in [0, 1].
         color: ``"rgb"`` (all three channels) or ``"y"`` (BT.601 luma).
         border: pixels cropped at each side.
         quantize: round the output to 8-bit levels first (scores a saved PNG).
@@ -97,7 +99,11 @@ def convention_ssim(output: torch.Tensor, target: torch.Tensor, *, color: str = 
     """Per-image SSIM (data range 1, channels averaged, 'valid' windows) under one convention.
 
     Args:
-        output, target, color, border, quantize: as :func:`convention_psnr`.
+        output: ``(B, 3, H, W)`` in [0, 1] (clamped).
+        target: ``(B, 3, H, W)`` in [0, 1].
+        color: ``"rgb"`` or ``"y"``, as :func:`convention_psnr`.
+        border: pixels cropped at each side.
+        quantize: round the output to 8-bit levels first.
         window: ``"uniform7"`` (scikit-image's default), ``"gaussian11"`` (scikit-image with
             ``gaussian_weights=True``) or ``"basicsr"`` (basicsr's ``calculate_ssim``).
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +19,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from mio_strategies.harness._config import _non_negative_int, _positive_int
+from mio_strategies.prompts import PromptScale
+from mio_strategies.utils.basicsr_compat import import_basicsr
+from mio_strategies.utils.validation import non_negative_int, positive_int
 
 __all__ = [
     "BackboneSpec",
@@ -27,7 +30,10 @@ __all__ = [
     "UnknownBackboneError",
     "backbone_spec",
     "create_backbone",
+    "describe_backbones",
+    "injection_plan",
     "list_backbones",
+    "prompt_scales",
     "register_backbone",
 ]
 
@@ -152,7 +158,7 @@ def create_backbone(name: str, *, seed: int = 0, **overrides: Any) -> nn.Module:
     """
     spec = backbone_spec(name)
     kwargs = spec.kwargs(overrides)
-    _non_negative_int("seed", seed)
+    non_negative_int("seed", seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return spec.build(**kwargs)
@@ -187,11 +193,9 @@ class SRResNet(nn.Module):
     def __init__(self, num_in_ch: int = 3, num_out_ch: int = 3, num_feat: int = 64, num_block: int = 16):
         super().__init__()
         for key, v in (("num_in_ch", num_in_ch), ("num_out_ch", num_out_ch), ("num_feat", num_feat), ("num_block", num_block)):
-            _positive_int(key, v)
+            positive_int(key, v)
         if num_in_ch != num_out_ch:
             raise ValueError(f"the global residual needs num_in_ch == num_out_ch, got {num_in_ch} and {num_out_ch}")
-        from mio_strategies.integrations._basicsr_compat import import_basicsr
-
         arch_util = import_basicsr("archs.arch_util")
         self.conv_first = nn.Conv2d(num_in_ch, num_feat, 3, 1, 1)
         self.body = nn.Sequential(*[arch_util.ResidualBlockNoBN(num_feat=num_feat) for _ in range(num_block)])
@@ -258,13 +262,11 @@ class ResUNet(nn.Module):
     def __init__(self, num_feat: int = 16, num_block: int = 2, levels: int = 3, channel_attention: bool = False):
         super().__init__()
         for key, v in (("num_feat", num_feat), ("num_block", num_block)):
-            _positive_int(key, v)
+            positive_int(key, v)
         if isinstance(levels, bool) or not isinstance(levels, int) or not 1 <= levels <= 3:
             raise ValueError(f"levels must be 1, 2 or 3 (inputs are padded to a multiple of 8), got {levels!r}")
         if not isinstance(channel_attention, bool):
             raise TypeError(f"channel_attention must be True or False, got {channel_attention!r}")
-        from mio_strategies.integrations._basicsr_compat import import_basicsr
-
         if channel_attention:
             rcab = import_basicsr("archs.rcan_arch").RCAB
 
@@ -328,11 +330,7 @@ register_backbone(BackboneSpec(
 # SwinIR from basicsr, x1 restoration head
 # ------------------------------------------------------------------------------------------------
 def _build_swinir(**kw: Any) -> nn.Module:
-    from mio_strategies.integrations._basicsr_compat import import_basicsr
-
     swinir = import_basicsr("archs.swinir_arch")
-    import warnings
-
     kw = dict(kw)
     kw["depths"] = tuple(kw["depths"])
     kw["num_heads"] = tuple(kw["num_heads"])
@@ -446,8 +444,6 @@ def prompt_scales(name: str, kwargs: Mapping[str, Any] | None = None) -> list[An
     Raises:
         ValueError: the backbone declares plain targets rather than U scales.
     """
-    from mio_strategies.prompts import PromptScale
-
     plan = injection_plan(name, kwargs)
     if "scales" not in plan:
         raise ValueError(

@@ -10,11 +10,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mio_strategies.harness._backbones import backbone_spec, create_backbone, injection_plan, prompt_scales
+from mio_strategies.models._backbones import backbone_spec, create_backbone, injection_plan, prompt_scales
+from mio_strategies.prompts import (
+    AdaptivePrompt,
+    ExplicitPrompt,
+    PromptInjector,
+    PromptSource,
+    load_reference_prompt_maps,
+)
 from mio_strategies.tasks import NUM_TASKS
 from mio_strategies.utils.tiling import pad_to_multiple, tiled_apply
 
-__all__ = ["Restorer", "build_restorer"]
+__all__ = ["Restorer", "build_restorer", "pad_to_multiple"]
 
 
 class Restorer:
@@ -142,14 +149,6 @@ class Restorer:
 
 def _build_injector(backbone: nn.Module, name: str, kwargs: Mapping[str, Any], prompt: str, *, seed: int,
                     prompt_size: int, size_multiple: int, prompt_maps: str | None = None) -> Any:
-    from mio_strategies.prompts import (
-        AdaptivePrompt,
-        ExplicitPrompt,
-        PromptInjector,
-        PromptSource,
-        load_reference_prompt_maps,
-    )
-
     source: PromptSource
     if prompt == "explicit" and prompt_maps is not None:
         source = ExplicitPrompt(NUM_TASKS, maps=load_reference_prompt_maps(prompt_maps))
@@ -233,7 +232,7 @@ _INIT_STREAM = 0x1417  # key of the reference initialisation's random stream
 @torch.no_grad()
 def _reference_init(net: nn.Module, injector: Any, backbone: str, seed: int) -> None:
     """The reference's initialisation of a prompted model: PyTorch defaults for the modulators and convs."""
-    from mio_strategies._rng import derive_seed
+    from mio_strategies.utils.rng import derive_seed
 
     injector.reset_modulators("default", generator=torch.Generator().manual_seed(derive_seed(seed, _INIT_STREAM)))
     names = _REFERENCE_DEFAULT_INIT_CONVS.get(backbone, ())

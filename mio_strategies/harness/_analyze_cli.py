@@ -24,6 +24,21 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import torch
+from tqdm.auto import tqdm
+
+from mio_strategies.analysis import (
+    DDRResult,
+    capture_features,
+    iter_image_batches,
+    plot_ddr,
+    require,
+    resolve_module,
+)
+from mio_strategies.data import MAX_PIXELS_HELP, PairedFolderDataset, max_pixels_arg, pixel_limit
+from mio_strategies.harness._analyze_model import _load_model, _load_train_checkpoint
+from mio_strategies.utils.outputs import check_output_dir, prepare_output_dir
+
 __all__ = ["add_parser", "run"]
 
 
@@ -60,8 +75,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     p.add_argument("--title", default=None, help="plot title (default: the model spec, or the checkpoint's backbone and strategy)")
     p.add_argument("--output-dir", required=True, type=Path, metavar="DIR", help="where ddr.png and ddr.json go")
-    from mio_strategies.data._io import MAX_PIXELS_HELP, max_pixels_arg
-
     p.add_argument("--max-pixels", type=max_pixels_arg, default=None, metavar="N", help=MAX_PIXELS_HELP)
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing output folder that mio-strategies wrote (never a file, a link or another folder)")
@@ -72,8 +85,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Run the analysis described by parsed ``analyze`` arguments; returns the exit code."""
-    from mio_strategies.data import pixel_limit
-
     try:
         with pixel_limit(args.max_pixels) if getattr(args, "max_pixels", None) is not None else _nullcontext():
             return _run(args)
@@ -90,18 +101,6 @@ def _nullcontext():
 
 
 def _run(args: argparse.Namespace) -> int:
-    import torch
-    from tqdm.auto import tqdm
-
-    from mio_strategies.analysis._deps import require
-    from mio_strategies.analysis._model import _load_model, _load_train_checkpoint
-    from mio_strategies.analysis._testset import _iter_image_batches
-    from mio_strategies.analysis.features import _resolve_module, capture_features
-    from mio_strategies.analysis.plots import plot_ddr
-    from mio_strategies.analysis.representation import DDRResult
-    from mio_strategies.data import PairedFolderDataset
-    from mio_strategies.utils.outputs import check_output_dir, prepare_output_dir
-
     # a link, a file, a foreign, non-empty or read-only folder: refused before the (long) capture
     check_output_dir(args.output_dir, overwrite=args.overwrite)
     if args.batch_size < 1:
@@ -120,7 +119,7 @@ def _run(args: argparse.Namespace) -> int:
     dataset = PairedFolderDataset(args.testset)
     if args.model is None:
         model, label = _load_train_checkpoint(args.checkpoint, ema=not args.no_ema)
-        module = _resolve_module(model.backbone, args.module)[1]  # names are the backbone's own
+        module = resolve_module(model.backbone, args.module)[1]  # names are the backbone's own
     else:
         model, label = _load_model(args.model, args.checkpoint, key=args.checkpoint_key), args.model
         module = args.module
@@ -129,7 +128,7 @@ def _run(args: argparse.Namespace) -> int:
     with tqdm(total=len(dataset), unit="img", desc="analyze", disable=args.no_progress) as bar:
         captured = capture_features(
             model,
-            _iter_image_batches(dataset, args.batch_size),
+            iter_image_batches(dataset, args.batch_size),
             module,
             device=args.device,
             progress=bar,
@@ -158,8 +157,6 @@ def _run(args: argparse.Namespace) -> int:
 
 def _check_device(spec: str) -> None:
     """Refuse an unparsable ``--device`` or an unavailable CUDA device with a ValueError (exit code 2)."""
-    import torch
-
     try:
         device = torch.device(spec)
     except (RuntimeError, ValueError, TypeError) as exc:

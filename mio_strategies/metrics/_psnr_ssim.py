@@ -13,7 +13,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from mio_strategies.harness._config import _non_negative_int
+from mio_strategies.utils.validation import non_negative_int
 
 __all__ = ["psnr", "ssim", "to_uint8_levels"]
 
@@ -28,7 +28,7 @@ def _validate(a: torch.Tensor, b: torch.Tensor, crop_border: int) -> None:
         raise ValueError(f"images must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
     if a.ndim != 4:
         raise ValueError(f"expected (B, C, H, W) tensors, got {a.ndim}D")
-    _non_negative_int("crop_border", crop_border)
+    non_negative_int("crop_border", crop_border)
     h, w = a.shape[-2:]
     if h <= 2 * crop_border or w <= 2 * crop_border:
         raise ValueError(f"images of {h}x{w} are too small for crop_border={crop_border}")

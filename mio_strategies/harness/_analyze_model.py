@@ -14,6 +14,9 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from mio_strategies.checkpoints import CHECKPOINT_FORMAT, NotACheckpointError, read_weights_only
+from mio_strategies.harness._train import load_restorer
+
 __all__ = ["CHECKPOINT_KEYS", "_RestorerModule", "_load_model", "_load_train_checkpoint"]
 
 CHECKPOINT_KEYS: tuple[str, ...] = ("params", "state_dict", "model")
@@ -46,9 +49,6 @@ def _load_train_checkpoint(path: str | Path, *, ema: bool = True) -> tuple[_Rest
         FileNotFoundError: no such file.
         ValueError: not a harness checkpoint (the message says to give ``--model`` for a plain one).
     """
-    from mio_strategies.harness import load_restorer
-    from mio_strategies.harness._checkpoint import NotACheckpointError
-
     try:
         restorer, cfg, _ = load_restorer(path, ema=ema)
     except NotACheckpointError as exc:
@@ -91,8 +91,6 @@ def _load_model(spec: str, checkpoint: str | Path | None = None, *, key: str | N
         raise ValueError(f"{spec!r} returned a {type(model).__name__}, not a torch.nn.Module")
     if checkpoint is None:
         return model
-    from mio_strategies.harness._checkpoint import CHECKPOINT_FORMAT, read_weights_only
-
     path = Path(checkpoint)
     state = read_weights_only(path, "checkpoint")
     if not isinstance(state, dict):

@@ -1,0 +1,196 @@
+"""Checked arguments: the one home of the library's argument checks, used by every layer.
+
+Each helper returns the checked value (converted where that is its job: :func:`finite_float` returns a
+``float``) or raises with a message that names the argument, the bad value and what is valid, so callers
+write ``n = positive_int("num_feat", num_feat)`` instead of an ``isinstance`` test and a message of their own.
+A ``bool`` is never accepted where an integer or a number is required (``True`` is an ``int`` to Python, but
+``num_block=True`` is a mistake).
+
+Example:
+    >>> positive_int("num_feat", 16)
+    16
+    >>> probability("p", 0.5)
+    0.5
+    >>> choice("optimizer", "adamw", ("adam", "adamw"))
+    'adamw'
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Iterable
+from typing import Any
+
+__all__ = [
+    "SUGGESTION_CUTOFF",
+    "choice",
+    "closest_name",
+    "did_you_mean",
+    "finite_float",
+    "is_int",
+    "non_negative_int",
+    "positive_int",
+    "probability",
+]
+
+#: how alike a wrong name and a valid one must be (``difflib`` ratio) for the valid one to be suggested
+SUGGESTION_CUTOFF = 0.6
+
+
+def is_int(value: Any) -> bool:
+    """Whether ``value`` is an integer and not a bool.
+
+    Example:
+        >>> is_int(3), is_int(True), is_int(3.0)
+        (True, False, False)
+    """
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def positive_int(name: str, value: Any) -> int:
+    """``value`` if it is an integer >= 1.
+
+    Raises:
+        ValueError: ``"<name> must be a positive integer, got <value>"`` for anything else (bools included).
+
+    Example:
+        >>> positive_int("steps", 0)
+        Traceback (most recent call last):
+        ...
+        ValueError: steps must be a positive integer, got 0
+    """
+    if not is_int(value) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def non_negative_int(name: str, value: Any) -> int:
+    """``value`` if it is an integer >= 0.
+
+    Raises:
+        ValueError: ``"<name> must be a non-negative integer, got <value>"`` for anything else (bools included).
+
+    Example:
+        >>> non_negative_int("seed", 0)
+        0
+    """
+    if not is_int(value) or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    return int(value)
+
+
+def finite_float(
+    name: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """``value`` as a ``float`` if it is a finite real number within the given bounds.
+
+    Args:
+        name: the argument's name, for the message.
+        value: an ``int`` or ``float`` (not a bool); numpy and torch scalars convert through ``float``.
+        low: the lower bound (``None``: unbounded below).
+        high: the upper bound (``None``: unbounded above).
+        low_open: exclude ``low`` itself.
+        high_open: exclude ``high`` itself.
+
+    Raises:
+        TypeError: not a real number. ValueError: NaN, infinite, or out of bounds (the message states
+            the valid interval).
+
+    Example:
+        >>> finite_float("lr", 1e-3, low=0, low_open=True)
+        0.001
+    """
+    if isinstance(value, bool) or not _is_real(value):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    out = float(value)
+    if not math.isfinite(out):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    below = low is not None and (out <= low if low_open else out < low)
+    above = high is not None and (out >= high if high_open else out > high)
+    if below or above:
+        raise ValueError(f"{name} must be in {_interval(low, high, low_open, high_open)}, got {value!r}")
+    return out
+
+
+def probability(name: str, value: Any) -> float:
+    """``value`` as a ``float`` if it is a number in [0, 1].
+
+    Raises:
+        TypeError: not a number. ValueError: outside [0, 1] or NaN.
+
+    Example:
+        >>> probability("p", 1)
+        1.0
+    """
+    return finite_float(name, value, low=0.0, high=1.0)
+
+
+def closest_name(value: Any, candidates: Iterable[str], cutoff: float = SUGGESTION_CUTOFF) -> str | None:
+    """The candidate most like ``value`` (``difflib``), or None when none is at least ``cutoff`` alike.
+
+    Example:
+        >>> closest_name("adamm", ["adam", "sgd"]), closest_name("xyz", ["adam", "sgd"])
+        ('adam', None)
+    """
+    close = difflib.get_close_matches(str(value), [str(c) for c in candidates], n=1, cutoff=cutoff)
+    return close[0] if close else None
+
+
+def did_you_mean(value: Any, candidates: Iterable[str], cutoff: float = SUGGESTION_CUTOFF) -> str:
+    """``"did you mean 'x'? "`` for the closest candidate, or ``""`` when none is alike enough.
+
+    Example:
+        >>> did_you_mean("srresnt", ["srresnet", "swinir"])
+        "did you mean 'srresnet'? "
+    """
+    close = closest_name(value, candidates, cutoff)
+    return f"did you mean {close!r}? " if close is not None else ""
+
+
+def choice(name: str, value: Any, choices: Iterable[str], *, what: str | None = None) -> str:
+    """``value`` if it is one of ``choices``.
+
+    Args:
+        name: the argument's name.
+        value: the given value.
+        choices: the valid values.
+        what: how to call one of them in the message (default ``name``): ``"unknown <what> 'x': ..."``.
+
+    Raises:
+        ValueError: ``"unknown <what> 'x': did you mean 'y'? valid <what>s are [...]"``; the suggestion only
+            when a valid value is alike enough (:data:`SUGGESTION_CUTOFF`).
+
+    Example:
+        >>> choice("optimizer", "adamm", ("adam", "adamw"))
+        Traceback (most recent call last):
+        ...
+        ValueError: unknown optimizer 'adamm': did you mean 'adam'? valid optimizers are ['adam', 'adamw']
+    """
+    valid = list(choices)
+    if isinstance(value, str) and value in valid:
+        return value
+    noun = what or name
+    raise ValueError(f"unknown {noun} {value!r}: {did_you_mean(value, valid)}valid {noun}s are {valid}")
+
+
+def _is_real(value: Any) -> bool:
+    if isinstance(value, (int, float)):
+        return True
+    try:  # numpy / torch scalars
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return not isinstance(value, (str, bytes))
+
+
+def _interval(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
+    left = "(-inf" if low is None else ("(" if low_open else "[") + f"{low:g}"
+    right = "inf)" if high is None else f"{high:g}" + (")" if high_open else "]")
+    return f"{left}, {right}"
