@@ -37,7 +37,7 @@ import numpy as np, torch
 from PIL import Image
 import mio_strategies.data as D
 from mio_strategies.degradations import degrade
-from mio_strategies._rng import generator_from
+from mio_strategies.utils.rng import generator_from
 def rss_now():
     with open("/proc/self/status") as fh:
         for line in fh:
