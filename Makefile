@@ -11,12 +11,13 @@ ARGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.mio-installed
 
-.PHONY: help demo demo-train test venv
+.PHONY: help demo demo-train test lint venv
 
 help:
 	@echo "make demo        the main job: the shipped weights of every strategy on the embedded photos (about a minute)"
 	@echo "make demo-train  the live version: train M and S+EP on the embedded photos, then the same report (minutes)"
 	@echo "make test        the test suite (python -m pytest)"
+	@echo "make lint        the layer contracts, ruff and mypy (.ci/lint)"
 	@echo "make venv        only build or update the environment in $(VENV)"
 
 demo: $(STAMP)
@@ -27,6 +28,9 @@ demo-train: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(ARGS)
+
+lint: $(STAMP)
+	. $(BIN)/activate && bash .ci/lint
 
 venv: $(STAMP)
 

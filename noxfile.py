@@ -1,10 +1,10 @@
-"""Nox sessions: `nox -s tests -- <pytest args>`, `nox -s demo`, `nox -s benchmarks`, `nox -s docs`."""
+"""Nox sessions: `nox -s tests -- <pytest args>`, `nox -s lint`, `nox -s demo`, `nox -s benchmarks`, `nox -s docs`."""
 
 from __future__ import annotations
 
 import nox
 
-nox.options.sessions = ["tests"]
+nox.options.sessions = ["lint", "tests"]
 nox.options.default_venv_backend = "venv"
 
 # The pinned torch build is installed first, alone, so that no later dependency resolution can pull
@@ -23,6 +23,13 @@ def tests(session: nox.Session) -> None:
     """Run the test suite; extra arguments go to pytest."""
     _install(session)
     session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session(python="3.11")
+def lint(session: nox.Session) -> None:
+    """The import contracts (lint-imports), ruff (lint and format check) and mypy, as CI runs them."""
+    _install(session)
+    session.run("bash", ".ci/lint", *session.posargs)
 
 
 @nox.session(python="3.11")

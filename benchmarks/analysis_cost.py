@@ -23,9 +23,9 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from mio_strategies.analysis import calinski_harabasz, capture_features, project  # noqa: E402
-from mio_strategies.analysis._deps import require  # noqa: E402
-from mio_strategies.tasks import NUM_TASKS  # noqa: E402
+from mio_strategies.analysis import calinski_harabasz, capture_features, project
+from mio_strategies.analysis._deps import require
+from mio_strategies.tasks import NUM_TASKS
 
 
 def build_model(g: torch.Generator) -> nn.Module:

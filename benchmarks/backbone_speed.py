@@ -16,6 +16,7 @@ iterations counted) can be the lower one in short runs.
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import sys
 import tempfile
@@ -46,7 +47,7 @@ def measure(preset: str, iters: int, log_every: int, device: str, overrides: lis
             marks.append((rec["iteration"], time.perf_counter()))
 
     res = train(cfg, output / preset, overwrite=True, progress=False, callback=on_record, stop_after=iters)
-    rates = [(b[0] - a[0]) / (b[1] - a[1]) for a, b in zip(marks[1:], marks[2:])]  # first interval: warm-up
+    rates = [(b[0] - a[0]) / (b[1] - a[1]) for a, b in itertools.pairwise(marks)]  # first interval: warm-up
     if not rates:
         raise ValueError(f"--iters {iters} with --log-every {log_every} leaves no interval to time: raise --iters")
     wall = statistics.median(rates)
@@ -74,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             r = rows[-1]
             print(f"{preset:10s} ({r['backbone']}): {r['wall_its']:.1f} it/s wall-clock ({r['compute_its']:.1f} it/s "
-                  f"in the training steps alone, warm-up included); the protocol's {r['protocol_iters']:,} iterations = {r['hours']:.1f} h per strategy",
+                  f"in the training steps alone, warm-up included); the protocol's {r['protocol_iters']:,} iterations = "
+                  f"{r['hours']:.1f} h per strategy",
                   flush=True)
     return 0 if rows else 1
 

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# GPU check (one H100/H200): about 8 minutes with the default time limits (270 + 2 x 60 + 90 s = 8 min), plus
-# the un-timed steps (the CUDA check and the SRResNet table's evaluation): the converged mini tier (one
-# seed, its five strategies trained at once in worker processes: a tiny model leaves the GPU mostly
+# GPU check (one H100/H200): about 9 minutes with the default time limits (230 + 150 + 2 x 45 + 60 s = 9 min),
+# plus the un-timed steps (the CUDA check and the SRResNet table's evaluation): the converged mini tier (one
+# seed; its M and S runs first trained packed, their weights stacked in one process (mini_mio.py --pack,
+# MINI_PACK=1), then its five strategies at once in worker processes: a tiny model leaves the GPU mostly
 # idle; on one H200 the five went at 19-26 it/s each, so the 270 s default shows their learning curves;
 # with MPS=1 the five went at 136 it/s together (seed 2 in session 8, 10 periods: about 10 minutes), so a
 # whole seed of the 16-period tier (5 x 24,000 iterations) needs about 15 minutes: through the device
 # tool's 10-minute calls, two calls on the warm machine with the same DEST, which git ignores) and a short
 # full-size SRResNet M vs S+EP budget; prints the tables and iterations per second;
-# then times SwinIR, Restormer and PromptIR (benchmarks/backbone_speed.py) for their GPU-hours per
-# strategy.
+# then the speed options side by side (benchmarks/train_speed.py: it/s per preset in fp32 / bf16 / compile /
+# channels-last, synthesis patches/s per task with the per-image torch stream and the device Philox stream,
+# the tier's runs packed vs separate); then times SwinIR, Restormer and PromptIR (benchmarks/backbone_speed.py)
+# for their GPU-hours per strategy.
 # Installs nothing; uses the repository's package from the working tree (basicsr must import; the U-Nets
 # need spandrel-extra-arches). For a machine without them, prepare wheels here and install them there:
 #   pip wheel --no-deps --no-build-isolation basicsr==1.4.2 -w .whl
@@ -21,10 +24,12 @@
 # mini_<run>.pt (exported EMA weights of each finished mini run) and gpu_check_rest.tgz (the other logs).
 # Knobs (environment): MINI_SEED (the paired seed, 0), MINI_ITERS (iterations per period) and MINI_PERIODS
 # (periods; both default to the tier's own, mini_converged.yaml's), MINI_JOBS
-# (runs at once, 5), MINI_WORKERS (data workers per run, 2), MINI_TIMEOUT (s, 270), MINI_TESTSET (side of the test
-# crops; default the tier's own, so that the runs can be adopted into its results), FULL_ITERS (per period, 7
-# periods, default 150), FULL_TIMEOUT (s per strategy, 60), SPEED_ITERS (per backbone, 40), SPEED_TIMEOUT
-# (s, 90), WORKERS (12), MPS (1: run the steps under CUDA MPS, so that the mini tier's processes share the GPU
+# (runs at once, 5), MINI_WORKERS (data workers per run, 2), MINI_TIMEOUT (s, 230), MINI_PACK (1: M and S packed
+# first; 0: not), MINI_TESTSET (side of the test
+# crops; default the tier's own, so that the runs can be adopted into its results), TRAIN_SPEED_TIMEOUT (s, 150),
+# TRAIN_SPEED_SECONDS (timed seconds per cell, 2), FULL_ITERS (per period, 7
+# periods, default 150), FULL_TIMEOUT (s per strategy, 45), SPEED_ITERS (per backbone, 40), SPEED_TIMEOUT
+# (s, 60), WORKERS (12), MPS (1: run the steps under CUDA MPS, so that the mini tier's processes share the GPU
 # at once; falls back to plain sharing where it does not start). A timeout of 0 skips its step. The mini tier resumes: run the script again with the
 # same DEST to continue.
 set -uo pipefail
@@ -38,9 +43,10 @@ DEST=${DEST:-gpu-check}
 mkdir -p "$DEST"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 $PY -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print('device:', torch.cuda.get_device_name(0), 'torch', torch.__version__)" || exit 1
-: "${MINI_SEED:=0}" "${MINI_ITERS:=}" "${MINI_PERIODS:=}" "${MINI_JOBS:=5}" "${MINI_WORKERS:=2}" "${MINI_TIMEOUT:=270}" "${MINI_TESTSET:=}"
-: "${FULL_ITERS:=150}" "${FULL_TIMEOUT:=60}" "${SPEED_ITERS:=40}" "${SPEED_TIMEOUT:=90}" "${WORKERS:=12}"
-for knob in MINI_TIMEOUT FULL_TIMEOUT SPEED_TIMEOUT; do
+: "${MINI_SEED:=0}" "${MINI_ITERS:=}" "${MINI_PERIODS:=}" "${MINI_JOBS:=5}" "${MINI_WORKERS:=2}" "${MINI_TIMEOUT:=230}" "${MINI_TESTSET:=}"
+: "${MINI_PACK:=1}" "${TRAIN_SPEED_TIMEOUT:=150}" "${TRAIN_SPEED_SECONDS:=2}"
+: "${FULL_ITERS:=150}" "${FULL_TIMEOUT:=45}" "${SPEED_ITERS:=40}" "${SPEED_TIMEOUT:=60}" "${WORKERS:=12}"
+for knob in MINI_TIMEOUT FULL_TIMEOUT SPEED_TIMEOUT TRAIN_SPEED_TIMEOUT; do
   case "${!knob}" in
     ''|*[!0-9]*) echo "error: $knob=${!knob}: give whole seconds (0 skips the step)" >&2; exit 2 ;;
   esac
@@ -68,11 +74,13 @@ if [ "$MINI_TIMEOUT" -gt 0 ]; then
   [ -n "$MINI_ITERS" ] && mini_args+=(--set period_iters="$MINI_ITERS")
   [ -n "$MINI_PERIODS" ] && mini_args+=(--set periods="$MINI_PERIODS")
   [ -n "$MINI_TESTSET" ] && mini_args+=(--testset-size "$MINI_TESTSET")
+  pack_args=()
+  [ "$MINI_PACK" = 1 ] && pack_args+=(--pack)
   echo "== converged mini tier (M, S, M+EP, S+EP, S+AP; seed $MINI_SEED;" \
        "${MINI_PERIODS:-its own} periods x ${MINI_ITERS:-its own} iterations; $MINI_JOBS at once)"
   timeout "$MINI_TIMEOUT" $PY benchmarks/mini_mio.py --tier converged --seeds "$MINI_SEED" --jobs "$MINI_JOBS" --set device=cuda \
       --set num_workers="$MINI_WORKERS" "${mini_args[@]}" --set checkpoint_every=1000 \
-      --status-every 120 --output "$DEST/mini-converged" 2>&1 | tee "$DEST/mini.log" \
+      --status-every 120 --output "$DEST/mini-converged" "${pack_args[@]}" 2>&1 | tee "$DEST/mini.log" \
       || echo "(mini tier stopped at its time limit; re-run the same command to resume)"
   if [ -n "$out_abs" ]; then
     (cd "$DEST" && ls -d mini.log mini-converged/summary.md mini-converged/*/result.json mini-converged/*/log.jsonl \
@@ -87,6 +95,15 @@ for run in sorted(Path(sys.argv[1]).glob(f"*-seed{sys.argv[3]}")):
     if (run / "result.json").is_file():
         print("exported", export_weights(run / "checkpoint.pt", Path(sys.argv[2]) / f"mini_{run.name}.pt", overwrite=True))
 PYEOF
+  fi
+fi
+
+if [ "$TRAIN_SPEED_TIMEOUT" -gt 0 ]; then
+  echo "== speed options, synthesis streams and packed runs side by side (benchmarks/train_speed.py)"
+  timeout "$TRAIN_SPEED_TIMEOUT" $PY benchmarks/train_speed.py --device cuda --seconds "$TRAIN_SPEED_SECONDS" \
+      --batch 64 --patch 128 2>&1 | tee "$DEST/train_speed.log" || echo "(train_speed.py stopped at its time limit)"
+  if [ -n "$out_abs" ]; then  # now, in case a later step is cut off
+    (cd "$DEST" && ls -d train_speed.log 2>/dev/null | tar czf "$out_abs/gpu_check_rest.tgz" -T -)
   fi
 fi
 
@@ -125,6 +142,6 @@ if [ "$SPEED_TIMEOUT" -gt 0 ]; then
 fi
 
 if [ -n "$out_abs" ]; then
-  (cd "$DEST" && ls -d full.log speed.log srresnet_short.md 2>/dev/null | tar czf "$out_abs/gpu_check_rest.tgz" -T -)
+  (cd "$DEST" && ls -d train_speed.log full.log speed.log srresnet_short.md 2>/dev/null | tar czf "$out_abs/gpu_check_rest.tgz" -T -)
 fi
 exit 0

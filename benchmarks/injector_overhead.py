@@ -1,7 +1,8 @@
 """Overhead of PromptInjector's hooks against the same computation written inline.
 
 Four variants of one SRResNet (basicsr MSRResNet, 64 channels, 16 blocks, x2: basicsr's smallest
-upscale; the MiO setting's x1 tail is lighter, which only makes the body's share larger), timed for forward+backward on the CPU, interleaved repeat by repeat:
+upscale; the MiO setting's x1 tail is lighter, which only makes the body's share larger), timed for forward+backward
+on the CPU, interleaved repeat by repeat:
 
 - hooked:   the backbone with an injector attached (explicit prompt after every residual block,
             after conv_hr and on the 3-channel output: the reference's SRResNet_EP placement, except that
@@ -30,8 +31,8 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mio_strategies.prompts import ExplicitPrompt, PromptInjector  # noqa: E402
-from mio_strategies.utils.basicsr_compat import import_basicsr  # noqa: E402
+from mio_strategies.prompts import ExplicitPrompt, PromptInjector
+from mio_strategies.utils.basicsr_compat import import_basicsr
 
 
 class InlineSRResNetEP(nn.Module):

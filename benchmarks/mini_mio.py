@@ -48,7 +48,7 @@ try:  # run from a clone without installing: use the working tree's package
 except ImportError:  # pragma: no cover
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mio_strategies.harness._train import CHECKPOINT_NAME, LOG_NAME, _record  # noqa: E402
+from mio_strategies.harness._train import CHECKPOINT_NAME, LOG_NAME, _record
 
 STRATEGIES = ("M", "S", "M+EP", "S+EP", "S+AP")
 TIERS = {"quick": "mini_quick", "converged": "mini_converged"}
@@ -331,7 +331,7 @@ def curve_table(results: dict, strategies: list[str], seeds: list[int], ident: d
     lines = []
     for s in strategies:
         curves = [results[(s, seed)].get("curve") or [] for seed in seeds]
-        iters = sorted(set.intersection(*(set(c["iteration"] for c in cv) for cv in curves)))
+        iters = sorted(set.intersection(*({c["iteration"] for c in cv} for cv in curves)))
         if not iters:
             continue
         cells, above = [], []
@@ -475,6 +475,39 @@ def _pm(values: list[float]) -> str:
     return f"{statistics.mean(values):+.2f} +/- {statistics.stdev(values):.2f}"
 
 
+def _train_pack(runs: list[tuple[str, int]], setup, curve_set, progress: bool) -> None:
+    """Train the unfinished M and S runs of ``runs`` packed (one process, stacked weights): all from the start,
+    or all resumed from checkpoints of one iteration; other mixes are left to the per-run loop."""
+    from mio_strategies.harness import train_packed
+    from mio_strategies.harness._packed import PACKABLE_STRATEGIES
+
+    todo = [setup(s, seed) for s, seed in runs if s in PACKABLE_STRATEGIES]
+    todo = [(cfg, d) for cfg, d in todo if not (d / "result.json").is_file()]
+    if len(todo) < 2:
+        return
+    saved = [d / CHECKPOINT_NAME for _, d in todo]
+    if all(c.is_file() for c in saved):
+        import torch
+
+        iters = {int(torch.load(c, map_location="cpu", weights_only=True)["iteration"]) for c in saved}
+        if len(iters) > 1:
+            print(f"(--pack: the M and S runs were saved at different iterations {sorted(iters)}: trained one by one)")
+            return
+        resume = True
+    elif any(c.is_file() for c in saved):
+        print("(--pack: some M and S runs have checkpoints and some not: trained one by one)")
+        return
+    else:
+        resume = False
+    t0 = time.perf_counter()
+    print(f"packed: {', '.join(d.name for _, d in todo)} together", flush=True)
+    res = train_packed([cfg for cfg, _ in todo], [d for _, d in todo], overwrite=not resume, resume=resume,
+                       val_datasets=None if curve_set is None else [curve_set] * len(todo), progress=progress)
+    print(f"packed: {len(todo)} runs to iteration {res[0].iteration} in {time.perf_counter() - t0:.0f} s, "
+          f"{res[0].iters_per_second:.1f} it/s each ({res[0].iters_per_second * len(todo):.1f} run-iterations/s)",
+          flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tier", choices=sorted(TIERS), default="quick")
@@ -510,6 +543,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="continue the finished runs in --output, trained with fewer periods, into the periods asked "
                         "(--set periods=N; every other setting as recorded); their old results are kept as "
                         "result-<periods>periods.json")
+    p.add_argument("--pack", action="store_true",
+                   help="first train the M and S runs of --seeds that are not finished together in this process, their "
+                        "weights stacked (mio_strategies.harness.train_packed: what separate runs train, to float "
+                        "tolerance; a GPU runs them in the kernels of one), then go on as without it (scoring them)")
     p.add_argument("--curve", action=argparse.BooleanOptionalAction, default=None,
                    help="score the test set after every period and print, per model, its worst task's margin over "
                         "the identity and when it stays above it on every task (default: on for the converged tier)")
@@ -587,6 +624,9 @@ def main(argv: list[str] | None = None) -> int:
                 check_unfinished_run(cfg, run_dir, args.extend)
         except ValueError as exc:
             p.error(str(exc))
+
+    if args.pack and not args.reevaluate and not args.extend:
+        _train_pack(runs, setup, curve_set if val_every else None, args.progress)
 
     if args.jobs == 1:
         for k, (strategy, seed) in enumerate(runs, 1):

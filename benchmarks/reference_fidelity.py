@@ -24,8 +24,8 @@ import torch.nn.functional as F
 
 import mio_strategies.degradations as D
 from mio_strategies.data import embedded_image_paths, read_image
-from mio_strategies.utils.basicsr_compat import import_basicsr
 from mio_strategies.tasks import TASKS
+from mio_strategies.utils.basicsr_compat import import_basicsr
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -105,7 +105,10 @@ def main() -> None:
                 lib_p.append(psnr(y_lib, y_off))
                 ref_p.append(psnr(y_ref, y_off))
                 easier.append(psnr(y_lib, x) - psnr(y_off, x))
-        fmt = lambda v: "inf (equal)" if math.isinf(min(v)) else f"{np.mean([a for a in v if math.isfinite(a)] or [math.inf]):.2f} dB (min {min(v):.2f})"
+        def fmt(v):
+            if math.isinf(min(v)):
+                return "inf (equal)"
+            return f"{np.mean([a for a in v if math.isfinite(a)] or [math.inf]):.2f} dB (min {min(v):.2f})"
         print(f"{task.name:9s} {fmt(lib_p):>20s} {fmt(ref_p):>22s} {np.mean(easier):>+15.2f} dB")
     # the SR test path: a MATLAB-made 8-bit x4 LR file, upsampled by PyTorch bicubic
     imresize = import_basicsr("utils.matlab_functions").imresize

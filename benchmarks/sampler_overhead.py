@@ -99,7 +99,7 @@ def main() -> None:
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, dataset of {args.items:,} items, 7 tasks")
     ours, rand = measure_speed(args.items, args.draw, args.repeats)
-    print("speed (median of %d, indices per second over %s indices):" % (args.repeats, f"{args.items:,}"))
+    print(f"speed (median of {args.repeats}, indices per second over {args.items:,} indices):")
     print(f"  RandomSampler                 {rand:>14,.0f}")
     print(f"  SequentialCurriculumSampler   {ours:>14,.0f}   ratio RandomSampler/ours = {rand / ours:.2f}x")
 

@@ -25,12 +25,12 @@ try:  # run from a clone without installing: use the working tree's package
 except ImportError:  # pragma: no cover
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mio_strategies.checkpoints import load_checkpoint  # noqa: E402
-from mio_strategies.harness._train import CHECKPOINT_NAME, LOG_NAME  # noqa: E402
-from mio_strategies.harness._weights import WEIGHTS_DIR, export_weights, shipped_weights, weights_file_name  # noqa: E402
+from mio_strategies.checkpoints import load_checkpoint
+from mio_strategies.harness._train import CHECKPOINT_NAME, LOG_NAME
+from mio_strategies.harness._weights import WEIGHTS_DIR, export_weights, shipped_weights, weights_file_name
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmark, also when imported
-from mini_mio import _stored_config  # noqa: E402  (a run's config: result.json, else its config.yaml)
+from mini_mio import _stored_config
 
 
 def _log_name(strategy: str) -> str:

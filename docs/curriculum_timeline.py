@@ -10,18 +10,21 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from mio_strategies.curriculum import Curriculum  # noqa: E402
+from mio_strategies.curriculum import Curriculum
 
 OUT = Path(__file__).with_name("curriculum_timeline.png")
 
 
 def main() -> Path:
     panels = [
-        (Curriculum("SBNJRHL", periods=10, iterations_per_period=250_000), "SRResNet / SwinIR order SBNJRHL (SRResNet: 250k per period)"),
-        (Curriculum("RJBSNHL", periods=10, iterations_per_period=100_000), "U-Net order RJBSNHL (Restormer, Uformer, PromptIR: 100k per period)"),
-        (Curriculum.mixed("SBNJRHL", periods=10, iterations_per_period=250_000), "Mixed baseline: all tasks from the start, same total"),
+        (Curriculum("SBNJRHL", periods=10, iterations_per_period=250_000),
+         "SRResNet / SwinIR order SBNJRHL (SRResNet: 250k per period)"),
+        (Curriculum("RJBSNHL", periods=10, iterations_per_period=100_000),
+         "U-Net order RJBSNHL (Restormer, Uformer, PromptIR: 100k per period)"),
+        (Curriculum.mixed("SBNJRHL", periods=10, iterations_per_period=250_000),
+         "Mixed baseline: all tasks from the start, same total"),
     ]
     fig, axes = plt.subplots(len(panels), 1, figsize=(9, 9), constrained_layout=True)
     for ax, (curriculum, title) in zip(axes, panels):

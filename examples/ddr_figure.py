@@ -27,11 +27,11 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from mio_strategies.analysis import DDRResult, ddr, plot_ddr_comparison, plot_psnr_bars  # noqa: E402
-from mio_strategies.data import load_embedded_images  # noqa: E402
-from mio_strategies.degradations import degrade  # noqa: E402
-from mio_strategies.harness import psnr  # noqa: E402
-from mio_strategies.tasks import TASKS  # noqa: E402
+from mio_strategies.analysis import DDRResult, ddr, plot_ddr_comparison, plot_psnr_bars
+from mio_strategies.data import load_embedded_images
+from mio_strategies.degradations import degrade
+from mio_strategies.harness import psnr
+from mio_strategies.tasks import TASKS
 
 
 def random_crops(images: list[torch.Tensor], n: int, size: int, g: torch.Generator) -> torch.Tensor:
@@ -131,7 +131,8 @@ def main() -> None:
     }
     fig = plot_psnr_bars(paper, title="SRResNet, In-Dis (published numbers)")
     fig.savefig(args.out / "psnr_bars.png", format="png", dpi=80)
-    print("identity PSNR of these demo inputs (dB):", {k: round(v, 2) for k, v in identity_psnr(lq, gts.repeat(len(TASKS), 1, 1, 1), labels).items()})
+    ident = identity_psnr(lq, gts.repeat(len(TASKS), 1, 1, 1), labels)
+    print("identity PSNR of these demo inputs (dB):", {k: round(v, 2) for k, v in ident.items()})
     print(f"wrote {args.out / 'ddr_comparison.png'} and {args.out / 'psnr_bars.png'}")
 
 

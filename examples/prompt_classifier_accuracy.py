@@ -22,10 +22,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mio_strategies.data import load_embedded_images  # noqa: E402
-from mio_strategies.degradations import degrade  # noqa: E402
-from mio_strategies.prompts import TaskClassifier, classifier_accuracy, train_task_classifier  # noqa: E402
-from mio_strategies.tasks import NUM_TASKS, TASKS  # noqa: E402
+from mio_strategies.data import load_embedded_images
+from mio_strategies.degradations import degrade
+from mio_strategies.prompts import TaskClassifier, classifier_accuracy, train_task_classifier
+from mio_strategies.tasks import NUM_TASKS, TASKS
 
 
 def batches(
@@ -82,7 +82,10 @@ def main() -> int:
     )
     train_s = time.perf_counter() - start
     print(f"trained {hist.steps} steps (batch {args.batch}, crop {args.crop}, lr {args.lr}, {train_s:.0f} s)")
-    for label, imgs, offset in (("held-out images", test_images, 1000), ("training images, new crops and seed", train_images, 2000)):
+    for label, imgs, offset in (
+        ("held-out images", test_images, 1000),
+        ("training images, new crops and seed", train_images, 2000),
+    ):
         test_gen = torch.Generator().manual_seed(args.seed + offset)
         acc, confusion = classifier_accuracy(clf, batches(imgs, args.test_batches, args.batch, args.crop, "in", test_gen))
         print(f"In-Dis accuracy, {label} ({int(confusion.sum())} crops): {acc:.3f} (paper, MiO100: 0.997)")

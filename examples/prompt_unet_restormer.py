@@ -13,10 +13,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mio_strategies.harness import prompt_scales  # noqa: E402
-from mio_strategies.prompts import ExplicitPrompt, PromptInjector  # noqa: E402
-
-
+from mio_strategies.harness import prompt_scales
+from mio_strategies.prompts import ExplicitPrompt, PromptInjector
 
 
 def main() -> int:

@@ -4,8 +4,10 @@ BasicSR's own build functions and train pipeline."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
+import operator
 import re
 import sys
 
@@ -13,9 +15,9 @@ import pytest
 import torch
 import yaml
 
-from mio_strategies.utils.basicsr_compat import import_basicsr
 from mio_strategies.prompts import PromptInjector
 from mio_strategies.tasks import TASKS
+from mio_strategies.utils.basicsr_compat import import_basicsr
 
 pytestmark = [pytest.mark.basicsr, pytest.mark.usefixtures("one_thread")]
 
@@ -192,7 +194,7 @@ def test_basicsr_trains_and_validates_with_each_batchs_prompts(build, tmp_path, 
     assert len(train_calls) == 14 and all(len(ids) == 2 for ids in train_calls)
     # sequential learning: the first period's batches hold super-resolution only, the last ones all tasks
     assert set(train_calls[0] + train_calls[1]) == {TASKS[0].id}
-    assert set(sum(train_calls, [])) <= {t.id for t in TASKS} and len(set(sum(train_calls, []))) > 3
+    assert set(functools.reduce(operator.iadd, train_calls, [])) <= {t.id for t in TASKS} and len(set(functools.reduce(operator.iadd, train_calls, []))) > 3
     assert epochs and epochs[0] == 0  # the on-the-fly dataset is told each epoch
     # validation (at iteration 14, and BasicSR's final one): one request per test pair, with that pair's own
     # task (S and N only: the set's JPEG pairs are filtered out), on the EMA net (eval mode)
@@ -403,8 +405,8 @@ def json_safe(value):
 
 
 def test_early_checks_padding_and_non_strict_plain_weights(build, tmp_path):
-    from mio_strategies.models import pad_to_multiple
     from mio_strategies.integrations.basicsr_prompt import _check_task_sources, load_basicsr_restorer
+    from mio_strategies.models import pad_to_multiple
 
     # a BasicSR validation set has no task ids: refused when the model is built, not at the first validation
     val = {"val": {"type": "PairedImageDataset", "name": "set5"}}

@@ -10,7 +10,6 @@ from torch import nn
 from mio_strategies.prompts import TaskClassifier, classifier_accuracy, train_task_classifier
 from mio_strategies.tasks import NUM_TASKS
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
@@ -84,7 +83,7 @@ def test_training_helper_learns_synthetic_degradations(generator):
 
 
 def test_training_helper_accepts_a_dataloader_and_stops_after_steps(generator):
-    data = list(synthetic_batches(generator, 1, batch=21))[0]
+    data = next(iter(synthetic_batches(generator, 1, batch=21)))
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(*data), batch_size=7)
     clf = TaskClassifier(width=8)
     seen = []

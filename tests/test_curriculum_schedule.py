@@ -76,7 +76,7 @@ def test_dict_round_trip_preserves_groups_and_mixed():
 def test_describe_lists_every_period_with_new_tasks():
     text = str(Curriculum("SB|N", periods=3, iterations_per_period=1000))
     lines = text.splitlines()
-    assert "Sequential curriculum 'SB|N': 3 periods x 1,000 iterations = 3,000 iterations" == lines[0]
+    assert lines[0] == "Sequential curriculum 'SB|N': 3 periods x 1,000 iterations = 3,000 iterations"
     assert lines[2].split() == ["1", "0-999", "SB", "(+SB)"]
     assert lines[3].split() == ["2", "1,000-1,999", "SBN", "(+N)"]
     assert lines[4].split() == ["3", "2,000-2,999", "SBN"]

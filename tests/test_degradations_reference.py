@@ -7,14 +7,13 @@ import io
 import numpy as np
 import pytest
 import torch
+from conftest import real_batch
 from PIL import Image
 from scipy import ndimage
 
 import mio_strategies.degradations as D
-from conftest import real_batch
 from mio_strategies.degradations._rain import streak_kernels
 from mio_strategies.utils.basicsr_compat import import_basicsr
-
 
 
 def _hwc(x: torch.Tensor) -> np.ndarray:

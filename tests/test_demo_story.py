@@ -18,7 +18,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def _weights(folder: Path, strategies=FIVE) -> Path:
     """Untrained tiny U-Net weights of each strategy, exported under the demo's file names (no training)."""
-    from mio_strategies.harness._checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
+    from mio_strategies.checkpoints import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
 
     folder.mkdir(parents=True, exist_ok=True)
     for i, s in enumerate(strategies):

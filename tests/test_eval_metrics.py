@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from mio_strategies.harness import EvalResult, evaluate, format_table, paper_results, psnr, ssim, write_tables
-from mio_strategies.utils.basicsr_compat import import_basicsr
 from mio_strategies.tasks import TASKS
+from mio_strategies.utils.basicsr_compat import import_basicsr
 
 
 def _u8(t: torch.Tensor) -> np.ndarray:
@@ -84,7 +84,7 @@ def test_evaluation_table_values_match_independent_computation():
     assert res.average()["psnr"] == pytest.approx(avg)
     table = format_table([res], baseline="identity")
     ident_avg = res.average(identity=True)["psnr"]
-    assert f"| half | " in table and f"{avg:.2f} | {avg - ident_avg:+.2f} |" in table
+    assert "| half | " in table and f"{avg:.2f} | {avg - ident_avg:+.2f} |" in table
     assert table.splitlines()[2].startswith("| identity |") and "baseline" in table.splitlines()[2]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import operator
 import os
 
 import pytest
@@ -436,7 +438,7 @@ def test_a_folder_another_process_trains_into_is_refused(tmp_path):
 
     with open(lock, "w") as other:
         fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        assert main(["train", "--config", "cpu_demo", *sum((["--set", o] for o in TINY), []), "--output", str(run),
+        assert main(["train", "--config", "cpu_demo", *functools.reduce(operator.iadd, (["--set", o] for o in TINY), []), "--output", str(run),
                      "--overwrite", "--no-progress"]) == 2
     assert (run / "checkpoint.pt").is_file()
 
@@ -722,7 +724,7 @@ def test_cli_resume_reads_the_run_folders_own_config(tmp_path, capsys):
     # no --config: the run's config.yaml, not the srresnet preset (which would be refused as another run)
     assert main(["train", "--output", str(tmp_path / "run"), "--resume", "--no-progress"]) == 0
     assert "14 iterations" in capsys.readouterr().out
-    restorer, saved, state = load_restorer(tmp_path / "run" / "checkpoint.pt")
+    _, saved, state = load_restorer(tmp_path / "run" / "checkpoint.pt")
     assert state["finished"] and saved.strategy == "S+EP" and saved.backbone == "srresnet_tiny"
 
 

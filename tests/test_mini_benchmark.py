@@ -45,13 +45,13 @@ def _write_results(out: Path, offsets: dict[str, float], below: tuple[str, str] 
     for seed in (0, 1, 2):
         for s in STRATS:
             base = 25.0 + seed / 10 + (offsets.get(s, 0.0) + seed / 100 if s != "M" else 0.0)
-            per = {t: base for t in NAMES}
+            per = dict.fromkeys(NAMES, base)
             if below and below[0] == s:
                 per[below[1]] = 19.0
             run = out / f"{s.replace('+', '_')}-seed{seed}"
             run.mkdir(parents=True)
             (run / "result.json").write_text(json.dumps({
-                "strategy": s, "seed": seed, "per_task": per, "identity": {t: 20.0 for t in NAMES},
+                "strategy": s, "seed": seed, "per_task": per, "identity": dict.fromkeys(NAMES, 20.0),
                 "average": statistics.mean(per.values()), "seconds": 1.0, "iters_per_second": 10.0,
                 "testset_crops": crops,
             }))
@@ -509,13 +509,13 @@ def test_ship_weights_only_when_every_task_beats_the_identity(ship, tmp_path, ca
                                              "val_size=24", "log_every=1", f"strategy={s}"])
         run = results / f"{s.replace('+', '_')}-seed0"
         train(cfg, run, progress=False)
-        per = {t: 30.0 for t in NAMES}
+        per = dict.fromkeys(NAMES, 30.0)
         (run / "result.json").write_text(json.dumps({"strategy": s, "seed": 0, "per_task": per, "average": 30.0,
-                                                     "identity": {t: 20.0 for t in NAMES}}))
+                                                     "identity": dict.fromkeys(NAMES, 20.0)}))
     other = results / "S-seed0"  # a finished run that is not shipped: named in the README with its verdict
     other.mkdir()
-    (other / "result.json").write_text(json.dumps({"strategy": "S", "seed": 0, "average": 25.0, "identity": {t: 20.0 for t in NAMES},
-                                                   "per_task": {**{t: 30.0 for t in NAMES}, "jpeg": 19.0}}))
+    (other / "result.json").write_text(json.dumps({"strategy": "S", "seed": 0, "average": 25.0, "identity": dict.fromkeys(NAMES, 20.0),
+                                                   "per_task": {**dict.fromkeys(NAMES, 30.0), "jpeg": 19.0}}))
     # the default pair is M+EP and S+EP
     assert ship.main(["--results", str(results), "--dest", str(tmp_path / "w0")]) == 2
     assert "M_EP-seed0/result.json' does not exist: finish the run first" in capsys.readouterr().err
@@ -532,7 +532,7 @@ def test_ship_weights_only_when_every_task_beats_the_identity(ship, tmp_path, ca
     assert ship.main(["--results", str(results), *PAIR, "--dest", str(dest)]) == 0
     assert sorted(p.name for p in dest.iterdir()) == ["M.log.jsonl", "M.pt", "README.md", "S_EP.log.jsonl", "S_EP.pt"]
     assert set(shipped_weights(dest)) == {"M", "S+EP"}
-    restorer, cfg, _ = load_restorer(dest / "S_EP.pt")
+    _, cfg, _ = load_restorer(dest / "S_EP.pt")
     assert cfg.strategy == "S+EP" and cfg.backbone == "unet_tiny"
     readme = (dest / "README.md").read_text()
     assert "| identity | " + " | ".join(["20.00"] * 7) + " | 20.00 |" in readme
@@ -573,8 +573,8 @@ def test_gpu_check_packs_the_mini_tier_for_the_device_tool(tmp_path):
     cfg = load_config("mini_converged", ["backbone_kwargs.num_feat=4", "backbone_kwargs.num_block=1", "periods=7",
                                          "period_iters=1", "batch_size=2", "patch_size=16", "val_size=24", "seed=1"])
     train(cfg, run, progress=False)
-    (run / "result.json").write_text(json.dumps({"strategy": "M", "seed": 1, "per_task": {t: 30.0 for t in NAMES},
-                                                 "average": 30.0, "identity": {t: 20.0 for t in NAMES}}))
+    (run / "result.json").write_text(json.dumps({"strategy": "M", "seed": 1, "per_task": dict.fromkeys(NAMES, 30.0),
+                                                 "average": 30.0, "identity": dict.fromkeys(NAMES, 20.0)}))
     other = dest / "mini-converged" / "S-seed0"  # a finished run of another seed: not exported
     shutil.copytree(run, other)
     (other / "result.json").write_text((run / "result.json").read_text().replace('"M"', '"S"'))
@@ -585,7 +585,8 @@ def test_gpu_check_packs_the_mini_tier_for_the_device_tool(tmp_path):
                     f'exec {sys.executable} "$@"\n')
     fake.chmod(0o755)
     env = {**os.environ, "PYTHON": str(fake), "DEST": str(dest), "OUT": "out", "MINI_SEED": "1",
-           "MINI_TIMEOUT": "30", "FULL_TIMEOUT": "0", "SPEED_TIMEOUT": "0", "OMP_NUM_THREADS": "1"}
+           "MINI_TIMEOUT": "30", "FULL_TIMEOUT": "0", "SPEED_TIMEOUT": "0", "TRAIN_SPEED_TIMEOUT": "0",
+           "OMP_NUM_THREADS": "1"}
     script = ["bash", str(SCRIPT.parent / "gpu_check.sh")]
     bad = subprocess.run(script, env={**env, "FULL_TIMEOUT": "1m"}, cwd=tmp_path, capture_output=True, text=True)
     assert bad.returncode == 2 and "FULL_TIMEOUT=1m: give whole seconds (0 skips the step)" in bad.stderr
@@ -595,6 +596,7 @@ def test_gpu_check_packs_the_mini_tier_for_the_device_tool(tmp_path):
     assert "mini_mio benchmarks/mini_mio.py --tier converged --seeds 1 --jobs 5 --set device=cuda" in proc.stdout
     # the tier's own schedule and test set unless asked (the knobs are passed on as --set / --testset-size)
     assert "--set num_workers=2 --set checkpoint_every=1000 --status-every 120" in proc.stdout
+    assert "/mini-converged --pack" in proc.stdout  # M and S trained packed first (MINI_PACK=1)
     assert "full-size SRResNet" not in proc.stdout and "training speed" not in proc.stdout  # timeout 0: skipped
     assert "M_EP-seed1/result.json' does not exist" in proc.stderr  # ship_weights tried, refused
     assert sorted(p.name for p in out.iterdir()) == ["gpu_check_mini.tgz", "gpu_check_rest.tgz", "mini_M-seed1.pt"]
@@ -602,7 +604,7 @@ def test_gpu_check_packs_the_mini_tier_for_the_device_tool(tmp_path):
         names = set(tar.getnames())
     assert {"mini.log", "mini-converged/M-seed1/result.json", "mini-converged/M-seed1/log.jsonl",
             "mini-converged/M-seed1/config.yaml"} <= names
-    restorer, loaded, state = load_restorer(out / "mini_M-seed1.pt")
+    _, loaded, state = load_restorer(out / "mini_M-seed1.pt")
     assert loaded.strategy == "M" and loaded.seed == 1 and state["weights"] == "ema"
     (tmp_path / "out2").mkdir()
     asked = subprocess.run(script, env={**env, "MINI_PERIODS": "16", "MINI_TESTSET": "96", "DEST": str(tmp_path / "gc2"),
@@ -635,7 +637,8 @@ def test_gpu_check_mps_starts_the_daemon_and_stops_it_or_goes_on_without(tmp_pat
     for name in ("dirname", "mkdir", "timeout", "cat"):
         (tools / name).symlink_to(found[name])
     env = {"PATH": f"{bin_dir}:{tools}", "PYTHON": str(fake), "CALLS": str(calls), "MPS": "1",
-           "DEST": str(tmp_path / "gc"), "MINI_TIMEOUT": "0", "FULL_TIMEOUT": "0", "SPEED_TIMEOUT": "0"}
+           "DEST": str(tmp_path / "gc"), "MINI_TIMEOUT": "0", "FULL_TIMEOUT": "0", "SPEED_TIMEOUT": "0",
+           "TRAIN_SPEED_TIMEOUT": "0"}
     script = [found["bash"], str(SCRIPT.parent / "gpu_check.sh")]
     bad = subprocess.run(script, env={**env, "FULL_TIMEOUT": "1m"}, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "FULL_TIMEOUT=1m" in bad.stderr

@@ -258,7 +258,9 @@ def test_outputs_follow_the_umask(imgs, tmp_path):
         save_checkpoint({"x": 1}, tmp_path / "run" / "checkpoint.pt")
     finally:
         os.umask(old)
-    mode = lambda p: stat.S_IMODE(p.stat().st_mode)
+    def mode(p):
+        return stat.S_IMODE(p.stat().st_mode)
+
     assert mode(tmp_path / "set") == 0o755
     assert mode(tmp_path / "set" / "manifest.json") == 0o644
     assert mode(tmp_path / "set" / "noise") == 0o755

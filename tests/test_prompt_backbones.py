@@ -8,9 +8,8 @@ import pytest
 import torch
 
 from mio_strategies.harness import prompt_scales
-from mio_strategies.utils.basicsr_compat import import_basicsr
 from mio_strategies.prompts import AdaptivePrompt, ExplicitPrompt, PromptInjector
-
+from mio_strategies.utils.basicsr_compat import import_basicsr
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

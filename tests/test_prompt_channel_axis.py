@@ -62,7 +62,7 @@ def test_channels_last_output_is_modulated_on_its_last_axis(generator):
             with torch.no_grad():
                 inj.modulators["blk"].shift.bias.copy_(torch.arange(1.0, 7.0))
             recorded = {}  # the block's output after modulation (hooks run in order: the injector's first)
-            h = net.blk.register_forward_hook(lambda _m, _a, out: recorded.setdefault("out", out))
+            h = net.blk.register_forward_hook(lambda _m, _a, out: recorded.setdefault("out", out))  # noqa: B023 - used in this iteration
             with inj.prompt(task=0), torch.no_grad():
                 net(x)
             h.remove()

@@ -6,8 +6,6 @@ import re
 from pathlib import Path
 
 import pytest
-import torch
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

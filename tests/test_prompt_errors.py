@@ -6,11 +6,10 @@ import re
 
 import pytest
 import torch
+from conftest import TupleOut
 from torch import nn
 
 from mio_strategies.prompts import AdaptivePrompt, ExplicitPrompt, PromptInjector, PromptScale
-from conftest import TupleOut
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -251,7 +250,7 @@ def test_bad_scale_descriptor():
 
 
 def test_dry_run_restores_training_mode_of_every_module(setup):
-    net, x, ref, before = setup
+    net, x, _ref, _before = setup
     net.train()
     net.head.eval()
     modes = [m.training for m in net.modules()]

@@ -8,12 +8,11 @@ import re
 
 import pytest
 import torch
+from conftest import TupleOut
 from torch import nn
 
 from mio_strategies.prompts import AdaptivePrompt, ExplicitPrompt, PromptInjector, PromptScale
 from mio_strategies.tasks import NUM_TASKS
-from conftest import TupleOut
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -18,7 +18,6 @@ from mio_strategies.prompts import (
     TaskClassifier,
 )
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
@@ -112,7 +111,7 @@ def test_checkpointing_the_whole_model_call_gives_the_same_gradients(generator):
 
     ref = grads(lambda: net(x))
     for reentrant in (False, True):
-        got = grads(lambda: checkpoint(net, x.requires_grad_(reentrant), use_reentrant=reentrant))
+        got = grads(lambda: checkpoint(net, x.requires_grad_(reentrant), use_reentrant=reentrant))  # noqa: B023 - called here
         assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(ref, got))
     # backward after leaving the prompt block: the recomputation has no task any more
     with inj.prompt(task=[2, 5]):
@@ -284,7 +283,7 @@ def test_autocast_query_works_on_every_supported_torch(monkeypatch):
     for on in (True, False):  # torch's own autocast uses the real queries: patched inside it
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=on), monkeypatch.context() as m:
             m.setattr(torch, "is_autocast_enabled", old_style)
-            m.setattr(torch, "is_autocast_cpu_enabled", lambda: on)  # native on torch < 2.4
+            m.setattr(torch, "is_autocast_cpu_enabled", lambda: on)  # noqa: B023 - native on torch < 2.4; used here
             assert _injector._autocast_enabled("cpu") is on
             assert _injector._autocast_enabled("cuda") is False
     assert _injector._autocast_enabled("meta") is False  # a device type autocast does not know

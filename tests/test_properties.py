@@ -78,7 +78,7 @@ def test_degradation_parameters_are_validated_clearly(task, data):
 
     params = {spec.name: data.draw(numbers, label=spec.name) for spec in TASK_PARAMS[task]}
     try:
-        y, p = degrade(torch.rand(1, 3, 16, 16), task, params=params)
+        y, _p = degrade(torch.rand(1, 3, 16, 16), task, params=params)
     except CLEAR as exc:
         assert str(exc)
     else:

@@ -185,11 +185,11 @@ def test_reference_dataset_patches_are_crops_of_the_whole_degraded_image():
     gt = D.crop_to_multiple(read_image(path))
     whole = D.degrade(gt[None], "jpeg", params={"quality": item["params"]["quality"]}, implementation="reference")[0][0]
     # find the patch in the GT, then compare the LQ with the same window of the whole degraded image
-    hits = [(t, l) for t in range(gt.shape[1] - 31) for l in range(gt.shape[2] - 31)
-            if torch.equal(gt[:, t, l : l + 32], item["gt"][:, 0]) and torch.equal(gt[:, t : t + 32, l : l + 32], item["gt"])]
+    hits = [(t, x) for t in range(gt.shape[1] - 31) for x in range(gt.shape[2] - 31)
+            if torch.equal(gt[:, t, x : x + 32], item["gt"][:, 0]) and torch.equal(gt[:, t : t + 32, x : x + 32], item["gt"])]
     assert hits
-    t, l = hits[0]
-    assert torch.equal(item["lq"], whole[:, t : t + 32, l : l + 32])
+    t, x = hits[0]
+    assert torch.equal(item["lq"], whole[:, t : t + 32, x : x + 32])
 
 
 def test_the_dataset_refuses_an_unknown_implementation():

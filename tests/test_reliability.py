@@ -66,7 +66,7 @@ def test_a_signal_finishes_the_step_saves_and_says_how_to_resume(sig, code, tmp_
     proc = subprocess.Popen(_train_cmd(out, 40), env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert _wait_for_records(out, 3, proc)
     proc.send_signal(sig)
-    stdout, stderr = proc.communicate(timeout=240)
+    _stdout, stderr = proc.communicate(timeout=240)
     assert proc.returncode == code, stderr
     assert "Traceback" not in stderr
     saved = load_checkpoint(out / "checkpoint.pt")
@@ -284,7 +284,7 @@ def test_integer_valued_floats_are_accepted_exactly():
 
     x = torch.rand(1, 3, 16, 16)
     assert torch.equal(degrade(x, "jpeg", params={"quality": 50.0})[0], degrade(x, "jpeg", params={"quality": 50})[0])
-    y, p = degrade(x, "noise", params={"sigma": 5.0, "seed": float(2**53)})
+    _y, p = degrade(x, "noise", params={"sigma": 5.0, "seed": float(2**53)})
     assert p["seed"].dtype == torch.int64 and int(p["seed"][0]) == 2**53
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -67,7 +69,7 @@ def test_tiles_are_bounded_by_the_tile_and_cover_the_image_with_the_overlap():
             starts = tile_starts(length_p, tile, overlap, multiple)
             assert starts[0] == 0 and starts[-1] + min(tile, length_p) == length_p
             assert all(s % multiple == 0 for s in starts)
-            assert all(b - a <= tile - overlap for a, b in zip(starts, starts[1:]))  # overlap at least `overlap`
+            assert all(b - a <= tile - overlap for a, b in itertools.pairwise(starts))  # overlap at least `overlap`
 
 
 def test_calls_back_per_tile_and_keeps_the_output_on_the_inputs_device():
@@ -139,7 +141,7 @@ def test_16_bit_png_files_keep_their_precision(tmp_path):
 # -- the command ------------------------------------------------------------------------------------------------
 def _checkpoint(tmp_path, strategy: str):
     """Weights of an untrained tiny model of ``strategy``, as an exported file (no training needed)."""
-    from mio_strategies.harness._checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
+    from mio_strategies.checkpoints import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
 
     cfg = load_config("cpu_demo", ["backbone=unet_tiny", "backbone_kwargs.num_feat=4", "backbone_kwargs.num_block=1",
                                    "backbone_kwargs.levels=2", "prompt_size=16", f"strategy={strategy}"])

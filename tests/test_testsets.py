@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from mio_strategies.data import ImageReadError, PairedFolderDataset, build_testset, embedded_image_paths, read_image
-from mio_strategies.data._paired import ReferencePairedDataset
 from mio_strategies.data._io import write_png
+from mio_strategies.data._paired import ReferencePairedDataset
 from mio_strategies.tasks import get_task
 
 

@@ -1,4 +1,6 @@
-"""BasicSR training with both strategies: ``python examples/basicsr/train.py -opt examples/basicsr/options/train_SRResNet_SEP.yml``.
+"""BasicSR training with both strategies.
+
+Run ``python examples/basicsr/train.py -opt examples/basicsr/options/train_SRResNet_SEP.yml``.
 
 BasicSR's own ``train_pipeline``, with the curriculum sampler swapped in (``curriculum:`` in the train set's
 options) and the prompt-learning names registered (``MiOPromptModel``, ``MiOPromptedNet``, ``MiOSRResNet``,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
@@ -11,7 +11,15 @@ from torch import Tensor
 __all__ = ["iter_image_batches"]
 
 
-def iter_image_batches(dataset: Sequence[Mapping[str, Any]], batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
+class _Items(Protocol):
+    """What a test set must offer: its length and its items by index (a map-style torch Dataset, a list)."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> Mapping[str, Any]: ...
+
+
+def iter_image_batches(dataset: _Items, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
     """``(images, task_ids)`` batches of up to ``batch_size`` consecutive items of equal image size.
 
     Items are read lazily (e.g. from a :class:`~mio_strategies.data.PairedFolderDataset`), so memory

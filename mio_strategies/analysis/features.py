@@ -281,8 +281,8 @@ def _prepare_tensor_inputs(inputs: Tensor, labels: Any) -> tuple[Tensor, Tensor]
 def _model_device(model: nn.Module) -> torch.device:
     for t in model.parameters():
         return t.device
-    for t in model.buffers():
-        return t.device
+    for b in model.buffers():
+        return b.device
     return torch.device("cpu")
 
 

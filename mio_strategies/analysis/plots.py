@@ -255,8 +255,8 @@ def _validate_psnr_table(
     base = row("baseline", baseline) if baseline is not None else None
     task_sets = {name: set(r) for name, r in rows.items()}
     reference = set().union(*task_sets.values())
-    for name, tasks in task_sets.items():
-        missing = sorted(reference - tasks)
+    for name, ids in task_sets.items():
+        missing = sorted(reference - ids)
         if missing:
             raise ValueError(
                 f"PSNR row {name!r} lacks tasks {[TASKS[i].name for i in missing]} that other rows have; "

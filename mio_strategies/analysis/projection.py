@@ -73,7 +73,7 @@ def project(
     method = _validate_method(method)
     seed = _validate_seed(seed)
     x = _validate_features(features, min_samples=3)
-    n, c = x.shape
+    _, c = x.shape
     if c < 2:
         raise ValueError(f"project() needs at least 2 feature channels to embed in 2-D, got {c}")
     _check_options(options)

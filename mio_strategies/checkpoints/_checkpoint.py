@@ -56,7 +56,7 @@ def read_weights_only(path: Path, what: str, map_location: str | torch.device = 
         raise FileNotFoundError(f"{what} {str(path)!r} does not exist{hint}")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - report any unpickling failure with the file name
+    except Exception as exc:
         raise ValueError(f"cannot read {what} {str(path)!r} ({type(exc).__name__}: {exc})") from exc
 
 

@@ -25,8 +25,9 @@ def load_classifier(path: str | Path, map_location: str | torch.device = "cpu") 
         ValueError: not a classifier file (e.g. a training checkpoint was given); the message says which.
     """
     path = Path(path)
-    state = read_weights_only(path, "classifier file", map_location,
-                              hint=" (train one with `mio-strategies train-classifier`)")
+    state = read_weights_only(
+        path, "classifier file", map_location, hint=" (train one with `mio-strategies train-classifier`)"
+    )
     if not isinstance(state, dict) or state.get("format") != CLASSIFIER_FORMAT:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
         raise ValueError(
@@ -34,9 +35,16 @@ def load_classifier(path: str | Path, map_location: str | torch.device = "cpu") 
             "write one with `mio-strategies train-classifier`"
         )
     if state.get("version", 0) > CLASSIFIER_VERSION:
-        raise ValueError(f"classifier file {str(path)!r} has version {state['version']}, newer than this library's: upgrade mio-strategies")
+        raise ValueError(
+            f"classifier file {str(path)!r} has version {state['version']}, newer than this library's: "
+            "upgrade mio-strategies"
+        )
     cfg = state["config"]
-    clf = TaskClassifier(int(cfg["num_tasks"]), in_channels=int(cfg["in_channels"]), width=int(cfg["width"]),
-                         arch=str(cfg.get("arch", "library")))
+    clf = TaskClassifier(
+        int(cfg["num_tasks"]),
+        in_channels=int(cfg["in_channels"]),
+        width=int(cfg["width"]),
+        arch=str(cfg.get("arch", "library")),
+    )
     clf.load_state_dict(state["state"])
     return clf.eval()

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Union
+from typing import Any, Union, cast
 
 from mio_strategies.tasks import TASK_COLORS, Task, get_task, parse_tasks
 
-OrderLike = Union[str, Sequence[Union[str, int, Task, Sequence[Union[str, int, Task]]]]]
+OrderLike = Union[str, Sequence[str | int | Task | Sequence[str | int | Task]]]
 
 PAPER_ORDERS: dict[str, str] = {
     "SBNJRHL": "SRResNet and SwinIR (the paper's default order)",
@@ -17,7 +17,7 @@ PAPER_ORDERS: dict[str, str] = {
 
 
 def _check_positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) and not hasattr(value, "__index__"):
+    if isinstance(value, bool) or (not isinstance(value, int) and not hasattr(value, "__index__")):
         raise TypeError(f"{name} must be a positive int, got {type(value).__name__} {value!r}")
     value = int(value.__index__()) if not isinstance(value, int) else value
     if value <= 0:
@@ -63,7 +63,7 @@ def parse_stages(order: OrderLike) -> tuple[tuple[Task, ...], ...]:
                 # as in "SR|B", "sr" is super-resolution (lower case: a name first), "sr,blur" a group
                 stages.append(parse_tasks(item))
             elif isinstance(item, Task) or hasattr(item, "__index__"):
-                stages.append((get_task(item),))
+                stages.append((get_task(cast("int | Task", item)),))
             elif isinstance(item, Iterable):
                 stages.append(parse_tasks(list(item)))
             else:

@@ -11,8 +11,8 @@ from mio_strategies.data._dataset import MiODataset, mio_collate
 from mio_strategies.data._io import (
     DEFAULT_MAX_PIXELS,
     IMAGE_SUFFIXES,
-    ImageReadError,
     MAX_PIXELS_HELP,
+    ImageReadError,
     ImageTooLargeError,
     embedded_image_paths,
     image_size,

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
-from mio_strategies.data._io import ImageReadError, embedded_image_paths
+from mio_strategies.data._io import MAX_PIXELS_HELP, ImageReadError, embedded_image_paths, max_pixels_arg
 from mio_strategies.data._testsets import build_testset
 from mio_strategies.utils.signals import Interrupted, exit_code, interrupt_on_signals
 
 
-def add_parser(subparsers) -> None:
+def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "degrade",
         help="synthesize degraded versions of GT images (a MiO test set with a manifest)",
@@ -39,9 +40,8 @@ def add_parser(subparsers) -> None:
         help="library: the library's degradations (default); reference: the official code's test inputs (MATLAB-made "
         "LR files upsampled by PyTorch bicubic for SR, basicsr's DiffJPEG model for JPEG, GT cropped to multiples of 4)",
     )
-    p.add_argument("--on-error", choices=["stop", "skip"], default="stop", help="on an unreadable image: stop, or report and skip it")
-    from mio_strategies.data._io import MAX_PIXELS_HELP, max_pixels_arg
-
+    p.add_argument("--on-error", choices=["stop", "skip"], default="stop",
+                   help="on an unreadable image: stop, or report and skip it")
     p.add_argument("--max-pixels", type=max_pixels_arg, default=None, metavar="N", help=MAX_PIXELS_HELP)
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing output folder that mio-strategies wrote (never a file, a link or another folder)")

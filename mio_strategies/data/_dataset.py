@@ -10,11 +10,11 @@ import torch
 from torch.utils.data import Dataset
 
 from mio_strategies.data._io import CURRENT_LIMIT, PathLike, image_size, list_images, read_image, resolve_max_pixels
-from mio_strategies.degradations import IMPLEMENTATIONS, PRESETS, degrade, load_depth, sample_params
+from mio_strategies.degradations import IMPLEMENTATIONS, PRESETS, STREAMS, crop_to_multiple, degrade, load_depth, sample_params
 from mio_strategies.tasks import TaskLike, parse_tasks
 from mio_strategies.utils.rng import generator_from
 
-ImageSource = Union[PathLike, Sequence[Union[PathLike, torch.Tensor]]]
+ImageSource = Union[PathLike, Sequence[PathLike | torch.Tensor]]
 
 
 def augment_geometry(x: torch.Tensor, hflip: bool, vflip: bool, rot90: bool) -> torch.Tensor:
@@ -69,6 +69,9 @@ class MiODataset(Dataset):
             Without it, haze uses the library's default depth estimate.
         cache: keep decoded GT images in memory (default for fewer than 64 images); with
             ``implementation="reference"``, also the degraded images.
+        stream: random stream of the noise and rain fields, ``"torch"`` or ``"philox"`` (``None``: the
+            degradations' default; see :func:`~mio_strategies.degradations.sample_params`). It changes the
+            noise and rain images only, no crop or parameter.
         max_pixels: refuse an image file of more pixels than this, from its header, before decoding
             (:class:`~mio_strategies.data.ImageTooLargeError`); default: the limit in force
             (:func:`~mio_strategies.data.pixel_limit`, else 64 megapixels); ``None`` or ``0``: none.
@@ -113,6 +116,7 @@ class MiODataset(Dataset):
         repeat: int = 1,
         depth_dir: PathLike | None = None,
         cache: bool | None = None,
+        stream: str | None = None,
         max_pixels: Any = CURRENT_LIMIT,
         implementation: str = "library",
     ) -> None:
@@ -130,6 +134,9 @@ class MiODataset(Dataset):
         _check_positive_int("repeat", repeat)
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        if stream is not None and stream not in STREAMS:
+            raise ValueError(f"unknown random stream {stream!r}: valid streams are {list(STREAMS)} (or None, the default)")
+        self.stream = stream
         self._ranges = self._validate_ranges(ranges)
 
         self._tensors: list[torch.Tensor | None]
@@ -140,7 +147,7 @@ class MiODataset(Dataset):
                 "for one (3, H, W) image"
             )
         if isinstance(images, (str, Path)) or not isinstance(images, Sequence):
-            paths: list[Path | None] = list(list_images(images))  # type: ignore[arg-type]
+            paths: list[Path | None] = list(list_images(images))
             self._tensors = [None] * len(paths)
         else:
             items = list(images)
@@ -202,7 +209,7 @@ class MiODataset(Dataset):
             raise ValueError(f"image tensor {i} has values in [{lo:.4g}, {hi:.4g}]; scale it to [0, 1]")
 
     @staticmethod
-    def _validate_ranges(ranges):
+    def _validate_ranges(ranges: Any) -> dict[int, dict[str, Any]]:
         if ranges is None:
             return {}
         example = '{"blur": {"sigma": (1.0, 2.0)}}'
@@ -273,7 +280,7 @@ class MiODataset(Dataset):
             return self._reference_item(index, task, image_index, g)
         gt = self._gt(image_index)
         # only haze uses a depth map (degrade refuses one for the other tasks); skip reading it otherwise
-        depth = self._depth(image_index, tuple(gt.shape[-2:])) if task.name == "haze" else None
+        depth = self._depth(image_index, (gt.shape[-2], gt.shape[-1])) if task.name == "haze" else None
         if self.patch_size is not None:
             p = self.patch_size
             top, left = random_crop_box(gt.shape[-2], gt.shape[-1], p, g)
@@ -294,6 +301,7 @@ class MiODataset(Dataset):
             generator=g,
             depth=None if depth is None else depth.unsqueeze(0),
             ranges=self._ranges.get(task.id),
+            stream=self.stream,
         )
         return {
             "lq": lq[0],
@@ -301,14 +309,11 @@ class MiODataset(Dataset):
             "task": task.id,
             "index": index,
             "image": self.names[image_index],
-            "params": {k: v[0] for k, v in params.items()},
+            "params": {k: v[0] if isinstance(v, torch.Tensor) else v for k, v in params.items()},
         }
-
 
     def _reference_pair(self, task: Any, image_index: int) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """The one degraded version of (image, task) of the reference's offline data, and its GT and params."""
-        from mio_strategies.degradations import crop_to_multiple, degrade
-
         key = (image_index, task.id)
         pair = self._degraded.get(key)
         if pair is not None:
@@ -325,8 +330,9 @@ class MiODataset(Dataset):
             depth=None if depth is None else depth.unsqueeze(0),
             ranges=self._ranges.get(task.id),
             implementation="reference",
+            stream=self.stream,
         )
-        pair = (lq[0], gt, {k: v[0] for k, v in params.items()})
+        pair = (lq[0], gt, {k: v[0] if isinstance(v, torch.Tensor) else v for k, v in params.items()})
         if self.cache:
             self._degraded[key] = pair
         return pair

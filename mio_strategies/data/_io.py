@@ -96,7 +96,7 @@ def resolve_max_pixels(max_pixels: Any) -> int | None:
     return _LIMIT.get() if max_pixels is CURRENT_LIMIT else check_max_pixels(max_pixels)
 
 
-def _pil():
+def _pil() -> Any:
     from PIL import Image
 
     return Image
@@ -220,7 +220,7 @@ def _png_rgb16(path: PathLike) -> np.ndarray | None:
     return out
 
 
-def _to_rgb_tensor(im, path: PathLike) -> torch.Tensor:
+def _to_rgb_tensor(im: Any, path: PathLike) -> torch.Tensor:
     """Any PIL image as a ``(3, H, W)`` float32 tensor in [0, 1] (see ``read_image``), with at most one
     float copy of the image in memory."""
     mode = im.mode
@@ -251,7 +251,7 @@ def _hwc_to_chw_float(arr: np.ndarray, scale: float) -> torch.Tensor:
     return out.div_(scale)
 
 
-def _is_png16(im) -> bool:
+def _is_png16(im: Any) -> bool:
     """A 16-bit-per-channel PNG (Pillow's raw mode says so)."""
     tile = getattr(im, "tile", None) or []
     modes = [t[-1][0] if isinstance(t[-1], tuple) else t[-1] for t in tile]
@@ -272,7 +272,8 @@ def read_image(path: PathLike, *, max_pixels: Any = CURRENT_LIMIT) -> torch.Tens
     Args:
         path: the image file.
         max_pixels: the largest image decoded (default: the limit :func:`pixel_limit` sets, else
-            :data:`DEFAULT_MAX_PIXELS`, 64 megapixels); ``None`` or ``0``: no limit of the library's (Pillow's own ``PIL.Image.MAX_IMAGE_PIXELS`` still
+            :data:`DEFAULT_MAX_PIXELS`, 64 megapixels); ``None`` or ``0``: no limit of the library's (Pillow's own
+            ``PIL.Image.MAX_IMAGE_PIXELS`` still
             applies).
 
     Raises:

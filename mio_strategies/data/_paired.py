@@ -227,7 +227,7 @@ class PairedFolderDataset(Dataset):
         item: dict[str, Any] = {"lq": lq, "gt": gt, "task": tid, "index": index, "image": stem}
         params = self._manifest_params.get((tid, stem))
         if params is not None:
-            item["params"] = {k: torch.as_tensor(v) for k, v in params.items()}
+            item["params"] = {k: v if isinstance(v, str) else torch.as_tensor(v) for k, v in params.items()}
         return item
 
 

@@ -28,7 +28,14 @@ from mio_strategies.data._io import (
     write_text_atomic,
 )
 from mio_strategies.data._paired import MANIFEST_NAME
-from mio_strategies.degradations import IMPLEMENTATIONS, PRESETS, degrade, degrade_sequence
+from mio_strategies.degradations import (
+    IMPLEMENTATIONS,
+    PRESETS,
+    bicubic_sr_stored_lr,
+    degrade,
+    degrade_sequence,
+    sample_params,
+)
 from mio_strategies.tasks import Task, TaskLike, parse_tasks
 from mio_strategies.utils.outputs import check_output_dir, output_lock, remove_stale_staging, staging_dir
 from mio_strategies.utils.rng import generator_from
@@ -50,6 +57,7 @@ def _jsonable(params: dict[str, torch.Tensor]) -> dict[str, Any]:
 def _parse_composites(composites: Iterable[str | Sequence[TaskLike]]) -> list[tuple[Task, ...]]:
     out = []
     for comp in composites:
+        parts: list[TaskLike]
         if isinstance(comp, str):
             parts = [p for p in comp.replace(",", "+").split("+") if p.strip()]
         else:
@@ -151,7 +159,7 @@ def build_testset(
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     limit = resolve_max_pixels(max_pixels)
-    paths = list_images(images)  # type: ignore[arg-type]
+    paths = list_images(images)
     stems = [p.stem for p in paths]
     dup = sorted({s for s in stems if stems.count(s) > 1})
     if dup:
@@ -209,8 +217,6 @@ def _replace(new: Path, final: Path) -> None:
 
 def _reference_gt_crop(gt: torch.Tensor, preset: str, path: Path) -> torch.Tensor:
     """The GT cropped (top-left) to a multiple of 4 and of every SR scale of ``preset``."""
-    from mio_strategies.degradations import PRESETS
-
     lo, hi = PRESETS[preset]["sr"]["scale"]
     multiple = math.lcm(4, *range(int(lo), int(hi) + 1))  # 4: the reference's crop of rain and haze
     h, w = gt.shape[-2:]
@@ -222,8 +228,6 @@ def _reference_gt_crop(gt: torch.Tensor, preset: str, path: Path) -> torch.Tenso
 def _degrade_one(
     gt: torch.Tensor, task: Task, preset: str, g: torch.Generator, implementation: str
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    from mio_strategies.degradations import bicubic_sr_stored_lr, degrade, sample_params
-
     if implementation == "reference" and task.name == "sr":
         # the reference's SR test input: a stored (MATLAB-made, 8-bit) low-resolution file, PyTorch bicubic up
         params = sample_params(task, 1, preset=preset, generator=g)
@@ -259,7 +263,8 @@ def _write_testset(
         written: list[Path] = []
 
         def emit(rel: str, img: torch.Tensor) -> None:
-            written.append(write_png(img, root / rel))
+            written.append(  # noqa: B023 - called within this iteration
+                write_png(img, root / rel))
 
         try:
             gt = read_image(path).mul_(255).round_().div_(255).unsqueeze(0)
@@ -291,7 +296,8 @@ def _write_testset(
                 emit(rel, x[0])
                 del x
                 image_entries.append(
-                    {"tasks": [t.name for t in comp], "image": path.stem, "lq": rel, "gt": f"GT/{path.stem}.png", "stages": stages}
+                    {"tasks": [t.name for t in comp], "image": path.stem, "lq": rel, "gt": f"GT/{path.stem}.png",
+                     "stages": stages}
                 )
         except (ImageReadError, _ImageError) as exc:
             for f in written:

@@ -45,7 +45,7 @@ from ._functional import (
 )
 from ._pipeline import DegradationPipeline, degrade_sequence
 from ._reference import IMPLEMENTATIONS, bicubic_sr_stored_lr, bicubic_sr_torch, crop_to_multiple, jpeg_diffjpeg
-from ._specs import PARAM_BOUNDS, PRESETS, TASK_PARAMS, ParamSpec
+from ._specs import DEFAULT_STREAM, PARAM_BOUNDS, PRESETS, STREAMS, TASK_PARAMS, ParamSpec
 
 __all__ = [
     "degrade",
@@ -57,6 +57,8 @@ __all__ = [
     "PARAM_BOUNDS",
     "TASK_PARAMS",
     "ParamSpec",
+    "STREAMS",
+    "DEFAULT_STREAM",
     "quantize_8bit",
     "bicubic_sr",
     "imresize",

@@ -12,7 +12,7 @@ from mio_strategies.tasks import TaskLike
 from . import _functional as fn
 from . import _reference as ref
 from ._depth import DepthLike
-from ._specs import SEED_BOUNDS, TASK_PARAMS, check_preset, resolve_ranges, task_name
+from ._specs import SEED_BOUNDS, STREAM_TASKS, TASK_PARAMS, check_preset, check_stream, resolve_ranges, task_name
 from ._validation import check_images, check_params
 
 __all__ = ["sample_params", "apply_degradation", "degrade", "fresh_generator"]
@@ -67,7 +67,8 @@ def sample_params(
     preset: str = "in",
     generator: torch.Generator | None = None,
     ranges: Mapping[str, tuple[float, float]] | None = None,
-) -> dict[str, torch.Tensor]:
+    stream: str | None = None,
+) -> dict[str, Any]:
     """Draw one set of parameters per image for ``task`` from the preset's ranges.
 
     Draws come only from ``generator`` (any device; the tensors are returned on the CPU), in the fixed
@@ -82,12 +83,16 @@ def sample_params(
         generator: explicit generator; ``None`` draws a fresh nondeterministic seed (the returned params
             still replay the call exactly).
         ranges: ``{param: (lo, hi)}`` overriding the preset, validated against :data:`PARAM_BOUNDS`.
+        stream: the random stream of the noise and rain fields, ``"torch"`` (one CPU generator per image)
+            or ``"philox"`` (counter-based, drawn batched on the images' device, the same on every device);
+            ``None``: :data:`DEFAULT_STREAM`. The Philox stream is recorded as ``params["stream"]``; it
+            changes no other draw.
 
     Returns:
-        ``{param: (batch_size,) tensor}``.
+        ``{param: (batch_size,) tensor}``, plus ``"stream": "philox"`` for noise and rain on that stream.
 
     Raises:
-        UnknownTaskError: unknown task. ValueError: unknown preset, parameter or out-of-bounds range.
+        UnknownTaskError: unknown task. ValueError: unknown preset, parameter, stream or out-of-bounds range.
 
     Example:
         >>> p = sample_params("blur", 4, generator=torch.Generator().manual_seed(0))
@@ -98,16 +103,19 @@ def sample_params(
     check_preset(preset)
     n = _check_batch_size(batch_size)
     rng = resolve_ranges(name, preset, ranges)
+    stream = check_stream(stream)
     g = _check_generator(generator)
-    out: dict[str, torch.Tensor] = {}
+    out: dict[str, Any] = {}
     for spec in TASK_PARAMS[name]:
         lo, hi = rng.get(spec.name, SEED_BOUNDS)
         out[spec.name] = _draw(spec.kind, lo, hi, n, g)
+    if name in STREAM_TASKS and stream != "torch":
+        out["stream"] = stream
     return out
 
 
 def _dispatch(
-    images: torch.Tensor, name: str, p: dict[str, torch.Tensor], depth: DepthLike | None, implementation: str = "library"
+    images: torch.Tensor, name: str, p: dict[str, Any], depth: DepthLike | None, implementation: str = "library"
 ) -> torch.Tensor:
     """Apply validated params to validated images (the explicit functions minus their checks)."""
     if implementation == "reference":
@@ -117,11 +125,12 @@ def _dispatch(
     if name == "blur":
         return fn._blur_impl(images, p["sigma"], p["kernel_size"])
     if name == "noise":
-        return fn._noise_impl(images, p["sigma"], p["seed"])
+        return fn._noise_impl(images, p["sigma"], p["seed"], stream=p.get("stream", "torch"))
     if name == "jpeg":
         return fn._jpeg_impl(images, p["quality"])
     if name == "rain":
-        return fn._rain_impl(images, p["amount"], p["length"], p["angle"], p["width"], p["seed"])
+        return fn._rain_impl(images, p["amount"], p["length"], p["angle"], p["width"], p["seed"],
+                             stream=p.get("stream", "torch"))
     if name == "haze":
         return fn._haze_impl(images, depth, p["airlight"], p["beta"])
     if name == "lowlight":
@@ -196,7 +205,8 @@ def degrade(
     depth: DepthLike | None = None,
     ranges: Mapping[str, tuple[float, float]] | None = None,
     implementation: str = "library",
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    stream: str | None = None,
+) -> tuple[torch.Tensor, dict[str, Any]]:
     """Degrade a batch with one task: sample parameters (or take ``params``) and apply them.
 
     Passing the returned ``params`` back reproduces the output bit-exactly (same device), whether or not a
@@ -218,10 +228,13 @@ def degrade(
         depth: haze only: depth map or path; ``None`` uses :func:`estimate_depth` (not the reference's maps).
         ranges: ``{param: (lo, hi)}`` overriding the preset's ranges.
         implementation: ``"library"`` (default) or ``"reference"`` (above).
+        stream: random stream of the noise and rain fields when sampling (see :func:`sample_params`); a
+            replay uses the stream ``params`` record (none recorded: ``"torch"``).
 
     Returns:
         ``(degraded, params)``: the images on 8-bit levels (for the reference's rain and haze, cropped to
-        multiples of 4), and ``{param: (B,) CPU tensor}``.
+        multiples of 4), and ``{param: (B,) CPU tensor}`` (plus ``"stream"`` for noise and rain drawn from
+        the Philox stream).
 
     Raises:
         UnknownTaskError: unknown task. TypeError/ValueError: bad images, preset, params, ranges, depth or
@@ -243,7 +256,12 @@ def degrade(
     if params is not None:
         if generator is not None or ranges is not None:
             raise ValueError("pass either params (to replay) or generator/ranges (to sample), not both")
+        if stream is not None:
+            raise ValueError(
+                f"stream={stream!r} with params: a replay uses the stream its params record (params['stream'], "
+                "none: 'torch'); pass stream only to sample, or set params['stream']"
+            )
         p = check_params(name, params, b)
     else:
-        p = sample_params(name, b, preset=preset, generator=generator, ranges=ranges)
+        p = sample_params(name, b, preset=preset, generator=generator, ranges=ranges, stream=stream)
     return _dispatch(images, name, p, depth, implementation), p

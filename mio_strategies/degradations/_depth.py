@@ -133,7 +133,7 @@ def estimate_depth(images: torch.Tensor) -> torch.Tensor:
         >>> d.shape, bool(d[0, 0, 0, 0] > d[0, 0, -1, 0])
         (torch.Size([2, 1, 16, 16]), True)
     """
-    b, _, h, w = images.shape
+    _, _, h, w = images.shape
     x = images if images.dtype in (torch.float32, torch.float64) else images.float()
     lum = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]).clamp(0, 1)
     coarse = F.adaptive_avg_pool2d(lum, (min(h, 8), min(w, 8)))

@@ -17,8 +17,10 @@ import torch
 
 from ._depth import DepthLike, check_depth, estimate_depth
 from ._kernels import gaussian_kernels_1d, separable_filter
+from ._philox import DOMAIN_NOISE, philox_normal
 from ._rain import rain_layer
 from ._resize import imresize_tensor
+from ._specs import check_stream
 from ._validation import as_param, check_images, compute_dtype
 
 Param = Any  # a number, or a (B,) tensor / sequence of per-sample values
@@ -192,24 +194,33 @@ def _blur_impl(images: torch.Tensor, sg: torch.Tensor, ks: torch.Tensor, quantiz
 
 
 # --------------------------------------------------------------------------------------------- noise
-def _noise_field(seed: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
+def _noise_field(seed: torch.Tensor, shape: tuple[int, int, int], stream: str = "torch",
+                 device: torch.device | None = None) -> torch.Tensor:
+    """``(B, *shape)`` standard normal float32 field, one per seed (on the CPU for the torch stream, on
+    ``device`` for the Philox stream)."""
+    if stream == "philox":
+        return philox_normal(seed, math.prod(shape), domain=DOMAIN_NOISE, device=device).view(seed.shape[0], *shape)
     out = torch.empty((seed.shape[0], *shape), dtype=torch.float32)
     for i, s in enumerate(seed.tolist()):
         torch.randn(shape, generator=torch.Generator().manual_seed(int(s)), out=out[i])
     return out
 
 
-def gaussian_noise(images: torch.Tensor, sigma: Param, seed: Param, *, quantize: bool = True) -> torch.Tensor:
+def gaussian_noise(images: torch.Tensor, sigma: Param, seed: Param, *, quantize: bool = True,
+                   stream: str = "torch") -> torch.Tensor:
     """Noise degradation: add white Gaussian colour noise of std ``sigma / 255``, clip.
 
-    Each image's noise is drawn (float32, on the CPU) from ``torch.Generator().manual_seed(seed)``:
-    ``torch.randn((3, H, W))``, so it depends only on its seed, not on the batch or the device.
+    Each image's noise depends only on its seed, not on the batch or the device. With the ``"torch"``
+    stream it is drawn (float32, on the CPU) from ``torch.Generator().manual_seed(seed)``:
+    ``torch.randn((3, H, W))``; with ``"philox"`` the whole batch's noise is drawn at once on the images'
+    device from Philox4x32-10 keyed by each seed (Box-Muller normals, the same on every device).
 
     Args:
         images: ``(B, 3, H, W)`` float tensor in [0, 1].
         sigma: noise std(s) on the 0-255 scale, in [0, 255].
         seed: integer seed(s) in [0, 2**63 - 1].
         quantize: round the output to 8-bit levels.
+        stream: ``"torch"`` or ``"philox"``.
 
     Returns:
         Tensor like ``images``.
@@ -220,13 +231,16 @@ def gaussian_noise(images: torch.Tensor, sigma: Param, seed: Param, *, quantize:
     """
     check_images(images)
     b = images.shape[0]
-    return _noise_impl(images, as_param(sigma, "noise", "sigma", b), as_param(seed, "noise", "seed", b), quantize)
+    stream = check_stream(stream)
+    sg, sd = as_param(sigma, "noise", "sigma", b), as_param(seed, "noise", "seed", b)
+    return _noise_impl(images, sg, sd, quantize, stream=stream)
 
 
-def _noise_impl(images: torch.Tensor, sg: torch.Tensor, sd: torch.Tensor, quantize: bool = True) -> torch.Tensor:
+def _noise_impl(images: torch.Tensor, sg: torch.Tensor, sd: torch.Tensor, quantize: bool = True,
+                stream: str = "torch") -> torch.Tensor:
     _, c, h, w = images.shape
     x = _prepare(images)
-    n = _noise_field(sd, (c, h, w)).to(device=x.device, dtype=x.dtype)
+    n = _noise_field(sd, (c, h, w), stream, x.device).to(device=x.device, dtype=x.dtype)
     y = x + n * _col(sg / 255.0, x)
     return _finish(y, images, quantize)
 
@@ -282,14 +296,17 @@ def add_rain(
     seed: Param,
     *,
     quantize: bool = True,
+    stream: str = "torch",
 ) -> torch.Tensor:
     """Rain degradation: add the reference's synthetic streak layer (0..255, min-max normalised), clip.
 
     Streak seeds: uniform levels in [0, 256) per pixel, keeping the top ``amount * 0.01``; a small cross
     blur; correlation with a line kernel (the ``length`` diagonal rotated by ``angle - 45`` degrees, scaled
     by ``1 - length/100``, widened by a ``width`` Gaussian); min-max normalisation to 0..255, truncation to
-    integers; the same layer is added to the three channels. The seeds come from
-    ``torch.Generator().manual_seed(seed)``: ``torch.rand((H, W))`` on the CPU, per image.
+    integers; the same layer is added to the three channels. With the ``"torch"`` stream the seeds come
+    from ``torch.Generator().manual_seed(seed)``: ``torch.rand((H, W))`` on the CPU, per image; with
+    ``"philox"`` the batch's uniform levels are drawn at once on the images' device from Philox4x32-10
+    keyed by each seed (the same on every device). The streak layer itself is built on the CPU.
 
     Args:
         images: ``(B, 3, H, W)`` float tensor in [0, 1].
@@ -299,6 +316,7 @@ def add_rain(
         width: odd Gaussian size in [1, 31] (3..11).
         seed: integer seed(s) in [0, 2**63 - 1].
         quantize: round the output to 8-bit levels.
+        stream: ``"torch"`` or ``"philox"``.
 
     Returns:
         Tensor like ``images``.
@@ -309,6 +327,7 @@ def add_rain(
     """
     check_images(images)
     b = images.shape[0]
+    stream = check_stream(stream)
     return _rain_impl(
         images,
         as_param(amount, "rain", "amount", b),
@@ -317,6 +336,7 @@ def add_rain(
         as_param(width, "rain", "width", b),
         as_param(seed, "rain", "seed", b),
         quantize,
+        stream=stream,
     )
 
 
@@ -328,10 +348,11 @@ def _rain_impl(
     wd: torch.Tensor,
     sd: torch.Tensor,
     quantize: bool = True,
+    stream: str = "torch",
 ) -> torch.Tensor:
     _, _, h, w = images.shape
     x = _prepare(images)
-    layer = rain_layer(sd, am, ln, an, wd, h, w, x.device, x.dtype)
+    layer = rain_layer(sd, am, ln, an, wd, h, w, x.device, x.dtype, stream=stream)
     y = (x * 255.0 + layer).clamp(0.0, 255.0) / 255.0
     return _finish(y, images, quantize)
 

@@ -11,7 +11,7 @@ from mio_strategies.tasks import Task, TaskLike, get_task, parse_tasks
 
 from ._api import _check_batch_size, _check_generator, _dispatch, sample_params
 from ._depth import DepthLike
-from ._specs import check_preset, resolve_ranges
+from ._specs import check_preset, check_stream, resolve_ranges
 from ._validation import check_images, check_params
 
 __all__ = ["DegradationPipeline", "degrade_sequence"]
@@ -27,6 +27,8 @@ class DegradationPipeline:
         tasks: letters (``"BNJ"``), names (``"blur,noise"``) or an iterable of names/letters/ids.
         preset: ``"in"`` or ``"out"``: the ranges every stage samples from.
         ranges: optional ``{task: {param: (lo, hi)}}`` overrides (applied to every stage of that task).
+        stream: random stream of the noise and rain stages' fields when sampling (see
+            :func:`sample_params`; ``None``: the default).
 
     Raises:
         UnknownTaskError: an unknown task. ValueError: empty sequence, unknown preset, bad ranges.
@@ -45,7 +47,9 @@ class DegradationPipeline:
         *,
         preset: str = "in",
         ranges: Mapping[TaskLike, Mapping[str, tuple[float, float]]] | None = None,
+        stream: str | None = None,
     ) -> None:
+        self.stream = check_stream(stream)
         self.tasks: tuple[Task, ...] = parse_tasks(tasks, allow_duplicates=True)
         self.preset = check_preset(preset)
         self.ranges: dict[str, dict[str, tuple[float, float]]] = {}
@@ -76,7 +80,8 @@ class DegradationPipeline:
         n = _check_batch_size(batch_size)
         g = _check_generator(generator)
         return [
-            sample_params(t, n, preset=self.preset, generator=g, ranges=self.ranges.get(t.name)) for t in self.tasks
+            sample_params(t, n, preset=self.preset, generator=g, ranges=self.ranges.get(t.name), stream=self.stream)
+            for t in self.tasks
         ]
 
     def _check_params(self, params: Any, batch: int) -> list[dict[str, torch.Tensor]]:
@@ -137,6 +142,7 @@ def degrade_sequence(
     generator: torch.Generator | None = None,
     depth: DepthLike | None = None,
     ranges: Mapping[TaskLike, Mapping[str, tuple[float, float]]] | None = None,
+    stream: str | None = None,
 ) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:
     """Apply several degradations in sequence; functional form of :class:`DegradationPipeline`.
 
@@ -148,6 +154,7 @@ def degrade_sequence(
         generator: explicit generator; ``None`` draws a fresh seed (the returned params still replay).
         depth: depth map for haze stages.
         ranges: ``{task: {param: (lo, hi)}}`` overrides.
+        stream: random stream of noise and rain stages when sampling (see :func:`sample_params`).
 
     Returns:
         ``(degraded, params_per_stage)``.
@@ -158,5 +165,5 @@ def degrade_sequence(
         >>> len(p), torch.equal(degrade_sequence(x, "HL", params=p)[0], y)
         (2, True)
     """
-    pipe = DegradationPipeline(tasks, preset=preset, ranges=ranges)
+    pipe = DegradationPipeline(tasks, preset=preset, ranges=ranges, stream=stream)
     return pipe(images, params=params, generator=generator, depth=depth)

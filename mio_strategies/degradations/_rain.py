@@ -25,6 +25,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ._philox import DOMAIN_RAIN, philox_uniform
+
 # OpenCV's fixed small Gaussian kernels used when sigma <= 0 and ksize <= 9 (getGaussianKernel).
 _SMALL_GAUSS = {
     1: [1.0],
@@ -128,12 +130,18 @@ def streak_kernels_np(ln: np.ndarray, an: np.ndarray, wd: np.ndarray) -> tuple[n
     return t, A
 
 
-def streak_seeds(seed: torch.Tensor, amount: torch.Tensor, h: int, w: int) -> np.ndarray:
-    """Sparse streak seeds (B, H, W) float32: ``u = 256 * torch.rand((H, W))`` from each sample's generator,
-    zero where ``u < 256 - amount * 0.01``."""
-    out = torch.empty(seed.shape[0], h, w, dtype=torch.float32)
-    for i, s in enumerate(seed.tolist()):
-        torch.rand(h, w, generator=torch.Generator().manual_seed(int(s)), out=out[i])
+def streak_seeds(seed: torch.Tensor, amount: torch.Tensor, h: int, w: int, stream: str = "torch",
+                 device: torch.device | None = None) -> np.ndarray:
+    """Sparse streak seeds (B, H, W) float32: ``u = 256 * U[0, 1)`` per pixel, zero where
+    ``u < 256 - amount * 0.01``; ``U`` is ``torch.rand((H, W))`` from each sample's CPU generator (stream
+    ``"torch"``) or the batch's Philox uniforms drawn on ``device`` (stream ``"philox"``)."""
+    if stream == "philox":
+        field = philox_uniform(seed, h * w, domain=DOMAIN_RAIN, device=device)
+        out = field.view(seed.shape[0], h, w).cpu()
+    else:
+        out = torch.empty(seed.shape[0], h, w, dtype=torch.float32)
+        for i, s in enumerate(seed.tolist()):
+            torch.rand(h, w, generator=torch.Generator().manual_seed(int(s)), out=out[i])
     out.mul_(256.0)
     u = out.numpy()
     thresh = (256.0 - amount.numpy().astype(np.float64) * 0.01).astype(np.float32)
@@ -162,10 +170,11 @@ def rain_layer(
     w: int,
     device: torch.device,
     dtype: torch.dtype,
+    stream: str = "torch",
 ) -> torch.Tensor:
     """The integer-valued 0..255 rain layer (B, 1, H, W) of the recipe above, on ``device`` as ``dtype``."""
     b = seed.shape[0]
-    u = streak_seeds(seed, amount, h, w)
+    u = streak_seeds(seed, amount, h, w, stream, device)
     k, A = streak_kernels_np(length.numpy(), angle.numpy(), width.numpy())
     k2 = _cross_correlated(k)  # anchor A + 1
     p = A + 1

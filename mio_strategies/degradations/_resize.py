@@ -35,7 +35,7 @@ def resize_matrix_np(in_len: int, out_len: int, scale: float, antialias: bool = 
     x = np.arange(1, out_len + 1, dtype=np.float64)
     u = x / scale + 0.5 * (1.0 - 1.0 / scale)  # 1-based input coordinate of each output centre
     left = np.floor(u - width / 2.0)
-    taps = int(math.ceil(width)) + 2
+    taps = math.ceil(width) + 2
     idx = left[:, None] + np.arange(taps)[None, :]  # 1-based
     dist = u[:, None] - idx
     w = scale * _cubic(dist * scale) if stretch else _cubic(dist)

@@ -11,6 +11,20 @@ from mio_strategies.tasks import TASK_NAMES, TaskLike, get_task
 
 SEED_BOUNDS = (0, 2**63 - 1)
 
+STREAMS = ("torch", "philox")
+"""Random streams of the per-image noise and rain fields. ``"torch"``: one CPU
+``torch.Generator().manual_seed(seed)`` per image (every params dict recorded without a stream);
+``"philox"``: Philox4x32-10 in torch integer ops, the batch drawn at once on the images' device, the same
+on every device. Params drawn from the Philox stream record ``"stream": "philox"``; params without a
+``stream`` entry replay the ``"torch"`` stream."""
+
+DEFAULT_STREAM = "torch"
+"""The stream new draws use unless one is asked for (the torch stream: faster on a CPU, and the one every
+recorded test set and run was built with)."""
+
+STREAM_TASKS = ("noise", "rain")
+"""The tasks that draw a random field from their per-image seed (the only ones a stream applies to)."""
+
 
 @dataclass(frozen=True)
 class ParamSpec:
@@ -92,7 +106,8 @@ PRESETS: dict[str, dict[str, dict[str, tuple[float, float]]]] = {
         "lowlight": {"gamma": (3.0, 4.0)},
     },
 }
-"""Preset name (``"in"``: In-Dis, the training distribution; ``"out"``: Out-Dis, harder) -> task -> parameter -> sampling range."""
+"""Preset name (``"in"``: In-Dis, the training distribution; ``"out"``: Out-Dis, harder) -> task -> parameter
+-> sampling range."""
 
 
 def task_name(task: TaskLike) -> str:
@@ -106,6 +121,15 @@ def spec_of(task: str, name: str) -> ParamSpec:
             return s
     valid = [s.name for s in TASK_PARAMS[task]]
     raise ValueError(f"unknown parameter {name!r} for task {task!r}: valid parameters are {valid}")
+
+
+def check_stream(stream: Any) -> str:
+    """``stream`` if it names a known random stream (None: the default), else a ValueError listing them."""
+    if stream is None:
+        return DEFAULT_STREAM
+    if not isinstance(stream, str) or stream not in STREAMS:
+        raise ValueError(f"unknown random stream {stream!r}: valid streams are {list(STREAMS)} (or None, the default)")
+    return stream
 
 
 def check_preset(preset: Any) -> str:
@@ -173,6 +197,10 @@ __all__ = [
     "PARAM_BOUNDS",
     "PRESETS",
     "SEED_BOUNDS",
+    "STREAMS",
+    "DEFAULT_STREAM",
+    "STREAM_TASKS",
+    "check_stream",
     "TASK_NAMES",
     "check_preset",
     "check_range",

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from ._specs import TASK_PARAMS, ParamSpec, _fmt, spec_of
+from ._specs import STREAM_TASKS, STREAMS, TASK_PARAMS, ParamSpec, _fmt, spec_of
 
 
 def check_images(images: Any, name: str = "images") -> torch.Tensor:
@@ -64,7 +64,8 @@ def as_param(value: Any, task: str, name: str, batch: int) -> torch.Tensor:
     if isinstance(value, bool):
         raise TypeError(f"{where} must be a number or a tensor of {batch} numbers, got bool {value!r}")
     if isinstance(value, int) and not -(2**63) <= value < 2**63:  # beyond int64: out of any bound here
-        raise ValueError(f"{where} = {value!r} is outside the valid bounds [{_fmt(spec.bounds[0])}, {_fmt(spec.bounds[1])}] ({spec.doc})")
+        bounds = f"[{_fmt(spec.bounds[0])}, {_fmt(spec.bounds[1])}]"
+        raise ValueError(f"{where} = {value!r} is outside the valid bounds {bounds} ({spec.doc})")
     try:
         # a Python float is kept in float64 (torch.as_tensor would round it to float32)
         t = (value.detach().cpu() if isinstance(value, torch.Tensor)
@@ -123,8 +124,13 @@ def _check_values(t: torch.Tensor, spec: ParamSpec, where: str) -> torch.Tensor:
     return t.contiguous()
 
 
-def check_params(task: str, params: Any, batch: int) -> dict[str, torch.Tensor]:
-    """Validate a params dict for ``task`` (exact keys, one value per image, values in bounds)."""
+def check_params(task: str, params: Any, batch: int) -> dict[str, Any]:
+    """Validate a params dict for ``task`` (exact keys, one value per image, values in bounds).
+
+    Noise and rain params may also hold ``"stream"`` (``"torch"`` or ``"philox"``): the random stream of
+    their fields; it is kept when present (absent: the ``"torch"`` stream, as every params dict recorded
+    before streams were).
+    """
     if not isinstance(params, Mapping):
         raise TypeError(
             "params must be a dict of per-sample tensors as returned by degrade/sample_params, "
@@ -132,12 +138,19 @@ def check_params(task: str, params: Any, batch: int) -> dict[str, torch.Tensor]:
         )
     expected = [s.name for s in TASK_PARAMS[task]]
     missing = [k for k in expected if k not in params]
-    extra = [k for k in params if k not in expected]
+    extra = [k for k in params if k not in expected and not (k == "stream" and task in STREAM_TASKS)]
     if missing or extra:
         parts = []
         if missing:
             parts.append(f"missing keys {missing}")
         if extra:
             parts.append(f"unexpected keys {extra}")
-        raise ValueError(f"params for task {task!r}: {' and '.join(parts)}; expected exactly {expected}")
-    return {k: as_param(params[k], task, k, batch) for k in expected}
+        opt = " (and optionally 'stream')" if task in STREAM_TASKS else ""
+        raise ValueError(f"params for task {task!r}: {' and '.join(parts)}; expected exactly {expected}{opt}")
+    out: dict[str, Any] = {k: as_param(params[k], task, k, batch) for k in expected}
+    if "stream" in params:
+        stream = params["stream"]
+        if not isinstance(stream, str) or stream not in STREAMS:
+            raise ValueError(f"params for task {task!r}: unknown stream {stream!r}; valid streams are {list(STREAMS)}")
+        out["stream"] = stream
+    return out

@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -73,7 +74,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="projection seed (default: 0)")
     p.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default: 16)")
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    p.add_argument("--title", default=None, help="plot title (default: the model spec, or the checkpoint's backbone and strategy)")
+    p.add_argument("--title", default=None,
+                   help="plot title (default: the model spec, or the checkpoint's backbone and strategy)")
     p.add_argument("--output-dir", required=True, type=Path, metavar="DIR", help="where ddr.png and ddr.json go")
     p.add_argument("--max-pixels", type=max_pixels_arg, default=None, metavar="N", help=MAX_PIXELS_HELP)
     p.add_argument("--overwrite", action="store_true",
@@ -86,18 +88,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Run the analysis described by parsed ``analyze`` arguments; returns the exit code."""
     try:
-        with pixel_limit(args.max_pixels) if getattr(args, "max_pixels", None) is not None else _nullcontext():
+        with pixel_limit(args.max_pixels) if getattr(args, "max_pixels", None) is not None else contextlib.nullcontext():
             return _run(args)
     except (ValueError, TypeError, KeyError, OSError, ImportError) as exc:
         msg = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
         print(f"mio-strategies analyze: error: {msg}", file=sys.stderr)
         return 2
-
-
-def _nullcontext():
-    import contextlib
-
-    return contextlib.nullcontext()
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -117,6 +113,7 @@ def _run(args: argparse.Namespace) -> int:
         require("umap", feature="mio-strategies analyze --method umap")
 
     dataset = PairedFolderDataset(args.testset)
+    model: torch.nn.Module
     if args.model is None:
         model, label = _load_train_checkpoint(args.checkpoint, ema=not args.no_ema)
         module = resolve_module(model.backbone, args.module)[1]  # names are the backbone's own

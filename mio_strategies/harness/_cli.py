@@ -43,6 +43,12 @@ def add_parser(subparsers: Any) -> None:
                         "(--set periods=N); every other setting as saved")
     p.add_argument("--max-pixels", type=max_pixels_arg, default=None, metavar="N", help=MAX_PIXELS_HELP)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default=None,
+                   help="autocast of the forward pass (the config's precision key; default fp32); fp16 scales the loss")
+    p.add_argument("--compile", nargs="?", const="default", default=None,
+                   choices=("default", "reduce-overhead", "max-autotune"), metavar="MODE",
+                   help="torch.compile the backbone (prompt hooks included): default, reduce-overhead or max-autotune")
+    p.add_argument("--channels-last", action="store_true", default=None, help="train in the channels-last memory format")
     p.add_argument("--list-presets", action="store_true", help="list presets and backbones, then exit")
     p.add_argument("--protocol", help="train on a benchmark protocol's data: three-task, five-task, cdd11 or mio-7 "
                                       "(its curriculum order, periods and batch replace the preset's; needs --data)")
@@ -127,7 +133,8 @@ def add_parser(subparsers: Any) -> None:
                    help="override the cpu_demo preset (e.g. --set period_iters=20 for a smoke run)")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--overwrite", action="store_true",
-                   help="replace an existing demo folder that mio-strategies wrote once the new demo is complete (never a file, a link or another folder)")
+                   help="replace an existing demo folder that mio-strategies wrote once the new demo is complete (never a "
+                        "file, a link or another folder)")
     d.add_argument("--no-progress", action="store_true")
     d.add_argument("--pretrained", nargs="?", const=True, default=False, metavar="DIR",
                    help="evaluate trained weights instead of training: the weights shipped with the package, or a "
@@ -188,8 +195,10 @@ def _train(args: argparse.Namespace) -> int:
     if config is None:
         saved = Path(args.output) / "config.yaml" if args.output else None
         config = str(saved) if (args.resume or args.extend) and saved is not None and saved.is_file() else "srresnet"
+    speed = [f"{k}={v}" for k, v in (("precision", args.precision), ("compile", args.compile),
+                                      ("channels_last", args.channels_last and "true")) if v]
     try:
-        cfg = load_config(config, args.overrides)
+        cfg = load_config(config, [*args.overrides, *speed])
     except (KeyError, ValueError, TypeError, OSError) as exc:
         print(f"error: {_message(exc)}", file=sys.stderr)
         return 2
@@ -219,7 +228,8 @@ def _train(args: argparse.Namespace) -> int:
     print(f"{res.iteration} iterations ({res.iters_per_second:.2f} it/s); checkpoint: {res.checkpoint}")
     if res.validation:
         last = res.validation[-1]
-        print("validation PSNR: " + ", ".join(f"{k} {v:.2f}" for k, v in last["psnr"].items()) + f"; average {last['average']:.2f}")
+        per_task = ", ".join(f"{k} {v:.2f}" for k, v in last["psnr"].items())
+        print(f"validation PSNR: {per_task}; average {last['average']:.2f}")
     return 0
 
 

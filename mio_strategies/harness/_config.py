@@ -94,6 +94,13 @@ class TrainConfig:
         checkpoint_every: save a resumable checkpoint every that many iterations (default 1000; 0: only at
             the end, so that a kill loses the whole run). Every preset sets its own (at most a period).
         seed: initial weights, data, sampler and prompts all derive from it (paired seeds).
+        precision: autocast of the forward pass, ``fp32`` (none), ``bf16`` or ``fp16`` (with a gradient
+            scaler); weights, optimizer and EMA stay float32. Free on resume (exact within one precision).
+        compile: ``false`` (eager) or a ``torch.compile`` mode (``default``, ``reduce-overhead``,
+            ``max-autotune``) for the backbone, prompt hooks included.
+        channels_last: train in the ``torch.channels_last`` memory format.
+        stream: random stream of the noise and rain fields of the default dataset, ``torch`` or
+            ``philox`` (``null``: the library's default, ``torch``); see ``docs/gpu.md``.
         profile: ``library`` (default) or ``reference``: fills the keys below that the config does not
             set with the official code's choices (:data:`PROFILES`): its data path, optimizer restart at
             every stage, its initialisation, evaluation of the plain weights with classifier-picked prompts.
@@ -143,6 +150,10 @@ class TrainConfig:
     log_every: int = 100
     seed: int = 0
     device: str = "auto"
+    precision: str = "fp32"
+    compile: Any = False
+    channels_last: bool = False
+    stream: str | None = None
     profile: str = "library"
     data_implementation: str = "library"
     prompt_init: str = "library"
@@ -175,7 +186,9 @@ class TrainConfig:
                 f"'M' or 'S' with it, or backbone 'restormer' with {self.strategy!r}"
             )
         if not isinstance(self.order, str):
-            raise TypeError(f"order must be a string of task letters or names (e.g. 'SBNJRHL' or 'SB|NJ|R|H|L'), got {self.order!r}")
+            raise TypeError(
+                f"order must be a string of task letters or names (e.g. 'SBNJRHL' or 'SB|NJ|R|H|L'), got {self.order!r}"
+            )
         parse_stages(self.order)  # letters, names, or groups entering together ("SB|NJ|R|H|L")
         for key in ("periods", "period_iters", "batch_size", "patch_size", "repeat", "prompt_size", "val_size"):
             positive_int(key, getattr(self, key))
@@ -215,6 +228,17 @@ class TrainConfig:
                 "is the reference's chained per-stage jobs; each_period also resets within the all-task periods)"
             )
         _device_name("device", self.device)
+        from mio_strategies.harness._acceleration import check_compile, check_precision
+
+        check_precision(self.precision)
+        self.compile = check_compile(self.compile)
+        if not isinstance(self.channels_last, bool):
+            raise TypeError(f"channels_last must be true or false, got {self.channels_last!r}")
+        if self.stream is not None:
+            from mio_strategies.degradations import STREAMS
+
+            if self.stream not in STREAMS:
+                raise ValueError(f"stream must be null or one of {list(STREAMS)}, got {self.stream!r}")
         for key, valid in (("profile", tuple(PROFILES)), ("data_implementation", IMPLEMENTATIONS),
                            ("prompt_init", IMPLEMENTATIONS), ("eval_weights", EVAL_WEIGHTS),
                            ("eval_task_source", TASK_SOURCES)):
@@ -483,7 +507,9 @@ def parse_overrides(items: Iterable[str] | Mapping[str, Any] | None) -> dict[str
         elif "." in key:
             head, sub = key.split(".", 1)
             if head != "backbone_kwargs":
-                raise ConfigKeyError(f"nested override {key!r}: only backbone_kwargs.<option> and data.implementation may be nested")
+                raise ConfigKeyError(
+                    f"nested override {key!r}: only backbone_kwargs.<option> and data.implementation may be nested"
+                )
             out.setdefault("backbone_kwargs", {})[sub] = value
         else:
             if key == "backbone_kwargs":

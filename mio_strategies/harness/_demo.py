@@ -33,7 +33,9 @@ DEMO_STRATEGIES = ("M", "S+EP")
 class _BatchPrompted(nn.Module):
     """Wraps a restorer so that a feature-capture loop that only passes images still sets the prompt."""
 
-    def __init__(self, restorer: Restorer):
+    restorer: Restorer  # in __dict__, not a submodule
+
+    def __init__(self, restorer: Restorer) -> None:
         super().__init__()
         self.backbone = restorer.backbone
         self.__dict__["restorer"] = restorer

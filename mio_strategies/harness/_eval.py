@@ -6,7 +6,7 @@ import csv
 import io
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -225,7 +225,7 @@ def evaluate(
         clf = clf.to(device).eval()
     if hasattr(restorer, "eval"):
         restorer.eval()
-    indices = range(len(dataset))
+    indices: Iterable[int] = range(len(dataset))
     if progress:
         from tqdm.auto import tqdm
 

@@ -266,7 +266,7 @@ def restore_images(
     files = _collect([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)
     out_dir = check_output_dir(output, overwrite=overwrite, what="output folder")
     dev = _resolve_device(device, 0, fix="device='cpu' (--device cpu)")
-    restorer, cfg, _ = load_restorer(checkpoint, ema=ema, device=dev)
+    restorer, cfg, _ = load_restorer(Path(checkpoint), ema=ema, device=dev)
     m = restorer.size_multiple
     if tile is not None:
         tile = -(-tile // m) * m
@@ -284,7 +284,7 @@ def restore_images(
             if classifier is None:
                 raise ValueError("task='auto' (--task auto) needs a task classifier: pass classifier=FILE (--classifier "
                                  "FILE; train one with `mio-strategies train-classifier`)")
-            clf = load_classifier(classifier).to(dev).eval()
+            clf = load_classifier(Path(classifier)).to(dev).eval()
         else:
             fixed_task = get_task(task).id
     elif task is not None or classifier is not None:

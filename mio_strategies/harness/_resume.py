@@ -15,16 +15,38 @@ __all__ = ["adds_periods", "check_compatible", "differing_keys", "with_defaults"
 _IDENTITY_KEYS = ("backbone", "strategy")
 # What defines a run: a resume must repeat all of it (the optimizer's state would silently keep the old
 # lr / betas / weight decay, and the data keys would change the training set mid-run). Free on resume:
-# name, device, num_workers, log_every, val_every, val_images, val_size, checkpoint_every.
+# name, device, num_workers, log_every, val_every, val_images, val_size, checkpoint_every, and the speed options
+# precision, compile, channels_last (a resume is exact within one precision).
 _RUN_KEYS = (
-    "backbone_kwargs", "order", "periods", "period_iters", "batch_size", "patch_size", "seed",
-    "optimizer", "lr", "lr_min", "betas", "weight_decay", "reset_optimizer_each_period", "reset_optimizer_each_stage", "ema_decay",
-    "prompt_size", "train_images", "preset", "repeat", "data_implementation", "prompt_init", "prompt_maps",
+    "backbone_kwargs",
+    "order",
+    "periods",
+    "period_iters",
+    "batch_size",
+    "patch_size",
+    "seed",
+    "optimizer",
+    "lr",
+    "lr_min",
+    "betas",
+    "weight_decay",
+    "reset_optimizer_each_period",
+    "reset_optimizer_each_stage",
+    "ema_decay",
+    "prompt_size",
+    "train_images",
+    "preset",
+    "repeat",
+    "data_implementation",
+    "prompt_init",
+    "prompt_maps",
+    "stream",
 )
 
 
-def check_compatible(checkpoint: Mapping[str, Any], config: Mapping[str, Any], *, resume: bool,
-                     extend: bool = False) -> None:
+def check_compatible(
+    checkpoint: Mapping[str, Any], config: Mapping[str, Any], *, resume: bool, extend: bool = False
+) -> None:
     """Refuse a checkpoint from another backbone or strategy (and, to resume, another run setup).
 
     ``extend`` (with ``resume``): the requested config may have more periods than the saved run (the run
@@ -36,11 +58,14 @@ def check_compatible(checkpoint: Mapping[str, Any], config: Mapping[str, Any], *
     saved = with_defaults(checkpoint["config"])
     keys = differing_keys(saved, config, resume=resume)
     more_periods = "periods" in keys and adds_periods(saved, config)
-    diffs = [f"{k}: {saved.get(k)!r} in the checkpoint, {config.get(k)!r} requested"
-             for k in keys if not (k == "periods" and more_periods and extend and resume)]
+    diffs = [
+        f"{k}: {saved.get(k)!r} in the checkpoint, {config.get(k)!r} requested"
+        for k in keys
+        if not (k == "periods" and more_periods and extend and resume)
+    ]
     if diffs:
         what = ("extend the run saved in" if extend else "resume this run from") if resume else "load"
-        fix = ("; resume with the run's own settings (its config.yaml) or train into another folder" if resume else "")
+        fix = "; resume with the run's own settings (its config.yaml) or train into another folder" if resume else ""
         if extend:
             fix = "; an extension may add periods (not remove them) and must keep every other setting" + fix
         elif resume and more_periods:

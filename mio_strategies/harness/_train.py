@@ -27,6 +27,7 @@ from mio_strategies.checkpoints import (
 )
 from mio_strategies.curriculum import Curriculum, SequentialCurriculumSampler
 from mio_strategies.data import MiODataset, embedded_image_paths, list_images, mio_collate
+from mio_strategies.harness._acceleration import Acceleration
 from mio_strategies.harness._config import TrainConfig, load_config
 from mio_strategies.harness._eval import evaluate
 from mio_strategies.harness._protocol_run import protocol_train_dataset, protocol_validation_set
@@ -83,7 +84,7 @@ class TrainingInterrupted(Interrupted):
     ``iteration`` (saved), ``total``, ``checkpoint`` (its path), ``output_dir``; the message says how to resume.
     """
 
-    def __init__(self, signum: int, iteration: int, total: int, output_dir: Path):
+    def __init__(self, signum: int, iteration: int, total: int, output_dir: Path) -> None:
         self.iteration, self.total, self.output_dir = iteration, total, Path(output_dir)
         self.checkpoint = self.output_dir / CHECKPOINT_NAME
         how = (f"mio-strategies train --output {str(self.output_dir)!r} --resume" if _cli_spelling()
@@ -151,7 +152,7 @@ def _resolve_device(name: str, local_rank: int, fix: str = "device=cpu") -> torc
 class _EMA:
     """Exponential moving average of a restorer's floating-point state (parameters and buffers)."""
 
-    def __init__(self, restorer: Restorer, decay: float):
+    def __init__(self, restorer: Restorer, decay: float) -> None:
         self.decay = decay
         self.shadow = _float_state(restorer)
 
@@ -211,7 +212,7 @@ def _default_dataset(cfg: TrainConfig, world: int, saved: Mapping[str, Any] | No
     if isinstance(items, int) and items > 0 and items % per_pass == 0:
         repeat = items // per_pass
     return MiODataset(images, cfg.order_tasks, patch_size=cfg.patch_size, preset=cfg.preset, seed=cfg.seed, repeat=repeat,
-                      implementation=cfg.data_implementation)
+                      implementation=cfg.data_implementation, stream=cfg.stream)
 
 
 def default_validation_set(cfg: TrainConfig) -> Any:
@@ -223,7 +224,7 @@ def default_validation_set(cfg: TrainConfig) -> Any:
     images = list_images(src) if src is not None else embedded_image_paths()
     return MiODataset(
         images, cfg.order_tasks, patch_size=cfg.val_size, preset=cfg.preset, augment=False,
-        seed=derive_seed(cfg.seed, 7919), implementation=cfg.data_implementation,
+        seed=derive_seed(cfg.seed, 7919), implementation=cfg.data_implementation, stream=cfg.stream,
     )
 
 
@@ -353,6 +354,8 @@ def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, 
         cfg.backbone, cfg.strategy_prompt, backbone_kwargs=cfg.backbone_kwargs,
         seed=cfg.seed, prompt_size=cfg.prompt_size, prompt_init=cfg.prompt_init, prompt_maps=cfg.prompt_maps,
     ).to(device)
+    accel = Acceleration(cfg.precision, cfg.compile, cfg.channels_last, device)
+    accel.prepare(restorer)  # channels-last, compile: before the optimizer and EMA see the parameters
     params = restorer.parameters()
     optimizer = _make_optimizer(cfg, params)
     scheduler = _make_scheduler(cfg, optimizer)
@@ -375,6 +378,8 @@ def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, 
         if ema is not None:
             ema.load_state_dict(saved["ema"])
         sampler.load_state_dict(saved["sampler"], extend=extend)
+        if saved.get("precision", "fp32") == cfg.precision:  # another precision's run starts a fresh scaler
+            accel.load_state_dict(saved.get("grad_scaler"))
         start = int(saved["iteration"])
         history = list(saved.get("history", []))
         validation = list(saved.get("validation", []))
@@ -419,6 +424,8 @@ def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, 
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "sampler": sampler.state_dict(iteration=iteration),
+            "precision": cfg.precision,
+            "grad_scaler": accel.state_dict(),
             "history": history,
             "validation": validation,
             # the whole run's time up to this checkpoint: a leg resumed from it adds its own
@@ -467,19 +474,19 @@ def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, 
             ):
                 optimizer.state.clear()
             t0 = time.perf_counter()
-            lq = batch["lq"].to(device, non_blocking=True)
-            gt = batch["gt"].to(device, non_blocking=True)
+            lq = accel.inputs(batch["lq"].to(device, non_blocking=True))
+            gt = accel.inputs(batch["gt"].to(device, non_blocking=True))
             # mixing weights over a composite degradation's tasks (CDD-11) when the data give them, else task ids
             task = batch["prompt" if "prompt" in batch else "task"].to(device)
-            out_img = restorer(lq, task)
-            loss = F.l1_loss(out_img, gt)
+            with accel.autocast():
+                out_img = restorer(lq, task)
+            loss = F.l1_loss(out_img.float(), gt)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            accel.backward(loss)
             if world > 1:
                 _all_reduce_grads(params, world)
             lr_used = optimizer.param_groups[0]["lr"]
-            optimizer.step()
-            scheduler.step()
+            accel.step(optimizer, scheduler)
             if ema is not None:
                 ema.update(restorer)
             step_time += time.perf_counter() - t0
@@ -506,11 +513,12 @@ def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, 
                 restorer.train()
             if steps == 1:
                 loop_t0 = time.perf_counter()
-            elif steps == _TIMING_STEPS + 1 or (done == stop and steps > 1 and steps <= _TIMING_STEPS):
-                if callback is not None and loop_t0 is not None:  # the first step (warm-up) is not counted
-                    per_iter = (time.perf_counter() - loop_t0) / (steps - 1)
-                    callback({"kind": "timing", "iteration": done, "seconds_per_iteration": per_iter,
-                              "remaining_iterations": total - done, "eta_seconds": per_iter * (total - done)})
+            elif (steps == _TIMING_STEPS + 1 or (done == stop and 1 < steps <= _TIMING_STEPS)) and (
+                callback is not None and loop_t0 is not None  # the first step (warm-up) is not counted
+            ):
+                per_iter = (time.perf_counter() - loop_t0) / (steps - 1)
+                callback({"kind": "timing", "iteration": done, "seconds_per_iteration": per_iter,
+                          "remaining_iterations": total - done, "eta_seconds": per_iter * (total - done)})
             if _stop_requested(stop_request, world, device) and done < stop:
                 end = done
                 break
@@ -542,7 +550,7 @@ def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, 
 class _ema_weights:
     """Context manager: the restorer holds the EMA weights inside, its live weights again after."""
 
-    def __init__(self, restorer: Restorer, ema: _EMA | None):
+    def __init__(self, restorer: Restorer, ema: _EMA | None) -> None:
         self.restorer, self.ema = restorer, ema
         self.backup: dict[str, torch.Tensor] | None = None
 

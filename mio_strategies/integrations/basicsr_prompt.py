@@ -145,7 +145,7 @@ class MiOPromptedNet(PromptedModel):
     def __init__(self, backbone: Mapping[str, Any] | None = None, prompt: Mapping[str, Any] | None = None,
                  targets: Any = None, *,
                  scales: list[Mapping[str, Any]] | None = None, channels: Any = None, channel_axis: Any = None,
-                 example_input: list[int] | None = None, embed_dim: int = 64, seed: int = 0, **unknown: Any):
+                 example_input: list[int] | None = None, embed_dim: int = 64, seed: int = 0, **unknown: Any) -> None:
         _unknown(unknown, _NET_KEYS, "network_g (MiOPromptedNet)")
         for key, value in (("backbone", backbone), ("prompt", prompt)):
             if value is None:
@@ -176,7 +176,8 @@ class MiOPromptedNet(PromptedModel):
                 if not isinstance(s, Mapping) or "targets" not in s:
                     raise ValueError(f"{where} must be a mapping with targets:, got {s!r}")
                 _unknown(s, _SCALE_KEYS, where)
-                built.append(PromptScale(_target_elements(s["targets"], net, where), **{k: v for k, v in s.items() if k != "targets"}))
+                options = {k: v for k, v in s.items() if k != "targets"}
+                built.append(PromptScale(_target_elements(s["targets"], net, where), **options))
             injector = PromptInjector.attach(net, source, scales=built, **kw)
         else:
             injector = PromptInjector.attach(net, source, _target_elements(targets, net, "network_g.targets"),
@@ -198,13 +199,13 @@ class MiOPromptedNet(PromptedModel):
             classifier._apply(fn, *args, **kwargs)
         return self
 
-    def state_dict(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def state_dict(self, *args: Any, **kwargs: Any) -> Any:
         state = super().state_dict(*args, **kwargs)
         for key in [k for k in state if k.endswith(_EXTRA)]:
             state[key] = torch.tensor(list(json.dumps(state[key], sort_keys=True).encode()), dtype=torch.uint8)
         return state
 
-    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:  # type: ignore[override]
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
         """Load a state dict saved from a MiOPromptedNet (backbone and prompt), or a plain backbone's
         (``pretrain_network_g`` of the bare network: its keys have no ``model.`` / ``injector.`` prefix),
         which goes into the backbone and leaves the prompt as initialised.
@@ -255,7 +256,7 @@ class MiOTrainDataset(torch.utils.data.Dataset):
     epoch; BasicSR's own loop only sets the sampler's.
     """
 
-    def __init__(self, opt: Mapping[str, Any]):
+    def __init__(self, opt: Mapping[str, Any]) -> None:
         self.opt = opt
         _unknown(opt, _TRAIN_KEYS, f"datasets ({opt.get('name', 'MiOTrainDataset')}, MiOTrainDataset)")
         if opt.get("persistent_workers") and int(opt.get("num_worker_per_gpu", 0) or 0) > 0:
@@ -300,7 +301,7 @@ class MiOTestDataset(torch.utils.data.Dataset):
     (their inputs have no single task).
     """
 
-    def __init__(self, opt: Mapping[str, Any]):
+    def __init__(self, opt: Mapping[str, Any]) -> None:
         self.opt = opt
         _unknown(opt, _TEST_KEYS, f"datasets ({opt.get('name', 'MiOTestDataset')}, MiOTestDataset)")
         if not opt.get("dataroot"):
@@ -398,7 +399,8 @@ def load_basicsr_restorer(options: str | Path | Mapping[str, Any], weights: str 
             raise ValueError(f"BasicSR options must be a mapping (with network_g), got {type(options).__name__}")
     net_opt = options.get("network_g", options)
     if not isinstance(net_opt, Mapping) or net_opt.get("type") != "MiOPromptedNet":
-        raise ValueError(f"load_basicsr_restorer needs options with network_g type MiOPromptedNet, got {net_opt.get('type') if isinstance(net_opt, Mapping) else net_opt!r}")
+        got = net_opt.get("type") if isinstance(net_opt, Mapping) else net_opt
+        raise ValueError(f"load_basicsr_restorer needs options with network_g type MiOPromptedNet, got {got!r}")
     if size_multiple is None:
         size_multiple = ((options.get("val") or {}) if "network_g" in options else {}).get("size_multiple", 1)
     size_multiple = _size_multiple(size_multiple)
@@ -464,14 +466,19 @@ def _check_task_sources(opt: Mapping[str, Any]) -> None:
 
 
 def _model_class() -> type:
-    SRModel = import_basicsr("models.sr_model").SRModel
+    SRModel: Any = import_basicsr("models.sr_model").SRModel  # untyped third-party base class
 
     class MiOPromptModel(SRModel):
         """BasicSR's SRModel calling a MiOPromptedNet with each batch's task ids (explicit prompts)."""
 
-        def __init__(self, opt: Any):
+        lq: torch.Tensor  # set by SRModel.feed_data
+        output: torch.Tensor  # set by SRModel.test
+
+        def __init__(self, opt: Any) -> None:
             if opt["network_g"].get("type") != "MiOPromptedNet":
-                raise TypeError(f"model_type MiOPromptModel needs network_g type MiOPromptedNet, got {opt['network_g'].get('type')!r}")
+                raise TypeError(
+                    f"model_type MiOPromptModel needs network_g type MiOPromptedNet, got {opt['network_g'].get('type')!r}"
+                )
             if int(opt.get("num_gpu", 0) or 0) > 1 and not opt.get("dist"):
                 raise ValueError(
                     f"MiOPromptModel on num_gpu: {opt['num_gpu']} without a launcher would use DataParallel, whose "

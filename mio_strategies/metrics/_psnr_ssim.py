@@ -74,7 +74,7 @@ def psnr(output: torch.Tensor, target: torch.Tensor, crop_border: int = 4) -> to
     _validate(output, target, crop_border)
     sq = torch.zeros(output.shape[0], dtype=torch.float64, device=output.device)
     n = 0
-    for a, b, rows in _bands(output, target, crop_border, 0):
+    for a, b, _rows in _bands(output, target, crop_border, 0):
         sq += ((a - b) ** 2).sum(dim=(1, 2, 3))
         n += a[0].numel()
     mse = sq / n

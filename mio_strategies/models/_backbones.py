@@ -13,7 +13,7 @@ import fnmatch
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -188,7 +188,7 @@ class SRResNet(nn.Module):
         torch.Size([1, 3, 8, 8])
     """
 
-    def __init__(self, num_in_ch: int = 3, num_out_ch: int = 3, num_feat: int = 64, num_block: int = 16):
+    def __init__(self, num_in_ch: int = 3, num_out_ch: int = 3, num_feat: int = 64, num_block: int = 16) -> None:
         super().__init__()
         for key, v in (("num_in_ch", num_in_ch), ("num_out_ch", num_out_ch), ("num_feat", num_feat), ("num_block", num_block)):
             positive_int(key, v)
@@ -257,7 +257,7 @@ class ResUNet(nn.Module):
         torch.Size([1, 3, 16, 16])
     """
 
-    def __init__(self, num_feat: int = 16, num_block: int = 2, levels: int = 3, channel_attention: bool = False):
+    def __init__(self, num_feat: int = 16, num_block: int = 2, levels: int = 3, channel_attention: bool = False) -> None:
         super().__init__()
         for key, v in (("num_feat", num_feat), ("num_block", num_block)):
             positive_int(key, v)
@@ -284,7 +284,7 @@ class ResUNet(nn.Module):
         self.conv_last = nn.Conv2d(num_feat, 3, 3, 1, 1)
         self.lrelu = nn.LeakyReLU(negative_slope=0.1, inplace=True)
         nn.init.zeros_(self.conv_last.weight)
-        nn.init.zeros_(self.conv_last.bias)
+        nn.init.zeros_(cast(torch.Tensor, self.conv_last.bias))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feat = self.lrelu(self.conv_first(x))

@@ -7,7 +7,6 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from mio_strategies.models._backbones import backbone_spec, create_backbone, injection_plan, prompt_scales
@@ -40,7 +39,7 @@ class Restorer:
         size_multiple: input sides must be multiples of it.
     """
 
-    def __init__(self, backbone: nn.Module, injector: Any = None, prompt: str | None = None, size_multiple: int = 1):
+    def __init__(self, backbone: nn.Module, injector: Any = None, prompt: str | None = None, size_multiple: int = 1) -> None:
         if (injector is None) != (prompt is None):
             raise ValueError("an injector needs its prompt kind, and a prompt kind needs an injector")
         self.backbone = backbone

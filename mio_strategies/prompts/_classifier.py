@@ -47,7 +47,7 @@ class TaskClassifier(nn.Module):
     """
 
     def __init__(self, num_tasks: int = NUM_TASKS, *, in_channels: int = 3, width: int = 128,
-                 generator: torch.Generator | None = None, arch: str = "library"):
+                 generator: torch.Generator | None = None, arch: str = "library") -> None:
         super().__init__()
         for name, v in (("num_tasks", num_tasks), ("in_channels", in_channels), ("width", width)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -77,7 +77,9 @@ class TaskClassifier(nn.Module):
         if image.ndim != 4 or image.shape[1] != self.in_channels:
             raise ValueError(f"TaskClassifier expects images (B, {self.in_channels}, H, W), got shape {tuple(image.shape)}")
         if image.shape[-1] < 9 or image.shape[-2] < 9:
-            raise ValueError(f"TaskClassifier needs images of at least 9x9 pixels (two stride-3 convs), got {tuple(image.shape[-2:])}")
+            raise ValueError(
+                f"TaskClassifier needs images of at least 9x9 pixels (two stride-3 convs), got {tuple(image.shape[-2:])}"
+            )
         return self.head(self.features(image).mean(dim=(-2, -1)))
 
     @torch.no_grad()
@@ -175,7 +177,9 @@ def train_task_classifier(
 
 
 @torch.no_grad()
-def classifier_accuracy(classifier: nn.Module, batches: Iterable[Any], *, num_tasks: int = NUM_TASKS) -> tuple[float, torch.Tensor]:
+def classifier_accuracy(
+    classifier: nn.Module, batches: Iterable[Any], *, num_tasks: int = NUM_TASKS
+) -> tuple[float, torch.Tensor]:
     """Accuracy and confusion matrix ``(num_tasks, num_tasks)`` (rows: true task) over ``(images, ids)`` batches.
 
     Example:

@@ -31,7 +31,7 @@ class PromptExtractor(nn.Module):
         torch.Size([2, 64])
     """
 
-    def __init__(self, in_channels: int, embed_dim: int = 64, *, generator: torch.Generator | None = None):
+    def __init__(self, in_channels: int, embed_dim: int = 64, *, generator: torch.Generator | None = None) -> None:
         super().__init__()
         for name, v in (("in_channels", in_channels), ("embed_dim", embed_dim)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:

@@ -7,10 +7,10 @@ import inspect
 import itertools
 import math
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -29,7 +29,7 @@ from ._targets import (
     resolve,
 )
 
-__all__ = ["PromptInjector", "PromptScale", "PromptedModel", "PARTS"]
+__all__ = ["PARTS", "PromptInjector", "PromptScale", "PromptedModel"]
 
 PARTS: tuple[str, ...] = ("encoder", "latent", "decoder", "output")
 """The parts of a U-Net a :class:`PromptScale` can belong to, from input to output."""
@@ -70,7 +70,8 @@ class PromptScale:
     def __post_init__(self) -> None:
         if self.part not in PARTS:
             raise ValueError(f"part must be one of {PARTS}, got {self.part!r}")
-        if self.reduction is not None and (isinstance(self.reduction, bool) or not isinstance(self.reduction, int) or self.reduction < 1):
+        bad_reduction = isinstance(self.reduction, bool) or not isinstance(self.reduction, int) or self.reduction < 1
+        if self.reduction is not None and bad_reduction:
             raise ValueError(f"reduction must be a positive integer or None, got {self.reduction!r}")
 
 
@@ -90,7 +91,7 @@ class _ScalePlan:
 class _Modulator(nn.Module):
     """Two zero-initialised linear maps from the prompt vector to a channel scale and shift."""
 
-    def __init__(self, embed_dim: int, channels: int):
+    def __init__(self, embed_dim: int, channels: int) -> None:
         super().__init__()
         self.channels = channels
         self.scale = make_layer(nn.Linear, embed_dim, channels)
@@ -109,7 +110,7 @@ class _EntryHook:
 
     __slots__ = ("injector",)
 
-    def __init__(self, injector: PromptInjector):
+    def __init__(self, injector: PromptInjector) -> None:
         self.injector = injector
 
     def __call__(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
@@ -122,7 +123,7 @@ class _ExitHook:
 
     __slots__ = ("injector",)
 
-    def __init__(self, injector: PromptInjector):
+    def __init__(self, injector: PromptInjector) -> None:
         self.injector = injector
 
     def __call__(self, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
@@ -133,9 +134,9 @@ class _ExitHook:
 class _TargetHook:
     """Forward hook on one target: ``out * (1 + scale) + shift``."""
 
-    __slots__ = ("injector", "name", "key", "scale_index", "axis")
+    __slots__ = ("axis", "injector", "key", "name", "scale_index")
 
-    def __init__(self, injector: PromptInjector, name: str, key: str, scale_index: int, axis: int | None = None):
+    def __init__(self, injector: PromptInjector, name: str, key: str, scale_index: int, axis: int | None = None) -> None:
         self.injector = injector
         self.name = name
         self.key = key
@@ -265,8 +266,11 @@ class PromptInjector(nn.Module):
         >>> inj.detach()
     """
 
+    source: PromptSource
+    modulators: nn.ModuleDict
+
     def __init__(self, source: PromptSource, plan: list[_ScalePlan], *, embed_dim: int = 64,
-                 generator: torch.Generator | None = None, input_arg: int | str = 0):
+                 generator: torch.Generator | None = None, input_arg: int | str = 0) -> None:
         super().__init__()
         if not isinstance(source, PromptSource):
             raise TypeError(f"prompt must be an ExplicitPrompt or AdaptivePrompt, got {type(source).__name__}")
@@ -370,8 +374,9 @@ class PromptInjector(nn.Module):
         return injector
 
     @staticmethod
-    def _plan_for(model, prompt, targets, scales, parts, channels, example_input, input_arg=0, position=None,
-                  axis_spec=None) -> list[_ScalePlan]:
+    def _plan_for(model: nn.Module, prompt: PromptSource, targets: Any, scales: Any, parts: Any, channels: Any,
+                  example_input: Any, input_arg: int | str = 0, position: Any = None,
+                  axis_spec: Any = None) -> list[_ScalePlan]:
         if (targets is None) == (scales is None):
             raise ValueError("give either targets= (one scale) or scales= (a list of PromptScale), not both or neither")
         if scales is not None:
@@ -403,7 +408,9 @@ class PromptInjector(nn.Module):
             names = resolve(model, as_elements(entry.targets, where), where)
             for n in names:
                 if n in owner:
-                    raise ValueError(f"module {n!r} is targeted twice (in {owner[n]} and {label}); each module belongs to one scale")
+                    raise ValueError(
+                        f"module {n!r} is targeted twice (in {owner[n]} and {label}); each module belongs to one scale"
+                    )
                 owner[n] = label
             given = explicit_channels(entry.channels, names, where)
             given_axes = explicit_axes(entry.channel_axis, names, where)
@@ -589,7 +596,7 @@ class PromptInjector(nn.Module):
         _input_position(model, self.input_arg)  # validated before anything is built
         classifier = getattr(self.source, "classifier", None)
         source = copy.deepcopy(self.source)  # classifier (not a submodule) is shared below
-        if classifier is not None:
+        if classifier is not None and isinstance(source, ExplicitPrompt):  # only an explicit prompt has one
             source.set_classifier(classifier)
         plan = copy.deepcopy(self._plan)
         for sp in plan:  # the channel axes given at attach are kept; the others follow the new model's module types
@@ -620,7 +627,9 @@ class PromptInjector(nn.Module):
 
     # ---------------------------------------------------------------------------------- prompts
     @contextmanager
-    def prompt(self, task: Any = None, *, weights: Any = None, mix: Mapping[Any, float] | None = None) -> Iterator[PromptInjector]:
+    def prompt(
+        self, task: Any = None, *, weights: Any = None, mix: Mapping[Any, float] | None = None
+    ) -> Iterator[PromptInjector]:
         """Choose the explicit prompt of the model calls inside the ``with`` block.
 
         Args:
@@ -740,7 +749,7 @@ class PromptInjector(nn.Module):
         axis = channel_axis(out.ndim, getattr(hook, "axis", None))  # getattr: hooks pickled before axes
         if axis is None:
             raise ValueError(f"target {hook.name!r} returned shape {tuple(out.shape)}, which has no channel axis")
-        mod = self.modulators[hook.key]
+        mod = cast(_Modulator, self.modulators[hook.key])
         if out.shape[axis] != mod.channels:
             raise ValueError(
                 f"target {hook.name!r} returned {out.shape[axis]} channels (axis {axis} of {tuple(out.shape)}), "
@@ -779,7 +788,7 @@ class PromptInjector(nn.Module):
     def set_extra_state(self, state: Any) -> None:
         pass  # checked in load_state_dict before anything is copied
 
-    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):  # type: ignore[override]
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
         """Load injector weights, after checking they come from the same configuration.
 
         Raises:
@@ -846,7 +855,7 @@ class PromptedModel(nn.Module):
     prompt parameters too. The backbone's own ``state_dict`` is unchanged (``wrapped.model``).
     """
 
-    def __init__(self, model: nn.Module, injector: PromptInjector):
+    def __init__(self, model: nn.Module, injector: PromptInjector) -> None:
         super().__init__()
         self.model = model
         self.injector = injector
@@ -921,7 +930,7 @@ def _dry_run(model: nn.Module, names: list[str], example_input: Any, axes: Mappi
     modules = dict(model.named_modules())
     shapes: dict[str, Any] = {}
 
-    def recorder(name: str):
+    def recorder(name: str) -> Callable[[nn.Module, tuple, Any], None]:
         def hook(_m: nn.Module, _a: tuple, out: Any) -> None:
             shapes.setdefault(name, out)
         return hook

@@ -14,9 +14,9 @@ from ..tasks import NUM_TASKS, TASKS, Task, get_task
 from ._extractor import PromptExtractor
 from ._init import check_generator, default_generator
 
-__all__ = ["PromptSource", "ExplicitPrompt", "AdaptivePrompt"]
+__all__ = ["AdaptivePrompt", "ExplicitPrompt", "PromptSource"]
 
-TaskSpec = Union[int, str, Task, Sequence[Union[int, str, Task]], torch.Tensor]
+TaskSpec = Union[int, str, Task, Sequence[int | str | Task], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def _task_listing(num_tasks: int) -> str:
 class _TaskEmbedding(nn.Module):
     """A learned table of one prompt vector per task (the documented alternative to fixed maps)."""
 
-    def __init__(self, num_tasks: int, embed_dim: int, generator: torch.Generator):
+    def __init__(self, num_tasks: int, embed_dim: int, generator: torch.Generator) -> None:
         super().__init__()
         self.table = nn.Parameter(torch.randn(num_tasks, embed_dim, generator=generator) * 0.02)
 
@@ -135,6 +135,8 @@ class ExplicitPrompt(PromptSource):
     kind = "explicit"
     in_channels = 1
 
+    classifier: nn.Module | None  # in __dict__, not a submodule (see set_classifier)
+
     def __init__(
         self,
         num_tasks: int = NUM_TASKS,
@@ -144,7 +146,7 @@ class ExplicitPrompt(PromptSource):
         classifier: nn.Module | None = None,
         generator: torch.Generator | None = None,
         maps: torch.Tensor | None = None,
-    ):
+    ) -> None:
         super().__init__()
         if maps is not None:
             maps = _check_maps(maps, num_tasks, learned)
@@ -254,7 +256,9 @@ class ExplicitPrompt(PromptSource):
         if weights is not None:
             return _Spec(weights=self._weights(weights))
         if not isinstance(mix, Mapping) or not mix:
-            raise TypeError(f"mix must be a non-empty mapping of task -> weight, e.g. {{'rain': 0.5, 'lowlight': 0.5}}, got {mix!r}")
+            raise TypeError(
+                f"mix must be a non-empty mapping of task -> weight, e.g. {{'rain': 0.5, 'lowlight': 0.5}}, got {mix!r}"
+            )
         w = torch.zeros(self.num_tasks)
         for key, value in mix.items():
             tid = int(self._ids(key))
@@ -272,7 +276,9 @@ class ExplicitPrompt(PromptSource):
                     "`with injector.prompt(task=task_ids):`, or give ExplicitPrompt(classifier=...)"
                 )
             if image is None:
-                raise ValueError("the task classifier needs the model's input image, but the model was called without a tensor input")
+                raise ValueError(
+                    "the task classifier needs the model's input image, but the model was called without a tensor input"
+                )
             with torch.no_grad():
                 logits = clf(image)
             if logits.ndim != 2 or logits.shape[1] != self.num_tasks:
@@ -281,7 +287,9 @@ class ExplicitPrompt(PromptSource):
         if spec.ids is not None:
             ids = spec.ids
             if ids.ndim == 1 and batch is not None and ids.shape[0] != batch:
-                raise ValueError(f"got {ids.shape[0]} task ids for a batch of {batch} samples: give one id per sample or a single id")
+                raise ValueError(
+                    f"got {ids.shape[0]} task ids for a batch of {batch} samples: give one id per sample or a single id"
+                )
             return ("ids", ids.view(1) if ids.ndim == 0 else ids)  # one id: (1, D), broadcast over the batch
         w = spec.weights
         assert w is not None
@@ -315,7 +323,7 @@ class AdaptivePrompt(PromptSource):
 
     kind = "adaptive"
 
-    def __init__(self, in_channels: int = 3):
+    def __init__(self, in_channels: int = 3) -> None:
         super().__init__()
         if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
             raise ValueError(f"in_channels must be a positive integer, got {in_channels!r}")

@@ -143,7 +143,7 @@ def _per_target(spec: Any, names: Sequence[str], where: str, what: str) -> dict[
     if spec is None:
         return {}
     if not isinstance(spec, Mapping):
-        return {n: spec for n in names}
+        return dict.fromkeys(names, spec)
     unknown = [k for k in spec if k not in names]
     if unknown:
         raise ValueError(f"{where}: {what} given for {unknown}, which are not targets (targets: {list(names)})")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mio_strategies.data import ImageReadError, image_size, read_image
 from mio_strategies.protocols._pairing import list_folder_images, pair_folder
@@ -75,7 +76,10 @@ class CheckReport:
         body = [(r.folder.key, r.path, "-" if r.expected is None else str(r.expected),
                  "-" if r.found is None else str(r.found), r.status) for r in self.rows]
         widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
-        line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
+
+        def line(cells: Any) -> str:
+            return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
+
         return "\n".join([line(head), line(["-" * w for w in widths]), *[line(b) for b in body]])
 
     def summary(self, max_per_kind: int = 10) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-from types import ModuleType
+from typing import Any
 
 _INSTALL_HINT = (
     "basicsr is not installed: `pip install torch==2.14.1 torchvision==0.29.1` then "
@@ -34,8 +34,11 @@ def _alias_functional_tensor() -> None:
     sys.modules[name] = functional
 
 
-def import_basicsr(submodule: str | None = None) -> ModuleType:
+def import_basicsr(submodule: str | None = None) -> Any:
     """Import ``basicsr`` (or ``basicsr.<submodule>``) after applying the torchvision alias.
+
+    Returns:
+        The module, typed ``Any``: basicsr ships no type information, and callers read its attributes.
 
     Raises:
         ImportError: basicsr or torchvision missing, with the install recipe.

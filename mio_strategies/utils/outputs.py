@@ -165,7 +165,7 @@ def atomic_file(path: PathLike, mode: str = "wb", *, fsync: bool = False,
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, _mode_for(path, folder=False))
-        kw = {"encoding": encoding or "utf-8"} if mode == "w" else {}
+        kw: dict[str, Any] = {"encoding": encoding or "utf-8"} if mode == "w" else {}
         with os.fdopen(fd, mode, **kw) as fh:
             yield fh
             fh.flush()
@@ -369,7 +369,7 @@ def remove_stale_staging(final: PathLike) -> list[Path]:
         The removed folders.
     """
     final = Path(final)
-    removed = []
+    removed: list[Path] = []
     if not final.parent.is_dir():
         return removed
     for sib in final.parent.iterdir():
@@ -384,7 +384,7 @@ def remove_stale_tmp_files(folder: PathLike, names: tuple[str, ...]) -> list[Pat
     """Remove ``.<name>.*.tmp`` files that :func:`atomic_file` left in ``folder`` for the given file names
     (an earlier run killed while writing one). Call it while holding :func:`output_lock`."""
     folder = Path(folder)
-    removed = []
+    removed: list[Path] = []
     if not folder.is_dir():
         return removed
     for f in folder.iterdir():

@@ -19,7 +19,7 @@ class Interrupted(KeyboardInterrupt):
     """The process received SIGINT or SIGTERM; ``signum`` says which (a KeyboardInterrupt, so code that
     handles Ctrl-C handles SIGTERM the same way)."""
 
-    def __init__(self, signum: int, message: str = ""):
+    def __init__(self, signum: int, message: str = "") -> None:
         self.signum = signum
         super().__init__(message or f"interrupted by {signal.Signals(signum).name}")
 

@@ -156,11 +156,11 @@ def tiled_apply(
     xp = pad_to_multiple(x, multiple)
     hp, wp = xp.shape[-2:]
     if tile is None or (tile >= hp and tile >= wp):
-        out = fn(xp)
-        _check_size(out, xp)
+        whole = fn(xp)
+        _check_size(whole, xp)
         if on_tile is not None:
             on_tile(1, 1)
-        return out[..., :h, :w].to(x.device)
+        return whole[..., :h, :w].to(x.device)
     ys = tile_starts(hp, tile, overlap, multiple)
     xs = tile_starts(wp, tile, overlap, multiple)
     th, tw = min(tile, hp), min(tile, wp)

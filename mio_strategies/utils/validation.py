@@ -20,7 +20,7 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeGuard
 
 __all__ = [
     "SUGGESTION_CUTOFF",
@@ -40,7 +40,7 @@ __all__ = [
 SUGGESTION_CUTOFF = 0.75
 
 
-def is_int(value: Any) -> bool:
+def is_int(value: Any) -> TypeGuard[int]:
     """Whether ``value`` is an integer and not a bool.
 
     Example:

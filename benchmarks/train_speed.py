@@ -1,0 +1,237 @@
+"""Training speed side by side: precision / compile / channels-last per preset, synthesis streams, packed runs.
+
+Three tables, each measured in one run on one device, with ratios to the first column:
+
+* ``steps``: training steps per second of each preset's backbone (batch and patch size of the preset, random
+  inputs: the model step alone, data left out) in fp32, bf16 autocast, ``torch.compile`` and channels-last,
+  as the harness runs them (``mio_strategies.harness._acceleration.Acceleration``). Compilation is warm-up:
+  the first steps of every cell are not timed.
+* ``synthesis``: degraded patches per second of each task, as the dataset synthesizes them (one patch per
+  call, the torch stream, CPU) and batched on the device with the torch stream and with the Philox stream
+  (noise and rain draw their fields on the device; the other tasks do not draw fields, so their two
+  batched columns are the same computation).
+* ``packed``: the converged tier's backbone, N runs stepped one after another (each its own model and
+  Adam) vs stacked and stepped together (``torch.func``, as ``train_packed`` does): run-iterations/s.
+
+    python benchmarks/train_speed.py                          # CPU: a few seconds per cell
+    python benchmarks/train_speed.py --device cuda --presets mini_converged srresnet swinir restormer promptir
+    python benchmarks/train_speed.py --sections synthesis --device cuda --batch 64 --patch 128
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+try:  # run from a clone without installing: use the working tree's package
+    import mio_strategies  # noqa: F401
+except ImportError:  # pragma: no cover
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch
+
+VARIANTS = {
+    "fp32": ("fp32", False, False),
+    "bf16": ("bf16", False, False),
+    "compile": ("fp32", "default", False),
+    "channels-last": ("fp32", False, True),
+    "bf16+compile": ("bf16", "default", False),
+}
+TASKS = ("sr", "blur", "noise", "jpeg", "rain", "haze", "lowlight")
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(step, device: torch.device, seconds: float, warmup: int, min_steps: int = 3) -> float:
+    """Steps per second of ``step()`` after ``warmup`` untimed calls, timed for about ``seconds``."""
+    for _ in range(warmup):
+        step()
+    _sync(device)
+    n, t0 = 0, time.perf_counter()
+    while n < min_steps or time.perf_counter() - t0 < seconds:
+        step()
+        n += 1
+        if n % 5 == 0:
+            _sync(device)
+    _sync(device)
+    return n / (time.perf_counter() - t0)
+
+
+def step_speed(preset: str, variant: str, device: torch.device, seconds: float) -> float:
+    """Training steps per second of ``preset``'s backbone (strategy M) under ``variant``."""
+    import torch.nn.functional as F
+
+    from mio_strategies.harness import build_restorer, load_config
+    from mio_strategies.harness._acceleration import Acceleration
+
+    cfg = load_config(preset, ["strategy=M"])
+    precision, mode, cl = VARIANTS[variant]
+    restorer = build_restorer(cfg.backbone, None, backbone_kwargs=cfg.backbone_kwargs, seed=0).to(device)
+    acc = Acceleration(precision, mode, cl, device)
+    acc.prepare(restorer)
+    opt = torch.optim.Adam(restorer.parameters(), lr=1e-4)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    g = torch.Generator().manual_seed(0)
+    lq = acc.inputs(torch.rand(cfg.batch_size, 3, cfg.patch_size, cfg.patch_size, generator=g).to(device))
+    gt = acc.inputs(torch.rand(cfg.batch_size, 3, cfg.patch_size, cfg.patch_size, generator=g).to(device))
+    restorer.train()
+
+    def step() -> None:
+        with acc.autocast():
+            out = restorer(lq)
+        loss = F.l1_loss(out.float(), gt)
+        opt.zero_grad(set_to_none=True)
+        acc.backward(loss)
+        acc.step(opt, sched)
+
+    return _timed(step, device, seconds, warmup=3 if mode else 2)
+
+
+def steps_table(presets: list[str], variants: list[str], device: torch.device, seconds: float) -> list[str]:
+    lines = ["| preset (batch x patch) | " + " | ".join(f"{v} it/s" for v in variants) + " | "
+             + " | ".join(f"{v} / fp32" for v in variants[1:]) + " |",
+             "|---|" + "---|" * (2 * len(variants) - 1)]
+    from mio_strategies.harness import load_config
+
+    for preset in presets:
+        cfg = load_config(preset)
+        speeds = []
+        for v in variants:
+            try:
+                speeds.append(step_speed(preset, v, device, seconds))
+            except Exception as exc:  # noqa: BLE001 - a variant a backbone or device does not support: say so
+                print(f"  {preset} {v}: failed ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})", flush=True)
+                speeds.append(float("nan"))
+            print(f"  {preset} {v}: {speeds[-1]:.2f} it/s", flush=True)
+        base = speeds[0]
+        lines.append(f"| {preset} ({cfg.batch_size} x {cfg.patch_size}) | " + " | ".join(f"{s:.2f}" for s in speeds)
+                     + " | " + " | ".join(f"{s / base:.2f}x" for s in speeds[1:]) + " |")
+    return lines
+
+
+def synthesis_speed(task: str, mode: str, device: torch.device, batch: int, patch: int, seconds: float) -> float:
+    """Patches per second of ``task``: ``item`` (one patch per call, torch stream, CPU, as the dataset does),
+    ``torch`` / ``philox`` (a batch on ``device``)."""
+    from mio_strategies.degradations import degrade
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(batch, 3, patch, patch, generator=g)
+    if mode == "item":
+        def run() -> None:
+            for i in range(batch):
+                degrade(x[i : i + 1], task, generator=g, stream="torch")
+    else:
+        xd = x.to(device)
+
+        def run() -> None:
+            degrade(xd, task, generator=g, stream=mode)
+    return batch * _timed(run, device if mode != "item" else torch.device("cpu"), seconds, warmup=1, min_steps=2)
+
+
+def synthesis_table(device: torch.device, batch: int, patch: int, seconds: float) -> list[str]:
+    where = "CPU" if device.type == "cpu" else "GPU"
+    lines = [f"| task | per patch, torch stream, CPU | batch {batch}, torch stream, {where} | batch {batch}, philox, {where} "
+             f"| philox / torch (batched) | philox / per patch |", "|---|---|---|---|---|---|"]
+    for task in TASKS:
+        v = [synthesis_speed(task, m, device, batch, patch, seconds) for m in ("item", "torch", "philox")]
+        print(f"  {task}: " + ", ".join(f"{x:.0f}" for x in v) + " patches/s", flush=True)
+        lines.append(f"| {task} | {v[0]:.0f} | {v[1]:.0f} | {v[2]:.0f} | {v[2] / v[1]:.2f}x | {v[2] / v[0]:.2f}x |")
+    return lines
+
+
+def packed_table(runs: int, device: torch.device, seconds: float, preset: str = "mini_converged") -> list[str]:
+    """Run-iterations per second of ``runs`` copies of ``preset``'s backbone: one after another vs packed."""
+    import copy
+
+    import torch.nn.functional as F
+    from torch.func import functional_call, stack_module_state, vmap
+
+    from mio_strategies.harness import build_restorer, load_config
+
+    cfg = load_config(preset)
+    nets = [build_restorer(cfg.backbone, None, backbone_kwargs=cfg.backbone_kwargs, seed=k).backbone.to(device)
+            for k in range(runs)]
+    g = torch.Generator().manual_seed(0)
+    lq = torch.rand(runs, cfg.batch_size, 3, cfg.patch_size, cfg.patch_size, generator=g).to(device)
+    gt = torch.rand(runs, cfg.batch_size, 3, cfg.patch_size, cfg.patch_size, generator=g).to(device)
+    opts = [torch.optim.Adam(n.parameters(), lr=1e-4) for n in nets]
+
+    def separate() -> None:
+        for i, (n, o) in enumerate(zip(nets, opts)):
+            loss = F.l1_loss(n(lq[i]), gt[i])
+            o.zero_grad(set_to_none=True)
+            loss.backward()
+            o.step()
+
+    params, buffers = stack_module_state(nets)
+    base = copy.deepcopy(nets[0]).to("meta")
+    popt = torch.optim.Adam(list(params.values()), lr=1e-4)
+    fwd = vmap(lambda p, b, x: functional_call(base, (p, b), (x,)), randomness="error")
+
+    def packed() -> None:
+        out = fwd(params, buffers, lq)
+        loss = (out - gt).abs().flatten(1).mean(1).sum()
+        popt.zero_grad(set_to_none=True)
+        loss.backward()
+        popt.step()
+
+    sep = runs * _timed(separate, device, seconds, warmup=2)
+    pk = runs * _timed(packed, device, seconds, warmup=2)
+    print(f"  {runs} runs of {preset}: separate {sep:.1f}, packed {pk:.1f} run-iterations/s", flush=True)
+    return [f"| {preset} x {runs} runs (batch {cfg.batch_size} x {cfg.patch_size}) | separate run-it/s | packed run-it/s "
+            "| packed / separate |", "|---|---|---|---|",
+            f"| model steps | {sep:.1f} | {pk:.1f} | {pk / sep:.2f}x |"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+    p.add_argument("--sections", nargs="+", choices=("steps", "synthesis", "packed"),
+                   default=["steps", "synthesis", "packed"])
+    p.add_argument("--presets", nargs="+", default=None,
+                   help="presets of the steps table (default: mini_converged, mini_quick; on CUDA also the full-size "
+                        "srresnet, swinir, restormer, promptir)")
+    p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=None,
+                   help="default: fp32 bf16 compile channels-last (and bf16+compile on CUDA)")
+    p.add_argument("--seconds", type=float, default=3.0, help="timed seconds per cell (default 3)")
+    p.add_argument("--batch", type=int, default=16, help="synthesis batch (default 16)")
+    p.add_argument("--patch", type=int, default=64, help="synthesis patch side (default 64)")
+    p.add_argument("--runs", type=int, default=6, help="packed runs (default 6: M and S x 3 seeds)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    args = p.parse_args(argv)
+    name = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        p.error("--device cuda but no CUDA device is available")
+    device = torch.device(name)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cuda = device.type == "cuda"
+    what = torch.cuda.get_device_name(device) if cuda else f"CPU, {torch.get_num_threads()} threads"
+    print(f"device: {what}; torch {torch.__version__}", flush=True)
+    presets = args.presets or (["mini_converged", "mini_quick"]
+                               + (["srresnet", "swinir", "restormer", "promptir"] if cuda else []))
+    variants = args.variants or (["fp32", "bf16", "compile", "channels-last"] + (["bf16+compile"] if cuda else []))
+    if variants[0] != "fp32":
+        variants = ["fp32", *[v for v in variants if v != "fp32"]]
+    out = []
+    if "steps" in args.sections:
+        print("== training steps per second (random inputs, model step only)", flush=True)
+        out += ["", "Training steps per second (model step, random inputs):", *steps_table(presets, variants, device, args.seconds)]
+    if "synthesis" in args.sections:
+        print(f"== synthesis, {args.patch}-px patches", flush=True)
+        out += ["", f"Synthesis, patches/s ({args.patch} px):", *synthesis_table(device, args.batch, args.patch, args.seconds)]
+    if "packed" in args.sections:
+        print("== packed runs", flush=True)
+        out += ["", "Packed runs (model steps, random inputs):", *packed_table(args.runs, device, args.seconds)]
+    print("\n".join(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
