@@ -21,7 +21,6 @@ Three tables, each measured in one run on one device, with ratios to the first c
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -222,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     out = []
     if "steps" in args.sections:
         print("== training steps per second (random inputs, model step only)", flush=True)
-        out += ["", "Training steps per second (model step, random inputs):", *steps_table(presets, variants, device, args.seconds)]
+        out += ["", "Training steps per second (model step, random inputs):",
+                *steps_table(presets, variants, device, args.seconds)]
     if "synthesis" in args.sections:
         print(f"== synthesis, {args.patch}-px patches", flush=True)
         out += ["", f"Synthesis, patches/s ({args.patch} px):", *synthesis_table(device, args.batch, args.patch, args.seconds)]

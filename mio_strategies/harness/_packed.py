@@ -81,7 +81,7 @@ def _check_pack(configs: Sequence[Any], output_dirs: Sequence[Any]) -> list[Trai
 class _Run:
     """One packed run: its config, folder, data stream and records."""
 
-    def __init__(self, cfg: TrainConfig, out: Path, saved: dict[str, Any] | None):
+    def __init__(self, cfg: TrainConfig, out: Path, saved: dict[str, Any] | None) -> None:
         self.cfg, self.out, self.saved = cfg, out, saved
         self.history: list[dict[str, Any]] = list((saved or {}).get("history", []))
         self.validation: list[dict[str, Any]] = list((saved or {}).get("validation", []))
@@ -157,8 +157,8 @@ def train_packed(
         for i, (c, o) in enumerate(zip(cfgs, outs)):
             if not (o / CHECKPOINT_NAME).is_file():
                 raise FileNotFoundError(f"cannot resume: no {CHECKPOINT_NAME} in {str(o)!r}")
-            saved[i] = load_checkpoint(o / CHECKPOINT_NAME)
-            check_compatible(saved[i], c.to_dict(), resume=True)
+            state = saved[i] = load_checkpoint(o / CHECKPOINT_NAME)
+            check_compatible(state, c.to_dict(), resume=True)
         iters = {int(s["iteration"]) for s in saved if s is not None}
         if len(iters) > 1:
             raise ValueError(f"cannot resume packed runs saved at different iterations {sorted(iters)}: "
@@ -352,7 +352,7 @@ def train_packed(
 class _EMAView:
     """Run ``i``'s slice of the stacked EMA, with the ``copy_to`` that ``_ema_weights`` calls."""
 
-    def __init__(self, ema: dict[str, torch.Tensor], keys: list[str], i: int):
+    def __init__(self, ema: dict[str, torch.Tensor], keys: list[str], i: int) -> None:
         self.ema, self.keys, self.i = ema, keys, i
 
     @torch.no_grad()
