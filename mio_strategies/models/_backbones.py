@@ -9,7 +9,6 @@ with shell wildcards, ``create_backbone(name, **overrides)``.
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import warnings
 from collections.abc import Callable, Mapping
@@ -22,7 +21,7 @@ from torch import nn
 from mio_strategies.models._blocks import RCAB, ResidualBlockNoBN, scaled_kaiming_init
 from mio_strategies.prompts import PromptScale
 from mio_strategies.utils.basicsr_compat import import_basicsr
-from mio_strategies.utils.validation import non_negative_int, positive_int
+from mio_strategies.utils.validation import closest_name, did_you_mean, non_negative_int, positive_int
 
 __all__ = [
     "BackboneSpec",
@@ -85,8 +84,8 @@ class BackboneSpec:
         out = dict(self.defaults)
         for key, value in (overrides or {}).items():
             if key not in self.defaults:
-                close = difflib.get_close_matches(key, list(self.defaults), n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
+                close = closest_name(key, self.defaults)
+                hint = f"; did you mean {close!r}?" if close else ""
                 if isinstance(key, str) and ":" in key:  # YAML read "{num_feat:16}" as one key
                     hint += " (YAML needs a space after the colon: {num_feat: 16})"
                 raise KeyError(
@@ -135,8 +134,7 @@ def backbone_spec(name: str) -> BackboneSpec:
         raise TypeError(f"backbone name must be a str, got {type(name).__name__}")
     spec = _REGISTRY.get(name)
     if spec is None:
-        close = difflib.get_close_matches(name, list(_REGISTRY), n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
+        hint = did_you_mean(name, _REGISTRY)
         raise UnknownBackboneError(f"unknown backbone {name!r}: {hint}valid backbones are {list_backbones()}")
     return spec
 
