@@ -125,6 +125,12 @@ def test_every_page_is_in_the_navigation():
     assert {p for p in in_nav if p.endswith(".md")} - pages == set()
 
 
+def test_the_readme_links_lead_to_files_that_exist():
+    links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", (ROOT / "README.md").read_text())
+    local = [link for link in links if "://" not in link]
+    assert len(local) >= 10 and [link for link in local if not (ROOT / link).exists()] == []
+
+
 def test_the_docs_speak_of_the_library_not_of_how_the_work_was_organised():
     pages = [ROOT / "README.md", ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").rglob("*.md"))]
     found = [
