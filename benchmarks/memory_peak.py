@@ -9,8 +9,8 @@ side with the path it replaces:
 * ``degrade``: degrading one image by ``--tasks`` as ``mio-strategies degrade`` does. Old: every degraded
   copy held until the image is done, then written. Current: ``build_testset`` (each copy written as soon
   as it is computed).
-* ``eval``: PSNR/SSIM of one (LQ, GT) pair of that size through ``evaluate`` with the identity model (no
-  old path: the metrics themselves are unchanged).
+* ``eval``: PSNR and SSIM of one (LQ, GT) pair of that size, as evaluation scores it. Old: the float64 maps
+  of the whole image. Current: ``psnr`` / ``ssim`` (the same values, computed in bands of rows).
 
 Usage::
 
@@ -64,11 +64,33 @@ elif mode == "degrade-old":
         D.write_png(o, os.path.join(out, f"{j}.png"))
 elif mode == "degrade-new":
     D.build_testset([path], out, tasks=tasks, max_pixels=0)
-elif mode == "eval-new":
-    from mio_strategies.harness import evaluate
+elif mode == "prep":
     D.build_testset([path], out, tasks=tasks[0], max_pixels=0)
+    sys.exit(0)
+elif mode.startswith("eval"):
+    # one (LQ, GT) pair of the test set, scored as evaluation scores it (PSNR and SSIM, 4-pixel border)
     with D.pixel_limit(0):
-        evaluate(lambda x, task=None: x, D.open_testset(out), progress=False)
+        item = D.open_testset(out)[0]
+    lq, gt = item["lq"].unsqueeze(0), item["gt"].unsqueeze(0)
+    if mode == "eval-new":
+        from mio_strategies.harness import psnr, ssim
+    else:  # the whole-image formulas the metrics used before (float64 maps of the whole image)
+        import torch.nn.functional as F
+        def levels(x):
+            return (x.detach().to(torch.float64).clamp(0, 1) * 255.0).round()[..., 4:-4, 4:-4]
+        def psnr(x, y):
+            a, b = levels(x), levels(y)
+            return 10 * torch.log10(255.0**2 / ((a - b) ** 2).mean(dim=(1, 2, 3)))
+        def ssim(x, y):
+            a, b = levels(x), levels(y)
+            g = torch.exp(-((torch.arange(11, dtype=torch.float64) - 5) ** 2) / 4.5); g = g / g.sum()
+            r, c = g.view(1, 1, 11, 1).expand(3, 1, 11, 1), g.view(1, 1, 1, 11).expand(3, 1, 1, 11)
+            f = lambda z: F.conv2d(F.conv2d(z, r, groups=3), c, groups=3)
+            m1, m2 = f(a), f(b)
+            s11, s22, s12 = f(a * a) - m1**2, f(b * b) - m2**2, f(a * b) - m1 * m2
+            c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+            return (((2 * m1 * m2 + c1) * (2 * s12 + c2)) / ((m1**2 + m2**2 + c1) * (s11 + s22 + c2))).mean()
+    psnr(lq, gt), ssim(lq, gt)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({"peak_mib": peak / 1024, "above_imports_mib": (peak - max(base, peak0)) / 1024}))
 '''
@@ -92,6 +114,8 @@ def _measure(mode: str, image: Path, tasks: str) -> dict:
             os.makedirs(out)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
                                                                             os.environ.get("PYTHONPATH")]))}
+        if mode.startswith("eval"):  # the test set is built in another process: only the scoring is measured
+            subprocess.run([sys.executable, "-c", CHILD, "prep", str(image), tasks, out], check=True, env=env)
         res = subprocess.run([sys.executable, "-c", CHILD, mode, str(image), tasks, out], capture_output=True,
                              text=True, env=env)
         if res.returncode != 0:
@@ -110,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
             w, h = SIZES[size]
             image = _image((w, h), Path(tmp) / f"{size}.png")
             for what in ("read", "degrade", "eval"):
-                old = _measure(f"{what}-old", image, args.tasks) if what != "eval" else None
+                old = _measure(f"{what}-old", image, args.tasks)
                 new = _measure(f"{what}-new", image, args.tasks)
                 o = f"{old['above_imports_mib']:9.0f}" if old else f"{'-':>9}"
                 ratio = f"{old['above_imports_mib'] / new['above_imports_mib']:12.2f}" if old else f"{'-':>12}"

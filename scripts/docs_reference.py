@@ -152,8 +152,16 @@ def missing_docstrings(pages: dict[str, list[str]] | None = None, package: griff
 
 
 def _page(module_path: str, names: list[str]) -> str:
-    lines = [f"# `{module_path}`", "", f"::: {module_path}", "    options:", "      members: false",
-             "      show_root_heading: false", "      show_root_toc_entry: false", ""]
+    lines = [
+        f"# `{module_path}`",
+        "",
+        f"::: {module_path}",
+        "    options:",
+        "      members: false",
+        "      show_root_heading: false",
+        "      show_root_toc_entry: false",
+        "",
+    ]
     for name in names:
         lines += [f"::: {module_path}.{name}", ""]
     return "\n".join(lines)
@@ -163,9 +171,14 @@ def _root_page(exports: list[str], where: dict[str, str]) -> str:
     by_name = {}
     for public in where.values():
         by_name.setdefault(public.rsplit(".", 1)[1], public)
-    lines = [f"# `{PACKAGE}`", "",
-             f"`import {PACKAGE}` is light: the names below are imported from their packages on first use.", "",
-             "| name | documented at |", "|---|---|"]
+    lines = [
+        f"# `{PACKAGE}`",
+        "",
+        f"`import {PACKAGE}` is light: the names below are imported from their packages on first use.",
+        "",
+        "| name | documented at |",
+        "|---|---|",
+    ]
     for name in exports:
         if name == "__version__":
             lines.append("| `__version__` | the installed version, a string |")
@@ -193,8 +206,10 @@ def generate() -> None:
     pages = public_api(package)
     missing = missing_docstrings(pages, package)
     if missing:
-        raise ValueError("public names without a docstring (add one; a constant takes a string literal right "
-                         "below its assignment, or #: comment lines right above it): " + ", ".join(missing))
+        raise ValueError(
+            "public names without a docstring (add one; a constant takes a string literal right "
+            "below its assignment, or #: comment lines right above it): " + ", ".join(missing)
+        )
     where = documented_at(pages, package)
     nav = mkdocs_gen_files.Nav()
     with mkdocs_gen_files.open("reference/index.md", "w") as fd:

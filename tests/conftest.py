@@ -40,3 +40,47 @@ class TupleOut(nn.Module):
     def forward(self, x):
         y = self.conv(x)
         return y, y.mean()
+
+
+# -- the slow tests (`python -m pytest -m "not slow"` is the fast selection; CI runs everything) ---------------
+# Whole files that train models or spawn processes, and, elsewhere, the tests that do. Marked here, in one
+# place, so that a test file need not change to be moved in or out of the fast selection.
+_SLOW_FILES = frozenset(
+    {
+        "test_mini_benchmark.py",
+        "test_harness_eval.py",
+        "test_prompt_distributed.py",
+        "test_sampler_distributed.py",
+        "test_demo_story.py",
+        "test_protocol_run.py",
+    }
+)
+_SLOW_NAME_PARTS = {
+    "test_harness.py": (
+        "train",
+        "resume",
+        "extend",
+        "demo",
+        "exported",
+        "optimizer_resets",
+        "processes",
+        "gloo",
+        "leg",
+        "logged_lr",
+        "failing_config",
+        "existing_output_folder",
+        "another_process",
+        "generators_as_they_were",
+    ),
+    "test_analysis_metrics.py": ("umap",),
+    "test_analysis_cli.py": ("train_checkpoint",),
+    "test_curriculum_basicsr.py": ("train_pipeline", "mixed_mode"),
+    "test_models_blocks.py": ("need_no_basicsr", "shipped_weights"),
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        file = item.path.name
+        if file in _SLOW_FILES or any(part in item.name for part in _SLOW_NAME_PARTS.get(file, ())):
+            item.add_marker(pytest.mark.slow)

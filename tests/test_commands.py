@@ -18,8 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 # commands of the environment itself, not of this project
 GENERIC = {"python3", ".", "source", "cd", "git", "pip", "export", "ls", "cat", "mkdir"}
-# tools the project's extras install, by the module that provides them
-TOOLS = {"ruff": "ruff", "mypy": "mypy", "lint-imports": "importlinter", "mkdocs": "mkdocs", "pytest": "pytest"}
+# the static checks of .ci/lint: command -> (its package in an extra, its section of pyproject.toml)
+STATIC_CHECKS = {"ruff": ("ruff", "ruff"), "mypy": ("mypy", "mypy"), "lint-imports": ("import-linter", "importlinter")}
 
 
 def _commands(text: str) -> list[list[str]]:
@@ -52,8 +52,6 @@ def _problem(tokens: list[str], subparsers: dict[str, argparse.ArgumentParser]) 
     head, args = tokens[0], tokens[1:]
     if head in GENERIC:
         return None
-    if head in TOOLS:
-        return None if importlib.util.find_spec(TOOLS[head]) else f"{head} is not installed (module {TOOLS[head]})"
     if head == "make":
         targets = [a for a in args if "=" not in a and not a.startswith("-")]
         missing = [t for t in targets if t not in _make_targets()]
@@ -85,6 +83,11 @@ def _problem(tokens: list[str], subparsers: dict[str, argparse.ArgumentParser]) 
         named = [args[i + 1] for i, a in enumerate(args) if a == "-s"]
         missing = [s for s in named if s not in sessions]
         return f"no nox session {missing}" if missing else None
+    if head in STATIC_CHECKS:  # the tools of .ci/lint: declared in an extra and configured in pyproject.toml
+        pyproject = (ROOT / "pyproject.toml").read_text()
+        package, section = STATIC_CHECKS[head]
+        missing = [what for what in (f'"{package}', f"[tool.{section}") if what not in pyproject]
+        return f"{head} is not declared and configured in pyproject.toml ({missing})" if missing else None
     return f"unknown command {head!r}: teach tests/test_commands.py what it needs"
 
 
@@ -110,6 +113,7 @@ def test_the_checker_catches_a_wrong_command():
     assert _problem(["nox", "-s", "test"], subparsers) == "no nox session ['test']"
     assert _problem(["python", "examples/nowhere.py"], subparsers) == "no file examples/nowhere.py"
     assert _problem(["nox_", "-s"], subparsers).startswith("unknown command")
+    assert _problem(["ruff", "check", "mio_strategies"], subparsers) is None
     assert _commands("```bash\nmake demo   # a comment\nmio-strategies eval \\\n  --output x && make test\n```") == [
         ["make", "demo"],
         ["mio-strategies", "eval", "--output", "x"],

@@ -11,6 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,8 +31,19 @@ def reference():
 
 def test_every_public_name_has_a_docstring(reference):
     pages = reference.public_api()
-    assert {"mio_strategies.tasks", "mio_strategies.degradations", "mio_strategies.prompts",
-            "mio_strategies.curriculum", "mio_strategies.data", "mio_strategies.analysis"} <= set(pages)
+    assert {
+        "mio_strategies.tasks",
+        "mio_strategies.degradations",
+        "mio_strategies.prompts",
+        "mio_strategies.curriculum",
+        "mio_strategies.data",
+        "mio_strategies.analysis",
+        "mio_strategies.models",
+        "mio_strategies.metrics",
+        "mio_strategies.checkpoints",
+        "mio_strategies.protocols",
+        "mio_strategies.integrations.lightning",
+    } <= set(pages)
     assert reference.missing_docstrings(pages) == []
 
 
@@ -55,10 +67,12 @@ def test_an_undocumented_public_name_is_reported(reference, tmp_path):
     (pkg / "__init__.py").write_text('"""Toy."""\n')
     (pkg / "sub" / "__init__.py").write_text(
         '"""Sub."""\nfrom toypkg.sub._impl import f, g, LIMIT, OTHER, PLAIN, SIZE\n'
-        '__all__ = ["f", "g", "LIMIT", "OTHER", "PLAIN", "SIZE"]\n')
+        '__all__ = ["f", "g", "LIMIT", "OTHER", "PLAIN", "SIZE"]\n'
+    )
     (pkg / "sub" / "_impl.py").write_text(
         'def f():\n    """Documented."""\n\n\ndef g():\n    pass\n\n\nLIMIT = 3\n"""The limit."""\nOTHER = 4\n'
-        '# a plain comment\nPLAIN = 5\n#: the size,\n#: in pixels\nSIZE = 6\n')
+        "# a plain comment\nPLAIN = 5\n#: the size,\n#: in pixels\nSIZE = 6\n"
+    )
     package = reference.load_package("toypkg", tmp_path)
     pages = reference.public_api(package)
     assert pages == {"toypkg.sub": ["f", "g", "LIMIT", "OTHER", "PLAIN", "SIZE"]}
@@ -71,25 +85,66 @@ def test_optional_pages_leave_the_navigation_until_they_exist(tmp_path):
     hooks = _script("docs_hooks")
     (tmp_path / "index.md").write_text("# home\n")
     (tmp_path / "safety.md").write_text("# safety\n")
-    nav = [{"Home": "index.md"}, {"Guides": [{"Lightning": "lightning.md"}, {"Missing": "missing.md"}]},
-           {"Safety": "safety.md"}, {"Later": [{"Benchmarks": "benchmarks.md"}]}, {"API reference": "reference/"}]
+    nav = [
+        {"Home": "index.md"},
+        {"Guides": [{"Lightning": "lightning.md"}, {"Missing": "missing.md"}]},
+        {"Safety": "safety.md"},
+        {"Later": [{"Benchmarks": "benchmarks.md"}]},
+        {"API reference": "reference/"},
+    ]
     config = hooks.on_config(SimpleNamespace(nav=nav, docs_dir=str(tmp_path)))
     # an optional page that is absent goes (and a section left empty with it); any other entry stays,
     # so that a missing page that is not optional still fails the strict build
-    assert config.nav == [{"Home": "index.md"}, {"Guides": [{"Missing": "missing.md"}]}, {"Safety": "safety.md"},
-                          {"API reference": "reference/"}]
+    assert config.nav == [
+        {"Home": "index.md"},
+        {"Guides": [{"Missing": "missing.md"}]},
+        {"Safety": "safety.md"},
+        {"API reference": "reference/"},
+    ]
 
 
-NARRATIVE = re.compile(r"\b(?:this|that|next|previous|the last|a later|an earlier|working) session\b|\bsessions? \d+|"
-                       r"\bissue #?\d+|\bthis issue\b", re.I)
+NARRATIVE = re.compile(
+    r"\b(?:this|that|next|previous|the last|a later|an earlier|working) session\b|\bsessions? \d+|"
+    r"\bissue #?\d+|\bthis issue\b",
+    re.I,
+)
+
+
+def _nav_pages(nav: object) -> set[str]:
+    if isinstance(nav, str):
+        return {nav}
+    items = nav.values() if isinstance(nav, dict) else nav if isinstance(nav, list) else []
+    return set().union(*(_nav_pages(item) for item in items)) if items else set()
+
+
+def test_every_page_is_in_the_navigation():
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
+    in_nav = _nav_pages(config["nav"])
+    pages = {p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs").rglob("*.md")}
+    assert pages - in_nav == set(), "add these pages to the nav of mkdocs.yml"
+    assert {p for p in in_nav if p.endswith(".md")} - pages == set()
+
+
+def test_the_readme_links_lead_to_files_that_exist():
+    links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", (ROOT / "README.md").read_text())
+    local = [link for link in links if "://" not in link]
+    assert len(local) >= 10 and [link for link in local if not (ROOT / link).exists()] == []
 
 
 def test_the_docs_speak_of_the_library_not_of_how_the_work_was_organised():
     pages = [ROOT / "README.md", ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").rglob("*.md"))]
-    found = [f"{p.relative_to(ROOT)}: {m.group(0)!r}" for p in pages if p.is_file() for m in NARRATIVE.finditer(p.read_text())]
+    found = [
+        f"{p.relative_to(ROOT)}: {m.group(0)!r}"
+        for p in pages
+        if p.is_file()
+        for m in NARRATIVE.finditer(p.read_text())
+    ]
     assert found == []
-    assert NARRATIVE.search("finished in session 9") and NARRATIVE.search("see issue 6") and not NARRATIVE.search(
-        "a nox session")
+    assert (
+        NARRATIVE.search("finished in session 9")
+        and NARRATIVE.search("see issue 6")
+        and not NARRATIVE.search("a nox session")
+    )
 
 
 def test_the_results_figure_reads_the_results_table():
@@ -107,11 +162,21 @@ def test_the_results_figure_reads_the_results_table():
 def test_the_site_builds_in_strict_mode(tmp_path):
     pytest.importorskip("mkdocs", reason="the docs extra is not installed (pip install -e '.[docs]')")
     reference = _script("docs_reference")
-    env = {**os.environ, "DISABLE_MKDOCS_2_WARNING": "true", "NO_MKDOCS_2_WARNING": "1",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    env = {
+        **os.environ,
+        "DISABLE_MKDOCS_2_WARNING": "true",
+        "NO_MKDOCS_2_WARNING": "1",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
     site = tmp_path / "site"
-    res = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    res = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-5000:]
     for module in reference.public_api():
         page = site / "reference" / module.removeprefix("mio_strategies.").replace(".", "/") / "index.html"

@@ -42,8 +42,17 @@ PAGES = list(_pages())
 
 def test_the_guides_and_concepts_have_snippets():
     names = {p.values[0].relative_to(DOCS).as_posix() for p in PAGES}
-    assert {"tasks.md", "degradations.md", "data.md", "analysis.md", "concepts.md", "reproducing.md",
-            "guides/pytorch-loop.md", "guides/attach-prompts.md", "guides/compare-strategies.md"} <= names
+    assert {
+        "tasks.md",
+        "degradations.md",
+        "data.md",
+        "analysis.md",
+        "concepts.md",
+        "reproducing.md",
+        "guides/pytorch-loop.md",
+        "guides/attach-prompts.md",
+        "guides/compare-strategies.md",
+    } <= names
 
 
 @pytest.mark.usefixtures("one_thread")

@@ -70,6 +70,8 @@ def test_protocol_preset_replaces_the_backbone_schedule_and_overrides_win(tmp_pa
     assert (cfg.protocol, cfg.protocol_root, cfg.name) == ("three-task", str(tmp_path), "three-task-srresnet_tiny")
     assert protocol_config("cdd11", tmp_path, "srresnet", ["backbone=srresnet_tiny"]).balance == "samples"
     assert protocol_config("three-task", tmp_path, "srresnet", ["periods=8"]).periods == 8
+    default = protocol_config("five-task", tmp_path, overrides=["strategy=S+EP"])  # every strategy applies
+    assert (default.backbone, default.strategy, default.order) == ("restormer", "S+EP", "RBNHL")
     with pytest.raises(ValueError, match="exactly protocol 'three-task'"):
         protocol_config("three-task", tmp_path, "srresnet", ["order=RNHB"])
     with pytest.raises(KeyError, match="unknown protocol"):

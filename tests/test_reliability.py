@@ -295,3 +295,34 @@ def test_the_report_written_for_the_runs_log_is_jsonl(tmp_path):
     train(cfg, tmp_path / "r", progress=False, resume=True)
     recs = [json.loads(line) for line in (tmp_path / "r" / "log.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in recs if r["kind"] == "train"] == list(range(1, 8))
+
+
+# ----------------------------------------------------------------------------------- 4. bounded evaluation
+def test_metrics_in_bands_equal_the_whole_image_formula(monkeypatch):
+    import torch.nn.functional as F
+
+    import mio_strategies.metrics._psnr_ssim as M
+
+    def whole(a, b):  # the formula on the whole image at once, as the reference (basicsr) computes it
+        a = (a.to(torch.float64).clamp(0, 1) * 255).round()[..., 4:-4, 4:-4]
+        b = (b.to(torch.float64).clamp(0, 1) * 255).round()[..., 4:-4, 4:-4]
+        g = torch.exp(-((torch.arange(11, dtype=torch.float64) - 5) ** 2) / 4.5)
+        g = g / g.sum()
+        r, c = g.view(1, 1, 11, 1).expand(3, 1, 11, 1), g.view(1, 1, 1, 11).expand(3, 1, 1, 11)
+
+        def f(z):
+            return F.conv2d(F.conv2d(z, r, groups=3), c, groups=3)
+
+        m1, m2 = f(a), f(b)
+        s11, s22, s12 = f(a * a) - m1**2, f(b * b) - m2**2, f(a * b) - m1 * m2
+        c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+        smap = ((2 * m1 * m2 + c1) * (2 * s12 + c2)) / ((m1**2 + m2**2 + c1) * (s11 + s22 + c2))
+        return 10 * torch.log10(255.0**2 / ((a - b) ** 2).mean(dim=(1, 2, 3))), smap.mean(dim=(2, 3)).mean(dim=1)
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 203, 150, generator=g)
+    y = (x + 0.05 * torch.randn(x.shape, generator=g)).clamp(0, 1)
+    want_psnr, want_ssim = whole(x, y)
+    monkeypatch.setattr(M, "_BAND_PIXELS", 64 * 142)  # bands of 64 rows: four bands, the last a short one
+    assert torch.allclose(M.psnr(x, y), want_psnr, rtol=0, atol=1e-12)
+    assert torch.allclose(M.ssim(x, y), want_ssim, rtol=0, atol=1e-12)

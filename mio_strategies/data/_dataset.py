@@ -10,7 +10,15 @@ import torch
 from torch.utils.data import Dataset
 
 from mio_strategies.data._io import CURRENT_LIMIT, PathLike, image_size, list_images, read_image, resolve_max_pixels
-from mio_strategies.degradations import IMPLEMENTATIONS, PRESETS, STREAMS, crop_to_multiple, degrade, load_depth, sample_params
+from mio_strategies.degradations import (
+    IMPLEMENTATIONS,
+    PRESETS,
+    STREAMS,
+    crop_to_multiple,
+    degrade,
+    load_depth,
+    sample_params,
+)
 from mio_strategies.tasks import TaskLike, parse_tasks
 from mio_strategies.utils.rng import generator_from
 

@@ -60,7 +60,7 @@ class Acceleration:
         torch.bfloat16
     """
 
-    def __init__(self, precision: str, compile: str | bool, channels_last: bool, device: torch.device):
+    def __init__(self, precision: str, compile: str | bool, channels_last: bool, device: torch.device) -> None:
         self.precision = check_precision(precision)
         self.compile = check_compile(compile)
         self.channels_last = bool(channels_last)

@@ -51,7 +51,8 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--channels-last", action="store_true", default=None, help="train in the channels-last memory format")
     p.add_argument("--list-presets", action="store_true", help="list presets and backbones, then exit")
     p.add_argument("--protocol", help="train on a benchmark protocol's data: three-task, five-task, cdd11 or mio-7 "
-                                      "(its curriculum order, periods and batch replace the preset's; needs --data)")
+                                      "(its curriculum order, periods and batch replace the preset's; --config defaults "
+                                      "to restormer; needs --data)")
     p.add_argument("--data", help="the protocol's data root (check it first with `mio-strategies data check`)")
     p.set_defaults(func=_with_pixel_limit(_train))
 

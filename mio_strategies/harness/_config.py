@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -13,7 +12,7 @@ from typing import Any
 
 from mio_strategies.curriculum import Curriculum, parse_stages
 from mio_strategies.models import backbone_spec
-from mio_strategies.utils.validation import non_negative_int, positive_int
+from mio_strategies.utils.validation import did_you_mean, non_negative_int, positive_int
 
 __all__ = [
     "STRATEGIES",
@@ -321,29 +320,10 @@ class ConfigKeyError(KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-SUGGEST_CUTOFF = 0.75
-"""How alike (difflib ratio, case-insensitive) an unknown name must be to a valid one to be suggested: a real
-near miss (``period_iter``: 0.96, ``batchsize``: 0.95), not any name sharing a few letters (``bogus_key`` and
-``log_every``: 0.56)."""
-
-
-def closest(name: Any, valid: Iterable[str]) -> str | None:
-    """The valid name closest to ``name`` when it is a near miss (see :data:`SUGGEST_CUTOFF`), else None.
-
-    Example:
-        >>> closest("period_iter", ["periods", "period_iters"]), closest("bogus_key", ["log_every"])
-        ('period_iters', None)
-    """
-    by_lower = {v.lower(): v for v in valid}
-    found = difflib.get_close_matches(str(name).lower(), list(by_lower), n=1, cutoff=SUGGEST_CUTOFF)
-    return by_lower[found[0]] if found else None
-
-
 def _check_keys(data: Mapping[str, Any]) -> dict[str, Any]:
     for key in data:
         if key not in _FIELDS:
-            close = closest(key, _FIELDS)
-            hint = f"did you mean {close!r}? " if close else ""
+            hint = did_you_mean(key, _FIELDS)
             raise ConfigKeyError(f"unknown config key {key!r}: {hint}valid keys are {sorted(_FIELDS)}")
     return dict(data)
 
@@ -435,8 +415,7 @@ def _load_source(source: str | Path, seen: tuple[str, ...] = ()) -> dict[str, An
     else:
         name = str(source)
         if name not in list_presets():
-            close = closest(name, list_presets())
-            hint = f"did you mean {close!r}? " if close else ""
+            hint = did_you_mean(name, list_presets())
             raise ValueError(f"unknown preset {name!r}: {hint}valid presets are {list_presets()} (or give a .yaml file)")
         data = _read_yaml(_preset_dir().joinpath(f"{name}.yaml").read_text(encoding="utf-8"), f"preset {name!r}")
         here = None

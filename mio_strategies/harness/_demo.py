@@ -77,11 +77,14 @@ def _ddr_figure(restorers: dict[str, Restorer], configs: dict[str, TrainConfig],
     lq = torch.stack([centre(it["lq"]) for it in items])
     tasks = torch.tensor([int(it["task"]) for it in items])
     results = {}
-    for name, r in restorers.items():
-        wrapper = _BatchPrompted(r)
-        module = "backbone." + _ddr_layer(r, configs[name])
-        results[name] = ddr(wrapper, _prompted_batches(wrapper, lq, tasks, 16), module, method="pca", seed=seed)
-    plot_ddr_comparison(results, path=path)
+    try:  # the CHI needs scikit-learn and the figure matplotlib: the analysis extra, optional
+        for name, r in restorers.items():
+            wrapper = _BatchPrompted(r)
+            module = "backbone." + _ddr_layer(r, configs[name])
+            results[name] = ddr(wrapper, _prompted_batches(wrapper, lq, tasks, 16), module, method="pca", seed=seed)
+        plot_ddr_comparison(results, path=path)
+    except ImportError as exc:
+        return f"skipped (analysis extra unavailable: {exc})"
     return {name: float(res.chi) for name, res in results.items()}
 
 

@@ -34,7 +34,7 @@ __all__ = [
     "write_protocol_tables",
 ]
 
-DEFAULT_CONFIG = "promptir"
+DEFAULT_CONFIG = "restormer"  # every strategy applies (promptir has its own prompt: M or S only)
 _MAX_ITEMS = 4_000_000
 IDENTITY = "input (no restoration)"
 
@@ -50,7 +50,8 @@ def protocol_config(protocol: str | Protocol, root: str | Path, source: str | Pa
     Args:
         protocol: a protocol or its name.
         root: the data root (recorded in the config, so ``--resume`` finds the data again).
-        source: a backbone preset or YAML file (default ``promptir``).
+        source: a backbone preset or YAML file (default ``restormer``, with which every strategy applies;
+            ``promptir`` is PromptIR itself, with its own prompt: strategies ``M`` and ``S``).
         overrides: ``key=value`` strings or a mapping, as :func:`load_config` takes.
 
     Raises:

@@ -66,6 +66,9 @@ def read_image_depth(path: str | os.PathLike[str]) -> tuple[torch.Tensor, int, b
     except OSError as exc:
         raise ImageReadError(f"cannot read image {str(path)!r}: {exc}") from exc
     if png is not None and png[0] == 16 and png[1] != 0:  # 16-bit colour (or grey + alpha): Pillow would drop bits
+        from mio_strategies.data import image_size
+
+        image_size(path)  # the pixel cap, from the header, before OpenCV decodes anything
         cv2 = _cv2()
         arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         if arr is None or arr.dtype != np.uint16:

@@ -54,7 +54,7 @@ from mio_strategies.models import Restorer, SRResNet, pad_to_multiple
 from mio_strategies.prompts import AdaptivePrompt, ExplicitPrompt, PromptedModel, PromptInjector, PromptScale
 from mio_strategies.tasks import get_task, parse_tasks
 from mio_strategies.utils.basicsr_compat import import_basicsr
-from mio_strategies.utils.validation import positive_int
+from mio_strategies.utils.validation import closest_name, positive_int
 
 __all__ = ["MiOPromptedNet", "MiOTestDataset", "MiOTrainDataset", "load_basicsr_restorer", "register", "test_pipeline"]
 
@@ -73,7 +73,7 @@ _TEST_KEYS = _LOADER_KEYS + ("dataroot", "tasks")
 def _unknown(given: Mapping[str, Any], valid: tuple[str, ...], where: str) -> None:
     bad = [k for k in given if k not in valid]
     if bad:
-        hints = [f"{k!r} (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(k, valid, n=1)) else repr(k) for k in bad]
+        hints = [f"{k!r} (did you mean {m[0]!r}?)" if (m := [closest_name(k, valid)])[0] else repr(k) for k in bad]
         raise KeyError(f"{where}: unknown option(s) {', '.join(hints)}; valid options are {list(valid)}")
 
 

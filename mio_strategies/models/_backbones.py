@@ -9,7 +9,6 @@ with shell wildcards, ``create_backbone(name, **overrides)``.
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import warnings
 from collections.abc import Callable, Mapping
@@ -19,9 +18,10 @@ from typing import Any, cast
 import torch
 from torch import nn
 
+from mio_strategies.models._blocks import RCAB, ResidualBlockNoBN, scaled_kaiming_init
 from mio_strategies.prompts import PromptScale
 from mio_strategies.utils.basicsr_compat import import_basicsr
-from mio_strategies.utils.validation import non_negative_int, positive_int
+from mio_strategies.utils.validation import closest_name, did_you_mean, non_negative_int, positive_int
 
 __all__ = [
     "BackboneSpec",
@@ -84,8 +84,8 @@ class BackboneSpec:
         out = dict(self.defaults)
         for key, value in (overrides or {}).items():
             if key not in self.defaults:
-                close = difflib.get_close_matches(key, list(self.defaults), n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
+                close = closest_name(key, self.defaults)
+                hint = f"; did you mean {close!r}?" if close else ""
                 if isinstance(key, str) and ":" in key:  # YAML read "{num_feat:16}" as one key
                     hint += " (YAML needs a space after the colon: {num_feat: 16})"
                 raise KeyError(
@@ -134,8 +134,7 @@ def backbone_spec(name: str) -> BackboneSpec:
         raise TypeError(f"backbone name must be a str, got {type(name).__name__}")
     spec = _REGISTRY.get(name)
     if spec is None:
-        close = difflib.get_close_matches(name, list(_REGISTRY), n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
+        hint = did_you_mean(name, _REGISTRY)
         raise UnknownBackboneError(f"unknown backbone {name!r}: {hint}valid backbones are {list_backbones()}")
     return spec
 
@@ -165,14 +164,14 @@ def create_backbone(name: str, *, seed: int = 0, **overrides: Any) -> nn.Module:
 
 
 # ------------------------------------------------------------------------------------------------
-# SRResNet at x1 (the paper's backbone), from basicsr's residual blocks
+# SRResNet at x1 (the paper's backbone), in plain torch with basicsr's layout
 # ------------------------------------------------------------------------------------------------
 class SRResNet(nn.Module):
     """The paper's SRResNet at scale 1: conv, residual blocks, ``conv_hr``, ``conv_last``, global residual.
 
     basicsr's ``MSRResNet`` has no x1 path (its ``upconv1`` is missing at upscale 1), so this keeps its
     layout without the upsampler: ``conv_first`` -> LeakyReLU -> ``body.0..N-1``
-    (basicsr ``ResidualBlockNoBN``) -> ``conv_hr`` -> ``act_hr`` (LeakyReLU) -> ``conv_last``, plus the
+    (``ResidualBlockNoBN``, basicsr's block in plain torch) -> ``conv_hr`` -> ``act_hr`` (LeakyReLU) -> ``conv_last``, plus the
     input. Module names follow MSRResNet (same state dict); ``conv_hr``'s activation is a module of its
     own, ``act_hr``, because the reference's SRResNet_EP modulates after that activation, which a hook can
     only reach on a module of its own: the prompt placement reads ``body.{i}``, ``act_hr`` and
@@ -196,14 +195,13 @@ class SRResNet(nn.Module):
             positive_int(key, v)
         if num_in_ch != num_out_ch:
             raise ValueError(f"the global residual needs num_in_ch == num_out_ch, got {num_in_ch} and {num_out_ch}")
-        arch_util = import_basicsr("archs.arch_util")
         self.conv_first = nn.Conv2d(num_in_ch, num_feat, 3, 1, 1)
-        self.body = nn.Sequential(*[arch_util.ResidualBlockNoBN(num_feat=num_feat) for _ in range(num_block)])
+        self.body = nn.Sequential(*[ResidualBlockNoBN(num_feat=num_feat) for _ in range(num_block)])
         self.conv_hr = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
         self.conv_last = nn.Conv2d(num_feat, num_out_ch, 3, 1, 1)
         self.lrelu = nn.LeakyReLU(negative_slope=0.1, inplace=True)
         self.act_hr = nn.LeakyReLU(negative_slope=0.1, inplace=True)
-        arch_util.default_init_weights([self.conv_first, self.conv_hr, self.conv_last], 0.1)
+        scaled_kaiming_init([self.conv_first, self.conv_hr, self.conv_last], 0.1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feat = self.lrelu(self.conv_first(x))
@@ -221,21 +219,21 @@ def _srresnet_targets(kw: Mapping[str, Any]) -> list[str]:
 _SRRESNET_DEFAULTS = {"num_in_ch": 3, "num_out_ch": 3, "num_feat": 64, "num_block": 16}
 
 register_backbone(BackboneSpec(
-    "srresnet", SRResNet, _SRRESNET_DEFAULTS, targets=_srresnet_targets, requires="basicsr",
-    description="the paper's SRResNet at x1: 64 channels, 16 residual blocks (basicsr blocks), global residual",
+    "srresnet", SRResNet, _SRRESNET_DEFAULTS, targets=_srresnet_targets,
+    description="the paper's SRResNet at x1: 64 channels, 16 residual blocks, global residual (plain torch)",
 ))
 register_backbone(BackboneSpec(
     "srresnet_tiny", SRResNet, {**_SRRESNET_DEFAULTS, "num_feat": 16, "num_block": 4},
-    targets=_srresnet_targets, requires="basicsr",
+    targets=_srresnet_targets,
     description="CPU-sized SRResNet (16 channels, 4 blocks by default; num_feat/num_block configurable)",
 ))
 
 
 # ------------------------------------------------------------------------------------------------
-# A small residual U-Net (CPU scale), from basicsr's residual blocks
+# A small residual U-Net (CPU scale), in plain torch
 # ------------------------------------------------------------------------------------------------
 class ResUNet(nn.Module):
-    """A small U-Net of basicsr residual blocks with a global residual (the CPU mini-benchmark's U-Net).
+    """A small U-Net of residual blocks (basicsr's, in plain torch) with a global residual (the CPU mini-benchmark's U-Net).
 
     ``conv_first`` -> per level ``enc.{i}`` (residual blocks) then ``down.{i}`` (stride-2 conv) ->
     ``latent`` -> per level, coarse to fine, ``up.{i}`` (1x1 conv + pixel shuffle), ``fuse.{i}`` (1x1
@@ -248,7 +246,7 @@ class ResUNet(nn.Module):
         num_feat: channels at full resolution.
         num_block: residual blocks per level (encoder, latent and decoder).
         levels: downsamplings, 1 to 3 (inputs are padded to a multiple of 8).
-        channel_attention: use basicsr's RCAN block (residual block + channel attention, squeeze
+        channel_attention: use RCAN's block (residual block + channel attention, squeeze
             factor 4) instead of the plain residual block. Channel attention pools each block's
             features over the whole image, which lets a blind model tell global degradations (haze,
             low light) from dark or flat content.
@@ -267,13 +265,13 @@ class ResUNet(nn.Module):
             raise ValueError(f"levels must be 1, 2 or 3 (inputs are padded to a multiple of 8), got {levels!r}")
         if not isinstance(channel_attention, bool):
             raise TypeError(f"channel_attention must be True or False, got {channel_attention!r}")
+        block: Callable[..., nn.Module]
         if channel_attention:
-            rcab = import_basicsr("archs.rcan_arch").RCAB
 
             def block(num_feat: int) -> nn.Module:
-                return rcab(num_feat, squeeze_factor=4)
+                return RCAB(num_feat, squeeze_factor=4)
         else:
-            block = import_basicsr("archs.arch_util").ResidualBlockNoBN
+            block = ResidualBlockNoBN
         chs = _unet_channels(num_feat, levels)
         self.levels = levels
         self.conv_first = nn.Conv2d(3, num_feat, 3, 1, 1)
@@ -320,8 +318,7 @@ def _resunet_scales(kw: Mapping[str, Any]) -> list[dict[str, Any]]:
 register_backbone(BackboneSpec(
     "unet_tiny", ResUNet, {"num_feat": 16, "num_block": 2, "levels": 3, "channel_attention": False},
     scales=_resunet_scales, size_multiple=8,
-    requires="basicsr",
-    description="CPU-sized residual U-Net (16 channels, 2 basicsr residual blocks per level, 3 levels), zero-init output; "
+    description="CPU-sized residual U-Net (16 channels, 2 residual blocks per level, 3 levels), zero-init output; "
                 "channel_attention=True uses RCAN blocks",
 ))
 
@@ -373,7 +370,7 @@ def _build_restormer(**kw: Any) -> nn.Module:
     except ImportError as exc:
         raise ImportError(
             f"the Restormer backbone needs spandrel and spandrel-extra-arches ({exc}): "
-            "`pip install --no-deps spandrel spandrel-extra-arches safetensors einops`"
+            "`pip install mio-strategies[unet]` (or `pip install --no-deps spandrel spandrel-extra-arches safetensors einops`)"
         ) from exc
     kw = dict(kw)
     kw["num_blocks"] = list(kw["num_blocks"])

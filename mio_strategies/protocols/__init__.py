@@ -17,7 +17,6 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 
 from mio_strategies.protocols._check import (
     PROBLEM_KINDS,
@@ -45,6 +44,7 @@ from mio_strategies.protocols._spec import (
     TestSet,
     TrainPreset,
 )
+from mio_strategies.utils.validation import did_you_mean
 
 __all__ = [
     "PROBLEM_KINDS",
@@ -89,7 +89,6 @@ def get_protocol(name: str | Protocol) -> Protocol:
     if isinstance(name, Protocol):
         return name
     if not isinstance(name, str) or name not in PROTOCOLS:
-        close = difflib.get_close_matches(str(name), list(PROTOCOLS), n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
+        hint = did_you_mean(name, PROTOCOLS)
         raise KeyError(f"unknown protocol {name!r}: {hint}registered protocols are {list_protocols()}")
     return PROTOCOLS[name]

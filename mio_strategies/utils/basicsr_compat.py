@@ -13,7 +13,8 @@ import sys
 from typing import Any
 
 _INSTALL_HINT = (
-    "basicsr is not installed: `pip install torch==2.14.1 torchvision==0.29.1` then "
+    "basicsr is not installed (the `basicsr` extra, needed by SwinIR and the BasicSR integration): "
+    "`pip install torch==2.14.1 torchvision==0.29.1` then "
     "`pip install --no-build-isolation basicsr==1.4.2` (see the README's environment recipe)"
 )
 
