@@ -273,7 +273,7 @@ def test_a_higher_precision_output_keeps_its_dtype(generator):
 
 
 def test_autocast_query_works_on_every_supported_torch(monkeypatch):
-    from mio_strategies.prompts import _injector
+    from mio_strategies.prompts import _hooks
 
     def old_style(*args):  # torch 2.1-2.3: no device argument
         if args:
@@ -284,9 +284,9 @@ def test_autocast_query_works_on_every_supported_torch(monkeypatch):
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=on), monkeypatch.context() as m:
             m.setattr(torch, "is_autocast_enabled", old_style)
             m.setattr(torch, "is_autocast_cpu_enabled", lambda: on)  # noqa: B023 - native on torch < 2.4; used here
-            assert _injector._autocast_enabled("cpu") is on
-            assert _injector._autocast_enabled("cuda") is False
-    assert _injector._autocast_enabled("meta") is False  # a device type autocast does not know
+            assert _hooks._autocast_enabled("cpu") is on
+            assert _hooks._autocast_enabled("cuda") is False
+    assert _hooks._autocast_enabled("meta") is False  # a device type autocast does not know
 
 
 @pytest.mark.parametrize("prompt", ["explicit", "adaptive"])
