@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU check (one H100/H200): about 9 minutes with the default time limits (230 + 150 + 2 x 45 + 60 s = 9 min),
+# GPU check (one H100/H200): about 9 minutes with the default time limits (200 + 180 + 2 x 45 + 60 s = 9 min),
 # plus the un-timed steps (the CUDA check and the SRResNet table's evaluation): the converged mini tier (one
 # seed; its M and S runs first trained packed, their weights stacked in one process (mini_mio.py --pack,
 # MINI_PACK=1), then its five strategies at once in worker processes: a tiny model leaves the GPU mostly
@@ -24,10 +24,10 @@
 # mini_<run>.pt (exported EMA weights of each finished mini run) and gpu_check_rest.tgz (the other logs).
 # Knobs (environment): MINI_SEED (the paired seed, 0), MINI_ITERS (iterations per period) and MINI_PERIODS
 # (periods; both default to the tier's own, mini_converged.yaml's), MINI_JOBS
-# (runs at once, 5), MINI_WORKERS (data workers per run, 2), MINI_TIMEOUT (s, 230), MINI_PACK (1: M and S packed
+# (runs at once, 5), MINI_WORKERS (data workers per run, 2), MINI_TIMEOUT (s, 200), MINI_PACK (1: M and S packed
 # first; 0: not), MINI_TESTSET (side of the test
-# crops; default the tier's own, so that the runs can be adopted into its results), TRAIN_SPEED_TIMEOUT (s, 150),
-# TRAIN_SPEED_SECONDS (timed seconds per cell, 2), FULL_ITERS (per period, 7
+# crops; default the tier's own, so that the runs can be adopted into its results), TRAIN_SPEED_TIMEOUT (s, 180),
+# TRAIN_SPEED_SECONDS (timed seconds per cell, 1.5), FULL_ITERS (per period, 7
 # periods, default 150), FULL_TIMEOUT (s per strategy, 45), SPEED_ITERS (per backbone, 40), SPEED_TIMEOUT
 # (s, 60), WORKERS (12), MPS (1: run the steps under CUDA MPS, so that the mini tier's processes share the GPU
 # at once; falls back to plain sharing where it does not start). A timeout of 0 skips its step. The mini tier resumes: run the script again with the
@@ -43,8 +43,8 @@ DEST=${DEST:-gpu-check}
 mkdir -p "$DEST"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 $PY -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print('device:', torch.cuda.get_device_name(0), 'torch', torch.__version__)" || exit 1
-: "${MINI_SEED:=0}" "${MINI_ITERS:=}" "${MINI_PERIODS:=}" "${MINI_JOBS:=5}" "${MINI_WORKERS:=2}" "${MINI_TIMEOUT:=230}" "${MINI_TESTSET:=}"
-: "${MINI_PACK:=1}" "${TRAIN_SPEED_TIMEOUT:=150}" "${TRAIN_SPEED_SECONDS:=2}"
+: "${MINI_SEED:=0}" "${MINI_ITERS:=}" "${MINI_PERIODS:=}" "${MINI_JOBS:=5}" "${MINI_WORKERS:=2}" "${MINI_TIMEOUT:=200}" "${MINI_TESTSET:=}"
+: "${MINI_PACK:=1}" "${TRAIN_SPEED_TIMEOUT:=180}" "${TRAIN_SPEED_SECONDS:=1.5}"
 : "${FULL_ITERS:=150}" "${FULL_TIMEOUT:=45}" "${SPEED_ITERS:=40}" "${SPEED_TIMEOUT:=60}" "${WORKERS:=12}"
 for knob in MINI_TIMEOUT FULL_TIMEOUT SPEED_TIMEOUT TRAIN_SPEED_TIMEOUT; do
   case "${!knob}" in

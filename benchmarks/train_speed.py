@@ -92,16 +92,31 @@ def step_speed(preset: str, variant: str, device: torch.device, seconds: float) 
     return _timed(step, device, seconds, warmup=3 if mode else 2)
 
 
-def steps_table(presets: list[str], variants: list[str], device: torch.device, seconds: float) -> list[str]:
-    lines = ["| preset (batch x patch) | " + " | ".join(f"{v} it/s" for v in variants) + " | "
-             + " | ".join(f"{v} / fp32" for v in variants[1:]) + " |",
-             "|---|" + "---|" * (2 * len(variants) - 1)]
+def steps_table(
+    presets: list[str],
+    variants: list[str],
+    device: torch.device,
+    seconds: float,
+    compile_presets: list[str] | None = None,
+) -> list[str]:
+    """One row per preset; compiled variants only for ``compile_presets`` (None: all), "-" elsewhere."""
+    lines = [
+        "| preset (batch x patch) | "
+        + " | ".join(f"{v} it/s" for v in variants)
+        + " | "
+        + " | ".join(f"{v} / fp32" for v in variants[1:])
+        + " |",
+        "|---|" + "---|" * (2 * len(variants) - 1),
+    ]
     from mio_strategies.harness import load_config
 
     for preset in presets:
         cfg = load_config(preset)
         speeds = []
         for v in variants:
+            if VARIANTS[v][1] and compile_presets is not None and preset not in compile_presets:
+                speeds.append(float("nan"))
+                continue
             try:
                 speeds.append(step_speed(preset, v, device, seconds))
             except Exception as exc:  # noqa: BLE001 - a variant a backbone or device does not support: say so
@@ -109,38 +124,57 @@ def steps_table(presets: list[str], variants: list[str], device: torch.device, s
                 speeds.append(float("nan"))
             print(f"  {preset} {v}: {speeds[-1]:.2f} it/s", flush=True)
         base = speeds[0]
-        lines.append(f"| {preset} ({cfg.batch_size} x {cfg.patch_size}) | " + " | ".join(f"{s:.2f}" for s in speeds)
-                     + " | " + " | ".join(f"{s / base:.2f}x" for s in speeds[1:]) + " |")
+
+        def cell(x: float, fmt: str) -> str:
+            return "-" if x != x else format(x, fmt)
+
+        lines.append(
+            f"| {preset} ({cfg.batch_size} x {cfg.patch_size}) | "
+            + " | ".join(cell(s, ".2f") for s in speeds)
+            + " | "
+            + " | ".join(cell(s / base, ".2f") + ("x" if s == s else "") for s in speeds[1:])
+            + " |"
+        )
     return lines
 
 
-def synthesis_speed(task: str, mode: str, device: torch.device, batch: int, patch: int, seconds: float) -> float:
+def synthesis_speed(
+    task: str, mode: str, device: torch.device, batch: int, patch: int, seconds: float, implementation: str = "library"
+) -> float:
     """Patches per second of ``task``: ``item`` (one patch per call, torch stream, CPU, as the dataset does),
     ``torch`` / ``philox`` (a batch on ``device``)."""
     from mio_strategies.degradations import degrade
 
     g = torch.Generator().manual_seed(0)
     x = torch.rand(batch, 3, patch, patch, generator=g)
+    kw = {"implementation": implementation}
     if mode == "item":
+
         def run() -> None:
             for i in range(batch):
-                degrade(x[i : i + 1], task, generator=g, stream="torch")
+                degrade(x[i : i + 1], task, generator=g, stream="torch", **kw)
     else:
         xd = x.to(device)
 
         def run() -> None:
-            degrade(xd, task, generator=g, stream=mode)
+            degrade(xd, task, generator=g, stream=mode, **kw)
+
     return batch * _timed(run, device if mode != "item" else torch.device("cpu"), seconds, warmup=1, min_steps=2)
 
 
 def synthesis_table(device: torch.device, batch: int, patch: int, seconds: float) -> list[str]:
     where = "CPU" if device.type == "cpu" else "GPU"
-    lines = [f"| task | per patch, torch stream, CPU | batch {batch}, torch stream, {where} | batch {batch}, philox, {where} "
-             f"| philox / torch (batched) | philox / per patch |", "|---|---|---|---|---|---|"]
-    for task in TASKS:
-        v = [synthesis_speed(task, m, device, batch, patch, seconds) for m in ("item", "torch", "philox")]
-        print(f"  {task}: " + ", ".join(f"{x:.0f}" for x in v) + " patches/s", flush=True)
-        lines.append(f"| {task} | {v[0]:.0f} | {v[1]:.0f} | {v[2]:.0f} | {v[2] / v[1]:.2f}x | {v[2] / v[0]:.2f}x |")
+    lines = [
+        f"| task | per patch, torch stream, CPU | batch {batch}, torch stream, {where} | batch {batch}, philox, {where} "
+        f"| philox / torch (batched) | philox / per patch |",
+        "|---|---|---|---|---|---|",
+    ]
+    # JPEG also through the reference implementation's batched DiffJPEG (the library's is Pillow per image)
+    for task, impl in [(t, "library") for t in TASKS] + [("jpeg", "reference")]:
+        v = [synthesis_speed(task, m, device, batch, patch, seconds, impl) for m in ("item", "torch", "philox")]
+        name = task if impl == "library" else f"{task} (reference: DiffJPEG)"
+        print(f"  {name}: " + ", ".join(f"{x:.0f}" for x in v) + " patches/s", flush=True)
+        lines.append(f"| {name} | {v[0]:.0f} | {v[1]:.0f} | {v[2]:.0f} | {v[2] / v[1]:.2f}x | {v[2] / v[0]:.2f}x |")
     return lines
 
 
@@ -154,8 +188,10 @@ def packed_table(runs: int, device: torch.device, seconds: float, preset: str = 
     from mio_strategies.harness import build_restorer, load_config
 
     cfg = load_config(preset)
-    nets = [build_restorer(cfg.backbone, None, backbone_kwargs=cfg.backbone_kwargs, seed=k).backbone.to(device)
-            for k in range(runs)]
+    nets = [
+        build_restorer(cfg.backbone, None, backbone_kwargs=cfg.backbone_kwargs, seed=k).backbone.to(device)
+        for k in range(runs)
+    ]
     g = torch.Generator().manual_seed(0)
     lq = torch.rand(runs, cfg.batch_size, 3, cfg.patch_size, cfg.patch_size, generator=g).to(device)
     gt = torch.rand(runs, cfg.batch_size, 3, cfg.patch_size, cfg.patch_size, generator=g).to(device)
@@ -183,21 +219,41 @@ def packed_table(runs: int, device: torch.device, seconds: float, preset: str = 
     sep = runs * _timed(separate, device, seconds, warmup=2)
     pk = runs * _timed(packed, device, seconds, warmup=2)
     print(f"  {runs} runs of {preset}: separate {sep:.1f}, packed {pk:.1f} run-iterations/s", flush=True)
-    return [f"| {preset} x {runs} runs (batch {cfg.batch_size} x {cfg.patch_size}) | separate run-it/s | packed run-it/s "
-            "| packed / separate |", "|---|---|---|---|",
-            f"| model steps | {sep:.1f} | {pk:.1f} | {pk / sep:.2f}x |"]
+    return [
+        f"| {preset} x {runs} runs (batch {cfg.batch_size} x {cfg.patch_size}) | separate run-it/s | packed run-it/s "
+        "| packed / separate |",
+        "|---|---|---|---|",
+        f"| model steps | {sep:.1f} | {pk:.1f} | {pk / sep:.2f}x |",
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
-    p.add_argument("--sections", nargs="+", choices=("steps", "synthesis", "packed"),
-                   default=["steps", "synthesis", "packed"])
-    p.add_argument("--presets", nargs="+", default=None,
-                   help="presets of the steps table (default: mini_converged, mini_quick; on CUDA also the full-size "
-                        "srresnet, swinir, restormer, promptir)")
-    p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=None,
-                   help="default: fp32 bf16 compile channels-last (and bf16+compile on CUDA)")
+    p.add_argument(
+        "--sections", nargs="+", choices=("steps", "synthesis", "packed"), default=["steps", "synthesis", "packed"]
+    )
+    p.add_argument(
+        "--presets",
+        nargs="+",
+        default=None,
+        help="presets of the steps table (default: mini_converged, mini_quick; on CUDA mini_converged and "
+        "the full-size srresnet, swinir, restormer)",
+    )
+    p.add_argument(
+        "--compile-presets",
+        nargs="+",
+        default=None,
+        help="presets whose compiled variants are timed (compiling a full-size model takes minutes; "
+        "default: all on a CPU, mini_converged on CUDA)",
+    )
+    p.add_argument(
+        "--variants",
+        nargs="+",
+        choices=list(VARIANTS),
+        default=None,
+        help="default: fp32 bf16 compile channels-last (and bf16+compile on CUDA)",
+    )
     p.add_argument("--seconds", type=float, default=3.0, help="timed seconds per cell (default 3)")
     p.add_argument("--batch", type=int, default=16, help="synthesis batch (default 16)")
     p.add_argument("--patch", type=int, default=64, help="synthesis patch side (default 64)")
@@ -213,22 +269,34 @@ def main(argv: list[str] | None = None) -> int:
     cuda = device.type == "cuda"
     what = torch.cuda.get_device_name(device) if cuda else f"CPU, {torch.get_num_threads()} threads"
     print(f"device: {what}; torch {torch.__version__}", flush=True)
-    presets = args.presets or (["mini_converged", "mini_quick"]
-                               + (["srresnet", "swinir", "restormer", "promptir"] if cuda else []))
+    presets = args.presets or (
+        ["mini_converged", "srresnet", "swinir", "restormer"] if cuda else ["mini_converged", "mini_quick"]
+    )
+    compile_presets = args.compile_presets or (["mini_converged"] if cuda else None)
     variants = args.variants or (["fp32", "bf16", "compile", "channels-last"] + (["bf16+compile"] if cuda else []))
     if variants[0] != "fp32":
         variants = ["fp32", *[v for v in variants if v != "fp32"]]
-    out = []
-    if "steps" in args.sections:
-        print("== training steps per second (random inputs, model step only)", flush=True)
-        out += ["", "Training steps per second (model step, random inputs):",
-                *steps_table(presets, variants, device, args.seconds)]
+    # the quick tables first: a time limit that cuts the run short leaves them printed
+    out: list[str] = []
     if "synthesis" in args.sections:
         print(f"== synthesis, {args.patch}-px patches", flush=True)
-        out += ["", f"Synthesis, patches/s ({args.patch} px):", *synthesis_table(device, args.batch, args.patch, args.seconds)]
+        out += [
+            "",
+            f"Synthesis, patches/s ({args.patch} px):",
+            *synthesis_table(device, args.batch, args.patch, args.seconds),
+        ]
+        print("\n".join(out[-11:]), flush=True)
     if "packed" in args.sections:
         print("== packed runs", flush=True)
         out += ["", "Packed runs (model steps, random inputs):", *packed_table(args.runs, device, args.seconds)]
+        print("\n".join(out[-4:]), flush=True)
+    if "steps" in args.sections:
+        print("== training steps per second (random inputs, model step only)", flush=True)
+        out += [
+            "",
+            "Training steps per second (model step, random inputs):",
+            *steps_table(presets, variants, device, args.seconds, compile_presets),
+        ]
     print("\n".join(out))
     return 0
 

@@ -39,11 +39,20 @@ class PromptedRestorer(pl.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         torch.manual_seed(seed)
-        self.net = nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, width, 3, padding=1),
-                                 nn.ReLU(), nn.Conv2d(width, 3, 3, padding=1))
+        self.net = nn.Sequential(
+            nn.Conv2d(3, width, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(width, width, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(width, 3, 3, padding=1),
+        )
         # 1. attached here: a submodule of the LightningModule (trained, checkpointed, moved to the device with it)
-        self.injector = PromptInjector.attach(self.net, ExplicitPrompt(generator=torch.Generator().manual_seed(seed)),
-                                              targets=["0", "2"], generator=torch.Generator().manual_seed(seed + 1))
+        self.injector = PromptInjector.attach(
+            self.net,
+            ExplicitPrompt(generator=torch.Generator().manual_seed(seed)),
+            targets=["0", "2"],
+            generator=torch.Generator().manual_seed(seed + 1),
+        )
         self.seen: list[dict[str, Any]] = []  # what each step trained on (for the tests)
 
     def forward(self, lq: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
@@ -52,8 +61,14 @@ class PromptedRestorer(pl.LightningModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss = (self(batch["lq"], batch["task"]) - batch["gt"]).abs().mean()
-        self.seen.append({"step": self.global_step, "tasks": sorted(set(batch["task"].tolist())),
-                          "index": batch["index"].tolist(), "lr": self.trainer.optimizers[0].param_groups[0]["lr"]})
+        self.seen.append(
+            {
+                "step": self.global_step,
+                "tasks": sorted(set(batch["task"].tolist())),
+                "index": batch["index"].tolist(),
+                "lr": self.trainer.optimizers[0].param_groups[0]["lr"],
+            }
+        )
         return loss
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
@@ -68,8 +83,9 @@ class MiOData(pl.LightningDataModule):
         self.callback, self.tasks, self.patch_size, self.seed = callback, tasks, patch_size, seed
 
     def setup(self, stage: str) -> None:
-        self.dataset = MiODataset(embedded_image_paths(), tasks=self.tasks, patch_size=self.patch_size, repeat=4,
-                                  seed=self.seed)
+        self.dataset = MiODataset(
+            embedded_image_paths(), tasks=self.tasks, patch_size=self.patch_size, repeat=4, seed=self.seed
+        )
 
     def train_dataloader(self) -> torch.utils.data.DataLoader:
         # 3. built here, after Lightning started its processes: the batches are sharded over them
@@ -104,22 +120,39 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     pl.seed_everything(0, verbose=False)
     curriculum = Curriculum(args.tasks, periods=args.periods, iterations_per_period=args.iters)
-    callback = CurriculumCallback(curriculum, batch_size=args.batch_size, seed=0,
-                                  reset_optimizer=None if args.reset_optimizer == "none" else args.reset_optimizer)
+    callback = CurriculumCallback(
+        curriculum,
+        batch_size=args.batch_size,
+        seed=0,
+        reset_optimizer=None if args.reset_optimizer == "none" else args.reset_optimizer,
+    )
     model = PromptedRestorer()
     settings = callback.trainer_settings()  # max_steps: the whole curriculum; Lightning's own sampler off
     if args.max_steps > 0:
         settings["max_steps"] = args.max_steps
     trainer = pl.Trainer(
-        accelerator="cpu", devices=args.devices, strategy=args.strategy, callbacks=[callback], logger=False,
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        default_root_dir=args.root, **settings,
+        accelerator="cpu",
+        devices=args.devices,
+        strategy=args.strategy,
+        callbacks=[callback],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=args.root,
+        **settings,
     )
     trainer.fit(model, datamodule=MiOData(callback, args.tasks), ckpt_path=args.resume)
     if args.save:
         trainer.save_checkpoint(args.save)
-    result = {"rank": trainer.global_rank, "world_size": trainer.world_size, "global_step": trainer.global_step,
-              "digest": digest(model), "seen": model.seen, "periods": [e.period for e in callback.periods_started]}
+    result = {
+        "rank": trainer.global_rank,
+        "world_size": trainer.world_size,
+        "global_step": trainer.global_step,
+        "digest": digest(model),
+        "seen": model.seen,
+        "periods": [e.period for e in callback.periods_started],
+    }
     if args.report:
         path = Path(args.report)
         if trainer.world_size > 1:

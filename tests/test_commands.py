@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import re
 import shlex
@@ -75,8 +76,6 @@ def _problem(tokens: list[str], subparsers: dict[str, argparse.ArgumentParser]) 
         return f"`{head} {name}` has no option {sorted(set(bad))}" if bad else None
     if head in ("python", "bash"):
         if args[:1] == ["-m"]:
-            import importlib.util
-
             return None if importlib.util.find_spec(args[1]) else f"no module {args[1]}"
         return None if (ROOT / args[0]).is_file() else f"no file {args[0]}"
     if head == "nox":
@@ -101,18 +100,25 @@ def test_every_shell_command_of_the_docs_names_what_exists(page):
 
 def test_the_checker_catches_a_wrong_command():
     subparsers = _subparsers()
-    assert _problem(["mio-strategies", "restore", "x.png", "--tiles", "3"], subparsers) == \
-        "`mio-strategies restore` has no option ['--tiles']"
+    assert (
+        _problem(["mio-strategies", "restore", "x.png", "--tiles", "3"], subparsers)
+        == "`mio-strategies restore` has no option ['--tiles']"
+    )
     assert _problem(["mio-strategies", "restor"], subparsers).startswith("no sub-command ['restor']")
-    assert _problem(["mio-strategies", "data", "check", "--protocol", "x", "--nope"], subparsers) == \
-        "`mio-strategies data check` has no option ['--nope']"
+    assert (
+        _problem(["mio-strategies", "data", "check", "--protocol", "x", "--nope"], subparsers)
+        == "`mio-strategies data check` has no option ['--nope']"
+    )
     assert _problem(["make", "demos"], subparsers) == "no make target ['demos']"
     assert _problem(["nox", "-s", "test"], subparsers) == "no nox session ['test']"
     assert _problem(["python", "examples/nowhere.py"], subparsers) == "no file examples/nowhere.py"
     assert _problem(["nox_", "-s"], subparsers).startswith("unknown command")
     assert _problem(["ruff", "check", "mio_strategies"], subparsers) is None
     assert _commands("```bash\nmake demo   # a comment\nmio-strategies eval \\\n  --output x && make test\n```") == [
-        ["make", "demo"], ["mio-strategies", "eval", "--output", "x"], ["make", "test"]]
+        ["make", "demo"],
+        ["mio-strategies", "eval", "--output", "x"],
+        ["make", "test"],
+    ]
 
 
 def test_the_readme_shows_the_two_commands_and_ci_runs_the_test_one():
@@ -134,8 +140,13 @@ def test_make_builds_the_environment_once_and_again_only_after_a_change(tmp_path
     install = f"INSTALL=python -c \"import sys; open('{log}', 'a').write(sys.prefix + chr(10))\""
 
     def make(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["make", f"PYTHON={sys.executable}", install, *args], cwd=tmp_path,
-                              capture_output=True, text=True, timeout=300)
+        return subprocess.run(
+            ["make", f"PYTHON={sys.executable}", install, *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
 
     res = make("venv")
     assert res.returncode == 0, res.stderr
@@ -147,8 +158,11 @@ def test_make_builds_the_environment_once_and_again_only_after_a_change(tmp_path
     os.utime(stamp, (os.path.getmtime(tmp_path / "pyproject.toml") - 10,) * 2)  # pyproject changed after the install
     assert make("venv").returncode == 0 and len(log.read_text().splitlines()) == 2  # pyproject changed: again
     dry = make("-n", "test", "demo", "demo-train")
-    assert dry.stdout.splitlines() == [".venv/bin/python -m pytest ", ".venv/bin/mio-strategies demo --pretrained ",
-                                       ".venv/bin/mio-strategies demo "]
+    assert dry.stdout.splitlines() == [
+        ".venv/bin/python -m pytest ",
+        ".venv/bin/mio-strategies demo --pretrained ",
+        ".venv/bin/mio-strategies demo ",
+    ]
     assert make("-n", "test", "ARGS=-k prompt").stdout.strip() == ".venv/bin/python -m pytest -k prompt"
     old = tmp_path / "python-too-old"
     old.write_text("#!/bin/sh\n[ \"$1\" = --version ] && echo 'Python 3.8.10'; exit 1\n")

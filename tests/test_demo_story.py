@@ -22,14 +22,41 @@ def _weights(folder: Path, strategies=FIVE) -> Path:
 
     folder.mkdir(parents=True, exist_ok=True)
     for i, s in enumerate(strategies):
-        cfg = load_config("cpu_demo", ["backbone=unet_tiny", "backbone_kwargs.num_feat=4", "backbone_kwargs.num_block=1",
-                                       "backbone_kwargs.levels=2", "prompt_size=16", f"strategy={s}", f"seed={i}",
-                                       "name=tiny"])
-        r = build_restorer(cfg.backbone, cfg.strategy_prompt, backbone_kwargs=cfg.backbone_kwargs, seed=cfg.seed,
-                           prompt_size=cfg.prompt_size)
-        save_checkpoint({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "backbone": cfg.backbone,
-                         "strategy": cfg.strategy, "config": cfg.to_dict(), "iteration": 0, "finished": True,
-                         "model": r.state_dict(), "ema": None, "weights": "live"}, folder / f"{s.replace('+', '_')}.pt")
+        cfg = load_config(
+            "cpu_demo",
+            [
+                "backbone=unet_tiny",
+                "backbone_kwargs.num_feat=4",
+                "backbone_kwargs.num_block=1",
+                "backbone_kwargs.levels=2",
+                "prompt_size=16",
+                f"strategy={s}",
+                f"seed={i}",
+                "name=tiny",
+            ],
+        )
+        r = build_restorer(
+            cfg.backbone,
+            cfg.strategy_prompt,
+            backbone_kwargs=cfg.backbone_kwargs,
+            seed=cfg.seed,
+            prompt_size=cfg.prompt_size,
+        )
+        save_checkpoint(
+            {
+                "format": CHECKPOINT_FORMAT,
+                "version": CHECKPOINT_VERSION,
+                "backbone": cfg.backbone,
+                "strategy": cfg.strategy,
+                "config": cfg.to_dict(),
+                "iteration": 0,
+                "finished": True,
+                "model": r.state_dict(),
+                "ema": None,
+                "weights": "live",
+            },
+            folder / f"{s.replace('+', '_')}.pt",
+        )
     return folder
 
 
@@ -57,8 +84,13 @@ def test_paired_differences_are_image_by_image():
     from mio_strategies.harness import EvalResult
 
     def result(name, values):
-        return EvalResult(name, [{"task": t, "image": i, "psnr": v, "ssim": 0.5, "identity_psnr": 20.0,
-                                  "identity_ssim": 0.5} for (t, i), v in values.items()])
+        return EvalResult(
+            name,
+            [
+                {"task": t, "image": i, "psnr": v, "ssim": 0.5, "identity_psnr": 20.0, "identity_ssim": 0.5}
+                for (t, i), v in values.items()
+            ],
+        )
 
     m = result("M", {("sr", "a"): 20.0, ("sr", "b"): 22.0, ("noise", "a"): 25.0, ("noise", "b"): 27.0})
     s = result("S", {("sr", "a"): 21.0, ("sr", "b"): 23.0, ("noise", "a"): 24.0, ("noise", "b"): 28.0})
@@ -79,8 +111,10 @@ def test_missing_weights_drop_in_without_a_code_change(tmp_path):
     assert list(res["results"]) == ["M+EP", "S+EP"] and list(res["paired"]) == ["S+EP"]
     assert "Paired differences to M+EP (M is not among the strategies here)" in res["summary"]
     assert "- sequential learning adds to explicit prompts (S+EP > M+EP): " in res["summary"]
-    assert "Not read here (a strategy's weights are missing): S > M, M+EP > M, S+EP > M, S+AP > M, S+AP > S." \
+    assert (
+        "Not read here (a strategy's weights are missing): S > M, M+EP > M, S+EP > M, S+AP > M, S+AP > S."
         in res["summary"]
+    )
     _weights(tmp_path / "more", ["M", "S+AP"])
     for f in (tmp_path / "more").iterdir():
         shutil.copy(f, folder / f.name)
@@ -130,7 +164,11 @@ def test_the_report_rounds_the_chi_as_the_figure_does():
 
     labels = torch.arange(7).repeat_interleave(6)
     for spread in (0.1, 8.0):  # one CHI below 10, one above
-        res = DDRResult.from_features(torch.randn(42, 8, generator=torch.Generator().manual_seed(0))
-                                      + spread * torch.eye(7, 8)[labels], labels, method="pca", seed=0)
+        res = DDRResult.from_features(
+            torch.randn(42, 8, generator=torch.Generator().manual_seed(0)) + spread * torch.eye(7, 8)[labels],
+            labels,
+            method="pca",
+            seed=0,
+        )
         fig = plot_ddr_comparison({"S+EP": res})
         assert fig.axes[0].get_title() == f"S+EP\nCHI: {_chi_text(res.chi)}"

@@ -11,6 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -107,6 +108,27 @@ NARRATIVE = re.compile(
     r"\bissue #?\d+|\bthis issue\b",
     re.I,
 )
+
+
+def _nav_pages(nav: object) -> set[str]:
+    if isinstance(nav, str):
+        return {nav}
+    items = nav.values() if isinstance(nav, dict) else nav if isinstance(nav, list) else []
+    return set().union(*(_nav_pages(item) for item in items)) if items else set()
+
+
+def test_every_page_is_in_the_navigation():
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
+    in_nav = _nav_pages(config["nav"])
+    pages = {p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs").rglob("*.md")}
+    assert pages - in_nav == set(), "add these pages to the nav of mkdocs.yml"
+    assert {p for p in in_nav if p.endswith(".md")} - pages == set()
+
+
+def test_the_readme_links_lead_to_files_that_exist():
+    links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", (ROOT / "README.md").read_text())
+    local = [link for link in links if "://" not in link]
+    assert len(local) >= 10 and [link for link in local if not (ROOT / link).exists()] == []
 
 
 def test_the_docs_speak_of_the_library_not_of_how_the_work_was_organised():

@@ -12,9 +12,21 @@ pytestmark = pytest.mark.basicsr
 
 # the converged tier's backbone, shrunk
 SMALL = [
-    "backbone=unet_tiny", "backbone_kwargs.num_feat=4", "backbone_kwargs.num_block=1", "backbone_kwargs.levels=2",
-    "backbone_kwargs.channel_attention=true", "periods=7", "period_iters=2", "batch_size=2", "patch_size=16",
-    "val_size=24", "log_every=1", "lr=2e-3", "lr_min=1e-5", "ema_decay=0.9", "checkpoint_every=0",
+    "backbone=unet_tiny",
+    "backbone_kwargs.num_feat=4",
+    "backbone_kwargs.num_block=1",
+    "backbone_kwargs.levels=2",
+    "backbone_kwargs.channel_attention=true",
+    "periods=7",
+    "period_iters=2",
+    "batch_size=2",
+    "patch_size=16",
+    "val_size=24",
+    "log_every=1",
+    "lr=2e-3",
+    "lr_min=1e-5",
+    "ema_decay=0.9",
+    "checkpoint_every=0",
 ]
 # float32 sums inside the batched (grouped) convolutions run in another order than one run's convolutions
 RTOL, ATOL = 1e-4, 1e-5
@@ -48,8 +60,9 @@ def _val(cfg):
 
 
 def _pack(cfgs, outs, **kw):
-    return train_packed(cfgs, outs, datasets=[_data(c) for c in cfgs], val_datasets=[_val(c) for c in cfgs],
-                        progress=False, **kw)
+    return train_packed(
+        cfgs, outs, datasets=[_data(c) for c in cfgs], val_datasets=[_val(c) for c in cfgs], progress=False, **kw
+    )
 
 
 def _alone(cfg, out, **kw):
@@ -76,7 +89,9 @@ def test_packed_runs_equal_separate_runs_within_float_tolerance(tmp_path):
         assert not _close(a["model"], load_checkpoint(packed[(i + 1) % 4].checkpoint)["model"])
         va, vb = a["validation"][-1]["psnr"], b["validation"][-1]["psnr"]
         assert va.keys() == vb.keys()
-        assert torch.allclose(torch.tensor(list(va.values())), torch.tensor(list(vb.values())), atol=1e-3, equal_nan=True)
+        assert torch.allclose(
+            torch.tensor(list(va.values())), torch.tensor(list(vb.values())), atol=1e-3, equal_nan=True
+        )
 
 
 def test_packed_runs_resume_and_their_checkpoints_resume_separately(tmp_path):
@@ -104,3 +119,29 @@ def test_packing_refuses_prompts_and_differing_settings(tmp_path):
     with pytest.raises(ValueError, match="2 configs but 1 output"):
         train_packed(cfgs[:2], [tmp_path / "a"])
     assert not any(tmp_path.iterdir())  # refused before anything was written
+
+
+def test_a_signal_stops_packed_runs_with_every_checkpoint_written(tmp_path, monkeypatch):
+    import contextlib
+    import signal
+
+    from mio_strategies.harness import TrainingInterrupted, _packed
+    from mio_strategies.utils.signals import StopRequest
+
+    @contextlib.contextmanager
+    def signalled():  # SIGTERM arrives during the first step
+        request = StopRequest()
+        request.signum = signal.SIGTERM
+        yield request
+
+    cfgs = _configs()[:2]
+    outs = [tmp_path / f"p{i}" for i in range(2)]
+    monkeypatch.setattr(_packed, "stop_on_signals", signalled)
+    with pytest.raises(TrainingInterrupted, match="after iteration 1 of 14"):
+        _pack(cfgs, outs)
+    assert [load_checkpoint(o / "checkpoint.pt")["iteration"] for o in outs] == [1, 1]
+    monkeypatch.undo()
+    done = _pack(cfgs, outs, resume=True)
+    full = _pack(cfgs, [tmp_path / f"f{i}" for i in range(2)])
+    for a, b in zip(done, full):
+        assert _close(load_checkpoint(a.checkpoint)["model"], load_checkpoint(b.checkpoint)["model"])

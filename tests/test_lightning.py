@@ -86,9 +86,16 @@ def test_optimizer_state_is_cleared_at_each_stage_start(tmp_path):
 
     ex = _example()
     cb = CurriculumCallback(c, batch_size=2, reset_optimizer="stage")
-    trainer = pl.Trainer(accelerator="cpu", callbacks=[cb, Probe()], logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
-                         **cb.trainer_settings())
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        callbacks=[cb, Probe()],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        **cb.trainer_settings(),
+    )
     trainer.fit(ex.PromptedRestorer(width=4), datamodule=ex.MiOData(cb, "SB", patch_size=16))
     # Adam's step count seen at each step, after the callback ran: reset at steps 0 and 2 (tasks enter), not at 4
     assert steps_at_reset == [0, 1, 0, 1, 2, 3]
@@ -103,9 +110,16 @@ def test_the_callback_refuses_a_loader_it_does_not_drive_and_a_foreign_checkpoin
         def train_dataloader(self):
             return torch.utils.data.DataLoader(self.dataset, batch_size=2, collate_fn=ex.mio_collate)
 
-    trainer = pl.Trainer(accelerator="cpu", callbacks=[cb], logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
-                         **cb.trainer_settings())
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        callbacks=[cb],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        **cb.trainer_settings(),
+    )
     with pytest.raises(RuntimeError, match=r"does not draw from this CurriculumCallback: build it in train_dataloader"):
         trainer.fit(ex.PromptedRestorer(width=4), datamodule=PlainData(cb, "SB", patch_size=16))
     with pytest.raises(ValueError, match=r"drop \['batch_size', 'shuffle'\]"):
@@ -119,12 +133,35 @@ def test_the_callback_refuses_a_loader_it_does_not_drive_and_a_foreign_checkpoin
 
 @pytest.mark.distributed
 def test_ddp_on_two_cpu_processes_shards_the_curriculum(tmp_path):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-           "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        "OMP_NUM_THREADS": "1",
+    }
     report = tmp_path / "ddp.json"
-    res = subprocess.run([sys.executable, str(EXAMPLE), "--devices", "2", "--strategy", "ddp", "--periods", "8",
-                          "--iters", "2", "--root", str(tmp_path), "--report", str(report)],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    res = subprocess.run(
+        [
+            sys.executable,
+            str(EXAMPLE),
+            "--devices",
+            "2",
+            "--strategy",
+            "ddp",
+            "--periods",
+            "8",
+            "--iters",
+            "2",
+            "--root",
+            str(tmp_path),
+            "--report",
+            str(report),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"ddp.rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["world_size"] for r in ranks] == [2, 2] and ranks[0]["digest"] == ranks[1]["digest"]  # synchronised

@@ -74,18 +74,22 @@ def test_tiles_are_bounded_by_the_tile_and_cover_the_image_with_the_overlap():
 
 def test_calls_back_per_tile_and_keeps_the_output_on_the_inputs_device():
     calls = []
-    out = tiled_apply(lambda t: t.double(), torch.rand(1, 3, 50, 50), tile=32, overlap=8,
-                      on_tile=lambda d, n: calls.append((d, n)))
+    out = tiled_apply(
+        lambda t: t.double(), torch.rand(1, 3, 50, 50), tile=32, overlap=8, on_tile=lambda d, n: calls.append((d, n))
+    )
     assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)] and out.dtype == torch.float64
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"tile": 30, "multiple": 8}, r"tile must be a positive multiple of 8 .* got 30: e\.g\. 24"),
-    ({"tile": 0}, r"tile must be a positive multiple of 1"),
-    ({"tile": 32, "overlap": 16}, r"overlap must be an int with 0 <= overlap < tile / 2"),
-    ({"tile": 32, "overlap": -1}, r"overlap must be"),
-    ({"tile": 32, "multiple": 0}, r"multiple must be a positive int"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"tile": 30, "multiple": 8}, r"tile must be a positive multiple of 8 .* got 30: e\.g\. 24"),
+        ({"tile": 0}, r"tile must be a positive multiple of 1"),
+        ({"tile": 32, "overlap": 16}, r"overlap must be an int with 0 <= overlap < tile / 2"),
+        ({"tile": 32, "overlap": -1}, r"overlap must be"),
+        ({"tile": 32, "multiple": 0}, r"multiple must be a positive int"),
+    ],
+)
 def test_bad_tiling_arguments_are_refused(kwargs, match):
     with pytest.raises(ValueError, match=match):
         tiled_apply(lambda t: t, torch.rand(1, 3, 40, 40), **kwargs)
@@ -100,8 +104,9 @@ def test_a_function_that_changes_the_size_is_refused():
 
 # -- Restorer.restore(tile=...) -------------------------------------------------------------------------
 def test_restorer_restore_tiled_matches_untiled_for_a_prompted_unet():
-    r = build_restorer("unet_tiny", "explicit", backbone_kwargs={"num_feat": 4, "num_block": 1, "levels": 2},
-                       prompt_size=16)
+    r = build_restorer(
+        "unet_tiny", "explicit", backbone_kwargs={"num_feat": 4, "num_block": 1, "levels": 2}, prompt_size=16
+    )
     for p in r.injector.parameters():  # move the modulators off the identity so the prompt matters
         nn.init.normal_(p, std=0.1, generator=torch.Generator().manual_seed(0))
     x = torch.rand(1, 3, 75, 61, generator=torch.Generator().manual_seed(3))
@@ -143,14 +148,40 @@ def _checkpoint(tmp_path, strategy: str):
     """Weights of an untrained tiny model of ``strategy``, as an exported file (no training needed)."""
     from mio_strategies.checkpoints import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
 
-    cfg = load_config("cpu_demo", ["backbone=unet_tiny", "backbone_kwargs.num_feat=4", "backbone_kwargs.num_block=1",
-                                   "backbone_kwargs.levels=2", "prompt_size=16", f"strategy={strategy}"])
-    r = build_restorer(cfg.backbone, cfg.strategy_prompt, backbone_kwargs=cfg.backbone_kwargs, seed=cfg.seed,
-                       prompt_size=cfg.prompt_size)
+    cfg = load_config(
+        "cpu_demo",
+        [
+            "backbone=unet_tiny",
+            "backbone_kwargs.num_feat=4",
+            "backbone_kwargs.num_block=1",
+            "backbone_kwargs.levels=2",
+            "prompt_size=16",
+            f"strategy={strategy}",
+        ],
+    )
+    r = build_restorer(
+        cfg.backbone,
+        cfg.strategy_prompt,
+        backbone_kwargs=cfg.backbone_kwargs,
+        seed=cfg.seed,
+        prompt_size=cfg.prompt_size,
+    )
     path = tmp_path / f"{strategy.replace('+', '_')}.pt"
-    save_checkpoint({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "backbone": cfg.backbone,
-                     "strategy": cfg.strategy, "config": cfg.to_dict(), "iteration": 0, "finished": True,
-                     "model": r.state_dict(), "ema": None, "weights": "live"}, path)
+    save_checkpoint(
+        {
+            "format": CHECKPOINT_FORMAT,
+            "version": CHECKPOINT_VERSION,
+            "backbone": cfg.backbone,
+            "strategy": cfg.strategy,
+            "config": cfg.to_dict(),
+            "iteration": 0,
+            "finished": True,
+            "model": r.state_dict(),
+            "ema": None,
+            "weights": "live",
+        },
+        path,
+    )
     return path, r
 
 
@@ -171,8 +202,28 @@ def test_restore_writes_every_image_of_a_folder_with_its_size_and_bit_depth(tmp_
     ckpt, r = _checkpoint(tmp_path, "S+EP")
     folder = _inputs(tmp_path)
     out = tmp_path / "out"
-    assert main(["restore", str(folder), "--checkpoint", str(ckpt), "--output", str(out), "--task", "noise",
-                 "--tile", "32", "--tile-overlap", "8", "--device", "cpu", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "restore",
+                str(folder),
+                "--checkpoint",
+                str(ckpt),
+                "--output",
+                str(out),
+                "--task",
+                "noise",
+                "--tile",
+                "32",
+                "--tile-overlap",
+                "8",
+                "--device",
+                "cpu",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["grey8.png", "rgb16.png", "rgb8.png"]
     with Image.open(out / "rgb8.png") as a, Image.open(out / "grey8.png") as b:
         assert (a.size, a.mode) == ((53, 37), "RGB") and (b.size, b.mode) == ((11, 20), "L")
@@ -201,7 +252,10 @@ def test_restore_skips_an_unreadable_file_with_on_error_skip_and_stops_without(t
     assert "skipped" in captured.err and "broken.png" in captured.err
     assert "restored 3 of 4 images" in captured.out
     assert sorted(p.name for p in (tmp_path / "b").iterdir() if not p.name.startswith(".")) == [
-        "grey8.png", "rgb16.png", "rgb8.png"]
+        "grey8.png",
+        "rgb16.png",
+        "rgb8.png",
+    ]
 
 
 def test_restore_refuses_what_it_cannot_do_before_writing(tmp_path):
@@ -215,7 +269,7 @@ def test_restore_refuses_what_it_cannot_do_before_writing(tmp_path):
         restore_images(folder, ckpt_ep, out, task="auto", device="cpu")
     with pytest.raises(KeyError, match=r"unknown task 'fog'"):
         restore_images(folder, ckpt_ep, out, task="fog", device="cpu")
-    with pytest.raises(ValueError, match=r"S\+AP model \(adaptive prompts, read from the image itself\): it takes no task"):
+    with pytest.raises(ValueError, match=r"S\+AP model \(adaptive prompts, read from the image itself\): it takes no"):
         restore_images(folder, ckpt_ap, out, task="noise", device="cpu")
     with pytest.raises(FileNotFoundError, match=r"input .*nowhere.png' does not exist"):
         restore_images([folder, tmp_path / "nowhere.png"], ckpt_ap, out, device="cpu")
@@ -238,7 +292,8 @@ def test_restore_refuses_what_it_cannot_do_before_writing(tmp_path):
     rep = restore_images(folder / "rgb8.png", ckpt_ap, ours, device="cpu", tile=16, overlap=4)
     rep = restore_images(folder, ckpt_ap, ours, device="cpu", overwrite=True, tile=16, overlap=4)
     assert len(rep.written) == 3 and not rep.failed
-    assert sorted(p.name for p in ours.iterdir() if not p.name.startswith(".")) == ["grey8.png", "rgb16.png", "rgb8.png"]
+    names = sorted(p.name for p in ours.iterdir() if not p.name.startswith("."))
+    assert names == ["grey8.png", "rgb16.png", "rgb8.png"]
 
 
 def test_restore_task_auto_uses_the_classifiers_prediction(tmp_path, monkeypatch):
@@ -254,6 +309,7 @@ def test_restore_task_auto_uses_the_classifiers_prediction(tmp_path, monkeypatch
     import mio_strategies.harness as harness
 
     monkeypatch.setattr(harness, "load_classifier", lambda path: Always(7))
-    rep = restore_images(folder, ckpt, tmp_path / "out", task="auto", classifier="clf.pt", device="cpu", tile=32,
-                         overlap=8)
+    rep = restore_images(
+        folder, ckpt, tmp_path / "out", task="auto", classifier="clf.pt", device="cpu", tile=32, overlap=8
+    )
     assert set(rep.tasks.values()) == {"haze"} and len(rep.written) == 3

@@ -64,12 +64,13 @@ def add_parser(subparsers: Any) -> None:
     c.add_argument("--output", default="classifier.pt", help="classifier file to write (default: classifier.pt)")
     c.add_argument("--images", help="folder of GT images (default: the embedded photos)")
     c.add_argument("--tasks", default="SBNJRHL", help="tasks to tell apart (letters, default SBNJRHL)")
-    c.add_argument("--steps", type=int, default=2000)
-    c.add_argument("--batch-size", type=int, default=16)
-    c.add_argument("--crop", type=int, default=128, help="training crop side (the reference: 256)")
-    c.add_argument("--lr", type=float, default=1e-3)
-    c.add_argument("--width", type=int, default=128, help="conv width (the reference: 128)")
-    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--steps", type=int, default=2000, help="training steps (default: 2000)")
+    c.add_argument("--batch-size", type=int, default=16, help="degraded crops per step (default: 16)")
+    c.add_argument("--crop", type=int, default=128, help="training crop side (default: 128; the reference: 256)")
+    c.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 0.001)")
+    c.add_argument("--width", type=int, default=128, help="conv width (default: 128, as the reference)")
+    c.add_argument("--seed", type=int, default=0,
+                   help="seed of the initial weights and of the crops and degradations drawn (default: 0)")
     c.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N (default: auto)")
     c.add_argument("--profile", choices=("library", "reference"), default="library",
                    help="reference: the reference's classifier (--arch reference) on its data path "
@@ -183,6 +184,7 @@ def _duration(seconds: float) -> str:
 
 def _train(args: argparse.Namespace) -> int:
     if args.list_presets:
+        print("presets:")
         for name in list_presets():
             meta = preset_metadata(name)
             hours = meta["expected"].get("h200_hours_per_strategy")
@@ -353,8 +355,13 @@ def _eval(args: argparse.Namespace) -> int:
         bars = {name: {t: table[t]["psnr"] for t in single} for name, table in tables.items()}
         ident_table = results[0].per_task(identity=True)
         ident = {t: ident_table[t]["psnr"] for t in single}
+        for backbone, strategy, split in reference:  # the published rows, as in the table
+            row = reference_row(backbone, strategy, split)
+            if all(t in row for t in single):
+                bars[f"paper {backbone.removesuffix('_tiny')}-{strategy} ({split}-dis)"] = {t: row[t] for t in single}
         if single:
             plot_psnr_bars(bars, baseline=ident, path=out / "psnr_bars.png")
+            paths["psnr_bars"] = out / "psnr_bars.png"
     except ImportError as exc:
         print(f"(per-task bar plot skipped: {exc})")
     print(f"written: {', '.join(str(p) for p in paths.values())}")

@@ -165,8 +165,9 @@ def _summary(strategies: Sequence[str], results: Sequence[EvalResult], paired: d
     lines = ["Against the unrestored input (identity):"] + [_verdict(r) for r in results]
     if paired:
         note = "" if base == "M" else " (M is not among the strategies here)"
-        lines += ["", f"Paired differences to {base}{note}, PSNR in dB over the same {next(iter(paired.values()))['n']} "
-                  "test images (mean +/- 95% interval; per task):"]
+        n = next(iter(paired.values()))["n"]
+        lines += ["", f"Paired differences to {base}{note}, PSNR in dB over the same {n} test images (mean +/- 95% "
+                  "interval; per task):"]
         for s, d in paired.items():
             per = ", ".join(f"{get_task(t).letter} {v:+.2f}" for t, v in d["per_task"].items())
             lines.append(f"- {s} - {base}: {d['mean']:+.2f} +/- {d['ci95']:.2f} dB, ahead on {d['ahead']} of "

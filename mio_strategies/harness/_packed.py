@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import signal
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,6 +42,7 @@ from mio_strategies.harness._resume import check_compatible
 from mio_strategies.models import Restorer, build_restorer
 from mio_strategies.utils.outputs import atomic_file
 from mio_strategies.utils.rng import derive_seed
+from mio_strategies.utils.signals import stop_on_signals
 
 __all__ = ["PACKABLE_STRATEGIES", "train_packed"]
 
@@ -67,8 +69,10 @@ def _check_pack(configs: Sequence[Any], output_dirs: Sequence[Any]) -> list[Trai
         if c.reset_optimizer_each_period or c.reset_optimizer_each_stage:
             raise ValueError("packed runs share one optimizer: reset_optimizer_each_period/stage must be false")
         if c.precision != "fp32" or c.compile or c.channels_last:
-            raise ValueError("packed runs train in fp32, eager, contiguous: set precision=fp32, compile=false, "
-                             "channels_last=false (or train them separately with train())")
+            raise ValueError(
+                "packed runs train in fp32, eager, contiguous: set precision=fp32, compile=false, "
+                "channels_last=false (or train them separately with train())"
+            )
     first = cfgs[0].to_dict()
     for c in cfgs[1:]:
         d = c.to_dict()
@@ -121,6 +125,8 @@ def train_packed(
     Raises:
         ValueError: a strategy with prompts, settings that differ beyond seed/strategy/name, a repeated
             folder, runs saved at different iterations.
+        TrainingInterrupted: SIGINT or SIGTERM arrived; every run's checkpoint of the last finished step is
+            written (resume with ``resume=True``).
 
     Example:
         >>> cfgs = [load_config("mini_converged", [f"strategy={s}", f"seed={k}"]) for s in "MS" for k in (0, 1)]  # doctest: +SKIP
@@ -133,6 +139,7 @@ def train_packed(
     from mio_strategies.data import mio_collate
     from mio_strategies.harness._train import (
         CHECKPOINT_NAME,
+        TrainingInterrupted,
         TrainResult,
         _default_dataset,
         _ema_weights,
@@ -161,8 +168,10 @@ def train_packed(
             check_compatible(state, c.to_dict(), resume=True)
         iters = {int(s["iteration"]) for s in saved if s is not None}
         if len(iters) > 1:
-            raise ValueError(f"cannot resume packed runs saved at different iterations {sorted(iters)}: "
-                             "resume them separately with train(..., resume=True)")
+            raise ValueError(
+                f"cannot resume packed runs saved at different iterations {sorted(iters)}: "
+                "resume them separately with train(..., resume=True)"
+            )
     cfg0 = cfgs[0]
     device = _resolve_device(cfg0.device, 0)
     runs = [_Run(c, o, s) for c, o, s in zip(cfgs, outs, saved)]
@@ -173,8 +182,14 @@ def train_packed(
         # -- the runs' models, stacked -------------------------------------------------------------
         restorers: list[Restorer] = []
         for r in runs:
-            rest = build_restorer(r.cfg.backbone, None, backbone_kwargs=r.cfg.backbone_kwargs, seed=r.cfg.seed,
-                                  prompt_size=r.cfg.prompt_size, prompt_init=r.cfg.prompt_init).to(device)
+            rest = build_restorer(
+                r.cfg.backbone,
+                None,
+                backbone_kwargs=r.cfg.backbone_kwargs,
+                seed=r.cfg.seed,
+                prompt_size=r.cfg.prompt_size,
+                prompt_init=r.cfg.prompt_init,
+            ).to(device)
             if r.saved is not None:
                 rest.load_state_dict(r.saved["model"])
             restorers.append(rest)
@@ -189,9 +204,19 @@ def train_packed(
         stacked_state = {**params, **buffers}
         ema = None
         if cfg0.ema_decay > 0:
-            ema = {k: torch.stack([
-                (r.saved["ema"][f"backbone.{k}"].to(device) if r.saved is not None else stacked_state[k][i].detach())
-                for i, r in enumerate(runs)]).clone() for k in float_keys}
+            ema = {
+                k: torch.stack(
+                    [
+                        (
+                            r.saved["ema"][f"backbone.{k}"].to(device)
+                            if r.saved is not None
+                            else stacked_state[k][i].detach()
+                        )
+                        for i, r in enumerate(runs)
+                    ]
+                ).clone()
+                for k in float_keys
+            }
         start = 0
         if saved[0] is not None:
             start = int(saved[0]["iteration"])
@@ -209,11 +234,18 @@ def train_packed(
                 smp.load_state_dict(r.saved["sampler"])
             samplers.append(smp)
             curricula.append(cur)
-            loaders.append(DataLoader(
-                ds, batch_size=r.cfg.batch_size, sampler=smp, drop_last=True, collate_fn=mio_collate,
-                num_workers=r.cfg.num_workers, pin_memory=device.type == "cuda",
-                generator=torch.Generator().manual_seed(derive_seed(r.cfg.seed, 15485863, 0)),
-            ))
+            loaders.append(
+                DataLoader(
+                    ds,
+                    batch_size=r.cfg.batch_size,
+                    sampler=smp,
+                    drop_last=True,
+                    collate_fn=mio_collate,
+                    num_workers=r.cfg.num_workers,
+                    pin_memory=device.type == "cuda",
+                    generator=torch.Generator().manual_seed(derive_seed(r.cfg.seed, 15485863, 0)),
+                )
+            )
         val_sets = list(val_datasets) if val_datasets is not None else [default_validation_set(r.cfg) for r in runs]
         for r in runs:
             prepare_output_dir(r.out, overwrite=overwrite, resume=resume)
@@ -240,30 +272,47 @@ def train_packed(
 
         step_time, steps = 0.0, 0
         # the time of the legs before this one, per run, as its checkpoint recorded it (None: not recorded)
-        before = [dict(r.saved["timing"]) if r.saved is not None and isinstance(r.saved.get("timing"), dict)
-                  else (None if r.saved is not None else {"seconds": 0.0, "step_seconds": 0.0, "steps": 0})
-                  for r in runs]
+        before = [
+            dict(r.saved["timing"])
+            if r.saved is not None and isinstance(r.saved.get("timing"), dict)
+            else (None if r.saved is not None else {"seconds": 0.0, "step_seconds": 0.0, "steps": 0})
+            for r in runs
+        ]
 
         def timing(i: int) -> dict[str, float] | None:
             """Run ``i``'s time so far: the packed legs' wall and step time count for each run packed in them."""
             b = before[i]
             if b is None:
                 return None
-            return {"seconds": b["seconds"] + time.perf_counter() - t_start,
-                    "step_seconds": b["step_seconds"] + step_time, "steps": b["steps"] + steps}
+            return {
+                "seconds": b["seconds"] + time.perf_counter() - t_start,
+                "step_seconds": b["step_seconds"] + step_time,
+                "steps": b["steps"] + steps,
+            }
 
         def checkpoint(iteration: int) -> None:
             write_back(False)
             opt_states = _unstack_optimizer(optimizer.state_dict(), len(runs))
             for i, r in enumerate(runs):
                 state = {
-                    "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "backbone": r.cfg.backbone,
-                    "strategy": r.cfg.strategy, "config": r.cfg.to_dict(), "iteration": iteration,
-                    "finished": iteration >= total, "model": restorers[i].state_dict(),
+                    "format": CHECKPOINT_FORMAT,
+                    "version": CHECKPOINT_VERSION,
+                    "backbone": r.cfg.backbone,
+                    "strategy": r.cfg.strategy,
+                    "config": r.cfg.to_dict(),
+                    "iteration": iteration,
+                    "finished": iteration >= total,
+                    "model": restorers[i].state_dict(),
                     "ema": None if ema is None else {f"backbone.{k}": ema[k][i].clone() for k in float_keys},
-                    "optimizer": opt_states[i], "scheduler": scheduler.state_dict(),
-                    "sampler": samplers[i].state_dict(iteration=iteration), "precision": "fp32", "grad_scaler": None,
-                    "history": r.history, "validation": r.validation, "timing": timing(i), "packed": len(runs),
+                    "optimizer": opt_states[i],
+                    "scheduler": scheduler.state_dict(),
+                    "sampler": samplers[i].state_dict(iteration=iteration),
+                    "precision": "fp32",
+                    "grad_scaler": None,
+                    "history": r.history,
+                    "validation": r.validation,
+                    "timing": timing(i),
+                    "packed": len(runs),
                 }
                 save_checkpoint(state, r.out / CHECKPOINT_NAME)
 
@@ -276,8 +325,11 @@ def train_packed(
                 with _ema_weights(restorers[i], e):  # type: ignore[arg-type]
                     res = evaluate(restorers[i].eval(), val_sets[i], device=device, progress=False)
                 restorers[i].train()
-                rec = {"iteration": iteration, "psnr": {k: v["psnr"] for k, v in res.per_task().items()},
-                       "average": res.average()["psnr"]}
+                rec = {
+                    "iteration": iteration,
+                    "psnr": {k: v["psnr"] for k, v in res.per_task().items()},
+                    "average": res.average()["psnr"],
+                }
                 r.validation.append(rec)
                 _log(r.out, {"kind": "val", **rec})
 
@@ -289,7 +341,12 @@ def train_packed(
         for net in nets:
             net.train()
         base.train()
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        end = stop
+        # SIGINT / SIGTERM finish the current step and write every run's checkpoint, as train() does
+        with (
+            stop_on_signals() as stop_request,
+            torch.random.fork_rng(devices=[device] if device.type == "cuda" else []),
+        ):
             its = [iter(ld) for ld in loaders]
             for t in range(start, stop):
                 batches = []
@@ -309,8 +366,9 @@ def train_packed(
                 if ema is not None:
                     with torch.no_grad():
                         keys = list(ema)
-                        torch._foreach_lerp_([ema[k] for k in keys], [stacked_state[k].detach() for k in keys],
-                                             1.0 - cfg0.ema_decay)
+                        torch._foreach_lerp_(
+                            [ema[k] for k in keys], [stacked_state[k].detach() for k in keys], 1.0 - cfg0.ema_decay
+                        )
                 step_time += time.perf_counter() - t0
                 steps += 1
                 done = t + 1
@@ -319,33 +377,51 @@ def train_packed(
                 if cfg0.log_every and (done % cfg0.log_every == 0 or done == stop):
                     losses = per_run.detach().cpu().tolist()
                     for i, r in enumerate(runs):
-                        rec = {"iteration": done, "loss": float(losses[i]), "lr": lr_used,
-                               "period": t // cfg0.period_iters + 1,
-                               "tasks": "".join(x.letter for x in curricula[i].active_tasks(t))}
+                        rec = {
+                            "iteration": done,
+                            "loss": float(losses[i]),
+                            "lr": lr_used,
+                            "period": t // cfg0.period_iters + 1,
+                            "tasks": "".join(x.letter for x in curricula[i].active_tasks(t)),
+                        }
                         r.history.append(rec)
                         _log(r.out, {"kind": "train", **rec})
                 if cfg0.val_every and done % cfg0.val_every == 0 and done < total:
                     validate(done)
+                if stop_request and done < stop:
+                    end = done
+                    break
                 if cfg0.checkpoint_every and done % cfg0.checkpoint_every == 0 and done < stop:
                     checkpoint(done)
-            end = stop
             if end >= total and start < total:
                 validate(end)
             checkpoint(end)
         if bar is not None:
             bar.close()
+        if end < stop:
+            raise TrainingInterrupted(stop_request.signum or signal.SIGTERM, end, total, outs[0])
         write_back(True)  # each restorer holds its EMA weights, as train() returns it
     elapsed = time.perf_counter() - t_start
     results = []
     for i, r in enumerate(runs):
         whole = timing(i)
-        results.append(TrainResult(
-            output_dir=r.out, checkpoint=r.out / CHECKPOINT_NAME, iteration=end, finished=end >= total,
-            history=r.history, validation=r.validation, seconds=elapsed,
-            iters_per_second=steps / step_time if step_time > 0 else 0.0, restorer=restorers[i].eval(),
-            run_seconds=None if whole is None else whole["seconds"],
-            run_iters_per_second=None if whole is None or not whole["step_seconds"]
-            else whole["steps"] / whole["step_seconds"]))
+        results.append(
+            TrainResult(
+                output_dir=r.out,
+                checkpoint=r.out / CHECKPOINT_NAME,
+                iteration=end,
+                finished=end >= total,
+                history=r.history,
+                validation=r.validation,
+                seconds=elapsed,
+                iters_per_second=steps / step_time if step_time > 0 else 0.0,
+                restorer=restorers[i].eval(),
+                run_seconds=None if whole is None else whole["seconds"],
+                run_iters_per_second=None
+                if whole is None or not whole["step_seconds"]
+                else whole["steps"] / whole["step_seconds"],
+            )
+        )
     return results
 
 
@@ -368,8 +444,14 @@ def _unstack_optimizer(state: dict[str, Any], n: int) -> list[dict[str, Any]]:
     for i in range(n):
         per = {}
         for idx, st in state["state"].items():
-            per[idx] = {k: (v[i].clone() if isinstance(v, torch.Tensor) and v.ndim > 0 else
-                            (v.clone() if isinstance(v, torch.Tensor) else v)) for k, v in st.items()}
+            per[idx] = {
+                k: (
+                    v[i].clone()
+                    if isinstance(v, torch.Tensor) and v.ndim > 0
+                    else (v.clone() if isinstance(v, torch.Tensor) else v)
+                )
+                for k, v in st.items()
+            }
         out.append({"state": per, "param_groups": copy.deepcopy(state["param_groups"])})
     return out
 
@@ -379,6 +461,8 @@ def _stack_optimizer(states: list[dict[str, Any]]) -> dict[str, Any]:
     first = states[0]
     stacked: dict[Any, Any] = {}
     for idx, st in first["state"].items():
-        stacked[idx] = {k: (torch.stack([s["state"][idx][k] for s in states])
-                            if isinstance(v, torch.Tensor) and v.ndim > 0 else v) for k, v in st.items()}
+        stacked[idx] = {
+            k: (torch.stack([s["state"][idx][k] for s in states]) if isinstance(v, torch.Tensor) and v.ndim > 0 else v)
+            for k, v in st.items()
+        }
     return {"state": stacked, "param_groups": copy.deepcopy(first["param_groups"])}

@@ -169,8 +169,10 @@ def _collect(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
     for f in unique:
         name = f.stem + ".png"
         if name in by_name:
-            raise ValueError(f"{str(by_name[name])!r} and {str(f)!r} would both be written as {name!r}: restore them "
-                             "into different output folders")
+            raise ValueError(
+                f"{str(by_name[name])!r} and {str(f)!r} would both be written as {name!r}: restore them "
+                "into different output folders"
+            )
         by_name[name] = f
     return unique
 
@@ -271,26 +273,34 @@ def restore_images(
     if tile is not None:
         tile = -(-tile // m) * m
         if 2 * overlap >= tile or overlap < 0 or tile - overlap < m:
-            raise ValueError(f"overlap {overlap} does not fit tile {tile} (rounded up to the network's size multiple "
-                             f"{m}): use 0 <= overlap < tile / 2, e.g. --tile-overlap {tile // 8}")
+            raise ValueError(
+                f"overlap {overlap} does not fit tile {tile} (rounded up to the network's size multiple "
+                f"{m}): use 0 <= overlap < tile / 2, e.g. --tile-overlap {tile // 8}"
+            )
     explicit = restorer.prompt == "explicit"
     fixed_task: int | None = None
     clf = None
     if explicit:
         if task is None:
-            raise ValueError(f"{str(checkpoint)!r} is a {cfg.strategy} model (explicit prompts): pass task=NAME (--task "
-                             "NAME: one of " + ", ".join(t.name for t in TASKS) + ") or task='auto' with a classifier")
+            raise ValueError(
+                f"{str(checkpoint)!r} is a {cfg.strategy} model (explicit prompts): pass task=NAME "
+                "(--task NAME: one of " + ", ".join(t.name for t in TASKS) + ") or task='auto' with a "
+                "classifier"
+            )
         if task == "auto":
             if classifier is None:
-                raise ValueError("task='auto' (--task auto) needs a task classifier: pass classifier=FILE (--classifier "
-                                 "FILE; train one with `mio-strategies train-classifier`)")
+                raise ValueError(
+                    "task='auto' (--task auto) needs a task classifier: pass classifier=FILE "
+                    "(--classifier FILE; train one with `mio-strategies train-classifier`)"
+                )
             clf = load_classifier(Path(classifier)).to(dev).eval()
         else:
             fixed_task = get_task(task).id
     elif task is not None or classifier is not None:
         kind = "adaptive prompts, read from the image itself" if restorer.prompt == "adaptive" else "no prompts"
-        raise ValueError(f"{str(checkpoint)!r} is a {cfg.strategy} model ({kind}): it takes no task; drop --task and "
-                         "--classifier")
+        raise ValueError(
+            f"{str(checkpoint)!r} is a {cfg.strategy} model ({kind}): it takes no task; drop --task and --classifier"
+        )
     report = RestoreReport()
     if on_error == "stop":
         for f in files:  # headers first, so that an unreadable file stops the job before anything is written
@@ -304,9 +314,19 @@ def restore_images(
     return report
 
 
-def _restore_all(files: list[Path], out_dir: Path, restorer: Any, clf: Any, fixed_task: int | None,
-                 tile: int | None, overlap: int, dev: torch.device, on_error: str, progress: bool,
-                 report: RestoreReport) -> None:
+def _restore_all(
+    files: list[Path],
+    out_dir: Path,
+    restorer: Any,
+    clf: Any,
+    fixed_task: int | None,
+    tile: int | None,
+    overlap: int,
+    dev: torch.device,
+    on_error: str,
+    progress: bool,
+    report: RestoreReport,
+) -> None:
     """Restore each file into ``out_dir`` (see :func:`restore_images`), recording what happened in ``report``."""
     from mio_strategies.data import ImageReadError
     from mio_strategies.tasks import TASKS
@@ -318,9 +338,11 @@ def _restore_all(files: list[Path], out_dir: Path, restorer: Any, clf: Any, fixe
         bar = tqdm(total=len(files), desc="restore", unit="img", dynamic_ncols=True)
     on_tile: Callable[[int, int], None] | None = None
     if bar is not None:
+
         def on_tile(done: int, total: int) -> None:
             if total > 1:
                 bar.set_postfix_str(f"tile {done}/{total}")
+
     try:
         for f in files:
             dest = out_dir / (f.stem + ".png")
@@ -334,8 +356,11 @@ def _restore_all(files: list[Path], out_dir: Path, restorer: Any, clf: Any, fixe
                         ids = torch.tensor([fixed_task])
                     else:
                         ids = None
-                    y = restorer.restore(x, ids, tile=tile, overlap=overlap) if tile is not None else \
-                        restorer.restore(x, ids)
+                    y = (
+                        restorer.restore(x, ids, tile=tile, overlap=overlap)
+                        if tile is not None
+                        else restorer.restore(x, ids)
+                    )
                 write_image_depth(y[0].cpu(), dest, bits=bits, grey=grey)
             except (ImageReadError, OSError, RuntimeError, ValueError) as exc:
                 msg = str(exc)
@@ -359,32 +384,53 @@ def _restore_all(files: list[Path], out_dir: Path, restorer: Any, clf: Any, fixe
 def add_parser(subparsers: Any) -> None:
     """Register the ``restore`` sub-command."""
     r = subparsers.add_parser(
-        "restore", help="restore image files or folders with a trained checkpoint (tiled, any size)",
+        "restore",
+        help="restore image files or folders with a trained checkpoint (tiled, any size)",
         description="Restore images with a trained checkpoint; each is written to DIR as <stem>.png with the "
-                    "input's size and bit depth (8- or 16-bit PNG). Large images are restored tile by tile.",
+        "input's size and bit depth (8- or 16-bit PNG). Large images are restored tile by tile.",
     )
     r.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders of images")
     r.add_argument("--checkpoint", required=True, help="a run's checkpoint.pt or exported weights (e.g. S_EP.pt)")
     r.add_argument("--output", required=True, metavar="DIR", help="folder the restored images are written into")
-    r.add_argument("--task", default=None,
-                   help="explicit-prompt models (M+EP, S+EP): the task of every input (a name or letter: sr, blur, "
-                        "noise, jpeg, rain, haze, lowlight), or 'auto' to let --classifier pick it per image; "
-                        "models without explicit prompts take none (default: none)")
-    r.add_argument("--classifier", default=None, help="a task-classifier file for --task auto "
-                                                       "(from `mio-strategies train-classifier`)")
-    r.add_argument("--tile", type=int, default=512,
-                   help="tile side in pixels, rounded up to the network's size multiple; 0 restores whole images at "
-                        "once (default: 512)")
-    r.add_argument("--tile-overlap", type=int, default=32,
-                   help="least overlap of neighbouring tiles in pixels, blended (default: 32)")
+    r.add_argument(
+        "--task",
+        default=None,
+        help="explicit-prompt models (M+EP, S+EP): the task of every input (a name or letter: sr, blur, "
+        "noise, jpeg, rain, haze, lowlight), or 'auto' to let --classifier pick it per image; "
+        "models without explicit prompts take none (default: none)",
+    )
+    r.add_argument(
+        "--classifier",
+        default=None,
+        help="a task-classifier file for --task auto (from `mio-strategies train-classifier`)",
+    )
+    r.add_argument(
+        "--tile",
+        type=int,
+        default=512,
+        help="tile side in pixels, rounded up to the network's size multiple; 0 restores whole images at "
+        "once (default: 512)",
+    )
+    r.add_argument(
+        "--tile-overlap",
+        type=int,
+        default=32,
+        help="least overlap of neighbouring tiles in pixels, blended (default: 32)",
+    )
     r.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N (default: auto)")
     r.add_argument("--no-ema", action="store_true", help="use the live weights, not the EMA")
-    r.add_argument("--on-error", choices=("stop", "skip"), default="stop",
-                   help="an image that cannot be read or restored: stop (before writing anything when its header "
-                        "is unreadable) or skip it and restore the rest, exit status 1 (default: stop)")
-    r.add_argument("--overwrite", action="store_true",
-                   help="replace an existing output folder that mio-strategies wrote (never a file, a link or another "
-                        "folder)")
+    r.add_argument(
+        "--on-error",
+        choices=("stop", "skip"),
+        default="stop",
+        help="an image that cannot be read or restored: stop (before writing anything when its header "
+        "is unreadable) or skip it and restore the rest, exit status 1 (default: stop)",
+    )
+    r.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing output folder that mio-strategies wrote (never a file, a link or another folder)",
+    )
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.set_defaults(func=_restore)
 
@@ -395,9 +441,18 @@ def _restore(args: argparse.Namespace) -> int:
         return 2
     try:
         report = restore_images(
-            args.inputs, args.checkpoint, args.output, task=args.task, classifier=args.classifier,
-            tile=args.tile or None, overlap=args.tile_overlap, device=args.device, ema=not args.no_ema,
-            overwrite=args.overwrite, on_error=args.on_error, progress=not args.no_progress,
+            args.inputs,
+            args.checkpoint,
+            args.output,
+            task=args.task,
+            classifier=args.classifier,
+            tile=args.tile or None,
+            overlap=args.tile_overlap,
+            device=args.device,
+            ema=not args.no_ema,
+            overwrite=args.overwrite,
+            on_error=args.on_error,
+            progress=not args.no_progress,
         )
     except (OSError, KeyError, ValueError, ImportError) as exc:
         print(f"error: {exc.args[0] if isinstance(exc, KeyError) and exc.args else exc}", file=sys.stderr)
@@ -405,6 +460,8 @@ def _restore(args: argparse.Namespace) -> int:
     for f, msg in report.failed.items():
         print(f"skipped {f}: {msg}", file=sys.stderr)
     tasks = sorted(set(report.tasks.values()))
-    print(f"restored {len(report.written)} of {len(report.written) + len(report.failed)} images into {args.output}"
-          + (f" (tasks: {', '.join(tasks)})" if tasks else ""))
+    print(
+        f"restored {len(report.written)} of {len(report.written) + len(report.failed)} images into {args.output}"
+        + (f" (tasks: {', '.join(tasks)})" if tasks else "")
+    )
     return 1 if report.failed else 0

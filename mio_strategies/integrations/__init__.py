@@ -1,1 +1,2 @@
-"""Integrations with other frameworks (BasicSR)."""
+"""Integrations with other frameworks: BasicSR (``basicsr_prompt``, ``basicsr_curriculum``) and PyTorch
+Lightning (``lightning``)."""

@@ -165,7 +165,8 @@ class CurriculumCallback(pl.Callback):
 
         Example:
             >>> from mio_strategies.curriculum import Curriculum
-            >>> CurriculumCallback(Curriculum("SB", periods=3, iterations_per_period=4), batch_size=2).trainer_settings()
+            >>> cb = CurriculumCallback(Curriculum("SB", periods=3, iterations_per_period=4), batch_size=2)
+            >>> cb.trainer_settings()
             {'max_steps': 12, 'max_epochs': -1, 'use_distributed_sampler': False}
         """
         return {"max_steps": self.curriculum.total_iterations, "max_epochs": -1, "use_distributed_sampler": False}
@@ -181,8 +182,15 @@ class CurriculumCallback(pl.Callback):
                 the dataset, a batch too large), or a saved state of another configuration.
         """
         rank, world = self._shard if self._shard is not None else (None, None)
-        sampler = SequentialCurriculumSampler(task_ids, self.curriculum, self.batch_size, seed=self.seed,
-                                              balance=self.balance, rank=rank, world_size=world)
+        sampler = SequentialCurriculumSampler(
+            task_ids,
+            self.curriculum,
+            self.batch_size,
+            seed=self.seed,
+            balance=self.balance,
+            rank=rank,
+            world_size=world,
+        )
         if self._pending is not None:
             sampler.load_state_dict(self._pending)
             self._pending = None
@@ -235,23 +243,32 @@ class CurriculumCallback(pl.Callback):
                 "own distributed sampler would replace the curriculum's)"
             )
         if self._sampler.world_size != trainer.world_size:
-            raise RuntimeError(f"the curriculum sampler was built for {self._sampler.world_size} process(es) but the "
-                               f"Trainer runs {trainer.world_size}: build the loader in train_dataloader()")
+            raise RuntimeError(
+                f"the curriculum sampler was built for {self._sampler.world_size} process(es) but the "
+                f"Trainer runs {trainer.world_size}: build the loader in train_dataloader()"
+            )
         if trainer.accumulate_grad_batches != 1:
-            raise ValueError(f"accumulate_grad_batches={trainer.accumulate_grad_batches}: the curriculum counts one "
-                             "optimizer step per batch; raise the batch size instead")
+            raise ValueError(
+                f"accumulate_grad_batches={trainer.accumulate_grad_batches}: the curriculum counts one "
+                "optimizer step per batch; raise the batch size instead"
+            )
         if self.lr == "cosine" and self._base_lrs is None:
             self._base_lrs = [[float(g["lr"]) for g in opt.param_groups] for opt in trainer.optimizers]
         if self.lr == "cosine":
             shape = [len(opt.param_groups) for opt in trainer.optimizers]
             assert self._base_lrs is not None
             if [len(b) for b in self._base_lrs] != shape:
-                raise ValueError(f"the checkpoint's optimizers have parameter groups {[len(b) for b in self._base_lrs]}, "
-                                 f"these have {shape}: resume with the same optimizers")
+                saved = [len(b) for b in self._base_lrs]
+                raise ValueError(
+                    f"the checkpoint's optimizers have parameter groups {saved}, these have {shape}: "
+                    "resume with the same optimizers"
+                )
             low = [lr for b in self._base_lrs for lr in b if not lr > self.eta_min]
             if low:
-                raise ValueError(f"initial lr {low[0]} <= eta_min {self.eta_min}: the cosine decays from the optimizer's "
-                                 "lr down to eta_min, so give an lr above it")
+                raise ValueError(
+                    f"initial lr {low[0]} <= eta_min {self.eta_min}: the cosine decays from the "
+                    "optimizer's lr down to eta_min, so give an lr above it"
+                )
         self._hooks = CurriculumCallbacks(self.curriculum)
         if self.on_period_start is not None:
             self._hooks.on_period_start(self.on_period_start)
@@ -264,8 +281,10 @@ class CurriculumCallback(pl.Callback):
         t = trainer.global_step
         c = self.curriculum
         if t >= c.total_iterations:
-            raise RuntimeError(f"step {t} is past the curriculum's {c.total_iterations} iterations: train for "
-                               f"max_steps={c.total_iterations} (callback.trainer_settings())")
+            raise RuntimeError(
+                f"step {t} is past the curriculum's {c.total_iterations} iterations: train for "
+                f"max_steps={c.total_iterations} (callback.trainer_settings())"
+            )
         assert self._hooks is not None
         event = self._hooks.step(t)
         if event is not None:
@@ -280,8 +299,14 @@ class CurriculumCallback(pl.Callback):
     # -- checkpoints ------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """The curriculum, the sampler's position at the trained step and the optimizers' initial lrs."""
-        return {"curriculum": self.curriculum.to_dict(), "lr": self.lr, "eta_min": self.eta_min,
-                "reset_optimizer": self.reset_optimizer, "base_lrs": self._base_lrs, "sampler": self._sampler_state()}
+        return {
+            "curriculum": self.curriculum.to_dict(),
+            "lr": self.lr,
+            "eta_min": self.eta_min,
+            "reset_optimizer": self.reset_optimizer,
+            "base_lrs": self._base_lrs,
+            "sampler": self._sampler_state(),
+        }
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Restore :meth:`state_dict` (Lightning calls it when ``fit`` resumes from a checkpoint).
@@ -290,11 +315,17 @@ class CurriculumCallback(pl.Callback):
             ValueError: the checkpoint was trained with another curriculum or learning-rate setting (the message
                 lists the differences).
         """
-        mine = {"curriculum": self.curriculum.to_dict(), "lr": self.lr, "eta_min": self.eta_min,
-                "reset_optimizer": self.reset_optimizer}
+        mine = {
+            "curriculum": self.curriculum.to_dict(),
+            "lr": self.lr,
+            "eta_min": self.eta_min,
+            "reset_optimizer": self.reset_optimizer,
+        }
         diffs = [f"{k}: saved {state_dict.get(k)!r}, here {v!r}" for k, v in mine.items() if state_dict.get(k) != v]
         if diffs:
-            raise ValueError("the checkpoint's curriculum callback had other settings, so resuming would not continue "
-                             "its run: " + "; ".join(diffs))
+            raise ValueError(
+                "the checkpoint's curriculum callback had other settings, so resuming would not continue "
+                "its run: " + "; ".join(diffs)
+            )
         self._base_lrs = state_dict.get("base_lrs")
         self._load_sampler_state(state_dict.get("sampler") or {})

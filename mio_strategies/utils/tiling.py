@@ -147,11 +147,14 @@ def tiled_apply(
     if tile is not None:
         if not isinstance(tile, int) or isinstance(tile, bool) or tile < 1 or tile % multiple:
             hint = f"e.g. {max(multiple, tile - tile % multiple)}" if isinstance(tile, int) else f"e.g. {16 * multiple}"
-            raise ValueError(f"tile must be a positive multiple of {multiple} (the network's size multiple), got "
-                             f"{tile!r}: {hint}")
+            raise ValueError(
+                f"tile must be a positive multiple of {multiple} (the network's size multiple), got {tile!r}: {hint}"
+            )
         if not isinstance(overlap, int) or overlap < 0 or 2 * overlap >= tile or tile - overlap < multiple:
-            raise ValueError(f"overlap must be an int with 0 <= overlap < tile / 2 and tile - overlap >= {multiple} "
-                             f"(the size multiple), got {overlap!r} for tile {tile}")
+            raise ValueError(
+                f"overlap must be an int with 0 <= overlap < tile / 2 and tile - overlap >= {multiple} "
+                f"(the size multiple), got {overlap!r} for tile {tile}"
+            )
     h, w = x.shape[-2:]
     xp = pad_to_multiple(x, multiple)
     hp, wp = xp.shape[-2:]
@@ -190,5 +193,7 @@ def tiled_apply(
 
 def _check_size(out: torch.Tensor, inp: torch.Tensor) -> None:
     if out.ndim != 4 or out.shape[-2:] != inp.shape[-2:] or out.shape[0] != inp.shape[0]:
-        raise ValueError(f"fn must keep the batch, height and width of its input: {tuple(inp.shape)} -> "
-                         f"{tuple(out.shape)} (a super-resolution network with a scale factor is not supported)")
+        raise ValueError(
+            f"fn must keep the batch, height and width of its input: {tuple(inp.shape)} -> "
+            f"{tuple(out.shape)} (a super-resolution network with a scale factor is not supported)"
+        )
