@@ -17,7 +17,6 @@ Example:
 
 from __future__ import annotations
 
-
 from mio_strategies.protocols._check import (
     PROBLEM_KINDS,
     CheckReport,
