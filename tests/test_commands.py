@@ -146,8 +146,12 @@ def test_make_builds_the_environment_once_and_again_only_after_a_change(tmp_path
             capture_output=True,
             text=True,
             timeout=300,
+            env=env,
         )
 
+    # run as a top-level make even when the suite itself runs under `make test` (as in CI): an inherited
+    # MAKELEVEL makes make print "Entering directory" lines into the dry run
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
     res = make("venv")
     assert res.returncode == 0, res.stderr
     venv = tmp_path / ".venv"

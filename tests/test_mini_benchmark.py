@@ -337,8 +337,8 @@ def test_extend_continues_finished_runs_into_more_periods(mini, tmp_path, capsys
     with pytest.raises(SystemExit):
         mini.main([*args, "--set", "periods=9", "--extend", "--reevaluate"])
     assert "--extend trains: it cannot go with --reevaluate" in capsys.readouterr().err
-    assert sorted(p.name for p in (out / "M-seed0").iterdir()) == ["checkpoint.pt", "config.yaml", "log.jsonl",
-                                                                    "result.json"]
+    assert sorted(p.name for p in (out / "M-seed0").iterdir()) == [".mio-strategies", "checkpoint.pt", "config.yaml",
+                                                                    "log.jsonl", "result.json"]
 
     assert mini.main([*args, "--set", "periods=9", "--extend"]) == 0
     for name, old in short.items():
