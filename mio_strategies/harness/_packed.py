@@ -139,6 +139,7 @@ def train_packed(
     from mio_strategies.data import mio_collate
     from mio_strategies.harness._train import (
         CHECKPOINT_NAME,
+        LOADER_SEED_STREAM,
         TrainingInterrupted,
         TrainResult,
         _default_dataset,
@@ -243,7 +244,7 @@ def train_packed(
                     collate_fn=mio_collate,
                     num_workers=r.cfg.num_workers,
                     pin_memory=device.type == "cuda",
-                    generator=torch.Generator().manual_seed(derive_seed(r.cfg.seed, 15485863, 0)),
+                    generator=torch.Generator().manual_seed(derive_seed(r.cfg.seed, LOADER_SEED_STREAM, 0)),
                 )
             )
         val_sets = list(val_datasets) if val_datasets is not None else [default_validation_set(r.cfg) for r in runs]

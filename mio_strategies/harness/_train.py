@@ -43,6 +43,9 @@ __all__ = ["TrainResult", "TrainingInterrupted", "load_restorer", "train"]
 CHECKPOINT_NAME = "checkpoint.pt"
 LOG_NAME = "log.jsonl"  # one JSON record per line: "train" (loss, lr, period) and "val" (per-task PSNR)
 _MAX_ITEMS = 4_000_000
+# The stream of the DataLoader's own generator (the base seeds of its workers), derived from the run's seed;
+# a fixed prime so that every run, resumed or packed, replays the same stream.
+LOADER_SEED_STREAM = 15485863
 
 
 @dataclass
@@ -387,7 +390,7 @@ def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, 
     loader = DataLoader(
         dataset, batch_size=cfg.batch_size, sampler=sampler, drop_last=True, collate_fn=mio_collate,
         num_workers=cfg.num_workers, pin_memory=device.type == "cuda",
-        generator=torch.Generator().manual_seed(derive_seed(cfg.seed, 15485863, rank)),
+        generator=torch.Generator().manual_seed(derive_seed(cfg.seed, LOADER_SEED_STREAM, rank)),
     )
     stop = total if stop_after is None else min(total, max(stop_after, start))
     if rank == 0:
