@@ -1,4 +1,4 @@
-"""Regression tests for the data review: depth_dir over several tasks, safe and atomic build_testset,
+"""Edge cases of the data layer: depth_dir over several tasks, safe and atomic build_testset,
 MiODataset input validation."""
 
 import json

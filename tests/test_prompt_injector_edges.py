@@ -1,4 +1,4 @@
-"""Regression tests for the review of the prompt injector (copies, checkpointing, axes, dtypes, inputs)."""
+"""Edge cases of the prompt injector: copies, checkpointing, axes, dtypes, inputs."""
 
 from __future__ import annotations
 
