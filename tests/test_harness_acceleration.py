@@ -8,42 +8,12 @@ import torch.nn.functional as F
 
 from mio_strategies.harness import build_restorer, load_checkpoint, load_config, train
 from mio_strategies.harness._acceleration import Acceleration
+from tests.tiny_runs import TINY
+from tests.tiny_runs import same_state as _same
+from tests.tiny_runs import tiny_data as _data
+from tests.tiny_runs import tiny_val as _val
 
 pytestmark = pytest.mark.basicsr
-
-TINY = [
-    "backbone=srresnet_tiny", "backbone_kwargs.num_feat=4", "backbone_kwargs.num_block=1",
-    "periods=7", "period_iters=2", "batch_size=2", "patch_size=16", "val_size=24",
-    "prompt_size=16", "log_every=1", "lr=1e-3", "lr_min=1e-5", "ema_decay=0.9",
-]
-
-
-def _same(a, b):
-    """Exact equality of nested states (tensors compared bit for bit)."""
-    if isinstance(a, torch.Tensor):
-        return isinstance(b, torch.Tensor) and torch.equal(a, b)
-    if isinstance(a, dict):
-        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    return a == b
-
-
-def _images(n=2):
-    g = torch.Generator().manual_seed(0)
-    return [torch.rand(3, 24, 24, generator=g) for _ in range(n)]
-
-
-def _data(cfg):
-    from mio_strategies.data import MiODataset
-
-    return MiODataset(_images(), cfg.order_tasks, patch_size=cfg.patch_size, seed=cfg.seed, repeat=2, stream=cfg.stream)
-
-
-def _val(cfg):
-    from mio_strategies.data import MiODataset
-
-    return MiODataset(_images(1), cfg.order_tasks, patch_size=cfg.val_size, augment=False, seed=99)
 
 OPTIONS = {
     "bf16": ["precision=bf16"],

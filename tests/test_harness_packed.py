@@ -7,6 +7,8 @@ import torch
 
 from mio_strategies.harness import load_checkpoint, load_config, train
 from mio_strategies.harness._packed import train_packed
+from tests.tiny_runs import tiny_data as _data
+from tests.tiny_runs import tiny_val as _val
 
 pytestmark = pytest.mark.basicsr
 
@@ -40,23 +42,6 @@ def _close(a, b):
     if isinstance(a, (list, tuple)):
         return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b))
     return a == b
-
-
-def _images(n=2):
-    g = torch.Generator().manual_seed(0)
-    return [torch.rand(3, 24, 24, generator=g) for _ in range(n)]
-
-
-def _data(cfg):
-    from mio_strategies.data import MiODataset
-
-    return MiODataset(_images(), cfg.order_tasks, patch_size=cfg.patch_size, seed=cfg.seed, repeat=2)
-
-
-def _val(cfg):
-    from mio_strategies.data import MiODataset
-
-    return MiODataset(_images(1), cfg.order_tasks, patch_size=cfg.val_size, augment=False, seed=99)
 
 
 def _pack(cfgs, outs, **kw):
