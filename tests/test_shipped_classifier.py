@@ -26,9 +26,9 @@ from mio_strategies.tasks import TASKS, get_task
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-#: accuracy of the shipped file on the fixed crops below (measured 0.0; the floor allows for float
-#: differences between machines flipping a few borderline crops)
-ACCURACY_FLOOR = 0.0
+#: accuracy of the shipped file on the fixed crops below (measured 62 of 84 = 0.738; the floor allows for
+#: float differences between machines flipping a few borderline crops)
+ACCURACY_FLOOR = 0.70
 
 
 def _always_file(path, task: str):
