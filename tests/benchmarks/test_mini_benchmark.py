@@ -20,7 +20,7 @@ from mio_strategies.harness import sweep
 from mio_strategies.metrics.statistics import margin_standard_errors
 from mio_strategies.tasks import TASKS
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "mini_mio.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "mini_mio.py"
 NAMES = [t.name for t in TASKS]
 STRATS = ("M", "S", "M+EP", "S+EP", "S+AP")
 
