@@ -77,6 +77,7 @@ _SLOW_NAME_PARTS = {
     "test_curriculum_basicsr.py": ("train_pipeline", "mixed_mode"),
     "test_models_blocks.py": ("need_no_basicsr", "shipped_weights"),
     "test_bare_install.py": ("quickstart", "main_job"),
+    "test_harness_sweep.py": ("interrupted_run",),
 }
 
 

@@ -1,6 +1,6 @@
 """mio_strategies.harness.sweep: the run grid, the result cache, adoption and resume, on tiny runs.
 
-``tests/data/sweep_old_layout`` is a results folder written by ``benchmarks/mini_mio.py`` before the sweep
+``tests/fixtures/sweep_old_layout`` is a results folder written by ``benchmarks/mini_mio.py`` before the sweep
 moved into the library (tier quick with the overrides of ``TINY_SWEEP``, strategies M and S+EP, seed 0,
 ``--testset-size 24 --curve``; the checkpoints left out): a folder of that layout must be reused as is.
 """
@@ -24,7 +24,7 @@ from mio_strategies.harness.sweep import (
     stored_config,
 )
 
-FIXTURE = Path(__file__).parent / "data" / "sweep_old_layout"
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "sweep_old_layout"
 TINY_SWEEP = [
     "backbone_kwargs.num_feat=4",
     "backbone_kwargs.num_block=1",
