@@ -19,6 +19,7 @@ from ._depth import DepthLike, check_depth, estimate_depth
 from ._kernels import gaussian_kernels_1d, separable_filter
 from ._philox import DOMAIN_NOISE, philox_normal
 from ._rain import rain_layer
+from ._rain_torch import rain_layer_torch
 from ._resize import imresize_tensor
 from ._specs import check_stream
 from ._validation import as_param, check_images, compute_dtype
@@ -306,7 +307,8 @@ def add_rain(
     integers; the same layer is added to the three channels. With the ``"torch"`` stream the seeds come
     from ``torch.Generator().manual_seed(seed)``: ``torch.rand((H, W))`` on the CPU, per image; with
     ``"philox"`` the batch's uniform levels are drawn at once on the images' device from Philox4x32-10
-    keyed by each seed (the same on every device). The streak layer itself is built on the CPU.
+    keyed by each seed (the same on every device), and the streak layer is built there too, in torch
+    (with the torch stream it is built on the CPU, with NumPy).
 
     Args:
         images: ``(B, 3, H, W)`` float tensor in [0, 1].
@@ -352,7 +354,10 @@ def _rain_impl(
 ) -> torch.Tensor:
     _, _, h, w = images.shape
     x = _prepare(images)
-    layer = rain_layer(sd, am, ln, an, wd, h, w, x.device, x.dtype, stream=stream)
+    if stream == "philox":  # the Philox seeds and the streak layer, both on the images' device
+        layer = rain_layer_torch(sd, am, ln, an, wd, h, w, x.device, x.dtype)
+    else:  # the per-image CPU generators and the NumPy layer (every params dict without a stream)
+        layer = rain_layer(sd, am, ln, an, wd, h, w, x.device, x.dtype, stream=stream)
     y = (x * 255.0 + layer).clamp(0.0, 255.0) / 255.0
     return _finish(y, images, quantize)
 

@@ -15,9 +15,10 @@ built at once from coordinate grids (vectorised over the batch, no per-patch ima
 very sparse (0.2-0.6 % of the pixels at the presets' amounts), so steps 2 and 4 are done together as a
 scatter: every seed adds ``value * K2`` around itself, ``K2`` being the streak kernel correlated with the
 cross (exact, the cross is symmetric), over the reflect-101 padded seed map; only the non-zero taps of
-``K2`` are scattered, with ``numpy.bincount`` (deterministic summation order). The layer is computed in
-float64 on the CPU and moved to the images' device, so a sample's rain is identical on every device and
-independent of its batch.
+``K2`` are scattered, with ``numpy.bincount`` (deterministic summation order). For the ``"torch"`` stream
+the layer is computed in float64 on the CPU with NumPy and moved to the images' device, so a sample's rain
+is identical on every device and independent of its batch. The ``"philox"`` stream computes the same
+layer with torch on the images' device (:mod:`._rain_torch`).
 """
 
 from __future__ import annotations
@@ -53,16 +54,10 @@ def opencv_gaussian_1d(width: int) -> np.ndarray:
     return g / g.sum()
 
 
-def _warped_diagonal(xs: np.ndarray, ys: np.ndarray, length: np.ndarray, angle: np.ndarray) -> np.ndarray:
-    """Value of the warped ``length x length`` diagonal at integer kernel coordinates ``(xs, ys)``.
-
-    Follows OpenCV: ``getRotationMatrix2D((L/2, L/2), angle - 45, 1 - L/100)``, inverted as
-    ``invertAffineTransform`` does, source coordinates in fixed point snapped to 1/32 pixel (``warpAffine``'s
-    ``AB_BITS = 10``, ``INTER_BITS = 5``), bilinear weights, zero outside.
-
-    ``xs`` (B, 1, N) and ``ys`` (B, M, 1) broadcast; returns (B, M, N), float64. (NumPy: these small grids
-    are dominated by per-operation overhead, which NumPy keeps lower than torch.)
-    """
+def inverse_warp(length: np.ndarray, angle: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The inverse affine map ``(a11, a12, b1, a21, a22, b2)`` of each sample's streak warp, ``(B, 1, 1)``
+    float64 each: ``getRotationMatrix2D((L/2, L/2), angle - 45, 1 - L/100)`` inverted as OpenCV's
+    ``invertAffineTransform``. (Shared by the NumPy and torch streak layers, so both use the same values.)"""
     L = length.astype(np.float64).reshape(-1, 1, 1)
     theta = np.deg2rad(angle.astype(np.float64) - 45.0).reshape(-1, 1, 1)
     s = 1.0 - L / 100.0
@@ -74,6 +69,21 @@ def _warped_diagonal(xs: np.ndarray, ys: np.ndarray, length: np.ndarray, angle: 
     a11, a12, a21, a22 = al * det, -be * det, be * det, al * det
     b1 = -a11 * m02 - a12 * m12
     b2 = -a21 * m02 - a22 * m12
+    return a11, a12, b1, a21, a22, b2
+
+
+def _warped_diagonal(xs: np.ndarray, ys: np.ndarray, length: np.ndarray, angle: np.ndarray) -> np.ndarray:
+    """Value of the warped ``length x length`` diagonal at integer kernel coordinates ``(xs, ys)``.
+
+    Follows OpenCV: ``getRotationMatrix2D((L/2, L/2), angle - 45, 1 - L/100)``, inverted as
+    ``invertAffineTransform`` does, source coordinates in fixed point snapped to 1/32 pixel (``warpAffine``'s
+    ``AB_BITS = 10``, ``INTER_BITS = 5``), bilinear weights, zero outside.
+
+    ``xs`` (B, 1, N) and ``ys`` (B, M, 1) broadcast; returns (B, M, N), float64. (NumPy: these small grids
+    are dominated by per-operation overhead, which NumPy keeps lower than torch.)
+    """
+    L = length.astype(np.float64).reshape(-1, 1, 1)
+    a11, a12, b1, a21, a22, b2 = inverse_warp(length, angle)
     # fixed point: round(a*x*1024) + round((b*y + c)*1024) + 16, then >> 5  -> units of 1/32 pixel
     qx = np.floor((np.round(a11 * xs * 1024) + np.round((a12 * ys + b1) * 1024) + 16) / 32)
     qy = np.floor((np.round(a21 * xs * 1024) + np.round((a22 * ys + b2) * 1024) + 16) / 32)
@@ -172,7 +182,13 @@ def rain_layer(
     dtype: torch.dtype,
     stream: str = "torch",
 ) -> torch.Tensor:
-    """The integer-valued 0..255 rain layer (B, 1, H, W) of the recipe above, on ``device`` as ``dtype``."""
+    """The integer-valued 0..255 rain layer (B, 1, H, W) of the recipe above, on ``device`` as ``dtype``,
+    built with NumPy on the CPU from the ``stream``'s streak seeds.
+
+    The degradations use it for the ``"torch"`` stream (every params dict without a stream); for the
+    ``"philox"`` stream they build the same layer with torch on the images' device
+    (:func:`._rain_torch.rain_layer_torch`), which this function, given ``stream="philox"``, is the
+    NumPy reference of."""
     b = seed.shape[0]
     u = streak_seeds(seed, amount, h, w, stream, device)
     k, A = streak_kernels_np(length.numpy(), angle.numpy(), width.numpy())

@@ -27,6 +27,7 @@ from mio_strategies.harness._restore import RestoreReport, restore_images
 from mio_strategies.harness._shipped_classifier import shipped_classifier
 from mio_strategies.harness._train import TrainingInterrupted, TrainResult, load_restorer, train
 from mio_strategies.harness._weights import export_weights, shipped_weights
+from mio_strategies.harness.sweep import RunSpec, Sweep
 from mio_strategies.metrics import psnr, ssim
 from mio_strategies.models import (
     BackboneSpec,
@@ -51,7 +52,9 @@ __all__ = [
     "NotACheckpointError",
     "RestoreReport",
     "Restorer",
+    "RunSpec",
     "SRResNet",
+    "Sweep",
     "TrainConfig",
     "TrainResult",
     "TrainingInterrupted",

@@ -21,6 +21,7 @@ from mio_strategies.harness._config import TrainConfig, load_config, parse_strat
 from mio_strategies.harness._eval import PSNR_CAP, EvalResult, evaluate, format_table, write_tables
 from mio_strategies.harness._train import load_restorer, train
 from mio_strategies.harness._weights import shipped_weights, weights_file_name, weights_label
+from mio_strategies.metrics.statistics import paired_differences, summarize
 from mio_strategies.models import Restorer, injection_plan
 from mio_strategies.tasks import get_task
 from mio_strategies.utils.outputs import atomic_file, check_output_dir, staging_dir
@@ -142,15 +143,12 @@ def paired_difference(result: EvalResult, baseline: EvalResult) -> dict[str, Any
     if a.keys() != b.keys() or not a:
         raise ValueError(f"{result.name!r} and {baseline.name!r} were not scored on the same images: pair results of "
                          "one test set")
-    diffs = {k: a[k] - b[k] for k in a}
-    values = list(diffs.values())
-    n = len(values)
-    mean = sum(values) / n
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
+    diffs = paired_differences(a, b)
+    overall = summarize(diffs.values())
     tasks = [t for t in result.single_tasks() if any(k[0] == t for k in diffs)]
-    per_task = {t: sum(v for k, v in diffs.items() if k[0] == t) / sum(1 for k in diffs if k[0] == t) for t in tasks}
-    return {"mean": mean, "ci95": 1.96 * sd / math.sqrt(n), "n": n, "per_task": per_task,
-            "ahead": sum(v > 0 for v in per_task.values()), "tasks": len(per_task)}
+    per_task = {t: summarize(v for k, v in diffs.items() if k[0] == t).mean for t in tasks}
+    return {"mean": overall.mean, "ci95": overall.ci95 if overall.n > 1 else 0.0, "n": overall.n,
+            "per_task": per_task, "ahead": sum(v > 0 for v in per_task.values()), "tasks": len(per_task)}
 
 
 def _reading(d: dict[str, Any]) -> str:
