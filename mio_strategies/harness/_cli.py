@@ -105,7 +105,7 @@ def add_parser(subparsers: Any) -> None:
                    help="explicit prompts: the true task (given; the default without --classifier) or the "
                         "task classifier's prediction (classifier: --classifier FILE, else the classifier "
                         "shipped with the package; the default with --classifier)")
-    e.add_argument("--classifier", help="a task-classifier file from `mio-strategies train-classifier`; explicit-"
+    e.add_argument("--classifier", metavar="FILE", help="a task-classifier file from `mio-strategies train-classifier`; explicit-"
                                         "prompt models then pick their prompt from its prediction (default with "
                                         "--task-source classifier: the classifier shipped with the package, "
                                         "trained on the embedded photos)")

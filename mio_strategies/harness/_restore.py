@@ -407,6 +407,7 @@ def add_parser(subparsers: Any) -> None:
     r.add_argument(
         "--classifier",
         default=None,
+        metavar="FILE",
         help="a task-classifier file for --task auto (from `mio-strategies train-classifier`; default: the "
         "classifier shipped with the package, trained on the embedded photos)",
     )
