@@ -49,6 +49,9 @@ def add_parser(subparsers: Any) -> None:
                    choices=("default", "reduce-overhead", "max-autotune"), metavar="MODE",
                    help="torch.compile the backbone (prompt hooks included): default, reduce-overhead or max-autotune")
     p.add_argument("--channels-last", action="store_true", default=None, help="train in the channels-last memory format")
+    p.add_argument("--synthesis", choices=("loader", "device"), default=None,
+                   help="where the training data are degraded (the config's synthesis key): in the DataLoader "
+                        "(loader, default) or batched on the training device (device; JPEG stays in the loader)")
     p.add_argument("--list-presets", action="store_true", help="list presets and backbones, then exit")
     p.add_argument("--protocol", help="train on a benchmark protocol's data: three-task, five-task, cdd11 or mio-7 "
                                       "(its curriculum order, periods and batch replace the preset's; --config defaults "
@@ -199,7 +202,8 @@ def _train(args: argparse.Namespace) -> int:
         saved = Path(args.output) / "config.yaml" if args.output else None
         config = str(saved) if (args.resume or args.extend) and saved is not None and saved.is_file() else "srresnet"
     speed = [f"{k}={v}" for k, v in (("precision", args.precision), ("compile", args.compile),
-                                      ("channels_last", args.channels_last and "true")) if v]
+                                      ("channels_last", args.channels_last and "true"),
+                                      ("synthesis", args.synthesis)) if v]
     try:
         cfg = load_config(config, [*args.overrides, *speed])
     except (KeyError, ValueError, TypeError, OSError) as exc:

@@ -26,7 +26,7 @@ from mio_strategies.checkpoints import (
     save_checkpoint,
 )
 from mio_strategies.curriculum import Curriculum, SequentialCurriculumSampler
-from mio_strategies.data import MiODataset, embedded_image_paths, list_images, mio_collate
+from mio_strategies.data import MiODataset, degrade_deferred, embedded_image_paths, list_images, mio_collate
 from mio_strategies.harness._acceleration import Acceleration
 from mio_strategies.harness._config import TrainConfig, load_config
 from mio_strategies.harness._eval import evaluate
@@ -215,7 +215,7 @@ def _default_dataset(cfg: TrainConfig, world: int, saved: Mapping[str, Any] | No
     if isinstance(items, int) and items > 0 and items % per_pass == 0:
         repeat = items // per_pass
     return MiODataset(images, cfg.order_tasks, patch_size=cfg.patch_size, preset=cfg.preset, seed=cfg.seed, repeat=repeat,
-                      implementation=cfg.data_implementation, stream=cfg.stream)
+                      implementation=cfg.data_implementation, stream=cfg.stream, synthesis=cfg.synthesis)
 
 
 def default_validation_set(cfg: TrainConfig) -> Any:
@@ -477,7 +477,7 @@ def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, 
             ):
                 optimizer.state.clear()
             t0 = time.perf_counter()
-            lq = accel.inputs(batch["lq"].to(device, non_blocking=True))
+            lq = accel.inputs(degrade_deferred(batch, device))  # synthesis 'device': degraded here, per task
             gt = accel.inputs(batch["gt"].to(device, non_blocking=True))
             # mixing weights over a composite degradation's tasks (CDD-11) when the data give them, else task ids
             task = batch["prompt" if "prompt" in batch else "task"].to(device)
