@@ -188,8 +188,10 @@ def _scatter(upad: torch.Tensor, k2: torch.Tensor, h: int, w: int) -> torch.Tens
             buf = acc if n_chunks == 1 else torch.zeros_like(acc)
             for lo in range(0, n, per_call):  # consecutive calls keep the order of summation
                 s = slice(lo, lo + per_call) if ids is None else ids[lo : lo + per_call]
-                idx = starget[s, None] + toff[sb[s]]
-                buf.index_add_(0, idx.reshape(-1), (sval[s, None] * tval[sb[s]]).reshape(-1))
+                rows = sb[s]
+                idx = torch.index_select(toff, 0, rows).add_(starget[s, None])
+                wts = torch.index_select(tval, 0, rows).mul_(sval[s, None])
+                buf.index_add_(0, idx.view(-1), wts.view(-1))
             if n_chunks > 1:
                 acc = acc + buf
     return acc.view(b, size)[:, base : base + h * wp].reshape(b, h, wp)[:, :, :w]
