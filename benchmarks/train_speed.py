@@ -186,8 +186,8 @@ def synthesis_table(device: torch.device, batch: int, patch: int, seconds: float
 def rain_layer_table(device: torch.device, batch: int, patch: int, seconds: float) -> list[str]:
     """Patches/s of the Philox stream's rain streak layer, NumPy (CPU) vs torch (``device``), and of the whole
     rain degradation with each layer (the NumPy one moved to the device, as the torch stream does)."""
-    from mio_strategies.degradations import apply_degradation, sample_params
     from mio_strategies.degradations import _functional as fn
+    from mio_strategies.degradations import apply_degradation, sample_params
     from mio_strategies.degradations._rain import rain_layer
     from mio_strategies.degradations._rain_torch import rain_layer_torch
 
@@ -202,7 +202,7 @@ def rain_layer_table(device: torch.device, batch: int, patch: int, seconds: floa
     def torch_layer() -> None:
         rain_layer_torch(*args, patch, patch, device, torch.float32)
 
-    def degrade_with(layer) -> float:  # noqa: ANN001
+    def degrade_with(layer) -> float:
         saved = fn.rain_layer_torch
         fn.rain_layer_torch = layer  # the Philox rain of degrade() with the given streak layer
         try:
@@ -210,7 +210,7 @@ def rain_layer_table(device: torch.device, batch: int, patch: int, seconds: floa
         finally:
             fn.rain_layer_torch = saved
 
-    def numpy_as_layer(*a, **k):  # noqa: ANN002, ANN003, ANN202
+    def numpy_as_layer(*a, **k):
         return rain_layer(*a, **k, stream="philox")
 
     v = [batch * _timed(f, device, seconds, warmup=1, min_steps=2) for f in (numpy_layer, torch_layer)]
