@@ -26,11 +26,8 @@ except ImportError:  # pragma: no cover
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mio_strategies.checkpoints import load_checkpoint
-from mio_strategies.harness._train import CHECKPOINT_NAME, LOG_NAME
 from mio_strategies.harness._weights import WEIGHTS_DIR, export_weights, shipped_weights, weights_file_name
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmark, also when imported
-from mini_mio import _stored_config
+from mio_strategies.harness.sweep import CHECKPOINT_NAME, LOG_NAME, run_dir_name, stored_config
 
 
 def _log_name(strategy: str) -> str:
@@ -53,7 +50,7 @@ def ship(results: Path, seed: int, strategies: list[str], dest: Path, overwrite:
             ``overwrite`` removes), and ``overwrite`` is false.
     """
     strategies = [s.strip().upper() for s in strategies]
-    runs = {s: results / f"{s.replace('+', '_')}-seed{seed}" for s in strategies}
+    runs = {s: results / run_dir_name(s, seed) for s in strategies}
     loaded = {}
     for s, run in runs.items():
         for name in ("result.json", CHECKPOINT_NAME):
@@ -98,7 +95,7 @@ def _readme(results: Path, seed: int, loaded: dict[str, dict]) -> str:
     first = next(iter(loaded.values()))
     tasks = list(first["per_task"])
     ident = first["identity"]
-    cfg = _stored_config(results / f"{next(iter(loaded)).replace('+', '_')}-seed{seed}", first)[0] or {}
+    cfg = stored_config(results / run_dir_name(next(iter(loaded)), seed), first)[0] or {}
     lines = [
         "# Demo weights", "",
         "Trained by `benchmarks/mini_mio.py` (its runs for seed " f"{seed}, results folder `{results.name}`) and "

@@ -7,6 +7,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from mio_strategies.utils.validation import int_in_range
+
 __all__ = [
     "PROJECTION_METHODS",
     "_as_numpy",
@@ -121,8 +123,4 @@ def _validate_seed(seed: Any) -> int:
         TypeError: not an integer.
         ValueError: outside ``0 .. 2**32 - 1``.
     """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__} {seed!r}")
-    if not 0 <= int(seed) < 2**32:
-        raise ValueError(f"seed must be in 0..{2**32 - 1}, got {seed}")
-    return int(seed)
+    return int_in_range("seed", seed, 0, 2**32 - 1, type_error=True, numpy=True)

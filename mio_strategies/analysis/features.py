@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from mio_strategies.tasks import Task, get_task
+from mio_strategies.utils.validation import positive_int
 
 __all__ = ["CapturedFeatures", "FeatureRecorder", "FeatureSource", "capture_features", "pool_features"]
 
@@ -343,8 +344,7 @@ def capture_features(
     # ---- validate everything before touching the model
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    positive_int("batch_size", batch_size)
     recorder: FeatureRecorder | None = None
     source: Callable[[Tensor, Tensor], Tensor] | None = None
     if isinstance(module, (str, nn.Module)):

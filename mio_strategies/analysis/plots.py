@@ -23,6 +23,7 @@ from mio_strategies.analysis._deps import require
 from mio_strategies.analysis._validate import _as_numpy, _validate_labels
 from mio_strategies.analysis.representation import DDRResult
 from mio_strategies.tasks import TASK_COLORS, TASKS, Task, UnknownTaskError, get_task
+from mio_strategies.utils.validation import finite_float
 
 __all__ = ["TASK_COLORS", "plot_ddr", "plot_ddr_comparison", "plot_psnr_bars", "save_figure", "task_color"]
 
@@ -244,11 +245,7 @@ def _validate_psnr_table(
             tid = get_task(task).id  # UnknownTaskError lists the valid tasks
             if tid in out:
                 raise ValueError(f"PSNR row {name!r} gives task {TASKS[tid].name!r} twice")
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-                raise TypeError(f"PSNR of {name!r} / {task!r} must be a number, got {type(value).__name__}")
-            if not math.isfinite(float(value)):
-                raise ValueError(f"PSNR of {name!r} / {task!r} is {value}; give finite values")
-            out[tid] = float(value)
+            out[tid] = finite_float(f"PSNR of {name!r} / {task!r}", value)
         return out
 
     rows = {str(name): row(str(name), scores) for name, scores in table.items()}

@@ -21,6 +21,7 @@ from mio_strategies.analysis._validate import (
     _validate_method,
     _validate_seed,
 )
+from mio_strategies.utils.validation import positive_int
 
 __all__ = ["PROJECTION_METHODS", "project"]
 
@@ -78,10 +79,7 @@ def project(
         raise ValueError(f"project() needs at least 2 feature channels to embed in 2-D, got {c}")
     _check_options(options)
     if threads is not None:
-        if isinstance(threads, bool) or not isinstance(threads, int):
-            raise TypeError(f"threads must be an int or None, got {type(threads).__name__} {threads!r}")
-        if threads < 1:
-            raise ValueError(f"threads must be at least 1 (or None for the libraries' defaults), got {threads}")
+        positive_int("threads", threads, note=" (or None for the libraries' defaults)", type_error=True)
     if threads is None:
         return _fit(x, method, seed, options)
     threadpoolctl = require("threadpoolctl", feature="project(threads=...)")

@@ -13,6 +13,7 @@ from torch.utils.hooks import RemovableHandle
 
 from mio_strategies.curriculum._schedule import Curriculum
 from mio_strategies.tasks import Task
+from mio_strategies.utils.validation import finite_float, is_int
 
 PAPER_LR = 2e-4
 PAPER_ETA_MIN = 1e-7
@@ -58,14 +59,13 @@ def period_cosine_lr(
         raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
     if isinstance(curriculum, Curriculum):
         period = curriculum.iterations_per_period
-    elif isinstance(curriculum, int) and not isinstance(curriculum, bool):
+    elif is_int(curriculum):
         period = curriculum
         if period <= 0:
             raise ValueError(f"the period length must be a positive int, got {period}")
     else:
         raise TypeError(f"curriculum must be a Curriculum or a period length (int), got {type(curriculum).__name__}")
-    if not isinstance(eta_min, (int, float)) or isinstance(eta_min, bool) or eta_min < 0:
-        raise ValueError(f"eta_min must be a float >= 0, got {eta_min!r}")
+    finite_float("eta_min", eta_min, low=0, type_error=False)
     for i, group in enumerate(optimizer.param_groups):
         lr = group.get("initial_lr", group["lr"])
         if not lr > eta_min:

@@ -11,6 +11,7 @@ from torch.utils.data import Sampler
 
 from mio_strategies.curriculum._schedule import Curriculum
 from mio_strategies.tasks import NUM_TASKS, TASKS, UnknownTaskError
+from mio_strategies.utils.validation import int_in_range, is_int, positive_int
 
 # Bump when the way indices are generated from (seed, iteration) changes: a state dict written by
 # another scheme would not reproduce its stream, so it is refused.
@@ -92,11 +93,8 @@ def _dist_defaults(rank: int | None, world_size: int | None) -> tuple[int, int]:
         world_size = torch.distributed.get_world_size() if initialised else 1
     if rank is None:
         rank = torch.distributed.get_rank() if initialised else 0
-    for value, name in ((rank, "rank"), (world_size, "world_size")):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if world_size < 1:
-        raise ValueError(f"world_size must be >= 1, got {world_size}")
+    int_in_range("rank", rank, type_error=True)
+    world_size = int_in_range("world_size", world_size, 1, type_error=True)
     if not 0 <= rank < world_size:
         raise ValueError(f"rank must be in 0..{world_size - 1} for world_size={world_size}, got {rank}")
     return rank, world_size
@@ -173,12 +171,8 @@ class SequentialCurriculumSampler(Sampler[int]):
                 f"curriculum must be a Curriculum (e.g. Curriculum('SBNJRHL', periods=10, iterations_per_period=...)), "
                 f"got {type(curriculum).__name__}"
             )
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int):
-            raise TypeError(f"batch_size must be a positive int, got {type(batch_size).__name__} {batch_size!r}")
-        if batch_size <= 0:
-            raise ValueError(f"batch_size must be a positive int (>= 1), got {batch_size}")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise TypeError(f"seed must be an int, got {type(seed).__name__} {seed!r}")
+        positive_int("batch_size", batch_size, type_error=True)
+        int_in_range("seed", seed, type_error=True)
         if not 0 <= seed <= _MASK64:
             raise ValueError(f"seed must be in 0..2**64-1, got {seed}")
         if balance not in _BALANCES:
@@ -372,8 +366,7 @@ class SequentialCurriculumSampler(Sampler[int]):
             ValueError: iteration outside ``0..total_iterations``.
         """
         total = self.curriculum.total_iterations
-        if isinstance(iteration, bool) or not isinstance(iteration, int) or not 0 <= iteration <= total:
-            raise ValueError(f"iteration must be an int in 0..{total}, got {iteration!r}")
+        int_in_range("iteration", iteration, 0, total)
         self._live = None
         self._position = iteration * self.batch_size
 
@@ -403,8 +396,7 @@ class SequentialCurriculumSampler(Sampler[int]):
             position = self.position
         else:
             total = self.curriculum.total_iterations
-            if isinstance(iteration, bool) or not isinstance(iteration, int) or not 0 <= iteration <= total:
-                raise ValueError(f"iteration must be an int in 0..{total}, got {iteration!r}")
+            int_in_range("iteration", iteration, 0, total)
             position = iteration * self.batch_size
         return {"position": position, "config": self._config()}
 
@@ -438,8 +430,8 @@ class SequentialCurriculumSampler(Sampler[int]):
         end = self._end
         if extend and isinstance(theirs, Mapping) and isinstance(theirs.get("curriculum"), Mapping):
             saved_c, my_c = theirs["curriculum"], mine["curriculum"]
-            shorter = {**saved_c, "periods": my_c["periods"]} == my_c and isinstance(saved_c.get("periods"), int) \
-                and not isinstance(saved_c["periods"], bool) and 1 <= saved_c["periods"] <= my_c["periods"]
+            shorter = {**saved_c, "periods": my_c["periods"]} == my_c and is_int(saved_c.get("periods")) \
+                and 1 <= saved_c["periods"] <= my_c["periods"]
             if shorter:  # compared as this curriculum; the position is checked against the saved run's end below
                 theirs = {**theirs, "curriculum": my_c}
                 end = saved_c["periods"] * saved_c["iterations_per_period"] * self.batch_size
@@ -456,8 +448,7 @@ class SequentialCurriculumSampler(Sampler[int]):
                 + (" (extend continues only the same curriculum over fewer periods)" if extend else "")
             )
         position = state["position"]
-        if isinstance(position, bool) or not isinstance(position, int) or not 0 <= position <= end:
-            raise ValueError(f"state position must be an int in 0..{end}, got {position!r}")
+        int_in_range("state position", position, 0, end)
         self._live = None
         self._position = position
 

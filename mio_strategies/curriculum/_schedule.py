@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Union, cast
 
 from mio_strategies.tasks import TASK_COLORS, Task, get_task, parse_tasks
+from mio_strategies.utils.validation import int_in_range, is_int, positive_int
 
 OrderLike = Union[str, Sequence[str | int | Task | Sequence[str | int | Task]]]
 
@@ -14,15 +15,6 @@ PAPER_ORDERS: dict[str, str] = {
     "RJBSNHL": "Restormer, Uformer and PromptIR (U-Net backbones)",
 }
 """The paper's two task orders for sequential learning -> the backbones it uses each with."""
-
-
-def _check_positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or (not isinstance(value, int) and not hasattr(value, "__index__")):
-        raise TypeError(f"{name} must be a positive int, got {type(value).__name__} {value!r}")
-    value = int(value.__index__()) if not isinstance(value, int) else value
-    if value <= 0:
-        raise ValueError(f"{name} must be a positive int (>= 1), got {value}")
-    return value
 
 
 def parse_stages(order: OrderLike) -> tuple[tuple[Task, ...], ...]:
@@ -121,8 +113,8 @@ class Curriculum:
         self, order: OrderLike = "SBNJRHL", *, periods: int = 10, iterations_per_period: int = 250_000
     ) -> None:
         stages = parse_stages(order)
-        periods = _check_positive_int(periods, "periods")
-        iterations_per_period = _check_positive_int(iterations_per_period, "iterations_per_period")
+        periods = positive_int("periods", periods, type_error=True, numpy=True)
+        iterations_per_period = positive_int("iterations_per_period", iterations_per_period, type_error=True, numpy=True)
         if periods < len(stages):
             raise ValueError(
                 f"periods={periods} is fewer than the {len(stages)} stages of order "
@@ -227,7 +219,7 @@ class Curriculum:
 
     # ----------------------------------------------------------------- queries
     def _check_iteration(self, iteration: int) -> int:
-        if isinstance(iteration, bool) or not hasattr(iteration, "__index__"):
+        if not is_int(iteration, numpy=True):
             raise TypeError(f"iteration must be an int, got {type(iteration).__name__} {iteration!r}")
         iteration = int(iteration.__index__())
         if not 0 <= iteration < self.total_iterations:
@@ -247,8 +239,7 @@ class Curriculum:
 
     def stage_of_period(self, period: int) -> int:
         """Index of the last stage active in ``period`` (0-based)."""
-        if isinstance(period, bool) or not isinstance(period, int) or not 0 <= period < self._periods:
-            raise ValueError(f"period must be an int in 0..{self._periods - 1}, got {period!r}")
+        int_in_range("period", period, 0, self._periods - 1)
         return min(period, len(self._stages) - 1)
 
     def num_active(self, iteration: int) -> int:

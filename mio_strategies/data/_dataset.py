@@ -22,6 +22,7 @@ from mio_strategies.degradations import (
 )
 from mio_strategies.tasks import TaskLike, parse_tasks
 from mio_strategies.utils.rng import generator_from
+from mio_strategies.utils.validation import choice, is_int, non_negative_int, positive_int
 
 ImageSource = Union[PathLike, Sequence[PathLike | torch.Tensor]]
 
@@ -42,12 +43,6 @@ def random_crop_box(height: int, width: int, patch: int, generator: torch.Genera
     top = int(torch.randint(0, height - patch + 1, (1,), generator=generator))
     left = int(torch.randint(0, width - patch + 1, (1,), generator=generator))
     return top, left
-
-
-def _check_positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
 
 
 class MiODataset(Dataset):
@@ -137,23 +132,18 @@ class MiODataset(Dataset):
         implementation: str = "library",
         synthesis: str = "loader",
     ) -> None:
-        if not isinstance(implementation, str) or implementation not in IMPLEMENTATIONS:
-            raise ValueError(
-                f"unknown implementation {implementation!r}: valid implementations are {list(IMPLEMENTATIONS)}"
-            )
+        choice("implementation", implementation, IMPLEMENTATIONS)
         check_synthesis(synthesis, implementation)
         self.max_pixels = resolve_max_pixels(max_pixels)
 
         self.tasks = parse_tasks(tasks)
-        if preset not in PRESETS:
-            raise ValueError(f"unknown preset {preset!r}: valid presets are {sorted(PRESETS)}")
+        choice("preset", preset, sorted(PRESETS))
         if patch_size is not None:
-            _check_positive_int("patch_size", patch_size)
-        _check_positive_int("repeat", repeat)
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-        if stream is not None and stream not in STREAMS:
-            raise ValueError(f"unknown random stream {stream!r}: valid streams are {list(STREAMS)} (or None, the default)")
+            positive_int("patch_size", patch_size)
+        positive_int("repeat", repeat)
+        non_negative_int("seed", seed)
+        if stream is not None:
+            choice("stream", stream, STREAMS, what="random stream", plural="streams", note=" (or None, the default)")
         self.stream = stream
         self._ranges = self._validate_ranges(ranges)
 
@@ -262,8 +252,7 @@ class MiODataset(Dataset):
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose crops and degradations items are drawn from."""
-        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
-            raise ValueError(f"epoch must be a non-negative integer, got {epoch!r}")
+        non_negative_int("epoch", epoch)
         self.epoch = epoch
 
     # -- items -------------------------------------------------------------------------------
@@ -414,7 +403,7 @@ def mio_collate(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         first = values[0]
         if isinstance(first, torch.Tensor):
             out[key] = torch.stack(values)
-        elif isinstance(first, bool) or not isinstance(first, int):
+        elif not is_int(first):
             out[key] = values
         else:
             out[key] = torch.tensor(values, dtype=torch.int64)

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from mio_strategies.utils.outputs import atomic_file, flag
+from mio_strategies.utils.validation import non_negative_int
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -113,11 +114,10 @@ def check_max_pixels(max_pixels: Any) -> int | None:
     """
     if max_pixels is None:
         return None
-    if isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, np.integer)):
-        raise TypeError(f"max_pixels must be a whole number of pixels, or None/0 for no limit, got {max_pixels!r}")
-    if max_pixels < 0:
-        raise ValueError(f"max_pixels must be >= 0 (0: no limit), got {max_pixels}")
-    return int(max_pixels) or None
+    limit = non_negative_int(
+        "max_pixels", max_pixels, note=" (a whole number of pixels; 0 or None: no limit)", type_error=True, numpy=True
+    )
+    return limit or None
 
 
 def _too_large(path: PathLike, w: int, h: int, limit: int) -> ImageTooLargeError:

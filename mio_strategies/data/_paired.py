@@ -14,6 +14,7 @@ from mio_strategies.data._dataset import augment_geometry, random_crop_box
 from mio_strategies.data._io import IMAGE_SUFFIXES, PathLike, read_image
 from mio_strategies.tasks import TASKS, Task, TaskLike, get_task, parse_tasks
 from mio_strategies.utils.rng import generator_from
+from mio_strategies.utils.validation import non_negative_int, positive_int
 
 MANIFEST_NAME = "manifest.json"
 
@@ -168,8 +169,8 @@ class PairedFolderDataset(Dataset):
         seed: int = 0,
     ) -> None:
         root, gt_dir = _dataset_dirs(root, gt_folder)
-        if patch_size is not None and (isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size <= 0):
-            raise ValueError(f"patch_size must be a positive integer or None, got {patch_size!r}")
+        if patch_size is not None:
+            positive_int("patch_size", patch_size, note=" or None")
         task_list = parse_tasks(tasks) if tasks is not None else None
         task_dirs = _task_folders(root, folders, task_list)
         gts = _images_by_stem(gt_dir)
@@ -205,8 +206,7 @@ class PairedFolderDataset(Dataset):
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose crops and flips items are drawn from."""
-        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
-            raise ValueError(f"epoch must be a non-negative integer, got {epoch!r}")
+        non_negative_int("epoch", epoch)
         self.epoch = epoch
 
     def __getitem__(self, index: int) -> dict[str, Any]:
@@ -402,8 +402,8 @@ class ReferencePairedDataset(PairedFolderDataset):
         augment: bool = True,
         seed: int = 0,
     ) -> None:
-        if patch_size is not None and (isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size <= 0):
-            raise ValueError(f"patch_size must be a positive integer or None, got {patch_size!r}")
+        if patch_size is not None:
+            positive_int("patch_size", patch_size, note=" or None")
         pairs = read_reference_layout(lq_dir, gt_dir, meta_info=meta_info)
         if tasks is not None:
             wanted = {t.id for t in parse_tasks(tasks)}

@@ -39,6 +39,7 @@ from mio_strategies.degradations import (
 from mio_strategies.tasks import Task, TaskLike, parse_tasks
 from mio_strategies.utils.outputs import check_output_dir, output_lock, remove_stale_staging, staging_dir
 from mio_strategies.utils.rng import generator_from
+from mio_strategies.utils.validation import choice, non_negative_int
 
 MANIFEST_VERSION = 1
 ON_ERROR = ("raise", "skip")
@@ -145,10 +146,8 @@ def build_testset(
     """
     task_list = parse_tasks(tasks)
     comp_list = _parse_composites(composites)
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}: valid presets are {sorted(PRESETS)}")
-    if not isinstance(implementation, str) or implementation not in IMPLEMENTATIONS:
-        raise ValueError(f"unknown implementation {implementation!r}: valid implementations are {list(IMPLEMENTATIONS)}")
+    choice("preset", preset, sorted(PRESETS))
+    choice("implementation", implementation, IMPLEMENTATIONS)
     if implementation == "reference" and comp_list:
         raise ValueError(
             "composites are not part of the reference's test sets: build them with implementation='library' "
@@ -156,8 +155,7 @@ def build_testset(
         )
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    non_negative_int("seed", seed)
     limit = resolve_max_pixels(max_pixels)
     paths = list_images(images)
     stems = [p.stem for p in paths]

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from mio_strategies.tasks import TaskLike
+from mio_strategies.utils.validation import int_in_range
 
 from . import _functional as fn
 from . import _reference as ref
@@ -37,11 +38,7 @@ def _check_generator(generator: Any) -> torch.Generator:
 
 
 def _check_batch_size(batch_size: Any) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int):
-        raise TypeError(f"batch_size must be an int, got {type(batch_size).__name__} {batch_size!r}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    return batch_size
+    return int_in_range("batch_size", batch_size, 1, type_error=True)
 
 
 def _draw(kind: str, lo: float, hi: float, n: int, g: torch.Generator) -> torch.Tensor:

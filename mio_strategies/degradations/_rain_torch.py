@@ -15,7 +15,7 @@ streak seeds and its normalisation all run where the images are:
 
 A last-bit difference of a float64 changes the 0..255 layer only where it crosses an integer of the
 truncation, i.e. where a normalised value lies within about ``1e-13`` of an integer: the layers are equal
-in every case the tests draw (``tests/test_device_synthesis.py``), but exact equality is not a theorem.
+in every case the tests draw (``tests/degradations/test_device_synthesis.py``), but exact equality is not a theorem.
 The NumPy layer itself shares this property across CPUs (its ``einsum`` order depends on the SIMD
 instructions NumPy picks). Every kernel sum runs over the taps of one sample in a fixed order with zeros
 for the padding of a batch, so a sample's layer does not depend on the batch it is drawn in (bit for bit

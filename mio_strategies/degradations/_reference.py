@@ -24,6 +24,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ..utils.validation import positive_int
 from ._diffjpeg import diff_jpeg
 from ._functional import _finish, _prepare, quantize_8bit
 from ._resize import imresize_tensor
@@ -81,8 +82,7 @@ def crop_to_multiple(images: torch.Tensor, multiple: int = REFERENCE_CROP_MULTIP
         >>> crop_to_multiple(torch.zeros(1, 3, 30, 41)).shape
         torch.Size([1, 3, 28, 40])
     """
-    if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple < 1:
-        raise ValueError(f"multiple must be a positive integer, got {multiple!r}")
+    positive_int("multiple", multiple)
     h, w = images.shape[-2:]
     if h < multiple or w < multiple:
         raise ValueError(f"images of size (H, W) = ({h}, {w}) are smaller than the crop multiple {multiple}")

@@ -26,6 +26,7 @@ from mio_strategies.harness._packed import train_packed
 from mio_strategies.harness._restore import RestoreReport, restore_images
 from mio_strategies.harness._train import TrainingInterrupted, TrainResult, load_restorer, train
 from mio_strategies.harness._weights import export_weights, shipped_weights
+from mio_strategies.harness.sweep import RunSpec, Sweep
 from mio_strategies.metrics import psnr, ssim
 from mio_strategies.models import (
     BackboneSpec,
@@ -50,7 +51,9 @@ __all__ = [
     "NotACheckpointError",
     "RestoreReport",
     "Restorer",
+    "RunSpec",
     "SRResNet",
+    "Sweep",
     "TrainConfig",
     "TrainResult",
     "TrainingInterrupted",

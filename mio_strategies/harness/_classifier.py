@@ -23,7 +23,7 @@ from mio_strategies.harness._train import _resolve_device
 from mio_strategies.prompts import TaskClassifier, train_task_classifier
 from mio_strategies.tasks import NUM_TASKS, parse_tasks
 from mio_strategies.utils.outputs import check_output_file
-from mio_strategies.utils.validation import non_negative_int, positive_int
+from mio_strategies.utils.validation import choice, finite_float, non_negative_int, positive_int
 
 __all__ = ["ClassifierRun", "train_classifier"]
 
@@ -112,10 +112,8 @@ def train_classifier(
     if crop < 9:
         raise ValueError(f"crop must be at least 9 pixels (the classifier's two stride-3 convs), got {crop}")
     non_negative_int("seed", seed)
-    if arch not in ("library", "reference"):
-        raise ValueError(f"unknown classifier arch {arch!r}: valid archs are ['library', 'reference']")
-    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0:
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    choice("arch", arch, ("library", "reference"), what="classifier arch", plural="archs")
+    finite_float("lr", lr, low=0, low_open=True, type_error=False)
     task_list = parse_tasks(tasks)
     _device_name("device", device)
     dev = _resolve_device(device, 0, fix="--device cpu (device='cpu')")

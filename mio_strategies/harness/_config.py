@@ -13,7 +13,7 @@ from typing import Any
 from mio_strategies.curriculum import Curriculum, parse_stages
 from mio_strategies.data import SYNTHESES
 from mio_strategies.models import backbone_spec
-from mio_strategies.utils.validation import did_you_mean, non_negative_int, positive_int
+from mio_strategies.utils.validation import choice, did_you_mean, finite_float, non_negative_int, positive_int
 
 __all__ = [
     "STRATEGIES",
@@ -204,13 +204,9 @@ class TrainConfig:
             non_negative_int(key, getattr(self, key))
         if self.val_size < 19:
             raise ValueError(f"val_size must be >= 19 (a 4-pixel border crop leaves the 11x11 SSIM window), got {self.val_size}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {self.optimizer!r}: valid optimizers are {list(OPTIMIZERS)}")
+        choice("optimizer", self.optimizer, OPTIMIZERS)
         for key in ("lr", "lr_min", "weight_decay", "ema_decay"):
-            v = getattr(self, key)
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise TypeError(f"{key} must be a number, got {v!r}")
-            setattr(self, key, float(v))
+            setattr(self, key, finite_float(key, getattr(self, key)))
         if not 0 < self.lr_min <= self.lr:
             raise ValueError(f"need 0 < lr_min <= lr, got lr={self.lr} and lr_min={self.lr_min}")
         if not 0.0 <= self.ema_decay < 1.0:
@@ -223,8 +219,7 @@ class TrainConfig:
         if len(betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas):
             raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
         self.betas = (float(betas[0]), float(betas[1]))
-        if self.preset not in ("in", "out"):
-            raise ValueError(f"unknown degradation preset {self.preset!r}: valid presets are ['in', 'out']")
+        choice("preset", self.preset, ("in", "out"), what="degradation preset", plural="presets")
         for key in ("reset_optimizer_each_period", "reset_optimizer_each_stage"):
             if not isinstance(getattr(self, key), bool):
                 raise TypeError(f"{key} must be true or false, got {getattr(self, key)!r}")
@@ -250,8 +245,7 @@ class TrainConfig:
         for key, valid in (("profile", tuple(PROFILES)), ("data_implementation", IMPLEMENTATIONS),
                            ("prompt_init", IMPLEMENTATIONS), ("eval_weights", EVAL_WEIGHTS),
                            ("eval_task_source", TASK_SOURCES)):
-            if getattr(self, key) not in valid:
-                raise ValueError(f"unknown {key} {getattr(self, key)!r}: valid values are {list(valid)}")
+            choice(key, getattr(self, key), valid, plural="values")
         if self.prompt_maps is not None:
             if not isinstance(self.prompt_maps, str) or not self.prompt_maps:
                 raise TypeError(f"prompt_maps must be a file path (a string) or null, got {self.prompt_maps!r}")
@@ -358,8 +352,7 @@ def _nested_data_keys(data: Mapping[str, Any]) -> dict[str, Any]:
 def _with_profile(data: Mapping[str, Any]) -> dict[str, Any]:
     """``data`` with its profile's values for the keys it does not set."""
     profile = data.get("profile", "library")
-    if not isinstance(profile, str) or profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}: valid profiles are {list(PROFILES)}")
+    choice("profile", profile, PROFILES)
     return {**PROFILES[profile], **data}
 
 
@@ -475,8 +468,7 @@ def _check_backbone_kwargs(value: Any) -> None:
 
 def preset_metadata(name: str) -> dict[str, Any]:
     """The ``description`` and ``expected`` (paper numbers, GPU-hours) blocks of a preset."""
-    if name not in list_presets():
-        raise ValueError(f"unknown preset {name!r}: valid presets are {list_presets()}")
+    choice("preset", name, list_presets())
     data = _read_yaml(_preset_dir().joinpath(f"{name}.yaml").read_text(encoding="utf-8"), f"preset {name!r}")
     return {"description": data.get("description", ""), "expected": data.get("expected", {})}
 

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from mio_strategies.utils.outputs import atomic_file, check_output_dir, flag, output_lock, prepare_output_dir
+from mio_strategies.utils.validation import positive_int
 
 __all__ = ["RestoreReport", "add_parser", "read_image_depth", "restore_images", "write_image_depth"]
 
@@ -263,8 +264,8 @@ def restore_images(
 
     if on_error not in ("stop", "skip"):
         raise ValueError(f"on_error must be 'stop' or 'skip', got {on_error!r}")
-    if tile is not None and (isinstance(tile, bool) or not isinstance(tile, int) or tile < 1):
-        raise ValueError(f"tile must be a positive int (or None for whole images), got {tile!r}")
+    if tile is not None:
+        positive_int("tile", tile, note=" (or None for whole images)")
     files = _collect([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)
     out_dir = check_output_dir(output, overwrite=overwrite, what="output folder")
     dev = _resolve_device(device, 0, fix="device='cpu' (--device cpu)")

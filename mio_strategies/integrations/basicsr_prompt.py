@@ -54,7 +54,7 @@ from mio_strategies.models import Restorer, SRResNet, pad_to_multiple
 from mio_strategies.prompts import AdaptivePrompt, ExplicitPrompt, PromptedModel, PromptInjector, PromptScale
 from mio_strategies.tasks import get_task, parse_tasks
 from mio_strategies.utils.basicsr_compat import import_basicsr
-from mio_strategies.utils.validation import closest_name, positive_int
+from mio_strategies.utils.validation import closest_name, non_negative_int, positive_int
 
 __all__ = ["MiOPromptedNet", "MiOTestDataset", "MiOTrainDataset", "load_basicsr_restorer", "register", "test_pipeline"]
 
@@ -154,8 +154,7 @@ class MiOPromptedNet(PromptedModel):
             raise ValueError(f"network_g.backbone must be a network's options with a type, got {backbone!r}")
         if (targets is None) == (scales is None):
             raise ValueError("network_g (MiOPromptedNet) needs targets: (one scale) or scales: (a U-Net), not both or neither")
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"network_g.seed must be a non-negative integer, got {seed!r}")
+        non_negative_int("network_g.seed", seed)
         source = _prompt_source(prompt, seed)
         net = import_basicsr("archs").build_network(dict(backbone))
         example = None

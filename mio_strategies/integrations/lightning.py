@@ -43,6 +43,7 @@ from mio_strategies.curriculum import (
     SequentialCurriculumSampler,
     reset_optimizer_state,
 )
+from mio_strategies.utils.validation import finite_float
 
 __all__ = ["CurriculumCallback"]
 
@@ -135,8 +136,7 @@ class CurriculumCallback(pl.Callback):
             raise TypeError(f"curriculum must be a Curriculum, got {type(curriculum).__name__}")
         if lr not in ("cosine", None):
             raise ValueError(f"lr must be 'cosine' or None, got {lr!r}")
-        if isinstance(eta_min, bool) or not isinstance(eta_min, (int, float)) or eta_min < 0:
-            raise ValueError(f"eta_min must be a float >= 0, got {eta_min!r}")
+        finite_float("eta_min", eta_min, low=0, type_error=False)
         if reset_optimizer not in _RESETS:
             raise ValueError(f"reset_optimizer must be one of {_RESETS}, got {reset_optimizer!r}")
         if on_period_start is not None and not callable(on_period_start):

@@ -14,6 +14,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from mio_strategies.utils.validation import non_negative_int
+
 __all__ = ["SSIM_WINDOWS", "convention_psnr", "convention_ssim", "rgb_to_y"]
 
 SSIM_WINDOWS: tuple[str, ...] = ("uniform7", "gaussian11", "basicsr")
@@ -38,8 +40,7 @@ def _prepare(output: torch.Tensor, target: torch.Tensor, *, color: str, border: 
                          f"{tuple(target.shape)}")
     if color not in ("rgb", "y"):
         raise ValueError(f"color must be 'rgb' or 'y', got {color!r}")
-    if isinstance(border, bool) or not isinstance(border, int) or border < 0:
-        raise ValueError(f"border must be a non-negative integer, got {border!r}")
+    non_negative_int("border", border)
     a = output.detach().to(torch.float64).clamp(0, 1)
     b = target.detach().to(torch.float64).clamp(0, 1)
     if quantize:

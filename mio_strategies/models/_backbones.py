@@ -21,7 +21,7 @@ from torch import nn
 from mio_strategies.models._blocks import RCAB, ResidualBlockNoBN, scaled_kaiming_init
 from mio_strategies.prompts import PromptScale
 from mio_strategies.utils.basicsr_compat import import_basicsr
-from mio_strategies.utils.validation import closest_name, did_you_mean, non_negative_int, positive_int
+from mio_strategies.utils.validation import closest_name, did_you_mean, int_in_range, non_negative_int, positive_int
 
 __all__ = [
     "BackboneSpec",
@@ -261,8 +261,7 @@ class ResUNet(nn.Module):
         super().__init__()
         for key, v in (("num_feat", num_feat), ("num_block", num_block)):
             positive_int(key, v)
-        if isinstance(levels, bool) or not isinstance(levels, int) or not 1 <= levels <= 3:
-            raise ValueError(f"levels must be 1, 2 or 3 (inputs are padded to a multiple of 8), got {levels!r}")
+        int_in_range("levels", levels, 1, 3, note=" (inputs are padded to a multiple of 8)")
         if not isinstance(channel_attention, bool):
             raise TypeError(f"channel_attention must be True or False, got {channel_attention!r}")
         block: Callable[..., nn.Module]

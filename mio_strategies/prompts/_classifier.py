@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..tasks import NUM_TASKS
+from ..utils.validation import choice, positive_int
 from ._init import check_generator, default_generator, make_layer, seeded_init_
 
 __all__ = ["TaskClassifier", "train_task_classifier", "classifier_accuracy", "ClassifierHistory", "CLASSIFIER_ARCHS"]
@@ -50,10 +51,8 @@ class TaskClassifier(nn.Module):
                  generator: torch.Generator | None = None, arch: str = "library") -> None:
         super().__init__()
         for name, v in (("num_tasks", num_tasks), ("in_channels", in_channels), ("width", width)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        if arch not in CLASSIFIER_ARCHS:
-            raise ValueError(f"unknown classifier arch {arch!r}: valid archs are {list(CLASSIFIER_ARCHS)}")
+            positive_int(name, v)
+        choice("arch", arch, CLASSIFIER_ARCHS, what="classifier arch", plural="archs")
         check_generator(generator, "TaskClassifier(generator=...)")
         self.num_tasks = num_tasks
         self.in_channels = in_channels
@@ -147,8 +146,8 @@ def train_task_classifier(
         >>> train_task_classifier(clf, data).steps
         1
     """
-    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
-        raise ValueError(f"steps must be a positive integer or None, got {steps!r}")
+    if steps is not None:
+        positive_int("steps", steps, note=" or None")
     params = [p for p in classifier.parameters() if p.requires_grad]
     opt = optimizer if optimizer is not None else torch.optim.Adam(params, lr=lr)
     dev = torch.device(device) if device is not None else next(classifier.parameters()).device

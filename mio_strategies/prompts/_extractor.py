@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..utils.validation import positive_int
 from ._init import check_generator, default_generator, make_layer, seeded_init_
 
 __all__ = ["PromptExtractor"]
@@ -34,8 +35,7 @@ class PromptExtractor(nn.Module):
     def __init__(self, in_channels: int, embed_dim: int = 64, *, generator: torch.Generator | None = None) -> None:
         super().__init__()
         for name, v in (("in_channels", in_channels), ("embed_dim", embed_dim)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+            positive_int(name, v)
         check_generator(generator, "PromptExtractor(generator=...)")
         self.in_channels = in_channels
         self.embed_dim = embed_dim

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..utils.validation import is_int, positive_int
 from ._channel_axes import _check_axis
 from ._hooks import (
     _EntryHook,
@@ -142,9 +143,8 @@ class PromptInjector(nn.Module):
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
         if not isinstance(prompt, PromptSource):
             raise TypeError(f"prompt must be an ExplicitPrompt or AdaptivePrompt, got {type(prompt).__name__}")
-        if isinstance(embed_dim, bool) or not isinstance(embed_dim, int) or embed_dim < 1:
-            raise ValueError(f"embed_dim must be a positive integer, got {embed_dim!r}")
-        if not isinstance(input_arg, (int, str)) or isinstance(input_arg, bool):
+        positive_int("embed_dim", embed_dim)
+        if not (is_int(input_arg) or isinstance(input_arg, str)):
             raise TypeError(f"input_arg must be a position (int) or a keyword name (str), got {input_arg!r}")
         if isinstance(input_arg, int) and input_arg < 0:
             raise ValueError(f"input_arg must be a position >= 0 or a keyword name, got {input_arg!r}")

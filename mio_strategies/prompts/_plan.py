@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..utils.validation import positive_int
 from ._channel_axes import _axis_hint, _check_axis, _warn_if_channels_look_last
 from ._dry_run import _dry_run
 from ._hooks import _pick_input
@@ -63,9 +64,8 @@ class PromptScale:
     def __post_init__(self) -> None:
         if self.part not in PARTS:
             raise ValueError(f"part must be one of {PARTS}, got {self.part!r}")
-        bad_reduction = isinstance(self.reduction, bool) or not isinstance(self.reduction, int) or self.reduction < 1
-        if self.reduction is not None and bad_reduction:
-            raise ValueError(f"reduction must be a positive integer or None, got {self.reduction!r}")
+        if self.reduction is not None:
+            positive_int("reduction", self.reduction, note=" or None")
 
 
 @dataclass

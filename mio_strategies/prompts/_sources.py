@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from ..tasks import NUM_TASKS, TASKS, Task, get_task
+from ..utils.validation import int_in_range, is_int, positive_int
 from ._extractor import PromptExtractor
 from ._init import check_generator, default_generator
 
@@ -151,10 +152,8 @@ class ExplicitPrompt(PromptSource):
         if maps is not None:
             maps = _check_maps(maps, num_tasks, learned)
             size = int(maps.shape[-1])
-        if isinstance(num_tasks, bool) or not isinstance(num_tasks, int) or not 1 <= num_tasks <= NUM_TASKS:
-            raise ValueError(f"num_tasks must be an integer in 1..{NUM_TASKS}, got {num_tasks!r}")
-        if isinstance(size, bool) or not isinstance(size, int) or size < 5:
-            raise ValueError(f"size must be an integer >= 5 (the extractor's 7x7 stride-2 conv), got {size!r}")
+        int_in_range("num_tasks", num_tasks, 1, NUM_TASKS)
+        int_in_range("size", size, 5, note=" (the extractor's 7x7 stride-2 conv)")
         check_generator(generator, "ExplicitPrompt(generator=...)")
         self.num_tasks = num_tasks
         self.size = size
@@ -219,7 +218,7 @@ class ExplicitPrompt(PromptSource):
         for item in items:
             index = _as_index(item)
             item = index if index is not None else item
-            if isinstance(item, int) and not isinstance(item, bool) and not 0 <= item < self.num_tasks:
+            if is_int(item) and not 0 <= item < self.num_tasks:
                 raise ValueError(
                     f"task id {item} is out of range: valid ids are 0..{self.num_tasks - 1} "
                     f"({_task_listing(self.num_tasks)})"
@@ -325,8 +324,7 @@ class AdaptivePrompt(PromptSource):
 
     def __init__(self, in_channels: int = 3) -> None:
         super().__init__()
-        if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
-            raise ValueError(f"in_channels must be a positive integer, got {in_channels!r}")
+        positive_int("in_channels", in_channels)
         self.in_channels = in_channels
 
     def make_encoder(self, embed_dim: int, generator: torch.Generator) -> nn.Module:

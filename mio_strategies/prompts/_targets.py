@@ -9,6 +9,8 @@ from typing import Any, Union
 
 from torch import nn
 
+from mio_strategies.utils.validation import is_int, positive_int
+
 TargetElement = Union[str, "re.Pattern[str]", type]
 TargetSpec = Union[TargetElement, Sequence[TargetElement]]
 
@@ -154,8 +156,7 @@ def explicit_channels(channels: Any, names: Sequence[str], where: str) -> dict[s
     """Validate ``channels`` (an int for every target, or a mapping name -> int) into a dict."""
     items = _per_target(channels, names, where, "channels")
     for k, v in items.items():
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{where}: channels of {k!r} must be a positive integer, got {v!r}")
+        positive_int(f"{where}: channels of {k!r}", v)
     return items
 
 
@@ -163,7 +164,7 @@ def explicit_axes(channel_axis: Any, names: Sequence[str], where: str) -> dict[s
     """Validate ``channel_axis`` (1 or -1 for every target, or a mapping name -> 1 / -1) into a dict."""
     items = _per_target(channel_axis, names, where, "channel_axis")
     for k, v in items.items():
-        if isinstance(v, bool) or not isinstance(v, int) or v not in (1, -1):
+        if not is_int(v) or v not in (1, -1):
             raise ValueError(
                 f"{where}: channel_axis of {k!r} must be 1 (channels first, (B, C, ...)) or -1 (channels last, "
                 f"(B, ..., C)), got {v!r}"

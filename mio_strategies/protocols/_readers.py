@@ -15,6 +15,7 @@ from mio_strategies.protocols._pairing import pair_folder
 from mio_strategies.protocols._spec import Folder, Protocol, ProtocolTask, TestSet
 from mio_strategies.tasks import NUM_TASKS
 from mio_strategies.utils.rng import generator_from
+from mio_strategies.utils.validation import non_negative_int, positive_int
 
 __all__ = [
     "ProtocolTestDataset",
@@ -175,10 +176,8 @@ class ProtocolTrainDataset(Dataset):
         repeat: int = 1,
     ) -> None:
         for name, v in (("patch_size", patch_size), ("repeat", repeat)):
-            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+            positive_int(name, v)
+        non_negative_int("seed", seed)
         folders = [f for f in protocol.folders if f.split == "train"]
         if any(f.pairing == "synthesize" for f in folders):
             raise ValueError(
@@ -214,8 +213,7 @@ class ProtocolTrainDataset(Dataset):
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose crops, flips and noise items are drawn from."""
-        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
-            raise ValueError(f"epoch must be a non-negative integer, got {epoch!r}")
+        non_negative_int("epoch", epoch)
         self.epoch = epoch
 
     def __getitem__(self, index: int) -> dict[str, Any]:
@@ -306,8 +304,7 @@ class ProtocolTestDataset(Dataset):
         split_root = resolve_split_root(protocol, root, "test")
         pairs = _folder_pairs(split_root, folder)
         if limit is not None:
-            if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
-                raise ValueError(f"limit must be a positive integer or None, got {limit!r}")
+            positive_int("limit", limit, note=" or None")
             pairs = pairs[:limit]
         self.protocol = protocol
         self.test_set = ts

@@ -14,6 +14,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from mio_strategies.utils.validation import is_int, positive_int
+
 __all__ = ["pad_to_multiple", "tile_starts", "tiled_apply"]
 
 
@@ -142,10 +144,9 @@ def tiled_apply(
     """
     if x.ndim != 4:
         raise ValueError(f"x must be a batch (B, C, H, W), got shape {tuple(x.shape)}: add a batch axis with x[None]")
-    if not isinstance(multiple, int) or multiple < 1:
-        raise ValueError(f"multiple must be a positive int, got {multiple!r}")
+    positive_int("multiple", multiple)
     if tile is not None:
-        if not isinstance(tile, int) or isinstance(tile, bool) or tile < 1 or tile % multiple:
+        if not is_int(tile) or tile < 1 or tile % multiple:
             hint = f"e.g. {max(multiple, tile - tile % multiple)}" if isinstance(tile, int) else f"e.g. {16 * multiple}"
             raise ValueError(
                 f"tile must be a positive multiple of {multiple} (the network's size multiple), got {tile!r}: {hint}"

@@ -28,6 +28,7 @@ __all__ = [
     "closest_name",
     "did_you_mean",
     "finite_float",
+    "int_in_range",
     "is_int",
     "non_negative_int",
     "positive_int",
@@ -40,21 +41,41 @@ __all__ = [
 SUGGESTION_CUTOFF = 0.75
 
 
-def is_int(value: Any) -> TypeGuard[int]:
+def is_int(value: Any, *, numpy: bool = False) -> TypeGuard[int]:
     """Whether ``value`` is an integer and not a bool.
+
+    Args:
+        value: anything.
+        numpy: also accept integer scalars of other libraries (numpy, a 0-d integer tensor: anything
+            with ``__index__``), never a bool of theirs.
 
     Example:
         >>> is_int(3), is_int(True), is_int(3.0)
         (True, False, False)
     """
-    return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return True
+    return numpy and hasattr(value, "__index__") and not _is_bool_like(value)
 
 
-def positive_int(name: str, value: Any) -> int:
+def positive_int(name: str, value: Any, *, note: str = "", type_error: bool = False, numpy: bool = False) -> int:
     """``value`` if it is an integer >= 1.
 
+    Args:
+        name: the argument's name, for the message.
+        value: the given value.
+        note: appended to what is valid, e.g. ``" or None"`` or ``" (the crop's size in pixels)"``.
+        type_error: raise :class:`TypeError` (not :class:`ValueError`) for a value that is no integer.
+        numpy: also accept numpy integers (see :func:`is_int`); the result is a Python ``int``.
+
+    Returns:
+        ``value`` as an ``int``.
+
     Raises:
-        ValueError: ``"<name> must be a positive integer, got <value>"`` for anything else (bools included).
+        ValueError: ``"<name> must be a positive integer<note>, got <value>"`` for anything else (bools
+            included); a :class:`TypeError` with the value's type for a non-integer if ``type_error``.
 
     Example:
         >>> positive_int("steps", 0)
@@ -62,24 +83,76 @@ def positive_int(name: str, value: Any) -> int:
         ...
         ValueError: steps must be a positive integer, got 0
     """
-    if not is_int(value) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+    return _checked_int(name, value, 1, None, "a positive integer", note, type_error, numpy)
 
 
-def non_negative_int(name: str, value: Any) -> int:
+def non_negative_int(name: str, value: Any, *, note: str = "", type_error: bool = False, numpy: bool = False) -> int:
     """``value`` if it is an integer >= 0.
 
+    Args:
+        name: the argument's name, for the message.
+        value: the given value.
+        note: appended to what is valid (see :func:`positive_int`).
+        type_error: raise :class:`TypeError` (not :class:`ValueError`) for a value that is no integer.
+        numpy: also accept numpy integers (see :func:`is_int`).
+
+    Returns:
+        ``value`` as an ``int``.
+
     Raises:
-        ValueError: ``"<name> must be a non-negative integer, got <value>"`` for anything else (bools included).
+        ValueError: ``"<name> must be a non-negative integer<note>, got <value>"`` for anything else (bools
+            included); a :class:`TypeError` for a non-integer if ``type_error``.
 
     Example:
         >>> non_negative_int("seed", 0)
         0
     """
-    if not is_int(value) or value < 0:
-        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
-    return int(value)
+    return _checked_int(name, value, 0, None, "a non-negative integer", note, type_error, numpy)
+
+
+def int_in_range(
+    name: str,
+    value: Any,
+    low: int | None = None,
+    high: int | None = None,
+    *,
+    note: str = "",
+    type_error: bool = False,
+    numpy: bool = False,
+) -> int:
+    """``value`` if it is an integer with ``low <= value <= high`` (both bounds included; ``None``: unbounded).
+
+    Args:
+        name: the argument's name, for the message.
+        value: the given value.
+        low: the smallest valid value.
+        high: the largest valid value.
+        note: appended to what is valid, e.g. ``" (the extractor's 7x7 stride-2 conv)"``.
+        type_error: raise :class:`TypeError` (not :class:`ValueError`) for a value that is no integer.
+        numpy: also accept numpy integers (see :func:`is_int`).
+
+    Returns:
+        ``value`` as an ``int``.
+
+    Raises:
+        ValueError: ``"<name> must be an integer in <low>..<high><note>, got <value>"`` (``>= low`` or
+            ``<= high`` with one bound); a :class:`TypeError` for a non-integer if ``type_error``.
+
+    Example:
+        >>> int_in_range("levels", 4, 1, 3)
+        Traceback (most recent call last):
+        ...
+        ValueError: levels must be an integer in 1..3, got 4
+    """
+    if low is not None and high is not None:
+        what = f"an integer in {low}..{high}"
+    elif low is not None:
+        what = f"an integer >= {low}"
+    elif high is not None:
+        what = f"an integer <= {high}"
+    else:
+        what = "an integer"
+    return _checked_int(name, value, low, high, what, note, type_error, numpy)
 
 
 def finite_float(
@@ -90,6 +163,8 @@ def finite_float(
     high: float | None = None,
     low_open: bool = False,
     high_open: bool = False,
+    note: str = "",
+    type_error: bool = True,
 ) -> float:
     """``value`` as a ``float`` if it is a finite real number within the given bounds.
 
@@ -100,24 +175,36 @@ def finite_float(
         high: the upper bound (``None``: unbounded above).
         low_open: exclude ``low`` itself.
         high_open: exclude ``high`` itself.
+        note: appended to the message, e.g. ``" (paper: 2e-4)"``.
+        type_error: raise :class:`TypeError` for a value that is no number (``False``: :class:`ValueError`).
+
+    Returns:
+        ``value`` as a ``float``.
 
     Raises:
-        TypeError: not a real number. ValueError: NaN, infinite, or out of bounds (the message states
-            the valid interval).
+        TypeError: not a real number (``"<name> must be a number, got <type> <value>"``). ValueError: NaN,
+            infinite, or out of bounds (the message states the valid interval).
 
     Example:
         >>> finite_float("lr", 1e-3, low=0, low_open=True)
         0.001
+        >>> finite_float("lr", 0, low=0, low_open=True)
+        Traceback (most recent call last):
+        ...
+        ValueError: lr must be in (0, inf), got 0
     """
-    if isinstance(value, bool) or not _is_real(value):
-        raise TypeError(f"{name} must be a number, got {value!r}")
+    if isinstance(value, bool) or _is_bool_like(value) or not _is_real(value):
+        bounded = low is not None or high is not None
+        where = f" in {_interval(low, high, low_open, high_open)}" if bounded else ""
+        error = TypeError if type_error else ValueError
+        raise error(f"{name} must be a number{where}{note}, got {type(value).__name__} {value!r}")
     out = float(value)
     if not math.isfinite(out):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
+        raise ValueError(f"{name} must be a finite number{note}, got {value!r}")
     below = low is not None and (out <= low if low_open else out < low)
     above = high is not None and (out >= high if high_open else out > high)
     if below or above:
-        raise ValueError(f"{name} must be in {_interval(low, high, low_open, high_open)}, got {value!r}")
+        raise ValueError(f"{name} must be in {_interval(low, high, low_open, high_open)}{note}, got {value!r}")
     return out
 
 
@@ -158,7 +245,15 @@ def did_you_mean(value: Any, candidates: Iterable[str], cutoff: float = SUGGESTI
     return f"did you mean {close!r}? " if close is not None else ""
 
 
-def choice(name: str, value: Any, choices: Iterable[str], *, what: str | None = None) -> str:
+def choice(
+    name: str,
+    value: Any,
+    choices: Iterable[str],
+    *,
+    what: str | None = None,
+    plural: str | None = None,
+    note: str = "",
+) -> str:
     """``value`` if it is one of ``choices``.
 
     Args:
@@ -166,10 +261,15 @@ def choice(name: str, value: Any, choices: Iterable[str], *, what: str | None = 
         value: the given value.
         choices: the valid values.
         what: how to call one of them in the message (default ``name``): ``"unknown <what> 'x': ..."``.
+        plural: the plural of ``what`` (default ``what + "s"``).
+        note: appended to the message, e.g. ``" (or None, the default)"``.
+
+    Returns:
+        ``value``.
 
     Raises:
-        ValueError: ``"unknown <what> 'x': did you mean 'y'? valid <what>s are [...]"``; the suggestion only
-            when a valid value is alike enough (:data:`SUGGESTION_CUTOFF`).
+        ValueError: ``"unknown <what> 'x': did you mean 'y'? valid <plural> are [...]<note>"``; the suggestion
+            only when a valid value is alike enough (:data:`SUGGESTION_CUTOFF`).
 
     Example:
         >>> choice("optimizer", "adamm", ("adam", "adamw"))
@@ -181,7 +281,33 @@ def choice(name: str, value: Any, choices: Iterable[str], *, what: str | None = 
     if isinstance(value, str) and value in valid:
         return value
     noun = what or name
-    raise ValueError(f"unknown {noun} {value!r}: {did_you_mean(value, valid)}valid {noun}s are {valid}")
+    many = plural or f"{noun}s"
+    raise ValueError(f"unknown {noun} {value!r}: {did_you_mean(value, valid)}valid {many} are {valid}{note}")
+
+
+def _checked_int(
+    name: str,
+    value: Any,
+    low: int | None,
+    high: int | None,
+    what: str,
+    note: str,
+    type_error: bool,
+    numpy: bool,
+) -> int:
+    if not is_int(value, numpy=numpy):
+        if type_error:
+            raise TypeError(f"{name} must be {what}{note}, got {type(value).__name__} {value!r}")
+        raise ValueError(f"{name} must be {what}{note}, got {value!r}")
+    out = int(value.__index__())
+    if (low is not None and out < low) or (high is not None and out > high):
+        raise ValueError(f"{name} must be {what}{note}, got {value!r}")
+    return out
+
+
+def _is_bool_like(value: Any) -> bool:
+    # numpy's bool (``numpy.bool_``, named ``bool`` since numpy 2) is no subclass of ``bool``
+    return type(value).__module__ == "numpy" and type(value).__name__ in ("bool", "bool_")
 
 
 def _is_real(value: Any) -> bool:

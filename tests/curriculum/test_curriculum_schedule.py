@@ -125,14 +125,14 @@ def test_fewer_periods_than_stages_is_refused():
 @pytest.mark.parametrize("value", [0, -3])
 def test_non_positive_counts_are_refused(name, value):
     kwargs = {"periods": 10, "iterations_per_period": 10, name: value}
-    with pytest.raises(ValueError, match=rf"{name} must be a positive int \(>= 1\), got {value}"):
+    with pytest.raises(ValueError, match=rf"{name} must be a positive integer, got {value}"):
         Curriculum("SBN", **kwargs)
 
 
 def test_non_integer_counts_are_refused():
-    with pytest.raises(TypeError, match=r"iterations_per_period must be a positive int, got float 2.5"):
+    with pytest.raises(TypeError, match=r"iterations_per_period must be a positive integer, got float 2.5"):
         Curriculum("SBN", periods=3, iterations_per_period=2.5)
-    with pytest.raises(TypeError, match=r"periods must be a positive int, got bool"):
+    with pytest.raises(TypeError, match=r"periods must be a positive integer, got bool"):
         Curriculum("SBN", periods=True, iterations_per_period=2)
 
 

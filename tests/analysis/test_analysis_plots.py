@@ -117,7 +117,7 @@ def test_psnr_table_errors_name_the_problem():
         plot_psnr_bars({"a": {"sr": 25.0, "blur": 28.0}, "b": {"sr": 24.0}})
     with pytest.raises(KeyError, match="unknown task 'snow'"):
         plot_psnr_bars({"a": {"snow": 25.0}})
-    with pytest.raises(ValueError, match=r"PSNR of 'a' / 'sr' is nan"):
+    with pytest.raises(ValueError, match=r"PSNR of 'a' / 'sr' must be a finite number, got nan"):
         plot_psnr_bars({"a": {"sr": float("nan")}})
     with pytest.raises(TypeError, match=r"PSNR of 'a' / 'sr' must be a number, got str"):
         plot_psnr_bars({"a": {"sr": "25"}})

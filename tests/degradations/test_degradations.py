@@ -469,7 +469,7 @@ def test_images_smaller_than_the_sr_scale_are_rejected():
 
 
 def test_bad_batch_size_and_generator_types_are_rejected():
-    with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1, got 0"):
         sample_params("blur", 0)
     with pytest.raises(TypeError, match="generator must be a torch.Generator or None, got int"):
         sample_params("blur", 1, generator=0)

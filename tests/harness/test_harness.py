@@ -647,7 +647,7 @@ def test_shipped_demo_weights_reproduce_their_readme_table_and_beat_the_identity
 
     found = shipped_weights()
     assert set(found) == {"M+EP", "S+EP"}
-    bench = Path(__file__).resolve().parents[1] / "benchmarks"
+    bench = Path(__file__).resolve().parents[2] / "benchmarks"
     sys.path.insert(0, str(bench))
     try:
         testset = importlib.import_module("mini_mio")._testset("SBNJRHL", 96)

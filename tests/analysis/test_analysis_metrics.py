@@ -134,17 +134,17 @@ def test_projection_rejects_unknown_method():
 
 
 def test_projection_rejects_a_bad_seed():
-    with pytest.raises(TypeError, match="seed must be an int, got float"):
+    with pytest.raises(TypeError, match="seed must be an integer in 0..4294967295, got float 1.5"):
         project(torch.zeros(5, 3), "pca", seed=1.5)
-    with pytest.raises(ValueError, match="seed must be in 0..4294967295, got -1"):
+    with pytest.raises(ValueError, match="seed must be an integer in 0..4294967295, got -1"):
         project(torch.zeros(5, 3), "pca", seed=-1)
 
 
 def test_projection_rejects_bad_thread_counts():
     x, _ = blobs(1.0)
-    with pytest.raises(ValueError, match=r"threads must be at least 1 \(or None for the libraries' defaults\), got 0"):
+    with pytest.raises(ValueError, match=r"threads must be a positive integer \(or None for the libraries' defaults\), got 0"):
         project(x, "pca", threads=0)
-    with pytest.raises(TypeError, match="threads must be an int or None, got str"):
+    with pytest.raises(TypeError, match=r"threads must be a positive integer \(or None for the libraries' defaults\), got str '2'"):
         project(x, "pca", threads="2")
 
 

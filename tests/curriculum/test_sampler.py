@@ -251,7 +251,7 @@ def test_dataset_tasks_missing_from_curriculum_are_named():
 
 @pytest.mark.parametrize("batch", [0, -2])
 def test_non_positive_batch_size_is_refused(batch):
-    with pytest.raises(ValueError, match=rf"batch_size must be a positive int \(>= 1\), got {batch}"):
+    with pytest.raises(ValueError, match=rf"batch_size must be a positive integer, got {batch}"):
         SequentialCurriculumSampler(IDS, C, batch)
 
 
@@ -289,7 +289,7 @@ def test_task_too_small_for_its_share_of_a_global_batch_is_refused():
     "kwargs, exc, msg",
     [
         (dict(rank=2, world_size=2), ValueError, r"rank must be in 0..1 for world_size=2, got 2"),
-        (dict(world_size=0), ValueError, r"world_size must be >= 1, got 0"),
+        (dict(world_size=0), ValueError, r"world_size must be an integer >= 1, got 0"),
         (dict(balance="images"), ValueError, r"balance must be one of \('tasks', 'samples'\), got 'images'"),
         (dict(seed=-1), ValueError, r"seed must be in 0..2\*\*64-1, got -1"),
     ],
@@ -330,9 +330,9 @@ def test_malformed_state_is_refused():
         s.load_state_dict({"position": 0})
     bad = s.state_dict()
     bad["position"] = 10**6
-    with pytest.raises(ValueError, match=r"state position must be an int in 0..12, got 1000000"):
+    with pytest.raises(ValueError, match=r"state position must be an integer in 0..12, got 1000000"):
         s.load_state_dict(bad)
-    with pytest.raises(ValueError, match=r"iteration must be an int in 0..6, got 7"):
+    with pytest.raises(ValueError, match=r"iteration must be an integer in 0..6, got 7"):
         s.set_iteration(7)
 
 
@@ -385,7 +385,7 @@ def test_extend_refuses_a_shorter_schedule_another_order_or_a_position_past_the_
     with pytest.raises(ValueError, match=r"curriculum: saved .*'periods': 4.*'periods': 6"):
         longer.load_state_dict(state)
     bad = {**state, "position": 9 * 2}  # the saved run ends at 8 iterations x batch 2 = 16
-    with pytest.raises(ValueError, match=r"state position must be an int in 0..16, got 18"):
+    with pytest.raises(ValueError, match=r"state position must be an integer in 0..16, got 18"):
         longer.load_state_dict(bad, extend=True)
     longer.load_state_dict(state, extend=True)
     assert longer.iteration == 5
