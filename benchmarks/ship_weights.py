@@ -86,9 +86,21 @@ def ship(results: Path, seed: int, strategies: list[str], dest: Path, overwrite:
         log = dest / _log_name(s)
         shutil.copyfile(run / LOG_NAME, log)
         written.append(log)
-    (dest / "README.md").write_text(_readme(results, seed, loaded), encoding="utf-8")
+    kept = _kept_sections(dest / "README.md")  # the classifier's section (benchmarks/ship_classifier.py) stays
+    (dest / "README.md").write_text(_readme(results, seed, loaded) + kept, encoding="utf-8")
     written.append(dest / "README.md")
     return written
+
+
+#: a section of the weights README that this script does not write, kept when it rewrites the README
+KEPT_HEADING = "## Task classifier"
+
+
+def _kept_sections(readme: Path) -> str:
+    """The README's part from :data:`KEPT_HEADING` on (the shipped classifier's section), or ``""``."""
+    text = readme.read_text(encoding="utf-8") if readme.is_file() else ""
+    at = text.find("\n" + KEPT_HEADING)
+    return "" if at < 0 else text[at:]
 
 
 def _readme(results: Path, seed: int, loaded: dict[str, dict]) -> str:

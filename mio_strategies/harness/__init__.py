@@ -24,6 +24,7 @@ from mio_strategies.harness._demo import run_demo
 from mio_strategies.harness._eval import EvalResult, evaluate, format_table, paper_results, write_tables
 from mio_strategies.harness._packed import train_packed
 from mio_strategies.harness._restore import RestoreReport, restore_images
+from mio_strategies.harness._shipped_classifier import shipped_classifier
 from mio_strategies.harness._train import TrainingInterrupted, TrainResult, load_restorer, train
 from mio_strategies.harness._weights import export_weights, shipped_weights
 from mio_strategies.harness.sweep import RunSpec, Sweep
@@ -79,6 +80,7 @@ __all__ = [
     "restore_images",
     "run_demo",
     "save_checkpoint",
+    "shipped_classifier",
     "shipped_weights",
     "ssim",
     "train",

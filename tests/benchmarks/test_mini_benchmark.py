@@ -547,8 +547,11 @@ def test_ship_weights_only_when_every_task_beats_the_identity(ship, tmp_path, ca
     err = capsys.readouterr().err
     assert "M.pt, " in err and "(weights of other strategies, which demo --pretrained would show" in err
     assert (dest / "M.pt").exists()
+    section = "\n## Task classifier (`classifier.pt`)\n\nwritten by ship_classifier.py\n"
+    (dest / "README.md").write_text((dest / "README.md").read_text() + section)
     assert ship.main(["--results", str(results), "--strategies", "s+ep", "--dest", str(dest), "--overwrite"]) == 0
     assert sorted(p.name for p in dest.iterdir()) == ["README.md", "S_EP.log.jsonl", "S_EP.pt"]
+    assert (dest / "README.md").read_text().endswith(section)  # the classifier's section is kept
     assert "not shipped: M (average 30.00 dB; above the identity on every task); S (" in (dest / "README.md").read_text()
     assert ship.main(["--results", str(results), *PAIR, "--seed", "1", "--dest", str(tmp_path / "w1")]) == 2
     assert "M-seed1/result.json' does not exist: finish the run first" in capsys.readouterr().err
