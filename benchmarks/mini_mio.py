@@ -48,7 +48,7 @@ try:  # run from a clone without installing: use the working tree's package
 except ImportError:  # pragma: no cover
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mio_strategies.harness._train import CHECKPOINT_NAME, LOG_NAME, _record
+from mio_strategies.harness._loop import CHECKPOINT_NAME, LOG_NAME, read_record
 
 STRATEGIES = ("M", "S", "M+EP", "S+EP", "S+AP")
 TIERS = {"quick": "mini_quick", "converged": "mini_converged"}
@@ -269,7 +269,7 @@ def _log_records(log: Path, kind: str) -> list[dict]:
     """The records of one ``kind`` ("train", "val") in a run's log.jsonl, in order; none without a log."""
     if not log.is_file():
         return []
-    records = (_record(line) for line in log.read_text(encoding="utf-8").splitlines())
+    records = (read_record(line) for line in log.read_text(encoding="utf-8").splitlines())
     return [rec for rec in records if rec is not None and rec.get("kind") == kind]
 
 
