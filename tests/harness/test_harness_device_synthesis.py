@@ -168,3 +168,15 @@ def test_packed_runs_degrade_deferred_items_too(tmp_path):
     loader, device = pack("loader"), pack("device")
     for a, b in zip(loader, device):
         assert [h["loss"] for h in a.history] == [h["loss"] for h in b.history]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_device_synthesis_on_cuda_gives_the_cpus_batches_within_one_level():
+    _, device = _loaders("philox")
+    batch = next(iter(device))
+    cpu, gpu = degrade_deferred(batch, "cpu"), degrade_deferred(batch, "cuda")
+    assert gpu.device.type == "cuda"
+    diff = (gpu.cpu() - cpu).abs()
+    assert float(diff.max()) <= 1 / 255 + 1e-6 and float((diff > 0).float().mean()) <= 1e-3
+    rain = batch["task"] == 4  # the Philox rain: the same streak layer on both devices
+    assert torch.equal(gpu.cpu()[rain], cpu[rain])
