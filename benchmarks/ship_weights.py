@@ -26,11 +26,9 @@ except ImportError:  # pragma: no cover
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mio_strategies.checkpoints import load_checkpoint
-from mio_strategies.harness._train import CHECKPOINT_NAME, LOG_NAME
-from mio_strategies.harness._weights import WEIGHTS_DIR, export_weights, shipped_weights, weights_file_name
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmark, also when imported
-from mini_mio import _stored_config
+from mio_strategies.harness import export_weights, shipped_weights
+from mio_strategies.harness._weights import WEIGHTS_DIR, weights_file_name  # the package's own weights folder and names
+from mio_strategies.harness.sweep import CHECKPOINT_NAME, LOG_NAME, run_dir_name, stored_config
 
 
 def _log_name(strategy: str) -> str:
@@ -53,7 +51,7 @@ def ship(results: Path, seed: int, strategies: list[str], dest: Path, overwrite:
             ``overwrite`` removes), and ``overwrite`` is false.
     """
     strategies = [s.strip().upper() for s in strategies]
-    runs = {s: results / f"{s.replace('+', '_')}-seed{seed}" for s in strategies}
+    runs = {s: results / run_dir_name(s, seed) for s in strategies}
     loaded = {}
     for s, run in runs.items():
         for name in ("result.json", CHECKPOINT_NAME):
@@ -89,16 +87,28 @@ def ship(results: Path, seed: int, strategies: list[str], dest: Path, overwrite:
         log = dest / _log_name(s)
         shutil.copyfile(run / LOG_NAME, log)
         written.append(log)
-    (dest / "README.md").write_text(_readme(results, seed, loaded), encoding="utf-8")
+    kept = _kept_sections(dest / "README.md")  # the classifier's section (benchmarks/ship_classifier.py) stays
+    (dest / "README.md").write_text(_readme(results, seed, loaded) + kept, encoding="utf-8")
     written.append(dest / "README.md")
     return written
+
+
+#: a section of the weights README that this script does not write, kept when it rewrites the README
+KEPT_HEADING = "## Task classifier"
+
+
+def _kept_sections(readme: Path) -> str:
+    """The README's part from :data:`KEPT_HEADING` on (the shipped classifier's section), or ``""``."""
+    text = readme.read_text(encoding="utf-8") if readme.is_file() else ""
+    at = text.find("\n" + KEPT_HEADING)
+    return "" if at < 0 else text[at:]
 
 
 def _readme(results: Path, seed: int, loaded: dict[str, dict]) -> str:
     first = next(iter(loaded.values()))
     tasks = list(first["per_task"])
     ident = first["identity"]
-    cfg = _stored_config(results / f"{next(iter(loaded)).replace('+', '_')}-seed{seed}", first)[0] or {}
+    cfg = stored_config(results / run_dir_name(next(iter(loaded)), seed), first)[0] or {}
     lines = [
         "# Demo weights", "",
         "Trained by `benchmarks/mini_mio.py` (its runs for seed " f"{seed}, results folder `{results.name}`) and "

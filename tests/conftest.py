@@ -76,6 +76,8 @@ _SLOW_NAME_PARTS = {
     "test_analysis_cli.py": ("train_checkpoint",),
     "test_curriculum_basicsr.py": ("train_pipeline", "mixed_mode"),
     "test_models_blocks.py": ("need_no_basicsr", "shipped_weights"),
+    "test_bare_install.py": ("quickstart", "main_job"),
+    "test_harness_sweep.py": ("interrupted_run",),
 }
 
 

@@ -22,7 +22,13 @@ def load_classifier(path: str | Path, map_location: str | torch.device = "cpu") 
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: not a classifier file (e.g. a training checkpoint was given); the message says which.
+        ValueError: not a classifier file (e.g. a training checkpoint was given), or a damaged one (its
+            config or weights do not make a :class:`~mio_strategies.prompts.TaskClassifier`); the message
+            says which.
+
+    Example:
+        >>> clf = load_classifier("classifier.pt")  # doctest: +SKIP
+        >>> clf(torch.rand(1, 3, 64, 64)).argmax(-1)  # doctest: +SKIP
     """
     path = Path(path)
     state = read_weights_only(
@@ -39,12 +45,18 @@ def load_classifier(path: str | Path, map_location: str | torch.device = "cpu") 
             f"classifier file {str(path)!r} has version {state['version']}, newer than this library's: "
             "upgrade mio-strategies"
         )
-    cfg = state["config"]
-    clf = TaskClassifier(
-        int(cfg["num_tasks"]),
-        in_channels=int(cfg["in_channels"]),
-        width=int(cfg["width"]),
-        arch=str(cfg.get("arch", "library")),
-    )
-    clf.load_state_dict(state["state"])
+    try:
+        cfg = state["config"]
+        clf = TaskClassifier(
+            int(cfg["num_tasks"]),
+            in_channels=int(cfg["in_channels"]),
+            width=int(cfg["width"]),
+            arch=str(cfg.get("arch", "library")),
+        )
+        clf.load_state_dict(state["state"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # a damaged or hand-edited file
+        raise ValueError(
+            f"classifier file {str(path)!r} is damaged: its config or weights do not make a TaskClassifier "
+            f"({type(exc).__name__}: {exc}); train it again with `mio-strategies train-classifier`"
+        ) from exc
     return clf.eval()

@@ -25,8 +25,10 @@ from mio_strategies.harness._eval import EvalResult, evaluate, format_table, pap
 from mio_strategies.harness._loop import TrainingInterrupted, TrainResult
 from mio_strategies.harness._packed import train_packed
 from mio_strategies.harness._restore import RestoreReport, restore_images
+from mio_strategies.harness._shipped_classifier import shipped_classifier
 from mio_strategies.harness._train import load_restorer, train
 from mio_strategies.harness._weights import export_weights, shipped_weights
+from mio_strategies.harness.sweep import RunSpec, Sweep
 from mio_strategies.metrics import psnr, ssim
 from mio_strategies.models import (
     BackboneSpec,
@@ -51,7 +53,9 @@ __all__ = [
     "NotACheckpointError",
     "RestoreReport",
     "Restorer",
+    "RunSpec",
     "SRResNet",
+    "Sweep",
     "TrainConfig",
     "TrainResult",
     "TrainingInterrupted",
@@ -77,6 +81,7 @@ __all__ = [
     "restore_images",
     "run_demo",
     "save_checkpoint",
+    "shipped_classifier",
     "shipped_weights",
     "ssim",
     "train",

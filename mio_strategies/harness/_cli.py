@@ -17,6 +17,7 @@ from mio_strategies.harness._config import _device_name, list_presets, load_conf
 from mio_strategies.harness._eval import IDENTITY, format_table, reference_row, write_tables
 from mio_strategies.harness._loop import resolve_device
 from mio_strategies.harness._protocol_cli import eval_protocol_command, train_protocol_command
+from mio_strategies.harness._shipped_classifier import shipped_classifier
 from mio_strategies.harness._train import load_restorer, train
 from mio_strategies.integrations.basicsr_prompt import load_basicsr_restorer
 from mio_strategies.models import describe_backbones
@@ -50,6 +51,9 @@ def add_parser(subparsers: Any) -> None:
                    choices=("default", "reduce-overhead", "max-autotune"), metavar="MODE",
                    help="torch.compile the backbone (prompt hooks included): default, reduce-overhead or max-autotune")
     p.add_argument("--channels-last", action="store_true", default=None, help="train in the channels-last memory format")
+    p.add_argument("--synthesis", choices=("loader", "device"), default=None,
+                   help="where the training data are degraded (the config's synthesis key): in the DataLoader "
+                        "(loader, default) or batched on the training device (device; JPEG stays in the loader)")
     p.add_argument("--list-presets", action="store_true", help="list presets and backbones, then exit")
     p.add_argument("--protocol", help="train on a benchmark protocol's data: three-task, five-task, cdd11 or mio-7 "
                                       "(its curriculum order, periods and batch replace the preset's; --config defaults "
@@ -103,9 +107,12 @@ def add_parser(subparsers: Any) -> None:
                    help="add the paper's published row, e.g. srresnet:M:in (repeatable)")
     e.add_argument("--task-source", choices=("given", "classifier"), default=None,
                    help="explicit prompts: the true task (given; the default without --classifier) or the "
-                        "task classifier's prediction (classifier; the default with --classifier)")
+                        "task classifier's prediction (classifier: --classifier FILE, else the classifier "
+                        "shipped with the package; the default with --classifier)")
     e.add_argument("--classifier", help="a task-classifier file from `mio-strategies train-classifier`; explicit-"
-                                        "prompt models then pick their prompt from its prediction")
+                                        "prompt models then pick their prompt from its prediction (default with "
+                                        "--task-source classifier: the classifier shipped with the package, "
+                                        "trained on the embedded photos)")
     e.add_argument("--basicsr-options", metavar="YAML",
                    help="the --checkpoint files are BasicSR weights (net_g_*.pth) of a MiOPromptedNet: build the "
                         "network from this BasicSR options file (its network_g and val.size_multiple)")
@@ -200,7 +207,8 @@ def _train(args: argparse.Namespace) -> int:
         saved = Path(args.output) / "config.yaml" if args.output else None
         config = str(saved) if (args.resume or args.extend) and saved is not None and saved.is_file() else "srresnet"
     speed = [f"{k}={v}" for k, v in (("precision", args.precision), ("compile", args.compile),
-                                      ("channels_last", args.channels_last and "true")) if v]
+                                      ("channels_last", args.channels_last and "true"),
+                                      ("synthesis", args.synthesis)) if v]
     try:
         cfg = load_config(config, [*args.overrides, *speed])
     except (KeyError, ValueError, TypeError, OSError) as exc:
@@ -325,9 +333,9 @@ def _eval(args: argparse.Namespace) -> int:
                 label = f"{cfg.backbone} {cfg.strategy}"
                 source = task_source or cfg.eval_task_source
             if source == "classifier" and restorer.prompt == "explicit" and classifier is None:
-                why = "--task-source classifier" if task_source else "the run's profile picks prompts with the classifier"
-                raise ValueError(f"{why}: {ckpt} has explicit prompts, so pass --classifier FILE "
-                                 "(train one with `mio-strategies train-classifier`), or --task-source given")
+                classifier = load_classifier(shipped_classifier())  # no --classifier: the package's own
+                print(f"task classifier: the one shipped with the package ({shipped_classifier()}; trained on "
+                      "the embedded photos); --classifier FILE for another", flush=True)
             loaded.append((restorer, args.name[i] if args.name else label, source))
         labels = [name for _, name, _ in loaded]
         if dup := _duplicate_label(labels, args.checkpoint):

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from mio_strategies.curriculum import Curriculum, parse_stages
+from mio_strategies.data import SYNTHESES
 from mio_strategies.models import backbone_spec
 from mio_strategies.utils.validation import choice, did_you_mean, finite_float, non_negative_int, positive_int
 
@@ -101,6 +102,10 @@ class TrainConfig:
         channels_last: train in the ``torch.channels_last`` memory format.
         stream: random stream of the noise and rain fields of the default dataset, ``torch`` or
             ``philox`` (``null``: the library's default, ``torch``); see ``docs/gpu.md``.
+        synthesis: where the default dataset's degradations run: ``loader`` (in the DataLoader, per item)
+            or ``device`` (the loader crops and samples the parameters, the training loop degrades the
+            batch on the training device, per task; JPEG stays in the loader); the same batches either
+            way (``docs/gpu.md``). Run-defining (a resume keeps it); needs ``data_implementation: library``.
         profile: ``library`` (default) or ``reference``: fills the keys below that the config does not
             set with the official code's choices (:data:`PROFILES`): its data path, optimizer restart at
             every stage, its initialisation, evaluation of the plain weights with classifier-picked prompts.
@@ -154,6 +159,7 @@ class TrainConfig:
     compile: Any = False
     channels_last: bool = False
     stream: str | None = None
+    synthesis: str = "loader"
     profile: str = "library"
     data_implementation: str = "library"
     prompt_init: str = "library"
@@ -234,6 +240,8 @@ class TrainConfig:
 
             if self.stream not in STREAMS:
                 raise ValueError(f"stream must be null or one of {list(STREAMS)}, got {self.stream!r}")
+        if not isinstance(self.synthesis, str) or self.synthesis not in SYNTHESES:
+            raise ValueError(f"synthesis must be one of {list(SYNTHESES)}, got {self.synthesis!r}")
         for key, valid in (("profile", tuple(PROFILES)), ("data_implementation", IMPLEMENTATIONS),
                            ("prompt_init", IMPLEMENTATIONS), ("eval_weights", EVAL_WEIGHTS),
                            ("eval_task_source", TASK_SOURCES)):
@@ -254,6 +262,11 @@ class TrainConfig:
                                  "(`mio-strategies train --protocol NAME --data ROOT`)")
         elif self.protocol_root is not None:
             raise ValueError("protocol_root is set but protocol is not: set both, or neither")
+        if self.synthesis == "device" and (self.protocol is not None or self.data_implementation != "library"):
+            what = f"protocol {self.protocol!r} reads its degraded images from disk" if self.protocol is not None else (
+                f"data_implementation {self.data_implementation!r} degrades each whole image once and keeps it")
+            raise ValueError(f"synthesis 'device' degrades the default dataset's batches on the training device, but "
+                             f"{what}: use synthesis 'loader' with it")
         if spec.size_multiple > 1 and self.patch_size % spec.size_multiple:
             raise ValueError(
                 f"patch_size {self.patch_size} is not a multiple of {spec.size_multiple}, which backbone "

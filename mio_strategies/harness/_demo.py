@@ -366,7 +366,8 @@ def _report(cfg: TrainConfig, strategies: Sequence[str], results: Sequence[EvalR
                   "![per-task PSNR](psnr_bars.png)", "", "![DDR](ddr.png)"]
     if any(s.endswith("+EP") for s in strategies):
         lines += ["", "Explicit-prompt rows are given each image's task. The paper's EP tables let a task classifier "
-                  "pick it: `mio-strategies train-classifier` then `mio-strategies eval --classifier FILE`."]
+                  "pick it: `mio-strategies eval --task-source classifier` (the classifier shipped with the package, or "
+                  "`--classifier FILE` from `mio-strategies train-classifier`)."]
     scale = ("This is a minutes-scale CPU run on six photos" if trained_here
              else "These are CPU-scale models evaluated on six photos")
     lines += ["", f"{scale}: it shows the pipeline, not the paper's numbers. See docs/reproducing.md for the full protocol."]

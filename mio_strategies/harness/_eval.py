@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from mio_strategies.harness._shipped_classifier import resolve_classifier
 from mio_strategies.metrics import psnr, ssim
 from mio_strategies.tasks import TASKS, get_task
 from mio_strategies.utils.outputs import atomic_file, check_output_dir
@@ -167,7 +168,7 @@ def evaluate(
     name: str = "model",
     device: str | torch.device | None = None,
     task_source: str = "given",
-    classifier: torch.nn.Module | None = None,
+    classifier: torch.nn.Module | str | Path | None = None,
     crop_border: int = 4,
     progress: bool = False,
     testset: str = "",
@@ -188,9 +189,10 @@ def evaluate(
         task_source: for explicit prompts, ``"given"`` passes the true task (an oracle classifier);
             ``"classifier"`` lets a task classifier pick each image's prompt and records its
             predictions (``EvalResult.classifier_accuracy``). Models without explicit prompts ignore it.
-        classifier: the task classifier for ``task_source="classifier"`` (e.g.
-            :func:`~mio_strategies.harness.load_classifier`); default: the one set on the model's
-            :class:`~mio_strategies.prompts.ExplicitPrompt`, if any.
+        classifier: the task classifier for ``task_source="classifier"``: a module (e.g.
+            :func:`~mio_strategies.harness.load_classifier`) or a classifier file; default: the one set on
+            the model's :class:`~mio_strategies.prompts.ExplicitPrompt`, if any, else the one shipped with
+            the package (:func:`~mio_strategies.harness.shipped_classifier`, trained on the embedded photos).
         crop_border: pixels cropped at each side before scoring (the reference: 4).
         progress: show a progress bar.
 
@@ -199,7 +201,8 @@ def evaluate(
 
     Raises:
         ValueError: an unknown ``task_source``, an empty dataset, ``device`` other than the restorer's,
-            or ``task_source="classifier"`` for an explicit-prompt model with no classifier.
+            or a ``classifier`` file that is not a task classifier.
+        TypeError: a ``classifier`` that is neither a module nor a file.
 
     Example:
         >>> res = evaluate(restorer, PairedFolderDataset("mio-testset"))  # doctest: +SKIP
@@ -213,16 +216,9 @@ def evaluate(
     explicit = getattr(restorer, "prompt", None) == "explicit"
     clf = None
     if task_source == "classifier" and explicit:
-        clf = classifier if classifier is not None else getattr(restorer.injector.source, "classifier", None)
-        if clf is None:
-            raise ValueError(
-                "task_source='classifier' needs a task classifier for this explicit-prompt model: pass "
-                "classifier=load_classifier('classifier.pt') (CLI: --classifier FILE; train one with "
-                "`mio-strategies train-classifier`), or use task_source='given'"
-            )
-        if not isinstance(clf, torch.nn.Module):
-            raise TypeError(f"classifier must be an nn.Module returning task logits, got {type(clf).__name__}")
-        clf = clf.to(device).eval()
+        own = getattr(getattr(getattr(restorer, "injector", None), "source", None), "classifier", None)
+        # a module or a file; none given: the model's own, else the classifier shipped with the package
+        clf = resolve_classifier(classifier if classifier is not None else own).to(device).eval()
     if hasattr(restorer, "eval"):
         restorer.eval()
     indices: Iterable[int] = range(len(dataset))

@@ -278,6 +278,7 @@ def default_dataset(cfg: TrainConfig, world: int, saved: Mapping[str, Any] | Non
         repeat=repeat,
         implementation=cfg.data_implementation,
         stream=cfg.stream,
+        synthesis=cfg.synthesis,
     )
 
 

@@ -39,6 +39,7 @@ from mio_strategies.checkpoints import (
     save_checkpoint,
 )
 from mio_strategies.curriculum import SequentialCurriculumSampler
+from mio_strategies.data import degrade_deferred
 from mio_strategies.harness._config import TrainConfig, load_config
 from mio_strategies.harness._eval import evaluate
 from mio_strategies.harness._loop import (
@@ -338,7 +339,7 @@ def train_packed(
                     seed_iteration(r.cfg.seed, 0, t, device)
                     batches.append(next(it))
                 t0 = time.perf_counter()
-                lq = torch.stack([b["lq"] for b in batches]).to(device, non_blocking=True)
+                lq = torch.stack([degrade_deferred(b, device) for b in batches])  # synthesis 'device': here
                 gt = torch.stack([b["gt"] for b in batches]).to(device, non_blocking=True)
                 out = batched(params, buffers, lq)
                 per_run = (out - gt).abs().flatten(1).mean(1)  # each run's L1 loss

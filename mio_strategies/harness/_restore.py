@@ -209,7 +209,7 @@ def restore_images(
     output: str | os.PathLike[str],
     *,
     task: str | None = None,
-    classifier: str | os.PathLike[str] | None = None,
+    classifier: str | os.PathLike[str] | torch.nn.Module | None = None,
     tile: int | None = 512,
     overlap: int = 32,
     device: str = "auto",
@@ -231,7 +231,8 @@ def restore_images(
         output: the folder written into (created; an existing non-empty one needs ``overwrite``).
         task: explicit-prompt models only, and required for them: a task name or letter (``"noise"``, ``"N"``)
             for every image, or ``"auto"`` to let a task classifier pick each image's task.
-        classifier: the task-classifier file for ``task="auto"`` (``mio-strategies train-classifier``).
+        classifier: the task classifier for ``task="auto"``: a file (``mio-strategies train-classifier``) or a
+            module; default: the one shipped with the package (:func:`~mio_strategies.harness.shipped_classifier`).
         tile: tile side for tiled inference (rounded up to the network's size multiple); None: whole images.
         overlap: the least overlap of neighbouring tiles, in pixels.
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``. Images stay on the
@@ -249,17 +250,19 @@ def restore_images(
     Raises:
         FileNotFoundError: an input or the checkpoint does not exist.
         FileExistsError: ``output`` is not empty and ``overwrite`` is false.
-        ValueError: a bad ``task`` (missing for explicit prompts, given for other models, unknown), ``"auto"``
-            without a classifier, a bad tile/overlap/``on_error``, two inputs with the same stem, or (with
-            ``on_error="stop"``) an unreadable image (:class:`~mio_strategies.data.ImageReadError`).
+        ValueError: a bad ``task`` (missing for explicit prompts, given for other models, unknown), a
+            ``classifier`` file that is not a task classifier, a bad tile/overlap/``on_error``, two inputs with
+            the same stem, or (with ``on_error="stop"``) an unreadable image
+            (:class:`~mio_strategies.data.ImageReadError`).
 
     Example:
         >>> restore_images(["photo.png", "scans/"], "runs/demo/checkpoint.pt", "restored",
         ...                task="noise", tile=256)  # doctest: +SKIP
     """
     from mio_strategies.data import ImageReadError
-    from mio_strategies.harness import load_classifier, load_restorer
+    from mio_strategies.harness import load_restorer
     from mio_strategies.harness._loop import resolve_device
+    from mio_strategies.harness._shipped_classifier import resolve_classifier
     from mio_strategies.tasks import TASKS, get_task
 
     if on_error not in ("stop", "skip"):
@@ -285,17 +288,17 @@ def restore_images(
         if task is None:
             raise ValueError(
                 f"{str(checkpoint)!r} is a {cfg.strategy} model (explicit prompts): pass task=NAME "
-                "(--task NAME: one of " + ", ".join(t.name for t in TASKS) + ") or task='auto' with a "
-                "classifier"
+                "(--task NAME: one of " + ", ".join(t.name for t in TASKS) + ") or task='auto' (--task auto: "
+                "the shipped task classifier, or --classifier FILE, picks each image's task)"
             )
         if task == "auto":
-            if classifier is None:
-                raise ValueError(
-                    "task='auto' (--task auto) needs a task classifier: pass classifier=FILE "
-                    "(--classifier FILE; train one with `mio-strategies train-classifier`)"
-                )
-            clf = load_classifier(Path(classifier)).to(dev).eval()
+            clf = resolve_classifier(classifier).to(dev).eval()  # None: the classifier shipped with the package
         else:
+            if classifier is not None:
+                raise ValueError(
+                    f"a classifier was given with task={task!r}: it is used only with task='auto' "
+                    "(--task auto); drop one of them"
+                )
             fixed_task = get_task(task).id
     elif task is not None or classifier is not None:
         kind = "adaptive prompts, read from the image itself" if restorer.prompt == "adaptive" else "no prompts"
@@ -397,13 +400,15 @@ def add_parser(subparsers: Any) -> None:
         "--task",
         default=None,
         help="explicit-prompt models (M+EP, S+EP): the task of every input (a name or letter: sr, blur, "
-        "noise, jpeg, rain, haze, lowlight), or 'auto' to let --classifier pick it per image; "
-        "models without explicit prompts take none (default: none)",
+        "noise, jpeg, rain, haze, lowlight), or 'auto' to let a task classifier pick it per image "
+        "(--classifier, else the one shipped with the package); models without explicit prompts take none "
+        "(default: none)",
     )
     r.add_argument(
         "--classifier",
         default=None,
-        help="a task-classifier file for --task auto (from `mio-strategies train-classifier`)",
+        help="a task-classifier file for --task auto (from `mio-strategies train-classifier`; default: the "
+        "classifier shipped with the package, trained on the embedded photos)",
     )
     r.add_argument(
         "--tile",

@@ -24,7 +24,7 @@ from mio_strategies.checkpoints import (
     save_checkpoint,
 )
 from mio_strategies.curriculum import SequentialCurriculumSampler
-from mio_strategies.data import list_images
+from mio_strategies.data import degrade_deferred, list_images
 from mio_strategies.harness._acceleration import Acceleration
 from mio_strategies.harness._config import TrainConfig, load_config
 from mio_strategies.harness._eval import evaluate
@@ -339,7 +339,7 @@ def _run(ctx: _RunContext) -> TrainResult:
             ):
                 optimizer.state.clear()
             t0 = time.perf_counter()
-            lq = accel.inputs(batch["lq"].to(device, non_blocking=True))
+            lq = accel.inputs(degrade_deferred(batch, device))  # synthesis 'device': degraded here, per task
             gt = accel.inputs(batch["gt"].to(device, non_blocking=True))
             # mixing weights over a composite degradation's tasks (CDD-11) when the data give them, else task ids
             task = batch["prompt" if "prompt" in batch else "task"].to(device)

@@ -17,6 +17,7 @@ from mio_strategies.harness import (
     load_classifier,
     load_config,
     load_restorer,
+    shipped_classifier,
     train,
     train_classifier,
 )
@@ -131,10 +132,16 @@ def test_evaluate_uses_the_classifiers_prediction_for_the_prompt(ep_run):
     assert any(a["psnr"] != b["psnr"] for a, b in zip(res.records, given.records) if a["task"] != "noise")
 
 
-def test_evaluate_without_a_classifier_says_how_to_get_one(ep_run):
+def test_evaluate_without_a_classifier_uses_the_shipped_one(ep_run):
     restorer, _, _ = load_restorer(ep_run["checkpoint"])
-    with pytest.raises(ValueError, match=r"needs a task classifier .*load_classifier.*train-classifier"):
-        evaluate(restorer, PairedFolderDataset(ep_run["testset"]), task_source="classifier")
+    data = PairedFolderDataset(ep_run["testset"])
+    res = evaluate(restorer, data, task_source="classifier")
+    shipped = load_classifier(shipped_classifier())
+    assert [r["predicted"] for r in res.records] == [
+        TASKS[int(shipped(data[i]["lq"][None]).argmax())].name for i in range(len(data))
+    ]
+    with pytest.raises(TypeError, match=r"classifier must be a classifier file, an nn.Module .* got int"):
+        evaluate(restorer, data, task_source="classifier", classifier=3)
     blind = evaluate(lambda lq, task: lq, PairedFolderDataset(ep_run["testset"]), task_source="classifier")
     assert blind.classifier_accuracy() is None  # models without explicit prompts ignore the task source
 
@@ -167,16 +174,27 @@ def test_cli_train_classifier_then_eval_reports_its_accuracy(ep_run, tmp_path, c
     assert [r["psnr"] for r in api.records] == [r["psnr"] for r in records]
 
 
+def test_cli_eval_task_source_classifier_defaults_to_the_shipped_one(ep_run, tmp_path, capsys):
+    args = ["eval", "--checkpoint", str(ep_run["checkpoint"]), "--testset", str(ep_run["testset"])]
+    assert main(args + ["--output", str(tmp_path / "a"), "--task-source", "classifier"]) == 0
+    printed = capsys.readouterr().out
+    assert f"task classifier: the one shipped with the package ({shipped_classifier()}" in printed
+    data = json.loads((tmp_path / "a" / "results.json").read_text())["results"][0]
+    restorer, _, _ = load_restorer(ep_run["checkpoint"])
+    api = evaluate(restorer, open_testset(ep_run["testset"]), task_source="classifier", classifier=shipped_classifier())
+    assert [r["predicted"] for r in data["records"]] == [r["predicted"] for r in api.records]
+    per_task = ", ".join(f"{t} {a:.3f}" for t, a in api.classifier_accuracy_per_task().items())
+    assert f"task-classifier accuracy (srresnet_tiny M+EP): {api.classifier_accuracy():.3f} ({per_task})" in printed
+
+
 def test_cli_eval_errors_name_the_fix(ep_run, tmp_path, capsys):
     ck, ts = str(ep_run["checkpoint"]), str(ep_run["testset"])
     base = ["eval", "--checkpoint", ck, "--testset", ts]
-    assert main(base + ["--output", str(tmp_path / "a"), "--task-source", "classifier"]) == 2
-    assert "has explicit prompts, so pass --classifier FILE" in capsys.readouterr().err
     assert main(base + ["--output", str(tmp_path / "b"), "--task-source", "given", "--classifier", ck]) == 2
     assert "the classifier would not be used" in capsys.readouterr().err
     assert main(base + ["--output", str(tmp_path / "c"), "--classifier", ck]) == 2
     assert "is not a task-classifier file" in capsys.readouterr().err
-    assert not any((tmp_path / d).exists() and any((tmp_path / d).iterdir()) for d in "abc")
+    assert not any((tmp_path / d).exists() and any((tmp_path / d).iterdir()) for d in "bc")
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "keep.txt").write_text("x")
     assert main(base + ["--output", str(tmp_path / "d")]) == 2

@@ -18,7 +18,7 @@ pl = pytest.importorskip("lightning.pytorch")
 from mio_strategies.curriculum import Curriculum, SequentialCurriculumSampler, period_cosine_lr  # noqa: E402
 from mio_strategies.integrations.lightning import CurriculumCallback  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "lightning_train.py"
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 

@@ -265,8 +265,12 @@ def test_restore_refuses_what_it_cannot_do_before_writing(tmp_path):
     out = tmp_path / "out"
     with pytest.raises(ValueError, match=r"M\+EP model \(explicit prompts\): pass task=NAME"):
         restore_images(folder, ckpt_ep, out, device="cpu")
-    with pytest.raises(ValueError, match=r"task='auto' \(--task auto\) needs a task classifier"):
-        restore_images(folder, ckpt_ep, out, task="auto", device="cpu")
+    with pytest.raises(ValueError, match=r"a classifier was given with task='noise': it is used only with task='auto'"):
+        restore_images(folder, ckpt_ep, out, task="noise", classifier="clf.pt", device="cpu")
+    with pytest.raises(FileNotFoundError, match=r"classifier file .*missing.pt' does not exist"):
+        restore_images(folder, ckpt_ep, out, task="auto", classifier=tmp_path / "missing.pt", device="cpu")
+    with pytest.raises(ValueError, match=r"is not a task-classifier file \(format 'mio-strategies'"):
+        restore_images(folder, ckpt_ep, out, task="auto", classifier=ckpt_ap, device="cpu")
     with pytest.raises(KeyError, match=r"unknown task 'fog'"):
         restore_images(folder, ckpt_ep, out, task="fog", device="cpu")
     with pytest.raises(ValueError, match=r"S\+AP model \(adaptive prompts, read from the image itself\): it takes no"):
@@ -296,7 +300,7 @@ def test_restore_refuses_what_it_cannot_do_before_writing(tmp_path):
     assert names == ["grey8.png", "rgb16.png", "rgb8.png"]
 
 
-def test_restore_task_auto_uses_the_classifiers_prediction(tmp_path, monkeypatch):
+def test_restore_task_auto_uses_the_classifiers_prediction(tmp_path):
     from mio_strategies.prompts import TaskClassifier
 
     ckpt, _ = _checkpoint(tmp_path, "S+EP")
@@ -306,10 +310,7 @@ def test_restore_task_auto_uses_the_classifiers_prediction(tmp_path, monkeypatch
         def forward(self, x):  # always "haze"
             return torch.eye(7)[5].expand(x.shape[0], 7) * 10
 
-    import mio_strategies.harness as harness
-
-    monkeypatch.setattr(harness, "load_classifier", lambda path: Always(7))
     rep = restore_images(
-        folder, ckpt, tmp_path / "out", task="auto", classifier="clf.pt", device="cpu", tile=32, overlap=8
+        folder, ckpt, tmp_path / "out", task="auto", classifier=Always(7), device="cpu", tile=32, overlap=8
     )
     assert set(rep.tasks.values()) == {"haze"} and len(rep.written) == 3

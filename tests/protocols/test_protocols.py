@@ -281,7 +281,7 @@ def test_data_check_command(trees, tmp_path, capsys):
 
 
 def test_benchmarks_page_names_every_folder_and_published_row():
-    text = (Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md").read_text(encoding="utf-8")
+    text = (Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md").read_text(encoding="utf-8")
     for name in list_protocols():
         p = get_protocol(name)
         assert f"## {name}" in text

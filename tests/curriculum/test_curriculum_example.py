@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "curriculum_loop.py"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "curriculum_loop.py"
 
 
 def test_example_loop_resumed_midway_equals_uninterrupted_run(capsys):

@@ -1,4 +1,4 @@
-"""Evaluation of a fixed checkpoint on a fixed test set gives the recorded values (tests/data)."""
+"""Evaluation of a fixed checkpoint on a fixed test set gives the recorded values (tests/fixtures)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from mio_strategies.harness import CheckpointMismatchError, evaluate, load_resto
 
 pytestmark = [pytest.mark.basicsr, pytest.mark.usefixtures("one_thread")]
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "fixtures"
 CHECKPOINT = DATA / "fixed_M_checkpoint.pt"
 KNOWN = json.loads((DATA / "fixed_M_eval.json").read_text())
 

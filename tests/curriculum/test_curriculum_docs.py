@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "curriculum.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "curriculum.md"
 BLOCKS = [b for b in re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S) if "__main__" not in b]
 
 

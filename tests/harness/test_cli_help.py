@@ -9,7 +9,7 @@ import pytest
 
 from mio_strategies.cli import main
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 def test_train_classifier_help_gives_each_option_its_default(capsys):

@@ -237,7 +237,7 @@ def test_the_model_refuses_a_network_without_prompts(build):
 def test_the_docs_yaml_builds(build):
     from pathlib import Path
 
-    text = (Path(__file__).resolve().parents[1] / "docs" / "prompts.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / "docs" / "prompts.md").read_text()
     block = text.split("## Training in BasicSR (YAML)", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
     opt = yaml.safe_load(block)
     assert opt["model_type"] == "MiOPromptModel" and opt["scale"] == 1
@@ -310,7 +310,7 @@ def _example_options(tmp_path):
 
     from mio_strategies.data import build_testset, embedded_image_paths, read_image, write_png
 
-    root = Path(__file__).resolve().parents[1] / "examples" / "basicsr"
+    root = Path(__file__).resolve().parents[2] / "examples" / "basicsr"
     for script, fn in (("train.py", "train_pipeline"), ("test.py", "test_pipeline")):
         assert f"import {fn}" in (root / script).read_text() and f"{fn}(os.getcwd())" in (root / script).read_text()
     ordered_yaml = import_basicsr("utils.options").ordered_yaml

@@ -13,7 +13,7 @@ import torch
 
 from mio_strategies.curriculum import Curriculum, SequentialCurriculumSampler
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 WORKER = r"""
 import json, sys

@@ -238,7 +238,7 @@ def test_only_one_of_many_processes_gets_the_lock(tmp_path):
     import time
 
     start = str(time.time() + 2.0)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2]), os.environ.get("PYTHONPATH", "")])}
     procs = [subprocess.Popen([sys.executable, "-c", script, start], stdout=subprocess.PIPE, text=True, env=env)
              for _ in range(4)]
     outs = sorted(p.communicate(timeout=60)[0].strip() for p in procs)
@@ -321,7 +321,7 @@ def test_sigterm_during_degrade_leaves_no_staging_folder(tmp_path):
     src = tmp_path / "imgs"
     for i in range(40):
         write_png(torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(i)), src / f"{i:02d}.png")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2]), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.Popen([sys.executable, "-m", "mio_strategies", "degrade", "--input", str(src), "--output",
                              str(tmp_path / "out")], env=env, stderr=subprocess.PIPE, text=True)
     import time

@@ -16,9 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from mio_strategies.harness import sweep
+from mio_strategies.metrics.statistics import margin_standard_errors
 from mio_strategies.tasks import TASKS
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "mini_mio.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "mini_mio.py"
 NAMES = [t.name for t in TASKS]
 STRATS = ("M", "S", "M+EP", "S+EP", "S+AP")
 
@@ -108,8 +110,8 @@ def test_a_task_below_the_identity_is_reported_with_the_test_sets_noise(mini, tm
     assert ("sequential learning beats mixed training" in out) == (word == "within noise")
 
 
-def test_more_test_crops_extend_the_one_crop_test_set(mini):
-    one, eight = mini._testset(TASKS, 24), mini._testset(TASKS, 24, 8)
+def test_more_test_crops_extend_the_one_crop_test_set():
+    one, eight = sweep.fixed_testset(TASKS, 24), sweep.fixed_testset(TASKS, 24, 8)
     assert len(one) == 6 * 7 and len(eight) == 8 * len(one)
     import torch
 
@@ -118,10 +120,10 @@ def test_more_test_crops_extend_the_one_crop_test_set(mini):
     assert not torch.equal(eight[0]["gt"], eight[len(one)]["gt"])  # the same photo and task, another crop
 
 
-def test_margin_se_is_the_standard_error_over_test_images(mini):
+def test_margin_se_is_the_standard_error_over_test_images():
     recs = [{"task": "jpeg", "psnr": 30.0 + d, "identity_psnr": 30.0} for d in (-1.0, 0.0, 1.0)]
     recs += [{"task": "sr", "psnr": 25.0, "identity_psnr": float("inf")}, {"task": "sr", "psnr": 26.0, "identity_psnr": 25.0}]
-    assert mini.margin_se(recs) == {"jpeg": pytest.approx(1 / 3 ** 0.5)}  # sd 1 over 3 images; sr has one usable pair
+    assert margin_standard_errors(recs) == {"jpeg": pytest.approx(1 / 3 ** 0.5)}  # sd 1 over 3 images; sr has one usable pair
 
 
 def test_quick_tier_never_judges_s_vs_m(mini, tmp_path, capsys):
@@ -160,12 +162,12 @@ def test_a_cached_result_of_another_configuration_is_refused(mini, tmp_path, cap
 
     cfg = load_config(_tier_config("S", 1))
     with pytest.raises(ValueError, match=r"period_iters: 999 in that run, 1500 requested.*Use another --output"):
-        mini._run_one(cfg, run, None, False, testset_size=24)
+        sweep.run_one(cfg, run, None, False, testset_size=24)
     # a result scored on other test crops is refused too (its learning curve cannot be rescored)
     _edit_result(run, config=_tier_config("S", 1))
     with pytest.raises(ValueError, match=r"scored on 24-px test crops, --testset-size 96 requested: pass "
                                          r"--testset-size 24 to reuse it, or use another --output"):
-        mini._run_one(cfg, run, None, False, testset_size=96)
+        sweep.run_one(cfg, run, None, False, testset_size=96)
     assert mini.main(["--tier", "converged", "--output", str(tmp_path), "--testset-size", "24"]) == 0
 
 
@@ -216,8 +218,8 @@ def test_tiny_end_to_end_run_is_cached_and_rescored(mini, tmp_path, capsys, monk
         raise AssertionError("a cached run was trained or evaluated again")
 
     with pytest.MonkeyPatch.context() as mp:  # cached: nothing retrained or re-scored, same table
-        mp.setattr("mio_strategies.harness.train", refuse)
-        mp.setattr("mio_strategies.harness.evaluate", refuse)
+        mp.setattr("mio_strategies.harness.sweep.train", refuse)
+        mp.setattr("mio_strategies.harness.sweep.evaluate", refuse)
         assert mini.main(args) == 0
     assert len(ckpts) == 5 and [c.stat().st_mtime_ns for c in ckpts] == stamps
 
@@ -254,7 +256,7 @@ def test_tiny_end_to_end_run_is_cached_and_rescored(mini, tmp_path, capsys, monk
 
     cfg = load_config("mini_quick", [args[i + 1] for i, a in enumerate(args) if a == "--set"])
     with pytest.raises(ValueError, match=r"unfinished run of another configuration \(.*period_iters.*another --output"):
-        mini._run_one(cfg.replace(strategy="M", seed=0, period_iters=2), unfinished, None, False, testset_size=24)
+        sweep.run_one(cfg.replace(strategy="M", seed=0, period_iters=2), unfinished, None, False, testset_size=24)
     assert sorted(p.name for p in unfinished.iterdir()) == ["checkpoint.pt", "config.yaml"]
     assert mini.main(args + ["--reevaluate"]) == 0  # scored again from the checkpoints: same numbers
     again = {p.parent.name: json.loads(p.read_text()) for p in (tmp_path / "b").glob("*/result.json")}
@@ -274,7 +276,7 @@ def test_tiny_end_to_end_run_is_cached_and_rescored(mini, tmp_path, capsys, monk
 
     # the same runs in two worker processes give the same numbers (paired seeds do not depend on the process);
     # a run is handed to the pool only when a worker is free (no queued run is shown as running)
-    pool_of = mini.worker_pool
+    pool_of = sweep.worker_pool
     submitted, most = [], []
 
     class CountingPool:
@@ -293,7 +295,7 @@ def test_tiny_end_to_end_run_is_cached_and_rescored(mini, tmp_path, capsys, monk
             most.append(sum(not f.done() for f in submitted))  # a finished run's future is done before wait() returns
             return submitted[-1]
 
-    monkeypatch.setattr(mini, "worker_pool", CountingPool)
+    monkeypatch.setattr(sweep, "worker_pool", CountingPool)
     assert mini.main([*args, "--output", str(tmp_path / "jobs"), "--jobs", "2", "--status-every", "0.05"]) == 0
     assert len(most) == 5 and max(most) <= 2
     text = capsys.readouterr().out
@@ -381,7 +383,7 @@ def test_extend_continues_finished_runs_into_more_periods(mini, tmp_path, capsys
         def boom(*a, **k):
             raise RuntimeError("interrupted")
 
-        mp.setattr("mio_strategies.harness.train", boom)
+        mp.setattr("mio_strategies.harness.sweep.train", boom)
         with pytest.raises(RuntimeError, match="interrupted"):
             mini.main([*args, "--strategies", "M", "--set", "periods=10", "--extend"])
     assert json.loads((out / "M-seed0" / "result.json").read_text())["config"]["periods"] == 9
@@ -408,17 +410,17 @@ def test_extend_continues_finished_runs_into_more_periods(mini, tmp_path, capsys
     assert not (out / "M-seed0" / "result-9periods.json").exists()
 
 
-def test_run_status_reads_the_last_training_record(mini, tmp_path):
-    assert mini.run_status(("M", 0), tmp_path, 15000) == ""  # queued: its folder is not set up yet
+def test_run_status_reads_the_last_training_record(tmp_path):
+    assert sweep.run_status(("M", 0), tmp_path, 15000) == ""  # queued: its folder is not set up yet
     (tmp_path / "config.yaml").write_text("strategy: M\n")
-    assert mini.run_status(("M", 0), tmp_path, 15000) == "M seed 0: starting"
+    assert sweep.run_status(("M", 0), tmp_path, 15000) == "M seed 0: starting"
     recs = [{"kind": "train", "iteration": 250, "loss": 0.09, "period": 1, "tasks": "S"},
             {"kind": "val", "iteration": 1500, "psnr": {}, "average": 20.0},
             {"kind": "train", "iteration": 1750, "loss": 0.0712, "period": 2, "tasks": "SB"}]
     (tmp_path / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
-    assert mini.run_status(("S", 1), tmp_path, 15000) == "S seed 1: 1750/15000 it, loss 0.0712, period 2 (SB)"
+    assert sweep.run_status(("S", 1), tmp_path, 15000) == "S seed 1: 1750/15000 it, loss 0.0712, period 2 (SB)"
     (tmp_path / "result.json").write_text("{}")  # finished: a cached run handed to a worker is not training
-    assert mini.run_status(("S", 1), tmp_path, 15000) == ""
+    assert sweep.run_status(("S", 1), tmp_path, 15000) == ""
 
 
 def test_peek_reports_each_runs_state_and_curve_without_training(mini, tmp_path, capsys):
@@ -432,7 +434,7 @@ def test_peek_reports_each_runs_state_and_curve_without_training(mini, tmp_path,
     (m / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
     (tmp_path / "S-seed0").mkdir()
     (tmp_path / "S-seed0" / "result.json").write_text("{}")
-    lines = mini.peek(tmp_path, [("M", 0), ("S", 0), ("M+EP", 0)], ident, 3000)
+    lines = sweep.peek(tmp_path, [("M", 0), ("S", 0), ("M+EP", 0)], ident, 3000)
     assert lines[0] == "Runs: M seed 0: 1750/3000 it; S seed 0: finished; M+EP seed 0: not started"
     assert "| identity | - | 20.00 | 30.00 | 25.00 |" in lines
     assert lines[-1] == "| M seed 0 | 1500 | -0.50 | +0.25 | 24.88 |"
@@ -450,7 +452,7 @@ def test_peek_reports_each_runs_state_and_curve_without_training(mini, tmp_path,
     assert not (tmp_path / "nope").exists()
 
 
-def test_curve_table_reports_when_a_model_stays_above_the_identity(mini):
+def test_curve_table_reports_when_a_model_stays_above_the_identity():
     ident = {"sr": 20.0, "blur": 30.0}
 
     def run(points):  # (iteration, sr, blur)
@@ -463,11 +465,11 @@ def test_curve_table_reports_when_a_model_stays_above_the_identity(mini):
         ("S", 0): run([(100, 19.0, 29.0), (500, 19.5, 31.0)]),
         ("S", 1): run([(100, 19.0, 29.0), (500, 19.7, 31.0)]),
     }
-    lines = mini.curve_table(results, ["M", "S"], [0, 1], ident)
+    lines = sweep.curve_table(results, ["M", "S"], [0, 1], ident)
     assert lines[0] == ("  M: 100: -1.00 sr, 200: +0.50 blur, 300: -1.00 blur, 400: +0.30 blur, 500: +0.50 blur"
                         " -> above the identity on every task from iteration 400 on")
     assert lines[1] == "  S: 100: -1.00 sr, 500: -0.40 sr -> not above the identity on every task at the last evaluation"
-    assert mini.curve_table({("M", 0): {"per_task": {}}}, ["M"], [0], ident) == []  # cached runs without a curve
+    assert sweep.curve_table({("M", 0): {"per_task": {}}}, ["M"], [0], ident) == []  # cached runs without a curve
 
 
 @pytest.mark.basicsr
@@ -545,8 +547,11 @@ def test_ship_weights_only_when_every_task_beats_the_identity(ship, tmp_path, ca
     err = capsys.readouterr().err
     assert "M.pt, " in err and "(weights of other strategies, which demo --pretrained would show" in err
     assert (dest / "M.pt").exists()
+    section = "\n## Task classifier (`classifier.pt`)\n\nwritten by ship_classifier.py\n"
+    (dest / "README.md").write_text((dest / "README.md").read_text() + section)
     assert ship.main(["--results", str(results), "--strategies", "s+ep", "--dest", str(dest), "--overwrite"]) == 0
     assert sorted(p.name for p in dest.iterdir()) == ["README.md", "S_EP.log.jsonl", "S_EP.pt"]
+    assert (dest / "README.md").read_text().endswith(section)  # the classifier's section is kept
     assert "not shipped: M (average 30.00 dB; above the identity on every task); S (" in (dest / "README.md").read_text()
     assert ship.main(["--results", str(results), *PAIR, "--seed", "1", "--dest", str(tmp_path / "w1")]) == 2
     assert "M-seed1/result.json' does not exist: finish the run first" in capsys.readouterr().err
@@ -597,6 +602,7 @@ def test_gpu_check_packs_the_mini_tier_for_the_device_tool(tmp_path):
     # the tier's own schedule and test set unless asked (the knobs are passed on as --set / --testset-size)
     assert "--set num_workers=2 --set checkpoint_every=1000 --status-every 120" in proc.stdout
     assert "/mini-converged --pack" in proc.stdout  # M and S trained packed first (MINI_PACK=1)
+    assert "--pack --set synthesis=device --set stream=philox" in proc.stdout  # batches degraded on the GPU
     assert "full-size SRResNet" not in proc.stdout and "training speed" not in proc.stdout  # timeout 0: skipped
     assert "M_EP-seed1/result.json' does not exist" in proc.stderr  # ship_weights tried, refused
     assert sorted(p.name for p in out.iterdir()) == ["gpu_check_mini.tgz", "gpu_check_rest.tgz", "mini_M-seed1.pt"]
@@ -610,6 +616,11 @@ def test_gpu_check_packs_the_mini_tier_for_the_device_tool(tmp_path):
     asked = subprocess.run(script, env={**env, "MINI_PERIODS": "16", "MINI_TESTSET": "96", "DEST": str(tmp_path / "gc2"),
                                         "OUT": "out2"}, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert "--set num_workers=2 --set periods=16 --testset-size 96 --set checkpoint_every=1000" in asked.stdout
+    loader = subprocess.run(script, env={**env, "MINI_SYNTHESIS": "loader", "DEST": str(tmp_path / "gc3"), "OUT": ""},
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert "mini_mio" in loader.stdout and "synthesis=" not in loader.stdout  # the tier's own data path
+    bad = subprocess.run(script, env={**env, "MINI_SYNTHESIS": "gpu"}, cwd=tmp_path, capture_output=True, text=True)
+    assert bad.returncode == 2 and "MINI_SYNTHESIS=gpu: give device or loader" in bad.stderr
 
 
 @pytest.mark.parametrize("daemon", ["starts", "fails", "absent"])
@@ -673,9 +684,9 @@ def test_jobs_workers_end_with_their_parent(tmp_path):
     # a parent killed by a signal (no chance to shut its pool down) must not leave its workers training
     parent_code = (
         "import os, sys, time\n"
-        f"sys.path.insert(0, {str(SCRIPT.parent)!r})\n"
-        "import mini_mio\n"
-        "pool = mini_mio.worker_pool(1)\n"
+        f"sys.path.insert(0, {str(SCRIPT.parents[1])!r})\n"
+        "from mio_strategies.harness.sweep import worker_pool\n"
+        "pool = worker_pool(1)\n"
         "print(pool.submit(os.getpid).result(timeout=120), flush=True)\n"
         "pool.submit(time.sleep, 120)\n"
         "time.sleep(120)\n"
@@ -703,7 +714,7 @@ def test_jobs_workers_end_with_their_parent(tmp_path):
             os.kill(worker, signal.SIGKILL)
 
 
-def test_a_gpu_run_of_the_same_configuration_joins_the_cpu_tier(mini, tmp_path):
+def test_a_gpu_run_of_the_same_configuration_joins_the_cpu_tier(tmp_path):
     # docs/results/log.md: a seed trained by gpu_check.sh (device cuda, data workers, another checkpoint
     # interval) with MINI_TESTSET=96 is reused by the CPU tier; other run settings or crops are refused
     from mio_strategies.harness import load_config
@@ -711,20 +722,20 @@ def test_a_gpu_run_of_the_same_configuration_joins_the_cpu_tier(mini, tmp_path):
     cfg = load_config("mini_converged").replace(strategy="S+EP", seed=2, name="mini-S+EP-2", val_every=1500)
     gpu = cfg.replace(device="cuda", num_workers=2, checkpoint_every=1000).to_dict()
     data = {"strategy": "S+EP", "seed": 2, "config": gpu, "testset_size": 96}
-    mini.check_cached_result(cfg, tmp_path, data, 96)  # recorded before crops were: one crop per photo and task
+    sweep.check_cached_result(cfg, tmp_path, data, 96)  # recorded before crops were: one crop per photo and task
     with pytest.raises(ValueError, match=r"scored on 1 test crop\(s\) per photo and task, --testset-crops 8 requested: "
                                          r"pass --testset-crops 1 to reuse it, --reevaluate to score"):
-        mini.check_cached_result(cfg, tmp_path, data, 96, testset_crops=8)
-    mini.check_cached_result(cfg, tmp_path, {**data, "testset_crops": 8}, 96, testset_crops=8)
+        sweep.check_cached_result(cfg, tmp_path, data, 96, testset_crops=8)
+    sweep.check_cached_result(cfg, tmp_path, {**data, "testset_crops": 8}, 96, testset_crops=8)
     with pytest.raises(ValueError, match=r"scored on 256-px test crops, --testset-size 96 requested"):
-        mini.check_cached_result(cfg, tmp_path, {**data, "testset_size": 256}, 96)
+        sweep.check_cached_result(cfg, tmp_path, {**data, "testset_size": 256}, 96)
     with pytest.raises(ValueError, match=r"of another configuration .*period_iters: 500 in that run, 1500 requested"):
-        mini.check_cached_result(cfg, tmp_path, {**data, "config": {**gpu, "period_iters": 500}}, 96)
+        sweep.check_cached_result(cfg, tmp_path, {**data, "config": {**gpu, "period_iters": 500}}, 96)
     # a run recorded before a field existed trained with its default: it is that default's result only
     older = {k: v for k, v in gpu.items() if k != "reset_optimizer_each_stage"}
-    mini.check_cached_result(cfg, tmp_path, {**data, "config": older}, 96)
+    sweep.check_cached_result(cfg, tmp_path, {**data, "config": older}, 96)
     with pytest.raises(ValueError, match=r"reset_optimizer_each_stage: False in that run, True requested"):
-        mini.check_cached_result(cfg.replace(reset_optimizer_each_stage=True), tmp_path, {**data, "config": older}, 96)
+        sweep.check_cached_result(cfg.replace(reset_optimizer_each_stage=True), tmp_path, {**data, "config": older}, 96)
 
 
 def test_adopt_copies_a_checked_seed_from_another_results_folder(mini, tmp_path, capsys):

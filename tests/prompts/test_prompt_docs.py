@@ -9,7 +9,7 @@ import pytest
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-DOCS = sorted((Path(__file__).resolve().parents[1] / "docs").glob("prompts*.md"))
+DOCS = sorted((Path(__file__).resolve().parents[2] / "docs").glob("prompts*.md"))
 
 
 PAGES = [pytest.param(p, id=p.name, marks=[pytest.mark.basicsr] if "basicsr" in p.read_text() else []) for p in DOCS]
