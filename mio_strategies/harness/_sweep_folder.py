@@ -18,10 +18,10 @@ import yaml
 
 from mio_strategies.checkpoints import CheckpointMismatchError, load_checkpoint
 from mio_strategies.harness._config import TrainConfig
-from mio_strategies.harness._resume import adds_periods, check_compatible, differing_keys, with_defaults
 from mio_strategies.harness._loop import CHECKPOINT_NAME as _CHECKPOINT_NAME
 from mio_strategies.harness._loop import LOG_NAME as _LOG_NAME
 from mio_strategies.harness._loop import read_record
+from mio_strategies.harness._resume import adds_periods, check_compatible, differing_keys, with_defaults
 
 __all__ = [
     "CHECKPOINT_NAME",
