@@ -134,13 +134,13 @@ def eval_protocol_command(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit <= 0:
         return error(f"--limit must be a positive integer, got {args.limit}")
     from mio_strategies.harness._config import _device_name
-    from mio_strategies.harness._train import _resolve_device
+    from mio_strategies.harness._loop import resolve_device
     from mio_strategies.protocols import ReferenceRow, get_protocol
 
     try:
         protocol = get_protocol(args.protocol)
         _device_name("--device", args.device)
-        device = str(_resolve_device(args.device, 0, fix="--device cpu"))
+        device = str(resolve_device(args.device, 0, fix="--device cpu"))
     except (KeyError, ValueError) as exc:
         return error(str(exc.args[0]) if isinstance(exc, KeyError) else str(exc))
     from mio_strategies.utils.outputs import check_output_dir, prepare_output_dir

@@ -261,8 +261,8 @@ def restore_images(
     """
     from mio_strategies.data import ImageReadError
     from mio_strategies.harness import load_restorer
+    from mio_strategies.harness._loop import resolve_device
     from mio_strategies.harness._shipped_classifier import resolve_classifier
-    from mio_strategies.harness._train import _resolve_device
     from mio_strategies.tasks import TASKS, get_task
 
     if on_error not in ("stop", "skip"):
@@ -271,7 +271,7 @@ def restore_images(
         positive_int("tile", tile, note=" (or None for whole images)")
     files = _collect([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)
     out_dir = check_output_dir(output, overwrite=overwrite, what="output folder")
-    dev = _resolve_device(device, 0, fix="device='cpu' (--device cpu)")
+    dev = resolve_device(device, 0, fix="device='cpu' (--device cpu)")
     restorer, cfg, _ = load_restorer(Path(checkpoint), ema=ema, device=dev)
     m = restorer.size_multiple
     if tile is not None:
