@@ -270,12 +270,12 @@ def _compiled_rounds() -> Callable[..., torch.Tensor] | None:
             k0, k1 = (seeds & MASK32)[:, None], (seeds >> 32)[:, None]
             j = torch.arange(3, 40, dtype=torch.int64)[None, :]
             a, b = _rounds_stacked(*_rounds(j, 0, DOMAIN_NOISE, 0, k0, k1, 1), k0, k1, 1, (5, 37), torch.device("cpu"))
-            flat = [t.expand(5, 37).reshape(-1) for t in (j, k0, k1)]
-            got = fn(*flat, torch.tensor(DOMAIN_NOISE)).view(4, 5, 37)
+            jf, k0f, k1f = (t.expand(5, 37).reshape(-1) for t in (j, k0, k1))
+            got = fn(jf, k0f, k1f, torch.tensor(DOMAIN_NOISE)).view(4, 5, 37)
             if not torch.equal(got, torch.cat([a, b])):
                 raise RuntimeError("the compiled rounds differ from the eager ones on a probe")
             _compiled["fn"] = fn
-        except Exception as e:  # no C++ compiler, an inductor error, a wrong result: stay eager
+        except Exception as e:  # noqa: BLE001 - no C++ compiler, an inductor error, a wrong result: stay eager
             _compiled["error"] = f"{type(e).__name__}: {e}"
             warnings.warn(f"compiled Philox rounds unavailable ({_compiled['error']}); using the eager rounds",
                           RuntimeWarning, stacklevel=3)
