@@ -12,7 +12,10 @@ from typing import Any
 
 from mio_strategies.curriculum import Curriculum, parse_stages
 from mio_strategies.data import SYNTHESES
+from mio_strategies.degradations import STREAMS
+from mio_strategies.harness._acceleration import check_compile, check_precision
 from mio_strategies.models import backbone_spec
+from mio_strategies.protocols import get_protocol
 from mio_strategies.utils.validation import choice, did_you_mean, finite_float, non_negative_int, positive_int
 
 __all__ = [
@@ -229,17 +232,12 @@ class TrainConfig:
                 "is the reference's chained per-stage jobs; each_period also resets within the all-task periods)"
             )
         _device_name("device", self.device)
-        from mio_strategies.harness._acceleration import check_compile, check_precision
-
         check_precision(self.precision)
         self.compile = check_compile(self.compile)
         if not isinstance(self.channels_last, bool):
             raise TypeError(f"channels_last must be true or false, got {self.channels_last!r}")
-        if self.stream is not None:
-            from mio_strategies.degradations import STREAMS
-
-            if self.stream not in STREAMS:
-                raise ValueError(f"stream must be null or one of {list(STREAMS)}, got {self.stream!r}")
+        if self.stream is not None and self.stream not in STREAMS:
+            raise ValueError(f"stream must be null or one of {list(STREAMS)}, got {self.stream!r}")
         if not isinstance(self.synthesis, str) or self.synthesis not in SYNTHESES:
             raise ValueError(f"synthesis must be one of {list(SYNTHESES)}, got {self.synthesis!r}")
         for key, valid in (("profile", tuple(PROFILES)), ("data_implementation", IMPLEMENTATIONS),
@@ -254,8 +252,6 @@ class TrainConfig:
         if self.balance not in ("tasks", "samples"):
             raise ValueError(f"balance must be 'tasks' or 'samples', got {self.balance!r}")
         if self.protocol is not None:
-            from mio_strategies.protocols import get_protocol
-
             get_protocol(self.protocol)  # KeyError listing the protocols
             if not isinstance(self.protocol_root, str) or not self.protocol_root:
                 raise ValueError(f"protocol {self.protocol!r} needs protocol_root, the folder holding its data "
