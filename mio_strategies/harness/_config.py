@@ -16,7 +16,7 @@ from mio_strategies.degradations import STREAMS
 from mio_strategies.harness._acceleration import check_compile, check_precision
 from mio_strategies.models import backbone_spec
 from mio_strategies.protocols import get_protocol
-from mio_strategies.utils.validation import choice, did_you_mean, finite_float, non_negative_int, positive_int
+from mio_strategies.utils.validation import choice, finite_float, non_negative_int, positive_int
 
 __all__ = [
     "STRATEGIES",
@@ -326,8 +326,7 @@ class ConfigKeyError(KeyError):
 def _check_keys(data: Mapping[str, Any]) -> dict[str, Any]:
     for key in data:
         if key not in _FIELDS:
-            hint = did_you_mean(key, _FIELDS)
-            raise ConfigKeyError(f"unknown config key {key!r}: {hint}valid keys are {sorted(_FIELDS)}")
+            choice("key", key, sorted(_FIELDS), what="config key", plural="keys", error=ConfigKeyError)
     return dict(data)
 
 
@@ -416,9 +415,7 @@ def _load_source(source: str | Path, seen: tuple[str, ...] = ()) -> dict[str, An
         here: Path | None = path.parent
     else:
         name = str(source)
-        if name not in list_presets():
-            hint = did_you_mean(name, list_presets())
-            raise ValueError(f"unknown preset {name!r}: {hint}valid presets are {list_presets()} (or give a .yaml file)")
+        choice("preset", name, list_presets(), note=" (or give a .yaml file)")
         data = _read_yaml(_preset_dir().joinpath(f"{name}.yaml").read_text(encoding="utf-8"), f"preset {name!r}")
         here = None
     base = data.pop("base", None)
