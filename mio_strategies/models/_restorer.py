@@ -18,6 +18,7 @@ from mio_strategies.prompts import (
     load_reference_prompt_maps,
 )
 from mio_strategies.tasks import NUM_TASKS
+from mio_strategies.utils.rng import derive_seed
 from mio_strategies.utils.tiling import pad_to_multiple, tiled_apply
 
 __all__ = ["Restorer", "build_restorer", "pad_to_multiple"]
@@ -231,8 +232,6 @@ _INIT_STREAM = 0x1417  # key of the reference initialisation's random stream
 @torch.no_grad()
 def _reference_init(net: nn.Module, injector: Any, backbone: str, seed: int) -> None:
     """The reference's initialisation of a prompted model: PyTorch defaults for the modulators and convs."""
-    from mio_strategies.utils.rng import derive_seed
-
     injector.reset_modulators("default", generator=torch.Generator().manual_seed(derive_seed(seed, _INIT_STREAM)))
     names = _REFERENCE_DEFAULT_INIT_CONVS.get(backbone, ())
     if names:
