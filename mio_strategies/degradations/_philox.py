@@ -23,8 +23,11 @@ batch it is drawn in or the device.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+import os
+import warnings
+from collections.abc import Callable, Iterator
 
+import numpy as np
 import torch
 
 __all__ = [
@@ -35,6 +38,7 @@ __all__ = [
     "philox_normal",
     "philox_uint32",
     "philox_uniform",
+    "use_compiled_philox",
 ]
 
 MASK32 = 0xFFFFFFFF
@@ -166,6 +170,119 @@ def _check_seeds(seeds: torch.Tensor) -> torch.Tensor:
     return seeds
 
 
+def _rounds_numpy(j0: int, k0: np.ndarray, k1: np.ndarray, domain: int, shape: tuple[int, int],
+                  work: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """All rounds of counters ``(j0 + col, 0, domain, 0)`` under keys ``(k0, k1)`` (``(rows, 1)`` uint64),
+    in NumPy uint64 arithmetic (defined modulo ``2**64``; a 32 x 32-bit product never wraps), in place in
+    four buffers like :func:`_rounds_stacked` (six ufunc calls per round). The CPU path: the same
+    operations as the torch rounds at a fraction of torch's per-operation overhead.
+
+    Args:
+        work: ``(4, 2, >= rows, >= cols)`` uint64 buffers to compute in (reused across chunks: fresh
+            memory costs a page fault per 4 KiB); default: new ones.
+
+    Returns:
+        ``A = (c0, c2)`` and ``B = (c3, c1)``, ``(2, *shape)`` uint64 each (views of ``work``).
+    """
+    if work is None:
+        work = np.empty((4, 2, *shape), dtype=np.uint64)
+    a, b, p, h = work[:, :, : shape[0], : shape[1]]
+    a[0] = np.arange(j0, j0 + shape[1], dtype=np.uint64)
+    a[1] = domain
+    b.fill(0)
+    m = np.array(PHILOX_M, dtype=np.uint64).reshape(2, 1, 1)
+    w = np.array(PHILOX_W, dtype=np.uint64).reshape(1, 2, 1, 1)
+    r = np.arange(ROUNDS, dtype=np.uint64).reshape(-1, 1, 1, 1)
+    keys = (np.stack([k0, k1])[None] + r * w) & np.uint64(MASK32)  # (rounds, 2, rows, 1)
+    shift, mask = np.uint64(32), np.uint64(MASK32)
+    for key in keys:
+        np.multiply(a, m, out=p)  # (c0 * M0, c2 * M1) < 2**64
+        np.right_shift(p, shift, out=h)  # (hi0, hi1)
+        np.bitwise_xor(h[1], b[1], out=a[0])  # hi1 ^ c1
+        np.bitwise_xor(h[0], b[0], out=a[1])  # hi0 ^ c3
+        a ^= key  # ^ (k0, k1): the new (c0, c2)
+        b, p = np.bitwise_and(p, mask, out=p), b  # (lo0, lo1): the new (c3, c1)
+    return a, b
+
+
+#: the CPU's rounds: ``"numpy"`` (default) or ``"torch"`` (the rounds every other device runs; tests force it)
+CPU_ROUNDS = "numpy"
+
+
+# -- opt-in: the rounds fused by torch.compile on the CPU ---------------------------------------------
+#: environment variable that turns the compiled CPU rounds on at import (``1``), e.g. for DataLoader workers
+COMPILE_ENV = "MIO_STRATEGIES_PHILOX_COMPILE"
+
+_compiled: dict[str, object] = {"enabled": os.environ.get(COMPILE_ENV, "0") not in ("", "0"), "fn": None, "error": None}
+
+
+def use_compiled_philox(enabled: bool = True) -> bool:
+    """Compute the Philox stream's rounds on the CPU with one ``torch.compile``d (inductor) kernel.
+
+    Off by default: the first call in a process compiles the kernel (seconds to a minute or more on a small
+    CPU; inductor's on-disk cache shortens later processes) and needs a C++ compiler. The kernel computes
+    the same integer operations, so the words are the same (checked on a probe against the eager rounds
+    before first use); Box-Muller's ``log``/``cos``/``sin`` stay the eager ones, so the normals are the same
+    too. If compiling fails or the probe differs, a ``RuntimeWarning`` says so and the eager rounds are used
+    for the rest of the process. The environment variable ``MIO_STRATEGIES_PHILOX_COMPILE=1`` sets it at
+    import (also in DataLoader worker processes). CUDA and other devices always use the eager rounds.
+
+    Args:
+        enabled: use the compiled kernel from now on (``False``: the eager rounds).
+
+    Returns:
+        Whether it was enabled before.
+
+    Example:
+        >>> previous = use_compiled_philox(False)
+        >>> use_compiled_philox(previous)
+        False
+    """
+    previous = bool(_compiled["enabled"])
+    _compiled["enabled"] = bool(enabled)
+    return previous
+
+
+def _fused_rounds(j: torch.Tensor, k0: torch.Tensor, k1: torch.Tensor, domain: torch.Tensor) -> torch.Tensor:
+    """All rounds of counters ``(j, 0, domain, 0)`` under keys ``(k0, k1)`` (1-d int64, one per counter), in
+    functional form for ``torch.compile``: ``(4, N)`` words ``(c0, c2, c3, c1)``, the layout of
+    :func:`_rounds_stacked`'s ``(A, B)``."""
+    c0, c2 = j, domain.expand_as(j)
+    c1 = c3 = torch.zeros_like(j)
+    for r in range(ROUNDS):
+        kr0 = (k0 + r * PHILOX_W[0]) & MASK32
+        kr1 = (k1 + r * PHILOX_W[1]) & MASK32
+        p0 = c0 * (PHILOX_M[0] - (1 << 32))  # see _mulhilo
+        p1 = c2 * (PHILOX_M[1] - (1 << 32))
+        c0, c1, c2, c3 = ((p1 >> 32) + c2) ^ c1 ^ kr0, p1 & MASK32, ((p0 >> 32) + c0) ^ c3 ^ kr1, p0 & MASK32
+    return torch.stack([c0, c2, c3, c1])
+
+
+def _compiled_rounds() -> Callable[..., torch.Tensor] | None:
+    """The compiled :func:`_fused_rounds` when enabled, compiling and probing it on first use; ``None``
+    when disabled or when compiling failed (warned once)."""
+    if not _compiled["enabled"] or _compiled["error"] is not None:
+        return None
+    if _compiled["fn"] is None:
+        try:
+            fn = torch.compile(_fused_rounds, dynamic=True, fullgraph=True)
+            seeds = torch.tensor([0, 1, 12345, 2**32 + 7, 2**63 - 1])
+            k0, k1 = (seeds & MASK32)[:, None], (seeds >> 32)[:, None]
+            j = torch.arange(3, 40, dtype=torch.int64)[None, :]
+            a, b = _rounds_stacked(*_rounds(j, 0, DOMAIN_NOISE, 0, k0, k1, 1), k0, k1, 1, (5, 37), torch.device("cpu"))
+            jf, k0f, k1f = (t.expand(5, 37).reshape(-1) for t in (j, k0, k1))
+            got = fn(jf, k0f, k1f, torch.tensor(DOMAIN_NOISE)).view(4, 5, 37)
+            if not torch.equal(got, torch.cat([a, b])):
+                raise RuntimeError("the compiled rounds differ from the eager ones on a probe")
+            _compiled["fn"] = fn
+        except Exception as e:  # noqa: BLE001 - no C++ compiler, an inductor error, a wrong result: stay eager
+            _compiled["error"] = f"{type(e).__name__}: {e}"
+            warnings.warn(f"compiled Philox rounds unavailable ({_compiled['error']}); using the eager rounds",
+                          RuntimeWarning, stacklevel=3)
+            return None
+    return _compiled["fn"]  # type: ignore[return-value]
+
+
 def _stream_blocks(
     seeds: torch.Tensor, n: int, domain: int, device: torch.device | str | None
 ) -> tuple[torch.device, int, Iterator[Chunk]]:
@@ -184,11 +301,16 @@ def _stream_blocks(
     s = seeds.to(dev)
     k0, k1 = (s & MASK32)[:, None], (s >> 32)[:, None]
     b = s.shape[0]
+    fused = _compiled_rounds() if dev.type == "cpu" else None
+    cpu_numpy = dev.type == "cpu" and fused is None and CPU_ROUNDS == "numpy"
     if dev.type == "cpu":
         rb = max(1, min(b, CPU_CHUNK))
         cb = max(1, CPU_CHUNK // rb)
     else:
         rb, cb = max(1, b), max(1, blocks)
+    if cpu_numpy:
+        k0_np, k1_np = (k.numpy().astype(np.uint64) for k in (k0, k1))
+        work = np.empty((4, 2, min(rb, b), min(cb, blocks)), dtype=np.uint64)
 
     def chunks() -> Iterator[Chunk]:
         for r0 in range(0, b, rb):
@@ -197,9 +319,17 @@ def _stream_blocks(
                 cols = slice(j0, min(blocks, j0 + cb))
                 j = torch.arange(cols.start, cols.stop, device=dev, dtype=torch.int64)[None, :]
                 kr0, kr1 = k0[rows], k1[rows]
-                first = _rounds(j, 0, domain, 0, kr0, kr1, 1)  # per seed or per block but one word
                 shape = (rows.stop - rows.start, cols.stop - cols.start)
-                yield rows, cols, _rounds_stacked(*first, kr0, kr1, 1, shape, dev)
+                if cpu_numpy:
+                    a, bb = _rounds_numpy(j0, k0_np[rows], k1_np[rows], domain, shape, work)
+                    yield rows, cols, (torch.from_numpy(a.view(np.int64)), torch.from_numpy(bb.view(np.int64)))
+                elif fused is not None and shape[0] * shape[1] > 1:  # one counter: a size the kernel specialises on
+                    flat = [t.expand(shape).reshape(-1) for t in (j, kr0, kr1)]
+                    w = fused(*flat, torch.tensor(domain, dtype=torch.int64)).view(4, *shape)
+                    yield rows, cols, (w[:2], w[2:])
+                else:
+                    first = _rounds(j, 0, domain, 0, kr0, kr1, 1)  # per seed or per block but one word
+                    yield rows, cols, _rounds_stacked(*first, kr0, kr1, 1, shape, dev)
 
     return dev, blocks, chunks()
 
@@ -276,12 +406,15 @@ def philox_normal(seeds: torch.Tensor, n: int, *, domain: int = 0, device: torch
     one = torch.tensor(1.0, dtype=torch.float64, device=dev)  # 0-d float64 tensors: the sums are float64
     # 2 pi * (w * 2**-32) == w * (2 pi * 2**-32) exactly: scaling by a power of two commutes with rounding
     turn = torch.tensor(2.0 * math.pi * 2.0**-32, dtype=torch.float64, device=dev)
+    work = None  # float64 buffers of the first (largest) chunk, reused by the others
     for rows, cols, (a, b) in chunks:
         o = out[rows, cols].permute(2, 0, 1, 3)  # (pair, rows, blocks, cos/sin)
-        r = torch.add(a, one).mul_(2.0**-32).log_().mul_(-2.0).sqrt_()  # pairs (c0, c1) and (c2, c3)
-        theta = torch.empty_like(r)
+        if work is None:
+            work = torch.empty((3, *a.shape), dtype=torch.float64, device=dev)
+        r, theta, c = work[:, :, : a.shape[1], : a.shape[2]]
+        torch.add(a, one, out=r).mul_(2.0**-32).log_().mul_(-2.0).sqrt_()  # pairs (c0, c1) and (c2, c3)
         torch.mul(b[1], turn, out=theta[0])  # c1 (pair c0, c1)
         torch.mul(b[0], turn, out=theta[1])  # c3 (pair c2, c3)
-        torch.mul(r, torch.cos(theta), out=o[..., 0])
+        torch.mul(r, torch.cos(theta, out=c), out=o[..., 0])
         torch.mul(r, theta.sin_(), out=o[..., 1])
     return out.view(seeds.shape[0], blocks * 4)[:, :n]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 import random
+import warnings
 
 import pytest
 import torch
@@ -118,14 +119,21 @@ def _box_muller(words: torch.Tensor, n: int) -> torch.Tensor:
     return z[:, :n].to(torch.float32)
 
 
+@pytest.fixture(params=["numpy", "torch"])
+def cpu_rounds(request, monkeypatch):
+    """Both CPU round implementations: NumPy's (the default) and the torch rounds every other device runs."""
+    monkeypatch.setattr(_philox, "CPU_ROUNDS", request.param)
+    return request.param
+
+
 @pytest.mark.parametrize("n", sorted(PINNED))
-def test_stream_words_and_uniforms_equal_the_pinned_digests(n):
+def test_stream_words_and_uniforms_equal_the_pinned_digests(n, cpu_rounds):
     words_sha, uniform_sha = PINNED[n]
     assert _sha(philox_uint32(PIN_SEEDS, n, domain=DOMAIN_NOISE)) == words_sha
     assert _sha(philox_uniform(PIN_SEEDS, n, domain=DOMAIN_RAIN)) == uniform_sha
 
 
-def test_normals_are_the_box_muller_of_the_words_bit_for_bit():
+def test_normals_are_the_box_muller_of_the_words_bit_for_bit(cpu_rounds):
     for n in (1, 5, 301, 4099):
         words = philox_uint32(PIN_SEEDS, n + n % 2, domain=DOMAIN_NOISE)
         assert torch.equal(philox_normal(PIN_SEEDS, n, domain=DOMAIN_NOISE), _box_muller(words, n)), n
@@ -139,7 +147,7 @@ def test_normals_are_the_box_muller_of_the_words_bit_for_bit():
 
 
 @pytest.mark.parametrize("chunk", [1, 3, 64, 1000])
-def test_chunking_changes_no_value(monkeypatch, chunk):
+def test_chunking_changes_no_value(monkeypatch, chunk, cpu_rounds):
     seeds = torch.tensor([3, 2**33 + 1, 5, 6, 7])
     expect = [philox_uint32(seeds, 301, domain=7), philox_uniform(seeds, 301), philox_normal(seeds, 301)]
     monkeypatch.setattr(_philox, "CPU_CHUNK", chunk)
@@ -152,6 +160,58 @@ def test_chunking_changes_no_value(monkeypatch, chunk):
     empty = torch.zeros(0, dtype=torch.int64)
     assert philox_uint32(empty, 9).shape == (0, 9) and philox_normal(empty, 9).shape == (0, 9)
     assert philox_uniform(seeds, 0).shape == (5, 0)
+
+
+def _fresh_compile_state(monkeypatch, enabled=True):
+    monkeypatch.setitem(_philox._compiled, "fn", None)
+    monkeypatch.setitem(_philox._compiled, "error", None)
+    monkeypatch.setitem(_philox._compiled, "enabled", enabled)
+
+
+def test_compiled_rounds_fall_back_to_eager_with_a_warning(monkeypatch):
+    seeds = torch.tensor([1, 2, 3])
+    expect = philox_normal(seeds, 99)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no C++ compiler")
+
+    _fresh_compile_state(monkeypatch)
+    monkeypatch.setattr(torch, "compile", broken)
+    with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler.*eager rounds"):
+        assert torch.equal(philox_normal(seeds, 99), expect)
+    assert torch.equal(philox_normal(seeds, 99), expect)  # warned once, eager from then on
+    # a kernel whose words differ from the eager rounds' on the probe is refused
+    _fresh_compile_state(monkeypatch)
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: lambda *a: fn(*a) ^ 1)
+    with pytest.warns(RuntimeWarning, match="differ from the eager ones"):
+        assert torch.equal(philox_normal(seeds, 99), expect)
+
+
+def test_compiled_rounds_are_off_by_default_and_switchable(monkeypatch):
+    _fresh_compile_state(monkeypatch, enabled=False)
+    called = []
+    monkeypatch.setattr(torch, "compile", lambda *a, **k: called.append(1))
+    philox_uint32(torch.tensor([1]), 8)
+    assert not called and _philox.use_compiled_philox(True) is False
+    assert _philox.use_compiled_philox(False) is True
+
+
+@pytest.mark.slow
+def test_compiled_rounds_give_the_same_words_and_normals(monkeypatch):
+    """torch.compile of the rounds (inductor, a C++ compiler; a minute on a small CPU)."""
+    seeds = torch.tensor([0, 5, 2**40 + 3, 2**63 - 1])
+    expect = [philox_uint32(seeds, 4099, domain=9), philox_uniform(seeds, 301), philox_normal(seeds, 1001)]
+    _fresh_compile_state(monkeypatch)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = [philox_uint32(seeds, 4099, domain=9), philox_uniform(seeds, 301), philox_normal(seeds, 1001)]
+    if _philox._compiled["error"] is not None:
+        pytest.skip(f"torch.compile unavailable here: {_philox._compiled['error']} ({len(caught)} warnings)")
+    assert _philox._compiled["fn"] is not None
+    assert all(torch.equal(a, b) for a, b in zip(got, expect))
+    monkeypatch.setattr(_philox, "CPU_CHUNK", 37)  # chunks of other sizes: the kernel's shapes are dynamic
+    assert torch.equal(philox_normal(seeds, 1001), expect[2])
+    assert torch.equal(philox_uint32(seeds[:1], 5, domain=9), expect[0][:1, :5])
 
 
 # -- the versioned stream of the noise and rain params -------------------------------------------------
