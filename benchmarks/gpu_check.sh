@@ -10,7 +10,7 @@
 # full-size SRResNet M vs S+EP budget; prints the tables and iterations per second;
 # then the speed options side by side (benchmarks/train_speed.py: it/s per preset in fp32 / bf16 / compile /
 # channels-last, synthesis patches/s per task with the per-image torch stream and the device Philox stream,
-# the tier's runs packed vs separate); then times SwinIR, Restormer and PromptIR (benchmarks/backbone_speed.py)
+# the rain streak layer in NumPy on the CPU vs in torch on the GPU, the tier's runs packed vs separate); then times SwinIR, Restormer and PromptIR (benchmarks/backbone_speed.py)
 # for their GPU-hours per strategy.
 # Installs nothing; uses the repository's package from the working tree (basicsr must import; the U-Nets
 # need spandrel-extra-arches). For a machine without them, prepare wheels here and install them there:
@@ -25,7 +25,9 @@
 # Knobs (environment): MINI_SEED (the paired seed, 0), MINI_ITERS (iterations per period) and MINI_PERIODS
 # (periods; both default to the tier's own, mini_converged.yaml's), MINI_JOBS
 # (runs at once, 5), MINI_WORKERS (data workers per run, 2), MINI_TIMEOUT (s, 200), MINI_PACK (1: M and S packed
-# first; 0: not), MINI_TESTSET (side of the test
+# first; 0: not), MINI_SYNTHESIS (device: the tier's runs draw the Philox stream and degrade their batches on the
+# GPU, synthesis=device, since per-patch synthesis on the CPU workers bounds a tiny model's speed; loader: the
+# tier's own data path, as on a CPU; the noise and rain fields differ between the two), MINI_TESTSET (side of the test
 # crops; default the tier's own, so that the runs can be adopted into its results), TRAIN_SPEED_TIMEOUT (s, 180),
 # TRAIN_SPEED_SECONDS (timed seconds per cell, 1.5), FULL_ITERS (per period, 7
 # periods, default 150), FULL_TIMEOUT (s per strategy, 45), SPEED_ITERS (per backbone, 40), SPEED_TIMEOUT
@@ -44,8 +46,12 @@ mkdir -p "$DEST"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 $PY -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print('device:', torch.cuda.get_device_name(0), 'torch', torch.__version__)" || exit 1
 : "${MINI_SEED:=0}" "${MINI_ITERS:=}" "${MINI_PERIODS:=}" "${MINI_JOBS:=5}" "${MINI_WORKERS:=2}" "${MINI_TIMEOUT:=200}" "${MINI_TESTSET:=}"
-: "${MINI_PACK:=1}" "${TRAIN_SPEED_TIMEOUT:=180}" "${TRAIN_SPEED_SECONDS:=1.5}"
+: "${MINI_PACK:=1}" "${MINI_SYNTHESIS:=device}" "${TRAIN_SPEED_TIMEOUT:=180}" "${TRAIN_SPEED_SECONDS:=1.5}"
 : "${FULL_ITERS:=150}" "${FULL_TIMEOUT:=45}" "${SPEED_ITERS:=40}" "${SPEED_TIMEOUT:=60}" "${WORKERS:=12}"
+case "$MINI_SYNTHESIS" in
+  device|loader) ;;
+  *) echo "error: MINI_SYNTHESIS=$MINI_SYNTHESIS: give device or loader" >&2; exit 2 ;;
+esac
 for knob in MINI_TIMEOUT FULL_TIMEOUT SPEED_TIMEOUT TRAIN_SPEED_TIMEOUT; do
   case "${!knob}" in
     ''|*[!0-9]*) echo "error: $knob=${!knob}: give whole seconds (0 skips the step)" >&2; exit 2 ;;
@@ -76,11 +82,14 @@ if [ "$MINI_TIMEOUT" -gt 0 ]; then
   [ -n "$MINI_TESTSET" ] && mini_args+=(--testset-size "$MINI_TESTSET")
   pack_args=()
   [ "$MINI_PACK" = 1 ] && pack_args+=(--pack)
+  synth_args=()
+  [ "$MINI_SYNTHESIS" = device ] && synth_args+=(--set synthesis=device --set stream=philox)
   echo "== converged mini tier (M, S, M+EP, S+EP, S+AP; seed $MINI_SEED;" \
-       "${MINI_PERIODS:-its own} periods x ${MINI_ITERS:-its own} iterations; $MINI_JOBS at once)"
+       "${MINI_PERIODS:-its own} periods x ${MINI_ITERS:-its own} iterations; $MINI_JOBS at once;" \
+       "synthesis: $MINI_SYNTHESIS)"
   timeout "$MINI_TIMEOUT" $PY benchmarks/mini_mio.py --tier converged --seeds "$MINI_SEED" --jobs "$MINI_JOBS" --set device=cuda \
       --set num_workers="$MINI_WORKERS" "${mini_args[@]}" --set checkpoint_every=1000 \
-      --status-every 120 --output "$DEST/mini-converged" "${pack_args[@]}" 2>&1 | tee "$DEST/mini.log" \
+      --status-every 120 --output "$DEST/mini-converged" "${pack_args[@]}" "${synth_args[@]}" 2>&1 | tee "$DEST/mini.log" \
       || echo "(mini tier stopped at its time limit; re-run the same command to resume)"
   if [ -n "$out_abs" ]; then
     (cd "$DEST" && ls -d mini.log mini-converged/summary.md mini-converged/*/result.json mini-converged/*/log.jsonl \
@@ -119,8 +128,7 @@ if [ "$FULL_TIMEOUT" -gt 0 ]; then
 import sys
 from pathlib import Path
 from mio_strategies.data import MiODataset, embedded_image_paths
-from mio_strategies.harness import evaluate, format_table
-from mio_strategies.harness._train import load_restorer
+from mio_strategies.harness import evaluate, format_table, load_restorer
 dest = Path(sys.argv[1])
 data = MiODataset(embedded_image_paths(), "SBNJRHL", patch_size=128, augment=False, seed=12345)
 res = []

@@ -10,12 +10,17 @@ Three tables, each measured in one run on one device, with ratios to the first c
   call, the torch stream, CPU) and batched on the device with the torch stream and with the Philox stream
   (noise and rain draw their fields on the device; the other tasks do not draw fields, so their two
   batched columns are the same computation).
+* ``rain``: the Philox stream's rain streak layer (streak kernels, sparse scatter, normalisation) per
+  second: built with NumPy on the CPU (the torch stream's layer, and the Philox stream's before the torch
+  layer) vs built with torch on the device (what ``degrade(..., stream="philox")`` runs now), the same
+  parameters and seeds; and the whole rain degradation with each layer.
 * ``packed``: the converged tier's backbone, N runs stepped one after another (each its own model and
   Adam) vs stacked and stepped together (``torch.func``, as ``train_packed`` does): run-iterations/s.
 
     python benchmarks/train_speed.py                          # CPU: a few seconds per cell
     python benchmarks/train_speed.py --device cuda --presets mini_converged srresnet swinir restormer promptir
     python benchmarks/train_speed.py --sections synthesis --device cuda --batch 64 --patch 128
+    python benchmarks/train_speed.py --sections rain --threads 1 --seconds 2   # the streak layers alone
 """
 
 from __future__ import annotations
@@ -178,6 +183,47 @@ def synthesis_table(device: torch.device, batch: int, patch: int, seconds: float
     return lines
 
 
+def rain_layer_table(device: torch.device, batch: int, patch: int, seconds: float) -> list[str]:
+    """Patches/s of the Philox stream's rain streak layer, NumPy (CPU) vs torch (``device``), and of the whole
+    rain degradation with each layer (the NumPy one moved to the device, as the torch stream does)."""
+    from mio_strategies.degradations import _functional as fn
+    from mio_strategies.degradations import apply_degradation, sample_params
+    from mio_strategies.degradations._rain import rain_layer
+    from mio_strategies.degradations._rain_torch import rain_layer_torch
+
+    where = "CPU" if device.type == "cpu" else "GPU"
+    p = sample_params("rain", batch, generator=torch.Generator().manual_seed(0), stream="philox")
+    args = [p[k] for k in ("seed", "amount", "length", "angle", "width")]
+    x = torch.rand(batch, 3, patch, patch, generator=torch.Generator().manual_seed(1)).to(device)
+
+    def numpy_layer() -> None:
+        rain_layer(*args, patch, patch, device, torch.float32, stream="philox")
+
+    def torch_layer() -> None:
+        rain_layer_torch(*args, patch, patch, device, torch.float32)
+
+    def degrade_with(layer) -> float:
+        saved = fn.rain_layer_torch
+        fn.rain_layer_torch = layer  # the Philox rain of degrade() with the given streak layer
+        try:
+            return batch * _timed(lambda: apply_degradation(x, "rain", p), device, seconds, warmup=1, min_steps=2)
+        finally:
+            fn.rain_layer_torch = saved
+
+    def numpy_as_layer(*a, **k):
+        return rain_layer(*a, **k, stream="philox")
+
+    v = [batch * _timed(f, device, seconds, warmup=1, min_steps=2) for f in (numpy_layer, torch_layer)]
+    d = [degrade_with(numpy_as_layer), degrade_with(rain_layer_torch)]
+    print(f"  rain layer: NumPy {v[0]:.0f}, torch {v[1]:.0f}; rain: {d[0]:.0f}, {d[1]:.0f} patches/s", flush=True)
+    return [
+        f"| rain, Philox stream, batch {batch} | NumPy streak layer (CPU) | torch streak layer ({where}) | torch / NumPy |",
+        "|---|---|---|---|",
+        f"| streak layer alone | {v[0]:.0f} | {v[1]:.0f} | {v[1] / v[0]:.2f}x |",
+        f"| whole rain degradation | {d[0]:.0f} | {d[1]:.0f} | {d[1] / d[0]:.2f}x |",
+    ]
+
+
 def packed_table(runs: int, device: torch.device, seconds: float, preset: str = "mini_converged") -> list[str]:
     """Run-iterations per second of ``runs`` copies of ``preset``'s backbone: one after another vs packed."""
     import copy
@@ -231,7 +277,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
     p.add_argument(
-        "--sections", nargs="+", choices=("steps", "synthesis", "packed"), default=["steps", "synthesis", "packed"]
+        "--sections",
+        nargs="+",
+        choices=("steps", "synthesis", "rain", "packed"),
+        default=["steps", "synthesis", "rain", "packed"],
     )
     p.add_argument(
         "--presets",
@@ -286,6 +335,14 @@ def main(argv: list[str] | None = None) -> int:
             *synthesis_table(device, args.batch, args.patch, args.seconds),
         ]
         print("\n".join(out[-11:]), flush=True)
+    if "rain" in args.sections:
+        print("== rain streak layer, NumPy vs torch", flush=True)
+        out += [
+            "",
+            f"Rain streak layer, patches/s ({args.patch} px):",
+            *rain_layer_table(device, args.batch, args.patch, args.seconds),
+        ]
+        print("\n".join(out[-5:]), flush=True)
     if "packed" in args.sections:
         print("== packed runs", flush=True)
         out += ["", "Packed runs (model steps, random inputs):", *packed_table(args.runs, device, args.seconds)]

@@ -8,6 +8,7 @@ Example:
 """
 
 from mio_strategies.data._dataset import MiODataset, mio_collate
+from mio_strategies.data._deferred import DEVICE_TASKS, SYNTHESES, check_synthesis, degrade_deferred
 from mio_strategies.data._io import (
     DEFAULT_MAX_PIXELS,
     IMAGE_SUFFIXES,
@@ -38,6 +39,10 @@ __all__ = [
     "MAX_PIXELS_HELP",
     "CompositeFolderDataset",
     "DEFAULT_MAX_PIXELS",
+    "DEVICE_TASKS",
+    "SYNTHESES",
+    "check_synthesis",
+    "degrade_deferred",
     "IMAGE_SUFFIXES",
     "ImageReadError",
     "ImageTooLargeError",

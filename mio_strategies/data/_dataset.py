@@ -9,6 +9,7 @@ from typing import Any, Union
 import torch
 from torch.utils.data import Dataset
 
+from mio_strategies.data._deferred import DEVICE_TASKS, check_synthesis
 from mio_strategies.data._io import CURRENT_LIMIT, PathLike, image_size, list_images, read_image, resolve_max_pixels
 from mio_strategies.degradations import (
     IMPLEMENTATIONS,
@@ -85,10 +86,17 @@ class MiODataset(Dataset):
             whole training (the reference makes its data offline); items crop the same random patch from
             the GT and that degraded image, then flip/transpose both. Give sub-images of the reference's
             size (300x300) rather than whole 2K photos: the whole image is degraded.
+        synthesis: ``"loader"`` (default): items hold their degraded patch. ``"device"``: items of the
+            tasks that can be degraded as a batch on the training device (all but JPEG, whose Pillow codec
+            runs on the CPU, and haze with a ``depth_dir``) hold the GT as ``lq`` with ``deferred=True``
+            and the sampled ``params``; :func:`degrade_deferred` then degrades a batch's deferred items,
+            grouped by task, on the device. The crops and parameters are the same as with ``"loader"``, so
+            the batches are too (see :func:`degrade_deferred`). Only with ``implementation="library"``.
 
     Items are dicts: ``lq`` and ``gt`` ``(3, P, P)`` float tensors, ``task`` (int id), ``index``,
     ``image`` (name) and ``params`` (the sampled degradation parameters, 0-d tensors). Parameter keys
-    differ between tasks, so batch with ``collate_fn=mio_collate``.
+    differ between tasks, so batch with ``collate_fn=mio_collate``. With ``synthesis="device"`` items
+    also hold ``deferred`` (bool).
 
     Raises:
         ValueError: no images, an image smaller than ``patch_size``, bad sizes, preset or ranges, an image
@@ -122,8 +130,10 @@ class MiODataset(Dataset):
         stream: str | None = None,
         max_pixels: Any = CURRENT_LIMIT,
         implementation: str = "library",
+        synthesis: str = "loader",
     ) -> None:
         choice("implementation", implementation, IMPLEMENTATIONS)
+        check_synthesis(synthesis, implementation)
         self.max_pixels = resolve_max_pixels(max_pixels)
 
         self.tasks = parse_tasks(tasks)
@@ -189,6 +199,7 @@ class MiODataset(Dataset):
         self.epoch = 0
         self.cache = len(paths) < 64 if cache is None else bool(cache)
         self.implementation = implementation
+        self.synthesis = synthesis
         self._degraded: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]] = {}
         self._num_tasks = len(self.tasks)
         self._task_id_table = torch.tensor([t.id for t in self.tasks], dtype=torch.int64)
@@ -291,6 +302,14 @@ class MiODataset(Dataset):
             if depth is not None:
                 depth = augment_geometry(depth, hflip, vflip, rot)
         gt = gt.contiguous()
+        if self.synthesis == "device":
+            deferred = task.name in DEVICE_TASKS and not (task.name == "haze" and self.depth_dir is not None)
+            if deferred:  # the parameters degrade() would draw, the same draws from the same generator
+                params = sample_params(task, 1, preset=self.preset, generator=g, ranges=self._ranges.get(task.id),
+                                       stream=self.stream)
+                item = self._item(gt, gt, task, index, image_index, params)
+                item["deferred"] = True
+                return item
         lq, params = degrade(
             gt.unsqueeze(0),
             task,
@@ -300,8 +319,15 @@ class MiODataset(Dataset):
             ranges=self._ranges.get(task.id),
             stream=self.stream,
         )
+        item = self._item(lq[0], gt, task, index, image_index, params)
+        if self.synthesis == "device":
+            item["deferred"] = False
+        return item
+
+    def _item(self, lq: torch.Tensor, gt: torch.Tensor, task: Any, index: int, image_index: int,
+              params: Mapping[str, Any]) -> dict[str, Any]:
         return {
-            "lq": lq[0],
+            "lq": lq,
             "gt": gt,
             "task": task.id,
             "index": index,

@@ -15,9 +15,10 @@ from mio_strategies.harness import _eval as eval_module
 from mio_strategies.harness._classifier import train_classifier
 from mio_strategies.harness._config import _device_name, list_presets, load_config, parse_strategy, preset_metadata
 from mio_strategies.harness._eval import IDENTITY, format_table, reference_row, write_tables
+from mio_strategies.harness._loop import resolve_device
 from mio_strategies.harness._protocol_cli import eval_protocol_command, train_protocol_command
 from mio_strategies.harness._shipped_classifier import shipped_classifier
-from mio_strategies.harness._train import _resolve_device, load_restorer, train
+from mio_strategies.harness._train import load_restorer, train
 from mio_strategies.integrations.basicsr_prompt import load_basicsr_restorer
 from mio_strategies.models import describe_backbones
 from mio_strategies.utils.outputs import check_output_dir, prepare_output_dir
@@ -50,6 +51,9 @@ def add_parser(subparsers: Any) -> None:
                    choices=("default", "reduce-overhead", "max-autotune"), metavar="MODE",
                    help="torch.compile the backbone (prompt hooks included): default, reduce-overhead or max-autotune")
     p.add_argument("--channels-last", action="store_true", default=None, help="train in the channels-last memory format")
+    p.add_argument("--synthesis", choices=("loader", "device"), default=None,
+                   help="where the training data are degraded (the config's synthesis key): in the DataLoader "
+                        "(loader, default) or batched on the training device (device; JPEG stays in the loader)")
     p.add_argument("--list-presets", action="store_true", help="list presets and backbones, then exit")
     p.add_argument("--protocol", help="train on a benchmark protocol's data: three-task, five-task, cdd11 or mio-7 "
                                       "(its curriculum order, periods and batch replace the preset's; --config defaults "
@@ -203,7 +207,8 @@ def _train(args: argparse.Namespace) -> int:
         saved = Path(args.output) / "config.yaml" if args.output else None
         config = str(saved) if (args.resume or args.extend) and saved is not None and saved.is_file() else "srresnet"
     speed = [f"{k}={v}" for k, v in (("precision", args.precision), ("compile", args.compile),
-                                      ("channels_last", args.channels_last and "true")) if v]
+                                      ("channels_last", args.channels_last and "true"),
+                                      ("synthesis", args.synthesis)) if v]
     try:
         cfg = load_config(config, [*args.overrides, *speed])
     except (KeyError, ValueError, TypeError, OSError) as exc:
@@ -283,7 +288,7 @@ def _eval(args: argparse.Namespace) -> int:
 
     try:  # before anything is read: a device this machine lacks is one line, not a traceback mid-way
         _device_name("--device", args.device)
-        args.device = str(_resolve_device(args.device, 0, fix="--device cpu"))
+        args.device = str(resolve_device(args.device, 0, fix="--device cpu"))
     except ValueError as exc:
         return error(str(exc))
     task_source = args.task_source or ("classifier" if args.classifier else None)  # None: each run's own default

@@ -11,8 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from mio_strategies.curriculum import Curriculum, parse_stages
+from mio_strategies.data import SYNTHESES
+from mio_strategies.degradations import STREAMS
+from mio_strategies.harness._acceleration import check_compile, check_precision
 from mio_strategies.models import backbone_spec
-from mio_strategies.utils.validation import choice, did_you_mean, finite_float, non_negative_int, positive_int
+from mio_strategies.protocols import get_protocol
+from mio_strategies.utils.validation import choice, finite_float, non_negative_int, positive_int
 
 __all__ = [
     "STRATEGIES",
@@ -101,6 +105,10 @@ class TrainConfig:
         channels_last: train in the ``torch.channels_last`` memory format.
         stream: random stream of the noise and rain fields of the default dataset, ``torch`` or
             ``philox`` (``null``: the library's default, ``torch``); see ``docs/gpu.md``.
+        synthesis: where the default dataset's degradations run: ``loader`` (in the DataLoader, per item)
+            or ``device`` (the loader crops and samples the parameters, the training loop degrades the
+            batch on the training device, per task; JPEG stays in the loader); the same batches either
+            way (``docs/gpu.md``). Run-defining (a resume keeps it); needs ``data_implementation: library``.
         profile: ``library`` (default) or ``reference``: fills the keys below that the config does not
             set with the official code's choices (:data:`PROFILES`): its data path, optimizer restart at
             every stage, its initialisation, evaluation of the plain weights with classifier-picked prompts.
@@ -154,6 +162,7 @@ class TrainConfig:
     compile: Any = False
     channels_last: bool = False
     stream: str | None = None
+    synthesis: str = "loader"
     profile: str = "library"
     data_implementation: str = "library"
     prompt_init: str = "library"
@@ -223,17 +232,14 @@ class TrainConfig:
                 "is the reference's chained per-stage jobs; each_period also resets within the all-task periods)"
             )
         _device_name("device", self.device)
-        from mio_strategies.harness._acceleration import check_compile, check_precision
-
         check_precision(self.precision)
         self.compile = check_compile(self.compile)
         if not isinstance(self.channels_last, bool):
             raise TypeError(f"channels_last must be true or false, got {self.channels_last!r}")
-        if self.stream is not None:
-            from mio_strategies.degradations import STREAMS
-
-            if self.stream not in STREAMS:
-                raise ValueError(f"stream must be null or one of {list(STREAMS)}, got {self.stream!r}")
+        if self.stream is not None and self.stream not in STREAMS:
+            raise ValueError(f"stream must be null or one of {list(STREAMS)}, got {self.stream!r}")
+        if not isinstance(self.synthesis, str) or self.synthesis not in SYNTHESES:
+            raise ValueError(f"synthesis must be one of {list(SYNTHESES)}, got {self.synthesis!r}")
         for key, valid in (("profile", tuple(PROFILES)), ("data_implementation", IMPLEMENTATIONS),
                            ("prompt_init", IMPLEMENTATIONS), ("eval_weights", EVAL_WEIGHTS),
                            ("eval_task_source", TASK_SOURCES)):
@@ -246,14 +252,17 @@ class TrainConfig:
         if self.balance not in ("tasks", "samples"):
             raise ValueError(f"balance must be 'tasks' or 'samples', got {self.balance!r}")
         if self.protocol is not None:
-            from mio_strategies.protocols import get_protocol
-
             get_protocol(self.protocol)  # KeyError listing the protocols
             if not isinstance(self.protocol_root, str) or not self.protocol_root:
                 raise ValueError(f"protocol {self.protocol!r} needs protocol_root, the folder holding its data "
                                  "(`mio-strategies train --protocol NAME --data ROOT`)")
         elif self.protocol_root is not None:
             raise ValueError("protocol_root is set but protocol is not: set both, or neither")
+        if self.synthesis == "device" and (self.protocol is not None or self.data_implementation != "library"):
+            what = f"protocol {self.protocol!r} reads its degraded images from disk" if self.protocol is not None else (
+                f"data_implementation {self.data_implementation!r} degrades each whole image once and keeps it")
+            raise ValueError(f"synthesis 'device' degrades the default dataset's batches on the training device, but "
+                             f"{what}: use synthesis 'loader' with it")
         if spec.size_multiple > 1 and self.patch_size % spec.size_multiple:
             raise ValueError(
                 f"patch_size {self.patch_size} is not a multiple of {spec.size_multiple}, which backbone "
@@ -317,8 +326,7 @@ class ConfigKeyError(KeyError):
 def _check_keys(data: Mapping[str, Any]) -> dict[str, Any]:
     for key in data:
         if key not in _FIELDS:
-            hint = did_you_mean(key, _FIELDS)
-            raise ConfigKeyError(f"unknown config key {key!r}: {hint}valid keys are {sorted(_FIELDS)}")
+            choice("key", key, sorted(_FIELDS), what="config key", plural="keys", error=ConfigKeyError)
     return dict(data)
 
 
@@ -407,9 +415,7 @@ def _load_source(source: str | Path, seen: tuple[str, ...] = ()) -> dict[str, An
         here: Path | None = path.parent
     else:
         name = str(source)
-        if name not in list_presets():
-            hint = did_you_mean(name, list_presets())
-            raise ValueError(f"unknown preset {name!r}: {hint}valid presets are {list_presets()} (or give a .yaml file)")
+        choice("preset", name, list_presets(), note=" (or give a .yaml file)")
         data = _read_yaml(_preset_dir().joinpath(f"{name}.yaml").read_text(encoding="utf-8"), f"preset {name!r}")
         here = None
     base = data.pop("base", None)

@@ -41,6 +41,7 @@ _RUN_KEYS = (
     "prompt_init",
     "prompt_maps",
     "stream",
+    "synthesis",
 )
 
 

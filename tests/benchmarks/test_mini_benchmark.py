@@ -602,6 +602,7 @@ def test_gpu_check_packs_the_mini_tier_for_the_device_tool(tmp_path):
     # the tier's own schedule and test set unless asked (the knobs are passed on as --set / --testset-size)
     assert "--set num_workers=2 --set checkpoint_every=1000 --status-every 120" in proc.stdout
     assert "/mini-converged --pack" in proc.stdout  # M and S trained packed first (MINI_PACK=1)
+    assert "--pack --set synthesis=device --set stream=philox" in proc.stdout  # batches degraded on the GPU
     assert "full-size SRResNet" not in proc.stdout and "training speed" not in proc.stdout  # timeout 0: skipped
     assert "M_EP-seed1/result.json' does not exist" in proc.stderr  # ship_weights tried, refused
     assert sorted(p.name for p in out.iterdir()) == ["gpu_check_mini.tgz", "gpu_check_rest.tgz", "mini_M-seed1.pt"]
@@ -615,6 +616,11 @@ def test_gpu_check_packs_the_mini_tier_for_the_device_tool(tmp_path):
     asked = subprocess.run(script, env={**env, "MINI_PERIODS": "16", "MINI_TESTSET": "96", "DEST": str(tmp_path / "gc2"),
                                         "OUT": "out2"}, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert "--set num_workers=2 --set periods=16 --testset-size 96 --set checkpoint_every=1000" in asked.stdout
+    loader = subprocess.run(script, env={**env, "MINI_SYNTHESIS": "loader", "DEST": str(tmp_path / "gc3"), "OUT": ""},
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert "mini_mio" in loader.stdout and "synthesis=" not in loader.stdout  # the tier's own data path
+    bad = subprocess.run(script, env={**env, "MINI_SYNTHESIS": "gpu"}, cwd=tmp_path, capture_output=True, text=True)
+    assert bad.returncode == 2 and "MINI_SYNTHESIS=gpu: give device or loader" in bad.stderr
 
 
 @pytest.mark.parametrize("daemon", ["starts", "fails", "absent"])
