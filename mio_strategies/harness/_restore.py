@@ -459,4 +459,10 @@ def _restore(args: argparse.Namespace) -> int:
         f"restored {len(report.written)} of {len(report.written) + len(report.failed)} images into {args.output}"
         + (f" (tasks: {', '.join(tasks)})" if tasks else "")
     )
+    if tasks and args.classifier is None:
+        print(
+            "tasks picked by the task classifier shipped with the package: it was trained on six photos and does "
+            "not transfer well to other pictures; pass --task NAME when you know the degradation, or "
+            "--classifier FILE (train one on your images with `mio-strategies train-classifier --images DIR`)"
+        )
     return 1 if report.failed else 0
