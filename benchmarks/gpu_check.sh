@@ -128,8 +128,7 @@ if [ "$FULL_TIMEOUT" -gt 0 ]; then
 import sys
 from pathlib import Path
 from mio_strategies.data import MiODataset, embedded_image_paths
-from mio_strategies.harness import evaluate, format_table
-from mio_strategies.harness._train import load_restorer
+from mio_strategies.harness import evaluate, format_table, load_restorer
 dest = Path(sys.argv[1])
 data = MiODataset(embedded_image_paths(), "SBNJRHL", patch_size=128, augment=False, seed=12345)
 res = []

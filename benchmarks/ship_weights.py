@@ -26,7 +26,8 @@ except ImportError:  # pragma: no cover
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mio_strategies.checkpoints import load_checkpoint
-from mio_strategies.harness._weights import WEIGHTS_DIR, export_weights, shipped_weights, weights_file_name
+from mio_strategies.harness import export_weights, shipped_weights
+from mio_strategies.harness._weights import WEIGHTS_DIR, weights_file_name  # the package's own weights folder and names
 from mio_strategies.harness.sweep import CHECKPOINT_NAME, LOG_NAME, run_dir_name, stored_config
 
 

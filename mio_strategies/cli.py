@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from mio_strategies import __version__
+from mio_strategies.utils.outputs import cli_spelling
 
 # sub-command modules, in the order shown by --help
 _COMMAND_MODULES: tuple[str, ...] = (
@@ -44,8 +45,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2
-    from mio_strategies.utils.outputs import cli_spelling
-
     with cli_spelling():  # messages name --overwrite, not overwrite=True
         return int(args.func(args) or 0)
 

@@ -16,6 +16,7 @@ import torch
 
 from mio_strategies.degradations import apply_degradation
 from mio_strategies.tasks import get_task
+from mio_strategies.utils.validation import choice
 
 __all__ = ["DEVICE_TASKS", "SYNTHESES", "check_synthesis", "degrade_deferred"]
 
@@ -35,8 +36,7 @@ def check_synthesis(synthesis: Any, implementation: str = "library") -> str:
         >>> check_synthesis("device")
         'device'
     """
-    if not isinstance(synthesis, str) or synthesis not in SYNTHESES:
-        raise ValueError(f"unknown synthesis {synthesis!r}: valid values are {list(SYNTHESES)}")
+    choice("synthesis", synthesis, SYNTHESES, plural="values")
     if synthesis == "device" and implementation != "library":
         raise ValueError(
             f"synthesis='device' needs implementation='library', got {implementation!r}: the reference's data "

@@ -43,6 +43,7 @@ from ._functional import (
     lowlight,
     quantize_8bit,
 )
+from ._philox import use_compiled_philox
 from ._pipeline import DegradationPipeline, degrade_sequence
 from ._reference import IMPLEMENTATIONS, bicubic_sr_stored_lr, bicubic_sr_torch, crop_to_multiple, jpeg_diffjpeg
 from ._specs import DEFAULT_STREAM, PARAM_BOUNDS, PRESETS, STREAMS, TASK_PARAMS, ParamSpec
@@ -59,6 +60,7 @@ __all__ = [
     "ParamSpec",
     "STREAMS",
     "DEFAULT_STREAM",
+    "use_compiled_philox",
     "quantize_8bit",
     "bicubic_sr",
     "imresize",

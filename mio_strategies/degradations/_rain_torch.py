@@ -10,16 +10,17 @@ streak seeds and its normalisation all run where the images are:
 - the Gaussian widening sums its taps one after another (the NumPy layer uses ``einsum``, whose order of
   summation is NumPy's own), so a kernel may differ from the NumPy one in the last bit of a float64;
 - the scatter adds, for each output pixel, the contributions of its streak seeds in the NumPy layer's
-  order (seeds in raster order, in the same chunks), with ``index_add_``, which sums in that order on
-  the CPU; on CUDA it uses atomic additions, whose order is not fixed (last-bit differences again).
+  order (seeds in raster order, in the same chunks): with ``index_add_`` on the CPU, which adds in that
+  order, and on other devices by adding each pixel's contributions one rank at a time (CUDA's
+  ``index_add_`` adds atomically, in no fixed order), so the layer is the same on the CPU and on CUDA bit
+  for bit (the same IEEE operations, unfused, in the same order).
 
 A last-bit difference of a float64 changes the 0..255 layer only where it crosses an integer of the
 truncation, i.e. where a normalised value lies within about ``1e-13`` of an integer: the layers are equal
 in every case the tests draw (``tests/degradations/test_device_synthesis.py``), but exact equality is not a theorem.
 The NumPy layer itself shares this property across CPUs (its ``einsum`` order depends on the SIMD
 instructions NumPy picks). Every kernel sum runs over the taps of one sample in a fixed order with zeros
-for the padding of a batch, so a sample's layer does not depend on the batch it is drawn in (bit for bit
-on the CPU).
+for the padding of a batch, so a sample's layer does not depend on the batch it is drawn in (bit for bit).
 """
 
 from __future__ import annotations
@@ -146,17 +147,41 @@ def _streak_seeds_torch(seed: torch.Tensor, amount: torch.Tensor, h: int, w: int
     return torch.where(u < thresh[:, None, None], torch.zeros((), dtype=u.dtype, device=device), u)
 
 
-def _scatter(upad: torch.Tensor, k2: torch.Tensor, h: int, w: int) -> torch.Tensor:
+def _add_in_order(buf: torch.Tensor, idx: torch.Tensor, wts: torch.Tensor) -> None:
+    """``buf[idx[i]] += wts[i]`` for every ``i`` in order, like the CPU's ``index_add_``, on any device: each
+    target's additions are made one at a time, in the order of ``idx`` (no atomic additions, whose order a
+    GPU does not fix). Zero weights (the padding taps) are skipped: adding ``+0.0`` changes nothing."""
+    keep = wts != 0
+    idx, wts = idx[keep], wts[keep]
+    if idx.numel() == 0:
+        return
+    sidx, order = torch.sort(idx, stable=True)  # grouped by target, each group in the original order
+    sw = wts[order]
+    targets, counts = torch.unique_consecutive(sidx, return_counts=True)
+    starts = torch.cumsum(counts, 0) - counts
+    r = 0
+    while targets.numel():  # the r-th addition of every target that has one (distinct targets: no race)
+        buf[targets] = buf[targets] + sw[starts + r]
+        r += 1
+        live = counts > r
+        targets, starts, counts = targets[live], starts[live], counts[live]
+
+
+def _scatter(upad: torch.Tensor, k2: torch.Tensor, h: int, w: int, ordered: bool | None = None) -> torch.Tensor:
     """``out(y) = sum_j K2[j] * upad(y + j)`` over the non-zero seeds and taps, ``(B, H, W)`` float64, summed
     per output pixel in the NumPy layer's order (seeds in raster order, in its chunks).
 
     As in the NumPy layer, a seed at padded flat index ``m`` adds ``K2[j]`` to the flat target
     ``base + m - offset(j)`` of a buffer with the padded row stride (targets off the crop are dropped).
     Each seed is paired with all taps of its sample, padded to the batch's largest tap count by zero taps
-    aimed at the seed's own target (adding ``+0.0``: no change)."""
+    aimed at the seed's own target (adding ``+0.0``: no change). ``ordered`` (default: on any device but
+    the CPU) adds with :func:`_add_in_order` instead of ``index_add_``, whose CUDA kernel adds atomically
+    in no fixed order; the CPU's ``index_add_`` adds in order (the same sums, faster there)."""
     b, hp, wp = upad.shape
     c2 = k2.shape[-1]
     dev = upad.device
+    if ordered is None:
+        ordered = dev.type != "cpu"
     base = (c2 - 1) * wp + (c2 - 1)
     size = base + hp * wp
     flat = upad.reshape(b, hp * wp)
@@ -191,7 +216,10 @@ def _scatter(upad: torch.Tensor, k2: torch.Tensor, h: int, w: int) -> torch.Tens
                 rows = sb[s]
                 idx = torch.index_select(toff, 0, rows).add_(starget[s, None])
                 wts = torch.index_select(tval, 0, rows).mul_(sval[s, None])
-                buf.index_add_(0, idx.view(-1), wts.view(-1))
+                if ordered:
+                    _add_in_order(buf, idx.view(-1), wts.view(-1))
+                else:
+                    buf.index_add_(0, idx.view(-1), wts.view(-1))
             if n_chunks > 1:
                 acc = acc + buf
     return acc.view(b, size)[:, base : base + h * wp].reshape(b, h, wp)[:, :, :w]

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mio_strategies.tasks import TASK_NAMES, TaskLike, get_task
+from mio_strategies.utils.validation import choice
 
 SEED_BOUNDS = (0, 2**63 - 1)
 
@@ -127,9 +128,7 @@ def check_stream(stream: Any) -> str:
     """``stream`` if it names a known random stream (None: the default), else a ValueError listing them."""
     if stream is None:
         return DEFAULT_STREAM
-    if not isinstance(stream, str) or stream not in STREAMS:
-        raise ValueError(f"unknown random stream {stream!r}: valid streams are {list(STREAMS)} (or None, the default)")
-    return stream
+    return choice("stream", stream, STREAMS, what="random stream", plural="streams", note=" (or None, the default)")
 
 
 def check_preset(preset: Any) -> str:

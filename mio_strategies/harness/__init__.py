@@ -22,10 +22,11 @@ from mio_strategies.harness._classifier import ClassifierRun, train_classifier
 from mio_strategies.harness._config import STRATEGIES, TrainConfig, list_presets, load_config, parse_strategy
 from mio_strategies.harness._demo import run_demo
 from mio_strategies.harness._eval import EvalResult, evaluate, format_table, paper_results, write_tables
+from mio_strategies.harness._loop import TrainingInterrupted, TrainResult
 from mio_strategies.harness._packed import train_packed
 from mio_strategies.harness._restore import RestoreReport, restore_images
 from mio_strategies.harness._shipped_classifier import shipped_classifier
-from mio_strategies.harness._train import TrainingInterrupted, TrainResult, load_restorer, train
+from mio_strategies.harness._train import load_restorer, train
 from mio_strategies.harness._weights import export_weights, shipped_weights
 from mio_strategies.harness.sweep import RunSpec, Sweep
 from mio_strategies.metrics import psnr, ssim

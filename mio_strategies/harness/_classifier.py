@@ -19,7 +19,7 @@ import torch
 from mio_strategies.checkpoints import CLASSIFIER_FORMAT, CLASSIFIER_VERSION, save_checkpoint, written_by_library
 from mio_strategies.data import MiODataset, embedded_image_paths
 from mio_strategies.harness._config import _device_name
-from mio_strategies.harness._train import _resolve_device
+from mio_strategies.harness._loop import resolve_device
 from mio_strategies.prompts import TaskClassifier, train_task_classifier
 from mio_strategies.tasks import NUM_TASKS, parse_tasks
 from mio_strategies.utils.outputs import check_output_file
@@ -116,7 +116,7 @@ def train_classifier(
     finite_float("lr", lr, low=0, low_open=True, type_error=False)
     task_list = parse_tasks(tasks)
     _device_name("device", device)
-    dev = _resolve_device(device, 0, fix="--device cpu (device='cpu')")
+    dev = resolve_device(device, 0, fix="--device cpu (device='cpu')")
     # a link, a folder, an existing file without overwrite, or with it one the library did not write: refused
     path = check_output_file(output, overwrite=overwrite, what="classifier file", recognise=written_by_library)
 

@@ -15,9 +15,10 @@ from mio_strategies.harness import _eval as eval_module
 from mio_strategies.harness._classifier import train_classifier
 from mio_strategies.harness._config import _device_name, list_presets, load_config, parse_strategy, preset_metadata
 from mio_strategies.harness._eval import IDENTITY, format_table, reference_row, write_tables
+from mio_strategies.harness._loop import resolve_device
 from mio_strategies.harness._protocol_cli import eval_protocol_command, train_protocol_command
 from mio_strategies.harness._shipped_classifier import shipped_classifier
-from mio_strategies.harness._train import _resolve_device, load_restorer, train
+from mio_strategies.harness._train import load_restorer, train
 from mio_strategies.integrations.basicsr_prompt import load_basicsr_restorer
 from mio_strategies.models import describe_backbones
 from mio_strategies.utils.outputs import check_output_dir, prepare_output_dir
@@ -108,7 +109,7 @@ def add_parser(subparsers: Any) -> None:
                    help="explicit prompts: the true task (given; the default without --classifier) or the "
                         "task classifier's prediction (classifier: --classifier FILE, else the classifier "
                         "shipped with the package; the default with --classifier)")
-    e.add_argument("--classifier", help="a task-classifier file from `mio-strategies train-classifier`; explicit-"
+    e.add_argument("--classifier", metavar="FILE", help="a task-classifier file from `mio-strategies train-classifier`; explicit-"
                                         "prompt models then pick their prompt from its prediction (default with "
                                         "--task-source classifier: the classifier shipped with the package, "
                                         "trained on the embedded photos)")
@@ -287,7 +288,7 @@ def _eval(args: argparse.Namespace) -> int:
 
     try:  # before anything is read: a device this machine lacks is one line, not a traceback mid-way
         _device_name("--device", args.device)
-        args.device = str(_resolve_device(args.device, 0, fix="--device cpu"))
+        args.device = str(resolve_device(args.device, 0, fix="--device cpu"))
     except ValueError as exc:
         return error(str(exc))
     task_source = args.task_source or ("classifier" if args.classifier else None)  # None: each run's own default

@@ -12,8 +12,11 @@ from typing import Any
 
 from mio_strategies.curriculum import Curriculum, parse_stages
 from mio_strategies.data import SYNTHESES
+from mio_strategies.degradations import STREAMS
+from mio_strategies.harness._acceleration import check_compile, check_precision
 from mio_strategies.models import backbone_spec
-from mio_strategies.utils.validation import choice, did_you_mean, finite_float, non_negative_int, positive_int
+from mio_strategies.protocols import get_protocol
+from mio_strategies.utils.validation import choice, finite_float, non_negative_int, positive_int
 
 __all__ = [
     "STRATEGIES",
@@ -229,17 +232,12 @@ class TrainConfig:
                 "is the reference's chained per-stage jobs; each_period also resets within the all-task periods)"
             )
         _device_name("device", self.device)
-        from mio_strategies.harness._acceleration import check_compile, check_precision
-
         check_precision(self.precision)
         self.compile = check_compile(self.compile)
         if not isinstance(self.channels_last, bool):
             raise TypeError(f"channels_last must be true or false, got {self.channels_last!r}")
-        if self.stream is not None:
-            from mio_strategies.degradations import STREAMS
-
-            if self.stream not in STREAMS:
-                raise ValueError(f"stream must be null or one of {list(STREAMS)}, got {self.stream!r}")
+        if self.stream is not None and self.stream not in STREAMS:
+            raise ValueError(f"stream must be null or one of {list(STREAMS)}, got {self.stream!r}")
         if not isinstance(self.synthesis, str) or self.synthesis not in SYNTHESES:
             raise ValueError(f"synthesis must be one of {list(SYNTHESES)}, got {self.synthesis!r}")
         for key, valid in (("profile", tuple(PROFILES)), ("data_implementation", IMPLEMENTATIONS),
@@ -254,8 +252,6 @@ class TrainConfig:
         if self.balance not in ("tasks", "samples"):
             raise ValueError(f"balance must be 'tasks' or 'samples', got {self.balance!r}")
         if self.protocol is not None:
-            from mio_strategies.protocols import get_protocol
-
             get_protocol(self.protocol)  # KeyError listing the protocols
             if not isinstance(self.protocol_root, str) or not self.protocol_root:
                 raise ValueError(f"protocol {self.protocol!r} needs protocol_root, the folder holding its data "
@@ -330,8 +326,7 @@ class ConfigKeyError(KeyError):
 def _check_keys(data: Mapping[str, Any]) -> dict[str, Any]:
     for key in data:
         if key not in _FIELDS:
-            hint = did_you_mean(key, _FIELDS)
-            raise ConfigKeyError(f"unknown config key {key!r}: {hint}valid keys are {sorted(_FIELDS)}")
+            choice("key", key, sorted(_FIELDS), what="config key", plural="keys", error=ConfigKeyError)
     return dict(data)
 
 
@@ -420,9 +415,7 @@ def _load_source(source: str | Path, seen: tuple[str, ...] = ()) -> dict[str, An
         here: Path | None = path.parent
     else:
         name = str(source)
-        if name not in list_presets():
-            hint = did_you_mean(name, list_presets())
-            raise ValueError(f"unknown preset {name!r}: {hint}valid presets are {list_presets()} (or give a .yaml file)")
+        choice("preset", name, list_presets(), note=" (or give a .yaml file)")
         data = _read_yaml(_preset_dir().joinpath(f"{name}.yaml").read_text(encoding="utf-8"), f"preset {name!r}")
         here = None
     base = data.pop("base", None)

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from mio_strategies.data import degrade_deferred, mio_collate
 from mio_strategies.harness._shipped_classifier import resolve_classifier
 from mio_strategies.metrics import psnr, ssim
 from mio_strategies.tasks import TASKS, get_task
@@ -230,7 +231,8 @@ def evaluate(
     records = []
     for i in indices:
         item = dataset[i]
-        lq = item["lq"].unsqueeze(0).to(device)
+        # an item of a dataset with synthesis="device" holds its GT until degraded here
+        lq = degrade_deferred(mio_collate([item]), device) if item.get("deferred") else item["lq"].unsqueeze(0).to(device)
         gt = item["gt"].unsqueeze(0).to(device)
         if "composite" in item:
             stages = [get_task(int(t)) for t in item["tasks"]]

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.func import functional_call, stack_module_state, vmap
 
 from mio_strategies.checkpoints import (
     CHECKPOINT_FORMAT,
@@ -37,12 +38,33 @@ from mio_strategies.checkpoints import (
     run_folder_lock,
     save_checkpoint,
 )
+from mio_strategies.curriculum import SequentialCurriculumSampler
 from mio_strategies.data import degrade_deferred
 from mio_strategies.harness._config import TrainConfig, load_config
+from mio_strategies.harness._eval import evaluate
+from mio_strategies.harness._loop import (
+    CHECKPOINT_NAME,
+    LoopOptions,
+    TrainingInterrupted,
+    TrainResult,
+    default_dataset,
+    default_validation_set,
+    ema_weights,
+    log_record,
+    make_curriculum,
+    make_loader,
+    make_optimizer,
+    make_scheduler,
+    resolve_device,
+    seed_iteration,
+    train_record,
+    truncate_log,
+    validation_record,
+    yaml_text,
+)
 from mio_strategies.harness._resume import check_compatible
 from mio_strategies.models import Restorer, build_restorer
 from mio_strategies.utils.outputs import atomic_file
-from mio_strategies.utils.rng import derive_seed
 from mio_strategies.utils.signals import stop_on_signals
 
 __all__ = ["PACKABLE_STRATEGIES", "train_packed"]
@@ -133,36 +155,14 @@ def train_packed(
         >>> cfgs = [load_config("mini_converged", [f"strategy={s}", f"seed={k}"]) for s in "MS" for k in (0, 1)]  # doctest: +SKIP
         >>> results = train_packed(cfgs, [f"runs/{c.strategy}-seed{c.seed}" for c in cfgs])  # doctest: +SKIP
     """
-    from torch.func import functional_call, stack_module_state, vmap
-    from torch.utils.data import DataLoader
-
-    from mio_strategies.curriculum import SequentialCurriculumSampler
-    from mio_strategies.data import mio_collate
-    from mio_strategies.harness._train import (
-        CHECKPOINT_NAME,
-        LOADER_SEED_STREAM,
-        TrainingInterrupted,
-        TrainResult,
-        _default_dataset,
-        _ema_weights,
-        _log,
-        _make_curriculum,
-        _make_optimizer,
-        _make_scheduler,
-        _resolve_device,
-        _seed_iteration,
-        _truncate_log,
-        _yaml,
-        default_validation_set,
-    )
-
     cfgs = _check_pack(configs, output_dirs)
+    options = LoopOptions(stop_after=stop_after, progress=progress, overwrite=overwrite, resume=resume)
     for what, given in (("datasets", datasets), ("val_datasets", val_datasets)):
         if given is not None and len(given) != len(cfgs):
             raise ValueError(f"train_packed got {len(cfgs)} configs but {len(given)} {what}: give one each")
     outs = [Path(o) for o in output_dirs]
     saved: list[dict[str, Any] | None] = [None] * len(cfgs)
-    if resume:
+    if options.resume:
         for i, (c, o) in enumerate(zip(cfgs, outs)):
             if not (o / CHECKPOINT_NAME).is_file():
                 raise FileNotFoundError(f"cannot resume: no {CHECKPOINT_NAME} in {str(o)!r}")
@@ -175,7 +175,7 @@ def train_packed(
                 "resume them separately with train(..., resume=True)"
             )
     cfg0 = cfgs[0]
-    device = _resolve_device(cfg0.device, 0)
+    device = resolve_device(cfg0.device, 0)
     runs = [_Run(c, o, s) for c, o, s in zip(cfgs, outs, saved)]
     t_start = time.perf_counter()
     with contextlib.ExitStack() as locks:
@@ -200,8 +200,8 @@ def train_packed(
         base = copy.deepcopy(nets[0]).to("meta")
         names = list(params)
         flat = [params[k] for k in names]
-        optimizer = _make_optimizer(cfg0, flat)
-        scheduler = _make_scheduler(cfg0, optimizer)
+        optimizer = make_optimizer(cfg0, flat)
+        scheduler = make_scheduler(cfg0, optimizer)
         float_keys = [k for k, v in nets[0].state_dict().items() if v.is_floating_point()]
         stacked_state = {**params, **buffers}
         ema = None
@@ -225,36 +225,25 @@ def train_packed(
             optimizer.load_state_dict(_stack_optimizer([s["optimizer"] for s in saved]))  # type: ignore[index]
             scheduler.load_state_dict(saved[0]["scheduler"])
         total = cfg0.total_iters
-        stop = total if stop_after is None else min(total, max(stop_after, start))
+        stop = options.stop(start, total)
         # -- each run's data ------------------------------------------------------------------------
         loaders, samplers, curricula = [], [], []
         for i, r in enumerate(runs):
-            ds = datasets[i] if datasets is not None else _default_dataset(r.cfg, 1, r.saved)
-            cur = _make_curriculum(r.cfg)
+            ds = datasets[i] if datasets is not None else default_dataset(r.cfg, 1, r.saved)
+            cur = make_curriculum(r.cfg)
             smp = SequentialCurriculumSampler(ds, cur, r.cfg.batch_size, seed=r.cfg.seed, balance=r.cfg.balance)
             if r.saved is not None:
                 smp.load_state_dict(r.saved["sampler"])
             samplers.append(smp)
             curricula.append(cur)
-            loaders.append(
-                DataLoader(
-                    ds,
-                    batch_size=r.cfg.batch_size,
-                    sampler=smp,
-                    drop_last=True,
-                    collate_fn=mio_collate,
-                    num_workers=r.cfg.num_workers,
-                    pin_memory=device.type == "cuda",
-                    generator=torch.Generator().manual_seed(derive_seed(r.cfg.seed, LOADER_SEED_STREAM, 0)),
-                )
-            )
+            loaders.append(make_loader(r.cfg, ds, smp, device, 0))
         val_sets = list(val_datasets) if val_datasets is not None else [default_validation_set(r.cfg) for r in runs]
         for r in runs:
-            prepare_output_dir(r.out, overwrite=overwrite, resume=resume)
+            prepare_output_dir(r.out, overwrite=options.overwrite, resume=options.resume)
             if r.saved is not None:
-                _truncate_log(r.out, start)
+                truncate_log(r.out, start)
             with atomic_file(r.out / "config.yaml", "w") as fh:
-                fh.write(_yaml(r.cfg.to_dict()))
+                fh.write(yaml_text(r.cfg.to_dict()))
 
         def forward(p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
             return functional_call(base, (p, b), (x,))
@@ -319,24 +308,18 @@ def train_packed(
                 save_checkpoint(state, r.out / CHECKPOINT_NAME)
 
         def validate(iteration: int) -> None:
-            from mio_strategies.harness._eval import evaluate
-
             write_back(False)
             for i, r in enumerate(runs):
                 e = _EMAView(ema, float_keys, i) if ema is not None and r.cfg.eval_weights == "ema" else None
-                with _ema_weights(restorers[i], e):  # type: ignore[arg-type]
+                with ema_weights(restorers[i], e):
                     res = evaluate(restorers[i].eval(), val_sets[i], device=device, progress=False)
                 restorers[i].train()
-                rec = {
-                    "iteration": iteration,
-                    "psnr": {k: v["psnr"] for k, v in res.per_task().items()},
-                    "average": res.average()["psnr"],
-                }
+                rec = validation_record(iteration, res)
                 r.validation.append(rec)
-                _log(r.out, {"kind": "val", **rec})
+                log_record(r.out, {"kind": "val", **rec})
 
         bar = None
-        if progress and stop > start:
+        if options.progress and stop > start:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=total, initial=start, desc=f"{cfg0.backbone} x{len(runs)} packed", unit="it")
@@ -353,7 +336,7 @@ def train_packed(
             for t in range(start, stop):
                 batches = []
                 for r, it in zip(runs, its):  # each run's batch after its own iteration seed, as train() draws it
-                    _seed_iteration(derive_seed(r.cfg.seed, 104729, 0, t), device)
+                    seed_iteration(r.cfg.seed, 0, t, device)
                     batches.append(next(it))
                 t0 = time.perf_counter()
                 lq = torch.stack([degrade_deferred(b, device) for b in batches])  # synthesis 'device': here
@@ -379,15 +362,9 @@ def train_packed(
                 if cfg0.log_every and (done % cfg0.log_every == 0 or done == stop):
                     losses = per_run.detach().cpu().tolist()
                     for i, r in enumerate(runs):
-                        rec = {
-                            "iteration": done,
-                            "loss": float(losses[i]),
-                            "lr": lr_used,
-                            "period": t // cfg0.period_iters + 1,
-                            "tasks": "".join(x.letter for x in curricula[i].active_tasks(t)),
-                        }
+                        rec = train_record(done, float(losses[i]), lr_used, t, cfg0, curricula[i])
                         r.history.append(rec)
-                        _log(r.out, {"kind": "train", **rec})
+                        log_record(r.out, {"kind": "train", **rec})
                 if cfg0.val_every and done % cfg0.val_every == 0 and done < total:
                     validate(done)
                 if stop_request and done < stop:
@@ -428,7 +405,7 @@ def train_packed(
 
 
 class _EMAView:
-    """Run ``i``'s slice of the stacked EMA, with the ``copy_to`` that ``_ema_weights`` calls."""
+    """Run ``i``'s slice of the stacked EMA, with the ``copy_to`` that ``ema_weights`` calls."""
 
     def __init__(self, ema: dict[str, torch.Tensor], keys: list[str], i: int) -> None:
         self.ema, self.keys, self.i = ema, keys, i

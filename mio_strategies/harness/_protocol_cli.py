@@ -6,6 +6,14 @@ import argparse
 import sys
 from typing import Any
 
+from mio_strategies.harness._config import _device_name
+from mio_strategies.harness._eval import reference_row
+from mio_strategies.harness._loop import resolve_device
+from mio_strategies.harness._protocol_run import evaluate_protocol, protocol_config, write_protocol_tables
+from mio_strategies.harness._train import load_restorer, train
+from mio_strategies.protocols import ReferenceRow, check_tree, expected_tree, get_protocol
+from mio_strategies.utils.outputs import check_output_dir, prepare_output_dir
+
 
 def add_parser(subparsers: Any) -> None:
     """Register ``data`` (with its ``check`` sub-command)."""
@@ -38,8 +46,6 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from mio_strategies.protocols import check_tree, get_protocol
-
     def error(message: str) -> int:
         print(f"mio-strategies data check: error: {message}", file=sys.stderr)
         return 2
@@ -70,17 +76,12 @@ def _check(args: argparse.Namespace) -> int:
           file=sys.stderr)
     print(report.summary(max_per_kind=args.max_listed), file=sys.stderr)
     if any(p.kind in ("missing-root", "missing-folder") for p in report.problems):
-        from mio_strategies.protocols import expected_tree
-
         print(expected_tree(protocol), file=sys.stderr)
     return 1
 
 
 def train_protocol_command(args: argparse.Namespace) -> int:
     """``mio-strategies train --protocol NAME --data ROOT``: the protocol's preset on any backbone and strategy."""
-    from mio_strategies.harness._protocol_run import protocol_config
-    from mio_strategies.harness._train import train
-
     def error(message: str) -> int:
         print(f"error: {message}", file=sys.stderr)
         return 2
@@ -111,12 +112,6 @@ def eval_protocol_command(args: argparse.Namespace) -> int:
     """``mio-strategies eval --protocol NAME --data ROOT --checkpoint ...``: the protocol's table."""
     from pathlib import Path
 
-    from mio_strategies.harness._protocol_run import (
-        evaluate_protocol,
-        write_protocol_tables,
-    )
-    from mio_strategies.harness._train import load_restorer
-
     def error(message: str) -> int:
         print(f"error: {message}", file=sys.stderr)
         return 2
@@ -133,18 +128,12 @@ def eval_protocol_command(args: argparse.Namespace) -> int:
         return error(f"give one --name per --checkpoint ({len(args.checkpoint)} checkpoints, {len(args.name)} names)")
     if args.limit is not None and args.limit <= 0:
         return error(f"--limit must be a positive integer, got {args.limit}")
-    from mio_strategies.harness._config import _device_name
-    from mio_strategies.harness._train import _resolve_device
-    from mio_strategies.protocols import ReferenceRow, get_protocol
-
     try:
         protocol = get_protocol(args.protocol)
         _device_name("--device", args.device)
-        device = str(_resolve_device(args.device, 0, fix="--device cpu"))
+        device = str(resolve_device(args.device, 0, fix="--device cpu"))
     except (KeyError, ValueError) as exc:
         return error(str(exc.args[0]) if isinstance(exc, KeyError) else str(exc))
-    from mio_strategies.utils.outputs import check_output_dir, prepare_output_dir
-
     out = Path(args.output)
     try:  # a link, a file, a foreign, non-empty or read-only folder: refused before anything is evaluated
         check_output_dir(out, overwrite=args.overwrite)
@@ -155,8 +144,6 @@ def eval_protocol_command(args: argparse.Namespace) -> int:
         if protocol.name != "mio-7":
             return error("--reference adds the seed paper's rows, which belong to --protocol mio-7; the other "
                          "protocols print their published rows by themselves")
-        from mio_strategies.harness._eval import reference_row
-
         for ref in args.reference:
             parts = ref.split(":")
             if len(parts) not in (2, 3):

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from mio_strategies.data import MiODataset, list_images
 from mio_strategies.harness._config import TrainConfig, load_config, parse_overrides
 from mio_strategies.metrics import convention_psnr, convention_ssim, psnr, ssim
 from mio_strategies.protocols import (
@@ -23,6 +24,8 @@ from mio_strategies.protocols import (
     get_protocol,
     resolve_split_root,
 )
+from mio_strategies.utils.outputs import atomic_file, check_output_dir
+from mio_strategies.utils.rng import derive_seed
 
 __all__ = [
     "ProtocolResult",
@@ -101,8 +104,6 @@ def protocol_train_dataset(cfg: TrainConfig, world: int = 1, saved: Mapping[str,
     """
     p = get_protocol(cfg.protocol)  # type: ignore[arg-type]
     if any(f.pairing == "synthesize" for f in p.folders if f.split == "train"):  # mio-7: all synthesized
-        from mio_strategies.data import MiODataset, list_images
-
         images = list_images(resolve_split_root(p, cfg.protocol_root, "train"))  # type: ignore[arg-type]
         per_pass = len(images) * len(cfg.order_tasks)
         repeat = _repeat(cfg, world, per_pass, len(images), saved)
@@ -119,12 +120,8 @@ def protocol_validation_set(cfg: TrainConfig, per_slot: int = 4) -> Any:
     """Fixed ``val_size`` crops of a few training pairs per slot (no augmentation), for the logged validation."""
     from torch.utils.data import Subset
 
-    from mio_strategies.utils.rng import derive_seed
-
     p = get_protocol(cfg.protocol)  # type: ignore[arg-type]
     if any(f.pairing == "synthesize" for f in p.folders if f.split == "train"):
-        from mio_strategies.data import MiODataset, list_images
-
         images = list_images(resolve_split_root(p, cfg.protocol_root, "train"))  # type: ignore[arg-type]
         return MiODataset(images[:per_slot], cfg.order_tasks, patch_size=cfg.val_size, preset=cfg.preset,
                           augment=False, seed=derive_seed(cfg.seed, 7919))
@@ -344,8 +341,6 @@ def write_protocol_tables(protocol: str | Protocol, results: Sequence[ProtocolRe
     p = get_protocol(protocol)
     md = format_protocol_tables(p, results, extra_references=extra_references)
     table = format_protocol_tables(p, results, fmt="csv", extra_references=extra_references)
-    from mio_strategies.utils.outputs import atomic_file, check_output_dir
-
     out = Path(output)
     check_output_dir(out, overwrite=False, resume=True)  # a link, a file or a read-only folder is refused
     payload = {"protocol": p.name, "evaluation": p.evaluation.__dict__, "results": [r.to_dict() for r in results],

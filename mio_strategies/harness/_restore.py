@@ -17,6 +17,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from mio_strategies.data import ImageReadError, image_size, list_images, read_image
+from mio_strategies.harness._loop import resolve_device
+from mio_strategies.harness._shipped_classifier import resolve_classifier
+from mio_strategies.harness._train import load_restorer
+from mio_strategies.tasks import TASKS, get_task
 from mio_strategies.utils.outputs import atomic_file, check_output_dir, flag, output_lock, prepare_output_dir
 from mio_strategies.utils.validation import positive_int
 
@@ -59,16 +64,12 @@ def read_image_depth(path: str | os.PathLike[str]) -> tuple[torch.Tensor, int, b
         >>> img.shape, bits, grey
         (torch.Size([3, 256, 256]), 8, False)
     """
-    from mio_strategies.data import ImageReadError, read_image
-
     path = Path(path)
     try:
         png = _png_header(path)
     except OSError as exc:
         raise ImageReadError(f"cannot read image {str(path)!r}: {exc}") from exc
     if png is not None and png[0] == 16 and png[1] != 0:  # 16-bit colour (or grey + alpha): Pillow would drop bits
-        from mio_strategies.data import image_size
-
         image_size(path)  # the pixel cap, from the header, before OpenCV decodes anything
         cv2 = _cv2()
         arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
@@ -152,8 +153,6 @@ class RestoreReport:
 
 
 def _collect(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    from mio_strategies.data import list_images
-
     files: list[Path] = []
     for item in inputs:
         p = Path(item)
@@ -181,8 +180,6 @@ def _collect(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
 def _check_header(path: Path) -> None:
     """Raise :class:`~mio_strategies.data.ImageReadError` for a file whose header Pillow cannot read."""
     from PIL import Image
-
-    from mio_strategies.data import ImageReadError
 
     try:
         with Image.open(path):
@@ -259,19 +256,13 @@ def restore_images(
         >>> restore_images(["photo.png", "scans/"], "runs/demo/checkpoint.pt", "restored",
         ...                task="noise", tile=256)  # doctest: +SKIP
     """
-    from mio_strategies.data import ImageReadError
-    from mio_strategies.harness import load_restorer
-    from mio_strategies.harness._shipped_classifier import resolve_classifier
-    from mio_strategies.harness._train import _resolve_device
-    from mio_strategies.tasks import TASKS, get_task
-
     if on_error not in ("stop", "skip"):
         raise ValueError(f"on_error must be 'stop' or 'skip', got {on_error!r}")
     if tile is not None:
         positive_int("tile", tile, note=" (or None for whole images)")
     files = _collect([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)
     out_dir = check_output_dir(output, overwrite=overwrite, what="output folder")
-    dev = _resolve_device(device, 0, fix="device='cpu' (--device cpu)")
+    dev = resolve_device(device, 0, fix="device='cpu' (--device cpu)")
     restorer, cfg, _ = load_restorer(Path(checkpoint), ema=ema, device=dev)
     m = restorer.size_multiple
     if tile is not None:
@@ -332,9 +323,6 @@ def _restore_all(
     report: RestoreReport,
 ) -> None:
     """Restore each file into ``out_dir`` (see :func:`restore_images`), recording what happened in ``report``."""
-    from mio_strategies.data import ImageReadError
-    from mio_strategies.tasks import TASKS
-
     bar: Any = None
     if progress:
         from tqdm.auto import tqdm
@@ -407,6 +395,7 @@ def add_parser(subparsers: Any) -> None:
     r.add_argument(
         "--classifier",
         default=None,
+        metavar="FILE",
         help="a task-classifier file for --task auto (from `mio-strategies train-classifier`; default: the "
         "classifier shipped with the package, trained on the embedded photos)",
     )

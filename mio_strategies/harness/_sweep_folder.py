@@ -18,10 +18,10 @@ import yaml
 
 from mio_strategies.checkpoints import CheckpointMismatchError, load_checkpoint
 from mio_strategies.harness._config import TrainConfig
+from mio_strategies.harness._loop import CHECKPOINT_NAME as _CHECKPOINT_NAME
+from mio_strategies.harness._loop import LOG_NAME as _LOG_NAME
+from mio_strategies.harness._loop import read_record
 from mio_strategies.harness._resume import adds_periods, check_compatible, differing_keys, with_defaults
-from mio_strategies.harness._train import CHECKPOINT_NAME as _CHECKPOINT_NAME
-from mio_strategies.harness._train import LOG_NAME as _LOG_NAME
-from mio_strategies.harness._train import _record
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -229,7 +229,7 @@ def log_records(log: Path, kind: str) -> list[dict[str, Any]]:
     """
     if not log.is_file():
         return []
-    records = (_record(line) for line in log.read_text(encoding="utf-8").splitlines())
+    records = (read_record(line) for line in log.read_text(encoding="utf-8").splitlines())
     return [rec for rec in records if rec is not None and rec.get("kind") == kind]
 
 

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import contextlib
-import json
-import math
 import os
 import signal
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
 
 from mio_strategies.checkpoints import (
     CHECKPOINT_FORMAT,
@@ -25,88 +23,44 @@ from mio_strategies.checkpoints import (
     run_folder_lock,
     save_checkpoint,
 )
-from mio_strategies.curriculum import Curriculum, SequentialCurriculumSampler
-from mio_strategies.data import MiODataset, degrade_deferred, embedded_image_paths, list_images, mio_collate
+from mio_strategies.curriculum import SequentialCurriculumSampler
+from mio_strategies.data import degrade_deferred, list_images
 from mio_strategies.harness._acceleration import Acceleration
 from mio_strategies.harness._config import TrainConfig, load_config
 from mio_strategies.harness._eval import evaluate
-from mio_strategies.harness._protocol_run import protocol_train_dataset, protocol_validation_set
+from mio_strategies.harness._loop import (
+    CHECKPOINT_NAME,
+    EMA,
+    LOG_NAME,
+    LoopOptions,
+    TrainingInterrupted,
+    TrainResult,
+    default_dataset,
+    default_validation_set,
+    ema_weights,
+    log_record,
+    make_curriculum,
+    make_loader,
+    make_optimizer,
+    make_scheduler,
+    resolve_device,
+    seed_iteration,
+    train_record,
+    truncate_log,
+    validation_record,
+    yaml_text,
+)
 from mio_strategies.harness._resume import check_compatible
 from mio_strategies.models import Restorer, build_restorer
-from mio_strategies.utils.outputs import atomic_file, check_output_dir, flag, remove_stale_tmp_files
-from mio_strategies.utils.rng import derive_seed
-from mio_strategies.utils.signals import Interrupted, stop_on_signals
+from mio_strategies.utils.outputs import atomic_file, check_output_dir, remove_stale_tmp_files
+from mio_strategies.utils.signals import stop_on_signals
 from mio_strategies.utils.validation import non_negative_int
 
 __all__ = ["TrainResult", "TrainingInterrupted", "load_restorer", "train"]
 
-CHECKPOINT_NAME = "checkpoint.pt"
-LOG_NAME = "log.jsonl"  # one JSON record per line: "train" (loss, lr, period) and "val" (per-task PSNR)
-_MAX_ITEMS = 4_000_000
-# The stream of the DataLoader's own generator (the base seeds of its workers), derived from the run's seed;
-# a fixed prime so that every run, resumed or packed, replays the same stream.
-LOADER_SEED_STREAM = 15485863
-
-
-@dataclass
-class TrainResult:
-    """What :func:`train` did.
-
-    Attributes:
-        output_dir: the run folder (``checkpoint.pt``, ``config.yaml``, ``log.jsonl``).
-        checkpoint: path of the last checkpoint.
-        iteration: iterations completed (``config.total_iters`` unless stopped early).
-        finished: whether the whole run is done.
-        history: logged training records (iteration, loss, lr, period).
-        validation: per-validation records (iteration, per-task PSNR, average).
-        seconds: wall time of this call; ``iters_per_second`` of the training steps.
-        run_seconds: wall time of the whole run so far, every leg (a resumed or extended run adds the time
-            its checkpoint recorded; the part of an interrupted leg after its last checkpoint, lost, is not
-            counted); ``run_iters_per_second`` likewise over every leg's steps. ``None`` when the checkpoint
-            resumed from predates this record (then only this call's figures are known).
-        restorer: the trained model, holding the EMA weights when EMA is on.
-    """
-
-    output_dir: Path
-    checkpoint: Path
-    iteration: int
-    finished: bool
-    history: list[dict[str, Any]] = field(default_factory=list)
-    validation: list[dict[str, Any]] = field(default_factory=list)
-    seconds: float = 0.0
-    iters_per_second: float = 0.0
-    restorer: Restorer | None = None
-    run_seconds: float | None = None
-    run_iters_per_second: float | None = None
-
-
-class TrainingInterrupted(Interrupted):
-    """Training stopped on SIGINT or SIGTERM after finishing its current step and saving a checkpoint.
-
-    A :class:`KeyboardInterrupt` (so code that handles Ctrl-C handles it). Attributes: ``signum``,
-    ``iteration`` (saved), ``total``, ``checkpoint`` (its path), ``output_dir``; the message says how to resume.
-    """
-
-    def __init__(self, signum: int, iteration: int, total: int, output_dir: Path) -> None:
-        self.iteration, self.total, self.output_dir = iteration, total, Path(output_dir)
-        self.checkpoint = self.output_dir / CHECKPOINT_NAME
-        how = (f"mio-strategies train --output {str(self.output_dir)!r} --resume" if _cli_spelling()
-               else f"train(config, {str(self.output_dir)!r}, resume=True)")
-        super().__init__(signum, (
-            f"training interrupted by {signal.Signals(signum).name} after iteration {iteration} of {total}; "
-            f"checkpoint saved to {str(self.checkpoint)!r}. Resume with: {how}"
-        ))
-
-
-def _cli_spelling() -> bool:
-    return flag("resume").startswith("--")
-
-
 # -- distributed -------------------------------------------------------------------------------------
 def _init_distributed(device_kind: str) -> tuple[int, int, bool]:
     """(rank, world_size, we_initialised) from torchrun's environment (``WORLD_SIZE``/``RANK``)."""
-    import torch.distributed as dist
-
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size(), False
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -119,8 +73,6 @@ def _init_distributed(device_kind: str) -> tuple[int, int, bool]:
 
 def _all_reduce_grads(params: list[torch.nn.Parameter], world: int) -> None:
     """Average gradients over ranks (one flat all-reduce), the data-parallel step of DDP."""
-    import torch.distributed as dist
-
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
         return
@@ -134,120 +86,7 @@ def _all_reduce_grads(params: list[torch.nn.Parameter], world: int) -> None:
         offset += n
 
 
-def _resolve_device(name: str, local_rank: int, fix: str = "device=cpu") -> torch.device:
-    """The torch device for ``name`` (validated by ``_device_name``); ``fix`` is how the caller's user picks the CPU."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {name!r} requested but no CUDA device is available: use {fix}")
-        if name == "cuda":
-            return torch.device("cuda", local_rank)
-        if torch.device(name).index >= torch.cuda.device_count():
-            raise ValueError(
-                f"device {name!r} requested but this machine has {torch.cuda.device_count()} CUDA device(s): "
-                f"use cuda:0 to cuda:{torch.cuda.device_count() - 1}, or device=cuda"
-            )
-    return torch.device(name)
-
-
-# -- EMA ---------------------------------------------------------------------------------------------
-class _EMA:
-    """Exponential moving average of a restorer's floating-point state (parameters and buffers)."""
-
-    def __init__(self, restorer: Restorer, decay: float) -> None:
-        self.decay = decay
-        self.shadow = _float_state(restorer)
-
-    @torch.no_grad()
-    def update(self, restorer: Restorer) -> None:
-        live = _float_state(restorer, clone=False)
-        # one multi-tensor call, not one per tensor (185 for the converged tier's prompted U-Net): on a GPU a
-        # tiny model's step is bound by kernel launches
-        torch._foreach_lerp_(list(self.shadow.values()), [live[k] for k in self.shadow], 1.0 - self.decay)
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return self.shadow
-
-    def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
-        missing = sorted(set(self.shadow) ^ set(state))
-        if missing:
-            raise ValueError(f"EMA state does not match the model: differing keys {missing[:5]}")
-        for k, v in state.items():
-            self.shadow[k].copy_(v)
-
-    @torch.no_grad()
-    def copy_to(self, restorer: Restorer) -> None:
-        live = _float_state(restorer, clone=False)
-        for k, v in self.shadow.items():
-            live[k].copy_(v)
-
-
-def _float_state(restorer: Restorer, clone: bool = True) -> dict[str, torch.Tensor]:
-    out = {}
-    for prefix, module in (("backbone", restorer.backbone), ("injector", restorer.injector)):
-        if module is None:
-            continue
-        for k, v in module.state_dict(keep_vars=True).items():
-            if isinstance(v, torch.Tensor) and v.is_floating_point():
-                t = v.detach()
-                out[f"{prefix}.{k}"] = t.clone() if clone else t
-    return out
-
-
-# -- data ----------------------------------------------------------------------------------------------
-def _default_dataset(cfg: TrainConfig, world: int, saved: Mapping[str, Any] | None = None) -> Any:
-    if cfg.protocol is not None:  # a benchmark protocol's data on disk
-        return protocol_train_dataset(cfg, world, saved)
-
-    images = list_images(cfg.train_images) if cfg.train_images is not None else embedded_image_paths()
-    # An item is a function of (seed, epoch, index), so an index drawn twice gives the same patch.
-    # Repeat the images so that the run draws each index about once (fresh crops and degradations),
-    # capped at ~4M items; and never fewer items per task than a global batch (period 1 of a
-    # sequential run draws the whole batch from one task, without repeating an index).
-    global_batch = cfg.batch_size * world
-    per_pass = len(images) * len(cfg.order_tasks)
-    fresh = math.ceil(cfg.total_iters * global_batch / per_pass)
-    repeat = max(cfg.repeat, math.ceil(global_batch / len(images)), min(fresh, max(1, _MAX_ITEMS // per_pass)))
-    # A resumed run keeps the data it started with, which its sampler state records: for an extended run
-    # (more periods) the pool sized for its first schedule, not a larger one (whose draws would differ).
-    items = ((saved or {}).get("sampler") or {}).get("config", {}).get("dataset", {}).get("num_items")
-    if isinstance(items, int) and items > 0 and items % per_pass == 0:
-        repeat = items // per_pass
-    return MiODataset(images, cfg.order_tasks, patch_size=cfg.patch_size, preset=cfg.preset, seed=cfg.seed, repeat=repeat,
-                      implementation=cfg.data_implementation, stream=cfg.stream, synthesis=cfg.synthesis)
-
-
-def default_validation_set(cfg: TrainConfig) -> Any:
-    """Fixed validation patches (``val_size``) of the validation (or training) images, every task."""
-    if cfg.protocol is not None and cfg.val_images is None:
-        return protocol_validation_set(cfg)
-
-    src = cfg.val_images or cfg.train_images
-    images = list_images(src) if src is not None else embedded_image_paths()
-    return MiODataset(
-        images, cfg.order_tasks, patch_size=cfg.val_size, preset=cfg.preset, augment=False,
-        seed=derive_seed(cfg.seed, 7919), implementation=cfg.data_implementation, stream=cfg.stream,
-    )
-
-
 # -- the loop ------------------------------------------------------------------------------------------
-def _make_optimizer(cfg: TrainConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
-    cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    return cls(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
-
-
-def _make_scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer) -> Any:
-    """The paper's cosine annealing from lr to lr_min, restarting at every period."""
-    return torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(optimizer, T_0=cfg.period_iters, eta_min=cfg.lr_min)
-
-
-def _make_curriculum(cfg: TrainConfig) -> Any:
-    if cfg.sequential:
-        return Curriculum(cfg.order, periods=cfg.periods, iterations_per_period=cfg.period_iters)
-    return Curriculum.mixed(cfg.order, periods=cfg.periods, iterations_per_period=cfg.period_iters)
-
-
 def train(
     config: TrainConfig | str | Mapping[str, Any],
     output_dir: str | Path,
@@ -334,24 +173,52 @@ def train(
     device_kind = "cuda" if (cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())) else "cpu"
     rank, world, own_pg = _init_distributed(device_kind)
     try:
-        device = _resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
+        device = resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
         # Everything that can still fail on this config is built before an existing folder is replaced.
         if dataset is None:
-            dataset = _default_dataset(cfg, world, saved)
+            dataset = default_dataset(cfg, world, saved)
         if val_dataset is None and cfg.val_images is not None:
             list_images(cfg.val_images)
+        options = LoopOptions(stop_after=stop_after, progress=progress and rank == 0, callback=callback,
+                              overwrite=overwrite, resume=resume, extend=extend)
+        ctx = _RunContext(cfg, out, saved, dataset, val_dataset, rank, world, device, options)
         with run_folder_lock(out) if rank == 0 else contextlib.nullcontext():  # one trainer per folder
-            return _run(cfg, out, saved, dataset, val_dataset, stop_after, progress and rank == 0, callback, rank,
-                        world, device, overwrite=overwrite, resume=resume, extend=extend)
+            return _run(ctx)
     finally:
         if own_pg:
-            import torch.distributed as dist
-
             dist.destroy_process_group()
 
 
-def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, rank, world, device,  # noqa: ANN001
-         *, overwrite: bool, resume: bool, extend: bool = False) -> TrainResult:
+@dataclass(frozen=True)
+class _RunContext:
+    """One call of :func:`train`, checked and placed: what :func:`_run` trains, where, and on which process.
+
+    Attributes:
+        cfg: the validated config.
+        out: the run folder.
+        saved: the checkpoint resumed from (None: a fresh run).
+        dataset: the training set.
+        val_dataset: the validation set (None: the config's default, built on rank 0).
+        rank: this process's rank; ``world`` the number of processes.
+        device: the training device.
+        options: where the call stops, what it reports, what it does with the folder.
+    """
+
+    cfg: TrainConfig
+    out: Path
+    saved: dict[str, Any] | None
+    dataset: Any
+    val_dataset: Any
+    rank: int
+    world: int
+    device: torch.device
+    options: LoopOptions
+
+
+def _run(ctx: _RunContext) -> TrainResult:
+    """The training loop of one run (on one rank), from ``ctx.saved``'s iteration to the stop."""
+    cfg, out, saved, dataset, val_dataset = ctx.cfg, ctx.out, ctx.saved, ctx.dataset, ctx.val_dataset
+    rank, world, device, callback = ctx.rank, ctx.world, ctx.device, ctx.options.callback
     t_start = time.perf_counter()
     restorer = build_restorer(
         cfg.backbone, cfg.strategy_prompt, backbone_kwargs=cfg.backbone_kwargs,
@@ -360,11 +227,11 @@ def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, 
     accel = Acceleration(cfg.precision, cfg.compile, cfg.channels_last, device)
     accel.prepare(restorer)  # channels-last, compile: before the optimizer and EMA see the parameters
     params = restorer.parameters()
-    optimizer = _make_optimizer(cfg, params)
-    scheduler = _make_scheduler(cfg, optimizer)
-    ema = _EMA(restorer, cfg.ema_decay) if cfg.ema_decay > 0 else None
+    optimizer = make_optimizer(cfg, params)
+    scheduler = make_scheduler(cfg, optimizer)
+    ema = EMA(restorer, cfg.ema_decay) if cfg.ema_decay > 0 else None
 
-    curriculum = _make_curriculum(cfg)
+    curriculum = make_curriculum(cfg)
     sampler = SequentialCurriculumSampler(dataset, curriculum, cfg.batch_size, seed=cfg.seed, balance=cfg.balance,
                                           rank=rank, world_size=world)
     total = cfg.total_iters
@@ -380,30 +247,26 @@ def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, 
         scheduler.load_state_dict(saved["scheduler"])
         if ema is not None:
             ema.load_state_dict(saved["ema"])
-        sampler.load_state_dict(saved["sampler"], extend=extend)
+        sampler.load_state_dict(saved["sampler"], extend=ctx.options.extend)
         if saved.get("precision", "fp32") == cfg.precision:  # another precision's run starts a fresh scaler
             accel.load_state_dict(saved.get("grad_scaler"))
         start = int(saved["iteration"])
         history = list(saved.get("history", []))
         validation = list(saved.get("validation", []))
 
-    loader = DataLoader(
-        dataset, batch_size=cfg.batch_size, sampler=sampler, drop_last=True, collate_fn=mio_collate,
-        num_workers=cfg.num_workers, pin_memory=device.type == "cuda",
-        generator=torch.Generator().manual_seed(derive_seed(cfg.seed, LOADER_SEED_STREAM, rank)),
-    )
-    stop = total if stop_after is None else min(total, max(stop_after, start))
+    loader = make_loader(cfg, dataset, sampler, device, rank)
+    stop = ctx.options.stop(start, total)
     if rank == 0:
         if val_dataset is None:
             val_dataset = default_validation_set(cfg)
         # only now, with the model, optimizer, data and validation set built, is an existing folder replaced
-        prepare_output_dir(out, overwrite=overwrite, resume=resume)
+        prepare_output_dir(out, overwrite=ctx.options.overwrite, resume=ctx.options.resume)
         if saved is not None:  # records logged after the checkpoint belong to the lost part of the run
             # half-written files of this run's own earlier kills (we hold the folder's lock)
             remove_stale_tmp_files(out, (CHECKPOINT_NAME, LOG_NAME, "config.yaml"))
-            _truncate_log(out, start)
+            truncate_log(out, start)
         with atomic_file(out / "config.yaml", "w") as fh:
-            fh.write(_yaml(cfg.to_dict()))
+            fh.write(yaml_text(cfg.to_dict()))
 
     def timing(elapsed: float) -> dict[str, float] | None:  # elapsed: this leg's wall time so far
         if before is None:
@@ -442,17 +305,16 @@ def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, 
             return
         if val_dataset is None:
             val_dataset = default_validation_set(cfg)
-        with _ema_weights(restorer, ema if cfg.eval_weights == "ema" else None):
+        with ema_weights(restorer, ema if cfg.eval_weights == "ema" else None):
             res = evaluate(restorer, val_dataset, device=device, progress=False)
-        table = res.per_task()
-        rec = {"iteration": iteration, "psnr": {k: v["psnr"] for k, v in table.items()}, "average": res.average()["psnr"]}
+        rec = validation_record(iteration, res)
         validation.append(rec)
-        _log(out, {"kind": "val", **rec})
+        log_record(out, {"kind": "val", **rec})
         if callback is not None:
             callback({"kind": "val", **rec})
 
     bar = None
-    if progress and stop > start:
+    if ctx.options.progress and stop > start:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=total, initial=start, desc=f"{cfg.backbone} {cfg.strategy}", unit="it", dynamic_ncols=True)
@@ -469,7 +331,7 @@ def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, 
     with stop_on_signals() as stop_request, torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         it = iter(loader)
         for t in range(start, stop):
-            _seed_iteration(derive_seed(cfg.seed, 104729, rank, t), device)  # before the batch: a dataset may draw too
+            seed_iteration(cfg.seed, rank, t, device)  # before the batch: a dataset may draw too
             batch = next(it)
             if t > 0 and t % cfg.period_iters == 0 and (
                 cfg.reset_optimizer_each_period
@@ -498,14 +360,10 @@ def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, 
             if bar is not None:
                 bar.update(1)
             if cfg.log_every and (done % cfg.log_every == 0 or done == stop):
-                rec = {
-                    "iteration": done, "loss": float(loss.detach()), "lr": lr_used,
-                    "period": t // cfg.period_iters + 1,
-                    "tasks": "".join(x.letter for x in curriculum.active_tasks(t)),
-                }
+                rec = train_record(done, float(loss.detach()), lr_used, t, cfg, curriculum)
                 history.append(rec)
                 if rank == 0:
-                    _log(out, {"kind": "train", **rec})
+                    log_record(out, {"kind": "train", **rec})
                     if bar is not None:
                         bar.set_postfix(loss=f"{rec['loss']:.4f}", period=rec["period"], tasks=rec["tasks"])
                 if callback is not None:
@@ -550,27 +408,6 @@ def _run(cfg, out, saved, dataset, val_dataset, stop_after, progress, callback, 
     )
 
 
-class _ema_weights:
-    """Context manager: the restorer holds the EMA weights inside, its live weights again after."""
-
-    def __init__(self, restorer: Restorer, ema: _EMA | None) -> None:
-        self.restorer, self.ema = restorer, ema
-        self.backup: dict[str, torch.Tensor] | None = None
-
-    def __enter__(self) -> Restorer:
-        if self.ema is not None:
-            self.backup = _float_state(self.restorer)
-            self.ema.copy_to(self.restorer)
-        return self.restorer
-
-    def __exit__(self, *exc: object) -> None:
-        if self.backup is not None:
-            live = _float_state(self.restorer, clone=False)
-            with torch.no_grad():
-                for k, v in self.backup.items():
-                    live[k].copy_(v)
-
-
 _TIMING_STEPS = 5  # the time per iteration is estimated over the steps after the first, up to this many
 
 
@@ -579,53 +416,9 @@ def _stop_requested(request: Any, world: int, device: torch.device) -> bool:
     rank stops after the same step."""
     if world <= 1:
         return bool(request)
-    import torch.distributed as dist
-
     flag_t = torch.tensor([1.0 if request else 0.0], device=device if device.type == "cuda" else "cpu")
     dist.all_reduce(flag_t, op=dist.ReduceOp.MAX)
     return bool(flag_t.item() > 0)
-
-
-def _seed_iteration(seed: int, device: torch.device) -> None:
-    """Seed the CPU generator and the training device's CUDA generator (not every device's, as
-    ``torch.manual_seed`` would, behind the caller's back: ``fork_rng`` restores only these two)."""
-    torch.default_generator.manual_seed(seed)
-    if device.type == "cuda":
-        with torch.cuda.device(device):
-            torch.cuda.manual_seed(seed)
-
-
-def _truncate_log(out: Path, iteration: int) -> None:
-    """Drop the log records after ``iteration`` (a resumed run logs them again), atomically."""
-    log = out / LOG_NAME
-    if not log.is_file():
-        return
-    lines = log.read_text(encoding="utf-8").splitlines()
-    keep = [line for line in lines if (rec := _record(line)) is not None and rec.get("iteration", 0) <= iteration]
-    if len(keep) == len(lines):
-        return
-    with atomic_file(log, "w") as fh:
-        fh.write("".join(line + "\n" for line in keep))
-
-
-def _record(line: str) -> dict[str, Any] | None:
-    """One log line as a record; None for a blank or cut line (a crash in the middle of a write)."""
-    try:
-        rec = json.loads(line)
-    except ValueError:
-        return None
-    return rec if isinstance(rec, dict) else None
-
-
-def _log(out: Path, record: Mapping[str, Any]) -> None:
-    with (out / LOG_NAME).open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps(record) + "\n")
-
-
-def _yaml(data: Mapping[str, Any]) -> str:
-    import yaml
-
-    return yaml.safe_dump(dict(data), sort_keys=False)
 
 
 def load_restorer(checkpoint: str | Path, *, ema: bool | None = True, device: str | torch.device = "cpu",
@@ -661,7 +454,7 @@ def load_restorer(checkpoint: str | Path, *, ema: bool | None = True, device: st
     if ema is None:
         ema = cfg.eval_weights == "ema"
     if ema and state.get("ema") is not None:
-        e = _EMA(restorer, cfg.ema_decay or 0.5)
+        e = EMA(restorer, cfg.ema_decay or 0.5)
         e.load_state_dict(state["ema"])
         e.copy_to(restorer)
     return restorer.to(device).eval(), cfg, state

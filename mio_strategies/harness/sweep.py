@@ -63,7 +63,7 @@ from mio_strategies.harness._sweep_folder import (
 )
 from mio_strategies.harness._train import load_restorer, train
 from mio_strategies.metrics.statistics import margin_standard_errors
-from mio_strategies.utils.validation import is_int, positive_int
+from mio_strategies.utils.validation import finite_float, is_int, positive_int
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -538,8 +538,7 @@ class Sweep:
                 configuration in the folder.
         """
         positive_int("jobs", jobs)
-        if isinstance(status_every, bool) or not isinstance(status_every, (int, float)) or not status_every >= 0:
-            raise ValueError(f"status_every must be 0 (never) or a number of seconds, got {status_every!r}")
+        finite_float("status_every", status_every, low=0, note=" (seconds; 0: never)", type_error=False)
         if extend and reevaluate:
             raise ValueError("extend trains: it cannot go with reevaluate (run them separately)")
         self.check(extend=extend, reevaluate=reevaluate)

@@ -21,7 +21,7 @@ from torch import nn
 from mio_strategies.models._blocks import RCAB, ResidualBlockNoBN, scaled_kaiming_init
 from mio_strategies.prompts import PromptScale
 from mio_strategies.utils.basicsr_compat import import_basicsr
-from mio_strategies.utils.validation import closest_name, did_you_mean, int_in_range, non_negative_int, positive_int
+from mio_strategies.utils.validation import choice, closest_name, int_in_range, non_negative_int, positive_int
 
 __all__ = [
     "BackboneSpec",
@@ -132,11 +132,9 @@ def backbone_spec(name: str) -> BackboneSpec:
     """
     if not isinstance(name, str):
         raise TypeError(f"backbone name must be a str, got {type(name).__name__}")
-    spec = _REGISTRY.get(name)
-    if spec is None:
-        hint = did_you_mean(name, _REGISTRY)
-        raise UnknownBackboneError(f"unknown backbone {name!r}: {hint}valid backbones are {list_backbones()}")
-    return spec
+    if name not in _REGISTRY:  # refused, with the closest registered name
+        choice("backbone", name, list_backbones(), error=UnknownBackboneError)
+    return _REGISTRY[name]
 
 
 def create_backbone(name: str, *, seed: int = 0, **overrides: Any) -> nn.Module:

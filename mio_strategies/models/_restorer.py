@@ -18,7 +18,9 @@ from mio_strategies.prompts import (
     load_reference_prompt_maps,
 )
 from mio_strategies.tasks import NUM_TASKS
+from mio_strategies.utils.rng import derive_seed
 from mio_strategies.utils.tiling import pad_to_multiple, tiled_apply
+from mio_strategies.utils.validation import choice
 
 __all__ = ["Restorer", "build_restorer", "pad_to_multiple"]
 
@@ -149,14 +151,13 @@ class Restorer:
 def _build_injector(backbone: nn.Module, name: str, kwargs: Mapping[str, Any], prompt: str, *, seed: int,
                     prompt_size: int, size_multiple: int, prompt_maps: str | None = None) -> Any:
     source: PromptSource
+    choice("prompt", prompt, ("explicit", "adaptive"), what="prompt kind", plural="kinds")
     if prompt == "explicit" and prompt_maps is not None:
         source = ExplicitPrompt(NUM_TASKS, maps=load_reference_prompt_maps(prompt_maps))
     elif prompt == "explicit":
         source = ExplicitPrompt(NUM_TASKS, size=prompt_size, generator=torch.Generator().manual_seed(seed))
-    elif prompt == "adaptive":
-        source = AdaptivePrompt(3)
     else:
-        raise ValueError(f"unknown prompt kind {prompt!r}: valid kinds are 'explicit' and 'adaptive'")
+        source = AdaptivePrompt(3)
     plan = injection_plan(name, kwargs)
     side = max(16, 2 * size_multiple)
     example = torch.zeros(1, 3, side, side)
@@ -202,8 +203,7 @@ def build_restorer(
     kwargs = spec.kwargs(backbone_kwargs)
     net = create_backbone(backbone, seed=seed, **kwargs)
     prompt = strategy_prompt or spec.builtin_prompt
-    if prompt_init not in ("library", "reference"):
-        raise ValueError(f"unknown prompt_init {prompt_init!r}: valid values are ['library', 'reference']")
+    choice("prompt_init", prompt_init, ("library", "reference"), plural="values")
     if prompt_maps is not None and prompt != "explicit":
         raise ValueError(f"prompt_maps is for explicit prompts, but this model's prompt is {prompt!r}")
     injector = None
@@ -231,8 +231,6 @@ _INIT_STREAM = 0x1417  # key of the reference initialisation's random stream
 @torch.no_grad()
 def _reference_init(net: nn.Module, injector: Any, backbone: str, seed: int) -> None:
     """The reference's initialisation of a prompted model: PyTorch defaults for the modulators and convs."""
-    from mio_strategies.utils.rng import derive_seed
-
     injector.reset_modulators("default", generator=torch.Generator().manual_seed(derive_seed(seed, _INIT_STREAM)))
     names = _REFERENCE_DEFAULT_INIT_CONVS.get(backbone, ())
     if names:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # for annotations only: _injector imports this module, a runtime import would be a cycle
     from ._injector import PromptInjector
 
 

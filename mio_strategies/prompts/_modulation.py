@@ -8,12 +8,11 @@ import torch
 from torch import nn
 
 from ._channel_axes import _axis_hint
-from ._hooks import _autocast_enabled, _in_backward, _move_hint, _placement
+from ._hooks import _autocast_enabled, _in_backward, _move_hint, _placement, _TargetHook
 from ._init import make_layer
 from ._targets import channel_axis
 
-if TYPE_CHECKING:
-    from ._hooks import _TargetHook
+if TYPE_CHECKING:  # for annotations only: _injector imports this module, a runtime import would be a cycle
     from ._injector import PromptInjector
 
 

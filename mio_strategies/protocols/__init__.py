@@ -43,7 +43,7 @@ from mio_strategies.protocols._spec import (
     TestSet,
     TrainPreset,
 )
-from mio_strategies.utils.validation import did_you_mean
+from mio_strategies.utils.validation import choice
 
 __all__ = [
     "PROBLEM_KINDS",
@@ -87,7 +87,4 @@ def get_protocol(name: str | Protocol) -> Protocol:
     """
     if isinstance(name, Protocol):
         return name
-    if not isinstance(name, str) or name not in PROTOCOLS:
-        hint = did_you_mean(name, PROTOCOLS)
-        raise KeyError(f"unknown protocol {name!r}: {hint}registered protocols are {list_protocols()}")
-    return PROTOCOLS[name]
+    return PROTOCOLS[choice("protocol", name, list_protocols(), error=KeyError)]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from mio_strategies.tasks import Task, get_task
+from mio_strategies.tasks import Task, get_task, parse_tasks
 
 __all__ = [
     "PAIRINGS",
@@ -328,8 +328,6 @@ class Protocol:
         seen = dict.fromkeys(t.slot_task for t in self.tasks)
         if self.preset is None:
             return tuple(seen)
-        from mio_strategies.tasks import parse_tasks
-
         ordered = parse_tasks(self.preset.order.replace("|", ""))
         return tuple(t for t in ordered if t in seen)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeGuard
 
 __all__ = [
@@ -253,6 +253,7 @@ def choice(
     what: str | None = None,
     plural: str | None = None,
     note: str = "",
+    error: Callable[[str], Exception] = ValueError,
 ) -> str:
     """``value`` if it is one of ``choices``.
 
@@ -263,13 +264,14 @@ def choice(
         what: how to call one of them in the message (default ``name``): ``"unknown <what> 'x': ..."``.
         plural: the plural of ``what`` (default ``what + "s"``).
         note: appended to the message, e.g. ``" (or None, the default)"``.
+        error: the exception raised, called with the message (e.g. a ``KeyError`` subclass of the caller's).
 
     Returns:
         ``value``.
 
     Raises:
         ValueError: ``"unknown <what> 'x': did you mean 'y'? valid <plural> are [...]<note>"``; the suggestion
-            only when a valid value is alike enough (:data:`SUGGESTION_CUTOFF`).
+            only when a valid value is alike enough (:data:`SUGGESTION_CUTOFF`). ``error`` instead, if given.
 
     Example:
         >>> choice("optimizer", "adamm", ("adam", "adamw"))
@@ -282,7 +284,7 @@ def choice(
         return value
     noun = what or name
     many = plural or f"{noun}s"
-    raise ValueError(f"unknown {noun} {value!r}: {did_you_mean(value, valid)}valid {many} are {valid}{note}")
+    raise error(f"unknown {noun} {value!r}: {did_you_mean(value, valid)}valid {many} are {valid}{note}")
 
 
 def _checked_int(

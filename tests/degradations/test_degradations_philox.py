@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
+import math
 import random
+import warnings
 
 import pytest
 import torch
 from torch.utils.data import DataLoader
 
 from mio_strategies.data import MiODataset, embedded_image_paths, mio_collate
-from mio_strategies.degradations import add_rain, degrade, gaussian_noise, sample_params
+from mio_strategies.degradations import _philox, add_rain, degrade, gaussian_noise, sample_params
 from mio_strategies.degradations._philox import (
     DOMAIN_NOISE,
+    DOMAIN_RAIN,
     philox4x32,
     philox4x32_reference,
     philox_normal,
@@ -84,6 +88,130 @@ def test_bad_seeds_and_sizes_are_refused():
         philox_uint32(torch.tensor([-1]), 4)
     with pytest.raises(ValueError, match="n must be"):
         philox_uint32(torch.tensor([1]), -1)
+
+
+# -- the stream's values are pinned: the chunked, in-place CPU path changed no word --------------------
+PIN_SEEDS = torch.tensor([0, 1, 7, 123456789, 2**40 + 3, 2**62 + 9, 2**63 - 1])
+# sha256 (first 20 hex digits) of the little-endian words (int64) and uniforms (float32) of PIN_SEEDS,
+# recorded from the unchunked implementation (one int64 tensor per word, 16-bit split multiplications)
+PINNED = {
+    1: ("dc63b9189217f98c9d11", "a0b6db8c258fa67c2222"),
+    5: ("048a1efcd708364b9014", "3f0d0565a28a4ba7b37e"),
+    301: ("ff6c3f84fe7d92568486", "353c5df327ceb7198d31"),
+    4099: ("d950cc6333a0273860a5", "0ba56158dd48f752d8d3"),
+    12288: ("6f9238b0c95ffac8eaa8", "fb9148098922abfd9189"),
+}
+
+
+def _sha(t: torch.Tensor) -> str:
+    a = t.contiguous().numpy()
+    return hashlib.sha256(a.astype(a.dtype.newbyteorder("<")).tobytes()).hexdigest()[:20]
+
+
+def _box_muller(words: torch.Tensor, n: int) -> torch.Tensor:
+    """Normals from words, as the unchunked implementation computed them (the formula of the docs)."""
+    w = words.view(words.shape[0], -1, 2)
+    u1 = (w[..., 0].to(torch.float64) + 1.0) * (2.0**-32)
+    u2 = w[..., 1].to(torch.float64) * (2.0**-32)
+    r = torch.sqrt(-2.0 * torch.log(u1))
+    theta = (2.0 * math.pi) * u2
+    z = torch.stack([r * torch.cos(theta), r * torch.sin(theta)], dim=-1).reshape(words.shape[0], -1)
+    return z[:, :n].to(torch.float32)
+
+
+@pytest.fixture(params=["numpy", "torch"])
+def cpu_rounds(request, monkeypatch):
+    """Both CPU round implementations: NumPy's (the default) and the torch rounds every other device runs."""
+    monkeypatch.setattr(_philox, "CPU_ROUNDS", request.param)
+    return request.param
+
+
+@pytest.mark.parametrize("n", sorted(PINNED))
+def test_stream_words_and_uniforms_equal_the_pinned_digests(n, cpu_rounds):
+    words_sha, uniform_sha = PINNED[n]
+    assert _sha(philox_uint32(PIN_SEEDS, n, domain=DOMAIN_NOISE)) == words_sha
+    assert _sha(philox_uniform(PIN_SEEDS, n, domain=DOMAIN_RAIN)) == uniform_sha
+
+
+def test_normals_are_the_box_muller_of_the_words_bit_for_bit(cpu_rounds):
+    for n in (1, 5, 301, 4099):
+        words = philox_uint32(PIN_SEEDS, n + n % 2, domain=DOMAIN_NOISE)
+        assert torch.equal(philox_normal(PIN_SEEDS, n, domain=DOMAIN_NOISE), _box_muller(words, n)), n
+    # values recorded from the unchunked implementation (float32 bit patterns); another CPU's float64
+    # log/cos/sin may differ in the last bit, hence at most one float32 ulp
+    z = philox_normal(PIN_SEEDS[3:4], 12288, domain=DOMAIN_NOISE)[0]
+    idx = [0, 1, 2, 3, 4097, 12287]
+    recorded = [1066100859, -1082199030, 1066268807, 1064069713, -1123976841, -1107342909]
+    assert [abs(int(z[i].view(torch.int32)) - b) for i, b in zip(idx, recorded)] <= [1] * len(idx)
+    assert abs(float(z[0]) - 1.0891259908676147) < 1e-6
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 64, 1000])
+def test_chunking_changes_no_value(monkeypatch, chunk, cpu_rounds):
+    seeds = torch.tensor([3, 2**33 + 1, 5, 6, 7])
+    expect = [philox_uint32(seeds, 301, domain=7), philox_uniform(seeds, 301), philox_normal(seeds, 301)]
+    monkeypatch.setattr(_philox, "CPU_CHUNK", chunk)
+    got = [philox_uint32(seeds, 301, domain=7), philox_uniform(seeds, 301), philox_normal(seeds, 301)]
+    assert all(torch.equal(a, b) for a, b in zip(got, expect))
+    for n in (0, 1, 4, 5, 9):
+        ref = [[w for j in range(3) for w in philox4x32_reference((j, 0, 0, 0), (s & 0xFFFFFFFF, s >> 32))][:n]
+               for s in seeds.tolist()]
+        assert philox_uint32(seeds, n).tolist() == ref
+    empty = torch.zeros(0, dtype=torch.int64)
+    assert philox_uint32(empty, 9).shape == (0, 9) and philox_normal(empty, 9).shape == (0, 9)
+    assert philox_uniform(seeds, 0).shape == (5, 0)
+
+
+def _fresh_compile_state(monkeypatch, enabled=True):
+    monkeypatch.setitem(_philox._compiled, "fn", None)
+    monkeypatch.setitem(_philox._compiled, "error", None)
+    monkeypatch.setitem(_philox._compiled, "enabled", enabled)
+
+
+def test_compiled_rounds_fall_back_to_eager_with_a_warning(monkeypatch):
+    seeds = torch.tensor([1, 2, 3])
+    expect = philox_normal(seeds, 99)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no C++ compiler")
+
+    _fresh_compile_state(monkeypatch)
+    monkeypatch.setattr(torch, "compile", broken)
+    with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler.*eager rounds"):
+        assert torch.equal(philox_normal(seeds, 99), expect)
+    assert torch.equal(philox_normal(seeds, 99), expect)  # warned once, eager from then on
+    # a kernel whose words differ from the eager rounds' on the probe is refused
+    _fresh_compile_state(monkeypatch)
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: lambda *a: fn(*a) ^ 1)
+    with pytest.warns(RuntimeWarning, match="differ from the eager ones"):
+        assert torch.equal(philox_normal(seeds, 99), expect)
+
+
+def test_compiled_rounds_are_off_by_default_and_switchable(monkeypatch):
+    _fresh_compile_state(monkeypatch, enabled=False)
+    called = []
+    monkeypatch.setattr(torch, "compile", lambda *a, **k: called.append(1))
+    philox_uint32(torch.tensor([1]), 8)
+    assert not called and _philox.use_compiled_philox(True) is False
+    assert _philox.use_compiled_philox(False) is True
+
+
+@pytest.mark.slow
+def test_compiled_rounds_give_the_same_words_and_normals(monkeypatch):
+    """torch.compile of the rounds (inductor, a C++ compiler; a minute on a small CPU)."""
+    seeds = torch.tensor([0, 5, 2**40 + 3, 2**63 - 1])
+    expect = [philox_uint32(seeds, 4099, domain=9), philox_uniform(seeds, 301), philox_normal(seeds, 1001)]
+    _fresh_compile_state(monkeypatch)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = [philox_uint32(seeds, 4099, domain=9), philox_uniform(seeds, 301), philox_normal(seeds, 1001)]
+    if _philox._compiled["error"] is not None:
+        pytest.skip(f"torch.compile unavailable here: {_philox._compiled['error']} ({len(caught)} warnings)")
+    assert _philox._compiled["fn"] is not None
+    assert all(torch.equal(a, b) for a, b in zip(got, expect))
+    monkeypatch.setattr(_philox, "CPU_CHUNK", 37)  # chunks of other sizes: the kernel's shapes are dynamic
+    assert torch.equal(philox_normal(seeds, 1001), expect[2])
+    assert torch.equal(philox_uint32(seeds[:1], 5, domain=9), expect[0][:1, :5])
 
 
 # -- the versioned stream of the noise and rain params -------------------------------------------------

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from mio_strategies.degradations import _functional as fn
+from mio_strategies.degradations import _rain_torch as rt
 from mio_strategies.degradations import degrade, sample_params
 from mio_strategies.degradations._rain import (
     _SCATTER_CHUNK,
@@ -125,6 +126,19 @@ def test_torch_stream_rain_never_uses_the_torch_layer_and_replays_as_recorded(mo
     y, _ = degrade(x, "rain", generator=torch.Generator().manual_seed(11), stream="philox")
     digest = hashlib.sha256((y * 255).round().to(torch.uint8).numpy().tobytes()).hexdigest()
     assert digest == "71ebcf8b18935e6509f415257bdae09237f1d8a4624a84a44faca5a61ef0fdf4"  # as with the NumPy layer
+
+
+def test_ordered_scatter_adds_as_the_cpus_index_add():
+    # the GPU's scatter (each pixel's additions one rank at a time), run on the CPU: the same sums bit for bit
+    for seed, ranges, size in [(0, None, 48), (1, {"amount": (2000, 4000)}, 24)]:
+        p = sample_params("rain", 6, generator=torch.Generator().manual_seed(seed), stream="philox", ranges=ranges)
+        u = rt._streak_seeds_torch(p["seed"], p["amount"], size, size, torch.device("cpu"))
+        k, a = streak_kernels_torch(p["length"], p["angle"], p["width"])
+        k2 = rt._cross_correlated_torch(k)
+        upad = u[:, reflect_index(size, a + 1)][:, :, reflect_index(size, a + 1)]
+        in_order = rt._scatter(upad, k2, size, size, ordered=True)
+        assert torch.equal(in_order, rt._scatter(upad, k2, size, size, ordered=False))
+        assert float(in_order.max()) > 0
 
 
 @needs_cuda

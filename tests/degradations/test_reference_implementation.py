@@ -284,12 +284,14 @@ def test_reference_profile_trains_validates_its_plain_weights_and_evaluates_with
     assert not torch.equal(plain.backbone.state_dict()["conv_first.weight"], ema.backbone.state_dict()["conv_first.weight"]), w
     assert torch.equal(plain.backbone.state_dict()["conv_first.weight"], state["model"]["backbone"]["conv_first.weight"])
 
-    # eval follows the run's profile: classifier-picked prompts (so it asks for a classifier), plain weights
+    # eval follows the run's profile: classifier-picked prompts (the package's shipped classifier when no
+    # --classifier is given), plain weights
     testset = tmp_path / "set"
     build_testset([embedded_image_paths()[0]], testset, tasks="SJ", implementation="reference")
     args = ["eval", "--checkpoint", str(res.checkpoint), "--testset", str(testset)]
-    assert main([*args, "--output", str(tmp_path / "e0")]) == 2
-    assert "the run's profile picks prompts with the classifier" in capsys.readouterr().err
+    assert main([*args, "--output", str(tmp_path / "e0")]) == 0
+    out = capsys.readouterr().out
+    assert "task classifier: the one shipped with the package" in out and "task-classifier accuracy" in out
     clf = train_classifier(tmp_path / "clf.pt", steps=2, batch_size=2, crop=18, width=4, progress=False,
                            device="cpu", arch="reference", implementation="reference")
     assert main([*args, "--classifier", str(clf.path), "--output", str(tmp_path / "e1")]) == 0

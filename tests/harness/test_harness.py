@@ -224,18 +224,18 @@ def test_resume_is_exact_for_a_dataset_that_draws_from_the_global_generator(tmp_
 
 
 def test_ema_moves_every_float_tensor_a_step_towards_the_live_weights():
-    from mio_strategies.harness._train import _EMA, _float_state
+    from mio_strategies.harness._loop import EMA, float_state
     from mio_strategies.models import build_restorer
 
     restorer = build_restorer("srresnet_tiny", "explicit", backbone_kwargs={"num_feat": 4, "num_block": 1},
                               seed=0, prompt_size=16)
-    ema = _EMA(restorer, 0.75)
+    ema = EMA(restorer, 0.75)
     start = {k: v.clone() for k, v in ema.shadow.items()}
     with torch.no_grad():
         for p in restorer.parameters():
             p.add_(1.0)
     ema.update(restorer)
-    live = _float_state(restorer)
+    live = float_state(restorer)
     assert set(ema.shadow) == set(live) and any(k.startswith("injector.") for k in live)
     for k, v in ema.shadow.items():
         torch.testing.assert_close(v, 0.75 * start[k] + 0.25 * live[k])
@@ -349,17 +349,17 @@ def test_bad_types_name_the_key(tmp_path):
 
 
 def test_a_cuda_device_the_machine_lacks_is_named(monkeypatch):
-    from mio_strategies.harness._train import _resolve_device
+    from mio_strategies.harness._loop import resolve_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    assert _resolve_device("cuda", 1) == torch.device("cuda", 1)  # the local rank's device
-    assert _resolve_device("cuda:1", 0) == torch.device("cuda", 1)
+    assert resolve_device("cuda", 1) == torch.device("cuda", 1)  # the local rank's device
+    assert resolve_device("cuda:1", 0) == torch.device("cuda", 1)
     with pytest.raises(ValueError, match=r"device 'cuda:2' requested but this machine has 2 CUDA device\(s\): use cuda:0 to cuda:1"):
-        _resolve_device("cuda:2", 0)
+        resolve_device("cuda:2", 0)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ValueError, match=r"device 'cuda' requested but no CUDA device is available: use device=cpu"):
-        _resolve_device("cuda", 0)
+        resolve_device("cuda", 0)
 
 
 def test_config_base_loops_are_refused(tmp_path):

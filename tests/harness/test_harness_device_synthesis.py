@@ -168,3 +168,25 @@ def test_packed_runs_degrade_deferred_items_too(tmp_path):
     loader, device = pack("loader"), pack("device")
     for a, b in zip(loader, device):
         assert [h["loss"] for h in a.history] == [h["loss"] for h in b.history]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_device_synthesis_on_cuda_gives_the_cpus_batches_within_one_level():
+    _, device = _loaders("philox")
+    batch = next(iter(device))
+    cpu, gpu = degrade_deferred(batch, "cpu"), degrade_deferred(batch, "cuda")
+    assert gpu.device.type == "cuda"
+    diff = (gpu.cpu() - cpu).abs()
+    assert float(diff.max()) <= 1 / 255 + 1e-6 and float((diff > 0).float().mean()) <= 1e-3
+    rain = batch["task"] == 4  # the Philox rain: the same streak layer on both devices
+    assert torch.equal(gpu.cpu()[rain], cpu[rain])
+
+
+def test_evaluate_degrades_the_deferred_items_of_a_device_synthesis_set():
+    from mio_strategies.harness import build_restorer, evaluate
+
+    restorer = build_restorer("srresnet_tiny", None, backbone_kwargs={"num_feat": 4, "num_block": 1}, seed=0)
+    kw = dict(tasks="NRL", patch_size=24, augment=False, seed=4, stream="philox")
+    loader = evaluate(restorer, MiODataset(_images(2, 40), **kw), device="cpu", progress=False)
+    device = evaluate(restorer, MiODataset(_images(2, 40), synthesis="device", **kw), device="cpu", progress=False)
+    assert device.per_task() == loader.per_task()  # the same degraded inputs, not the GT

@@ -100,7 +100,7 @@ def test_bad_run_arguments_are_refused_before_anything_is_written(tmp_path, no_t
     sweep = tiny_sweep(tmp_path / "out")
     with pytest.raises(ValueError, match="jobs must be a positive integer, got 0"):
         sweep.run(jobs=0)
-    with pytest.raises(ValueError, match="status_every must be 0 .* got -1"):
+    with pytest.raises(ValueError, match=r"^status_every must be in \[0, inf\) \(seconds; 0: never\), got -1$"):
         sweep.run(status_every=-1)
     with pytest.raises(ValueError, match="extend trains: it cannot go with reevaluate"):
         sweep.run(extend=True, reevaluate=True)

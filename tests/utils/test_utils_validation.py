@@ -198,6 +198,17 @@ def test_choice_refuses_non_strings_with_a_value_error(value):
         choice("optimizer", value, ("adam", "adamw"))
 
 
+def test_choice_raises_the_callers_error_type():
+    class UnknownThing(KeyError):
+        def __str__(self) -> str:
+            return str(self.args[0])
+
+    with pytest.raises(
+        UnknownThing, match=r"^unknown config key 'perod': did you mean 'period'\? valid keys are \['period'\]$"
+    ):
+        choice("key", "perod", ["period"], what="config key", plural="keys", error=UnknownThing)
+
+
 def test_choice_is_case_sensitive_but_suggests_the_right_case():
     with pytest.raises(ValueError, match=r"did you mean 'SRResNet'\?"):
         choice("backbone", "srresnet", ["SRResNet", "SwinIR"])
