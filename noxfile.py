@@ -1,4 +1,7 @@
-"""Nox sessions: `nox -s tests -- <pytest args>`, `nox -s lint`, `nox -s demo`, `nox -s benchmarks`, `nox -s docs`."""
+"""Nox sessions: `nox -s tests -- <pytest args>`, `nox -s lint`, `nox -s demo`, `nox -s benchmarks`, `nox -s docs`.
+
+`nox -s tests -- -m "not slow"` runs the fast selection (the tests that tests/conftest.py does not mark slow).
+"""
 
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ def _install(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def tests(session: nox.Session) -> None:
-    """Run the test suite; extra arguments go to pytest."""
+    """Run the test suite; extra arguments go to pytest (`nox -s tests -- -m "not slow"`: the fast selection)."""
     _install(session)
     session.run("python", "-m", "pytest", *session.posargs)
 

@@ -168,6 +168,7 @@ def test_make_builds_the_environment_once_and_again_only_after_a_change(tmp_path
         ".venv/bin/mio-strategies demo ",
     ]
     assert make("-n", "test", "ARGS=-k prompt").stdout.strip() == ".venv/bin/python -m pytest -k prompt"
+    assert make("-n", "test-fast", "ARGS=-x").stdout.strip() == '.venv/bin/python -m pytest -m "not slow" -x'
     old = tmp_path / "python-too-old"
     old.write_text("#!/bin/sh\n[ \"$1\" = --version ] && echo 'Python 3.8.10'; exit 1\n")
     old.chmod(0o755)

@@ -158,7 +158,6 @@ def test_the_results_figure_reads_the_results_table():
         bars.read_table("# nothing here\n")
 
 
-@pytest.mark.slow
 def test_the_site_builds_in_strict_mode(tmp_path):
     pytest.importorskip("mkdocs", reason="the docs extra is not installed (pip install -e '.[docs]')")
     reference = _script("docs_reference")

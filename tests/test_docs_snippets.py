@@ -20,8 +20,7 @@ COVERED_ELSEWHERE = {
     "prompts_explicit.md": "test_prompt_docs.py",
     "prompts_adaptive.md": "test_prompt_docs.py",
 }
-# pages whose snippets train or project for more than a few seconds on a CPU
-SLOW = {"analysis.md", "reproducing.md", "lightning.md", "guides/pytorch-loop.md", "guides/compare-strategies.md"}
+# the pages whose snippets train or project for more than a few seconds are marked slow in tests/conftest.py
 # pages whose snippets need an optional package (an extra that .ci/install installs); skipped without it
 REQUIRES = {"lightning.md": "lightning", "analysis.md": "sklearn", "guides/attach-prompts.md": "spandrel_extra_arches"}
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
@@ -33,7 +32,6 @@ def _pages():
         if rel in COVERED_ELSEWHERE or not BLOCK.search(page.read_text()):
             continue
         marks = [pytest.mark.basicsr] if "basicsr" in page.read_text() else []
-        marks += [pytest.mark.slow] if rel in SLOW else []
         yield pytest.param(page, id=rel, marks=marks)
 
 

@@ -130,7 +130,6 @@ def reference(tmp_path_factory):
     return load_checkpoint(train(cfg, tmp_path_factory.mktemp("ref") / "run", progress=False).checkpoint)
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 @pytest.mark.parametrize("seed", [0, 1])

@@ -118,7 +118,6 @@ def test_tsne_seed_reaches_the_random_init():
     assert not np.allclose(a, project(x, "tsne", seed=2, init="random"))
 
 
-@pytest.mark.slow
 def test_umap_projection_has_shape_n_by_2_and_repeats_for_a_seed():
     # the only UMAP test: its first call compiles with numba (~10 s)
     x, _ = blobs(3.0)

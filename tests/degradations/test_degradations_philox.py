@@ -196,7 +196,6 @@ def test_compiled_rounds_are_off_by_default_and_switchable(monkeypatch):
     assert _philox.use_compiled_philox(False) is True
 
 
-@pytest.mark.slow
 def test_compiled_rounds_give_the_same_words_and_normals(monkeypatch):
     """torch.compile of the rounds (inductor, a C++ compiler; a minute on a small CPU)."""
     seeds = torch.tensor([0, 5, 2**40 + 3, 2**63 - 1])

@@ -60,7 +60,6 @@ def _weights(folder: Path, strategies=FIVE) -> Path:
     return folder
 
 
-@pytest.mark.slow
 def test_every_strategy_whose_weights_are_there_is_compared_to_m_on_the_terminal(tmp_path, capsys):
     from mio_strategies.cli import main
 
@@ -103,7 +102,6 @@ def test_paired_differences_are_image_by_image():
         paired_difference(s, result("X", {("sr", "a"): 20.0}))
 
 
-@pytest.mark.slow
 def test_missing_weights_drop_in_without_a_code_change(tmp_path):
     folder = _weights(tmp_path / "weights", ["M+EP", "S+EP"])  # what the package ships today
     out = tmp_path / "demo"

@@ -118,7 +118,6 @@ def test_train_command_flags_set_the_speed_options(tmp_path):
     assert (cfg["precision"], cfg["channels_last"], cfg["compile"]) == ("bf16", True, False)
 
 
-@pytest.mark.slow
 # dynamo reads .grad of the prompt vectors (non-leaf tensors) while tracing the hooks: torch's noise, not ours
 @pytest.mark.filterwarnings("ignore:The .grad attribute of a Tensor that is not a leaf Tensor:UserWarning")
 def test_compiled_training_keeps_the_prompt_hooks_and_resumes_exactly(tmp_path):

@@ -20,7 +20,7 @@ from mio_strategies.integrations.lightning import CurriculumCallback  # noqa: E4
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "lightning_train.py"
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
+pytestmark = pytest.mark.usefixtures("one_thread")  # slow: marked in conftest.py
 
 
 def _example():
