@@ -638,21 +638,13 @@ def test_demo_pretrained_refuses_what_it_cannot_do_before_writing(tmp_path, monk
 def test_shipped_demo_weights_reproduce_their_readme_table_and_beat_the_identity():
     """The weights in the package (benchmarks/ship_weights.py from the converged mini tier): each loads as the
     finished EMA model of its strategy and scores what its README says on the benchmark's fixed crops."""
-    import importlib
-    import sys
-    from pathlib import Path
-
     from mio_strategies.harness import evaluate, shipped_weights
     from mio_strategies.harness._weights import WEIGHTS_DIR
+    from mio_strategies.harness.sweep import fixed_testset
 
     found = shipped_weights()
     assert set(found) == {"M+EP", "S+EP"}
-    bench = Path(__file__).resolve().parents[2] / "benchmarks"
-    sys.path.insert(0, str(bench))
-    try:
-        testset = importlib.import_module("mini_mio")._testset("SBNJRHL", 96)
-    finally:
-        sys.path.remove(str(bench))
+    testset = fixed_testset("SBNJRHL", 96)  # the benchmark's fixed crops (benchmarks/mini_mio.py)
     rows = {ln.split("|")[1].strip(): [float(v) for v in ln.split("|")[2:-1]]
             for ln in (WEIGHTS_DIR / "README.md").read_text().split("\n## Task classifier")[0].splitlines()
             if ln.startswith("| ") and "---" not in ln
