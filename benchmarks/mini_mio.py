@@ -50,6 +50,7 @@ from mio_strategies.harness import load_config
 from mio_strategies.harness.sweep import Sweep, curve_table, identity_scores
 from mio_strategies.metrics.statistics import mean_margin, summarize, within_noise
 from mio_strategies.tasks import TASKS
+from mio_strategies.utils.signals import Interrupted, exit_code
 
 STRATEGIES = ("M", "S", "M+EP", "S+EP", "S+AP")
 TIERS = {"quick": "mini_quick", "converged": "mini_converged"}
@@ -228,5 +229,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def run(argv: list[str] | None = None) -> int:
+    """:func:`main`, with a signal's stop as one line: the runs' checkpoints are saved, the same command resumes."""
+    try:
+        return main(argv)
+    except Interrupted as exc:
+        print(f"{exc}; re-run the same command to resume the tier", file=sys.stderr)
+        return exit_code(exc.signum)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

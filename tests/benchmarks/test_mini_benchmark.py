@@ -772,3 +772,18 @@ def test_adopt_copies_a_checked_seed_from_another_results_folder(mini, tmp_path,
     with pytest.raises(SystemExit):  # a second adoption would mix two runs
         mini.main(args)
     assert "already holds a M seed 7 run" in capsys.readouterr().err
+
+
+def test_a_signal_stops_the_tier_with_one_line_and_the_signals_exit_code(mini, monkeypatch, capsys, tmp_path):
+    import signal
+
+    from mio_strategies.harness import TrainingInterrupted
+
+    def interrupted(argv=None):
+        raise TrainingInterrupted(signal.SIGTERM, 120, 2000, tmp_path / "M-seed0")
+
+    monkeypatch.setattr(mini, "main", interrupted)
+    assert mini.run([]) == 143
+    err = capsys.readouterr().err
+    assert "training interrupted by SIGTERM after iteration 120 of 2000" in err
+    assert "re-run the same command to resume the tier" in err and "Traceback" not in err
