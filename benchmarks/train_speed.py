@@ -327,33 +327,33 @@ def main(argv: list[str] | None = None) -> int:
         variants = ["fp32", *[v for v in variants if v != "fp32"]]
     # the quick tables first: a time limit that cuts the run short leaves them printed
     out: list[str] = []
+
+    def section(title: str, rows: list[str], *, now: bool = True) -> None:
+        out.extend(["", title, *rows])
+        if now:
+            print("\n".join([title, *rows]), flush=True)
+
     if "synthesis" in args.sections:
         print(f"== synthesis, {args.patch}-px patches", flush=True)
-        out += [
-            "",
-            f"Synthesis, patches/s ({args.patch} px):",
-            *synthesis_table(device, args.batch, args.patch, args.seconds),
-        ]
-        print("\n".join(out[-11:]), flush=True)
+        section(
+            f"Synthesis, patches/s ({args.patch} px):", synthesis_table(device, args.batch, args.patch, args.seconds)
+        )
     if "rain" in args.sections:
         print("== rain streak layer, NumPy vs torch", flush=True)
-        out += [
-            "",
+        section(
             f"Rain streak layer, patches/s ({args.patch} px):",
-            *rain_layer_table(device, args.batch, args.patch, args.seconds),
-        ]
-        print("\n".join(out[-5:]), flush=True)
+            rain_layer_table(device, args.batch, args.patch, args.seconds),
+        )
     if "packed" in args.sections:
         print("== packed runs", flush=True)
-        out += ["", "Packed runs (model steps, random inputs):", *packed_table(args.runs, device, args.seconds)]
-        print("\n".join(out[-4:]), flush=True)
+        section("Packed runs (model steps, random inputs):", packed_table(args.runs, device, args.seconds))
     if "steps" in args.sections:
         print("== training steps per second (random inputs, model step only)", flush=True)
-        out += [
-            "",
+        section(
             "Training steps per second (model step, random inputs):",
-            *steps_table(presets, variants, device, args.seconds, compile_presets),
-        ]
+            steps_table(presets, variants, device, args.seconds, compile_presets),
+            now=False,
+        )
     print("\n".join(out))
     return 0
 
