@@ -13,6 +13,7 @@ from mio_strategies.data._deferred import DEVICE_TASKS, check_synthesis
 from mio_strategies.data._io import CURRENT_LIMIT, PathLike, image_size, list_images, read_image, resolve_max_pixels
 from mio_strategies.degradations import (
     IMPLEMENTATIONS,
+    JPEG_CODECS,
     PRESETS,
     STREAMS,
     crop_to_multiple,
@@ -87,11 +88,18 @@ class MiODataset(Dataset):
             the GT and that degraded image, then flip/transpose both. Give sub-images of the reference's
             size (300x300) rather than whole 2K photos: the whole image is degraded.
         synthesis: ``"loader"`` (default): items hold their degraded patch. ``"device"``: items of the
-            tasks that can be degraded as a batch on the training device (all but JPEG, whose Pillow codec
-            runs on the CPU, and haze with a ``depth_dir``) hold the GT as ``lq`` with ``deferred=True``
-            and the sampled ``params``; :func:`degrade_deferred` then degrades a batch's deferred items,
-            grouped by task, on the device. The crops and parameters are the same as with ``"loader"``, so
-            the batches are too (see :func:`degrade_deferred`). Only with ``implementation="library"``.
+            tasks that can be degraded as a batch on the training device (all but haze with a ``depth_dir``
+            and JPEG with the Pillow codec, which runs on the CPU; JPEG with ``jpeg_codec="diffjpeg"``) hold
+            the GT as ``lq`` with ``deferred=True`` and the sampled ``params``; :func:`degrade_deferred`
+            then degrades a batch's deferred items, grouped by task, on the device. The crops and
+            parameters are the same as with ``"loader"``, so the batches are too (see
+            :func:`degrade_deferred`). Only with ``implementation="library"``.
+        jpeg_codec: the JPEG codec, ``"pillow"`` (Pillow's libjpeg, on the CPU, per image) or
+            ``"diffjpeg"`` (the reference's differentiable JPEG model, batched torch on any device; with
+            ``synthesis="device"`` JPEG items are then deferred to the device too); ``None`` (default): the
+            implementation's, Pillow for ``"library"``, DiffJPEG for ``"reference"`` (which refuses
+            ``"pillow"``). The DiffJPEG codec is recorded in the JPEG items' params (``"codec"``); it
+            changes the JPEG images only, no crop or parameter.
 
     Items are dicts: ``lq`` and ``gt`` ``(3, P, P)`` float tensors, ``task`` (int id), ``index``,
     ``image`` (name) and ``params`` (the sampled degradation parameters, 0-d tensors). Parameter keys
@@ -131,9 +139,19 @@ class MiODataset(Dataset):
         max_pixels: Any = CURRENT_LIMIT,
         implementation: str = "library",
         synthesis: str = "loader",
+        jpeg_codec: str | None = None,
     ) -> None:
         choice("implementation", implementation, IMPLEMENTATIONS)
         check_synthesis(synthesis, implementation)
+        if jpeg_codec is not None:
+            choice("jpeg_codec", jpeg_codec, JPEG_CODECS, plural="values",
+                   note=" (or None: the implementation's)")
+            if implementation == "reference" and jpeg_codec != "diffjpeg":
+                raise ValueError(
+                    f"jpeg_codec={jpeg_codec!r} with implementation='reference', whose JPEG codec is DiffJPEG: use "
+                    "implementation='library' for Pillow, or jpeg_codec='diffjpeg' (or None) with the reference"
+                )
+        self.jpeg_codec = jpeg_codec
         self.max_pixels = resolve_max_pixels(max_pixels)
 
         self.tasks = parse_tasks(tasks)
@@ -145,7 +163,7 @@ class MiODataset(Dataset):
         if stream is not None:
             choice("stream", stream, STREAMS, what="random stream", plural="streams", note=" (or None, the default)")
         self.stream = stream
-        self._ranges = self._validate_ranges(ranges)
+        self._ranges = self._validate_ranges(ranges, jpeg_codec)
 
         self._tensors: list[torch.Tensor | None]
         if isinstance(images, torch.Tensor):
@@ -218,7 +236,7 @@ class MiODataset(Dataset):
             raise ValueError(f"image tensor {i} has values in [{lo:.4g}, {hi:.4g}]; scale it to [0, 1]")
 
     @staticmethod
-    def _validate_ranges(ranges: Any) -> dict[int, dict[str, Any]]:
+    def _validate_ranges(ranges: Any, jpeg_codec: str | None = None) -> dict[int, dict[str, Any]]:
         if ranges is None:
             return {}
         example = '{"blur": {"sigma": (1.0, 2.0)}}'
@@ -236,7 +254,7 @@ class MiODataset(Dataset):
                 )
             task = parse_tasks([key])[0]
             # sample once to let the degradation module validate the ranges now, not mid-epoch
-            sample_params(task, 1, generator=torch.Generator().manual_seed(0), ranges=dict(rng))
+            sample_params(task, 1, generator=torch.Generator().manual_seed(0), ranges=dict(rng), codec=jpeg_codec)
             out[task.id] = dict(rng)
         return out
 
@@ -303,10 +321,13 @@ class MiODataset(Dataset):
                 depth = augment_geometry(depth, hflip, vflip, rot)
         gt = gt.contiguous()
         if self.synthesis == "device":
-            deferred = task.name in DEVICE_TASKS and not (task.name == "haze" and self.depth_dir is not None)
+            deferred = task.name in DEVICE_TASKS and not (
+                (task.name == "haze" and self.depth_dir is not None)
+                or (task.name == "jpeg" and self.jpeg_codec != "diffjpeg")  # Pillow: on the CPU, per image
+            )
             if deferred:  # the parameters degrade() would draw, the same draws from the same generator
                 params = sample_params(task, 1, preset=self.preset, generator=g, ranges=self._ranges.get(task.id),
-                                       stream=self.stream)
+                                       stream=self.stream, codec=self.jpeg_codec)
                 item = self._item(gt, gt, task, index, image_index, params)
                 item["deferred"] = True
                 return item
@@ -318,6 +339,7 @@ class MiODataset(Dataset):
             depth=None if depth is None else depth.unsqueeze(0),
             ranges=self._ranges.get(task.id),
             stream=self.stream,
+            codec=self.jpeg_codec,
         )
         item = self._item(lq[0], gt, task, index, image_index, params)
         if self.synthesis == "device":
@@ -354,6 +376,7 @@ class MiODataset(Dataset):
             ranges=self._ranges.get(task.id),
             implementation="reference",
             stream=self.stream,
+            codec=self.jpeg_codec,
         )
         pair = (lq[0], gt, {k: v[0] if isinstance(v, torch.Tensor) else v for k, v in params.items()})
         if self.cache:

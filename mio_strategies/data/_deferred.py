@@ -24,9 +24,11 @@ SYNTHESES = ("loader", "device")
 """Where the training data's degradations are computed: in the DataLoader (``"loader"``, per item) or on
 the training device, per batch and task (``"device"``)."""
 
-DEVICE_TASKS = ("sr", "blur", "noise", "rain", "haze", "lowlight")
-"""The tasks ``synthesis="device"`` defers to the device. JPEG stays in the loader: the library's JPEG is
-Pillow's libjpeg, on the CPU, per image (haze too when a dataset reads depth maps from a folder)."""
+DEVICE_TASKS = ("sr", "blur", "noise", "jpeg", "rain", "haze", "lowlight")
+"""The tasks ``synthesis="device"`` can defer to the device. JPEG only with the DiffJPEG codec
+(``jpeg_codec="diffjpeg"``: batched torch, on any device); with Pillow's libjpeg (the library's default
+codec, on the CPU, one image at a time) it stays in the loader. Haze stays in the loader when a dataset
+reads depth maps from a folder."""
 
 
 def check_synthesis(synthesis: Any, implementation: str = "library") -> str:
@@ -41,7 +43,8 @@ def check_synthesis(synthesis: Any, implementation: str = "library") -> str:
         raise ValueError(
             f"synthesis='device' needs implementation='library', got {implementation!r}: the reference's data "
             "path degrades each whole image once and keeps it (no per-batch synthesis to move); use "
-            "synthesis='loader' with it"
+            "synthesis='loader' with it, or, for the reference's DiffJPEG batched on the training device, "
+            "implementation='library' with jpeg_codec='diffjpeg'"
         )
     return synthesis
 
@@ -51,7 +54,7 @@ def _stack_params(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     for key, value in rows[0].items():
         if isinstance(value, torch.Tensor):
             out[key] = torch.stack([r[key] for r in rows])
-        else:  # the stream name, the same for every item of one dataset
+        else:  # the stream or codec name, the same for every item of one dataset
             values = {r[key] for r in rows}
             if len(values) != 1:
                 raise ValueError(f"deferred items of one task disagree on params[{key!r}]: {sorted(values)}")
@@ -70,9 +73,10 @@ def degrade_deferred(batch: Mapping[str, Any], device: torch.device | str | None
     to the batch's largest), SR (the resize's matrix products) and haze (the default depth map's pooling)
     run batched float32 operations whose sums may be ordered differently for another batch, at worst one
     8-bit level on a few pixels (equal in the tests, which allow one level on 0.1 % of the values). JPEG is
-    never deferred. On a GPU, float32 arithmetic (and the Philox noise's double-precision ``log``/``cos``)
-    may round differently from the CPU's, again at most one 8-bit level where a value lies on a rounding
-    boundary; the Philox stream's random fields and rain layers are the same.
+    deferred with the DiffJPEG codec only (``jpeg_codec="diffjpeg"``): batched float32 arithmetic per 8x8
+    block, bit for bit on the CPU in the tests. On a GPU, float32 arithmetic (and the Philox noise's
+    double-precision ``log``/``cos``) may round differently from the CPU's, again at most one 8-bit level where
+    a value lies on a rounding boundary; the Philox stream's random fields and rain layers are the same.
 
     Args:
         batch: a :func:`~mio_strategies.data.mio_collate` batch (``lq``, ``task``, and, from a dataset with

@@ -8,7 +8,7 @@ the call bit-exactly. Each task also has an explicit-parameter function:
 S     sr         :func:`bicubic_sr` (MATLAB bicubic down by ``scale``, then up)
 B     blur       :func:`gaussian_blur` (isotropic Gaussian, reflect borders)
 N     noise      :func:`gaussian_noise` (additive colour Gaussian, per-image seed)
-J     jpeg       :func:`jpeg_compress` (Pillow's libjpeg, 4:2:0)
+J     jpeg       :func:`jpeg_compress` (Pillow's libjpeg, 4:2:0; ``codec="diffjpeg"``: :func:`jpeg_diffjpeg`)
 R     rain       :func:`add_rain` (the reference's streak recipe)
 H     haze       :func:`add_haze` (``I t + A (1 - t)``, ``t = exp(-beta d)``)
 L     lowlight   :func:`lowlight` (``I ** gamma``)
@@ -46,7 +46,7 @@ from ._functional import (
 from ._philox import use_compiled_philox
 from ._pipeline import DegradationPipeline, degrade_sequence
 from ._reference import IMPLEMENTATIONS, bicubic_sr_stored_lr, bicubic_sr_torch, crop_to_multiple, jpeg_diffjpeg
-from ._specs import DEFAULT_STREAM, PARAM_BOUNDS, PRESETS, STREAMS, TASK_PARAMS, ParamSpec
+from ._specs import DEFAULT_STREAM, JPEG_CODECS, PARAM_BOUNDS, PRESETS, STREAMS, TASK_PARAMS, ParamSpec
 
 __all__ = [
     "degrade",
@@ -60,6 +60,7 @@ __all__ = [
     "ParamSpec",
     "STREAMS",
     "DEFAULT_STREAM",
+    "JPEG_CODECS",
     "use_compiled_philox",
     "quantize_8bit",
     "bicubic_sr",

@@ -13,7 +13,16 @@ from mio_strategies.utils.validation import int_in_range
 from . import _functional as fn
 from . import _reference as ref
 from ._depth import DepthLike
-from ._specs import SEED_BOUNDS, STREAM_TASKS, TASK_PARAMS, check_preset, check_stream, resolve_ranges, task_name
+from ._specs import (
+    SEED_BOUNDS,
+    STREAM_TASKS,
+    TASK_PARAMS,
+    check_codec,
+    check_preset,
+    check_stream,
+    resolve_ranges,
+    task_name,
+)
 from ._validation import check_images, check_params
 
 __all__ = ["sample_params", "apply_degradation", "degrade", "fresh_generator"]
@@ -65,6 +74,7 @@ def sample_params(
     generator: torch.Generator | None = None,
     ranges: Mapping[str, tuple[float, float]] | None = None,
     stream: str | None = None,
+    codec: str | None = None,
 ) -> dict[str, Any]:
     """Draw one set of parameters per image for ``task`` from the preset's ranges.
 
@@ -84,12 +94,17 @@ def sample_params(
             or ``"philox"`` (counter-based, drawn batched on the images' device, the same on every device);
             ``None``: :data:`DEFAULT_STREAM`. The Philox stream is recorded as ``params["stream"]``; it
             changes no other draw.
+        codec: the JPEG codec, ``"pillow"`` or ``"diffjpeg"`` (see :data:`JPEG_CODECS`; ``None``: the
+            implementation's). The DiffJPEG codec is recorded as ``params["codec"]`` (JPEG only); it
+            changes no draw. Other tasks ignore it.
 
     Returns:
-        ``{param: (batch_size,) tensor}``, plus ``"stream": "philox"`` for noise and rain on that stream.
+        ``{param: (batch_size,) tensor}``, plus ``"stream": "philox"`` for noise and rain on that stream
+        and ``"codec": "diffjpeg"`` for JPEG with that codec.
 
     Raises:
-        UnknownTaskError: unknown task. ValueError: unknown preset, parameter, stream or out-of-bounds range.
+        UnknownTaskError: unknown task. ValueError: unknown preset, parameter, stream, codec or out-of-bounds
+            range (for the DiffJPEG codec, a quality range reaching 100).
 
     Example:
         >>> p = sample_params("blur", 4, generator=torch.Generator().manual_seed(0))
@@ -101,6 +116,12 @@ def sample_params(
     n = _check_batch_size(batch_size)
     rng = resolve_ranges(name, preset, ranges)
     stream = check_stream(stream)
+    codec = check_codec(codec)
+    if name == "jpeg" and codec == "diffjpeg" and rng["quality"][1] >= 100:
+        raise ValueError(
+            f"range of jpeg.quality {rng['quality']} reaches 100, outside the DiffJPEG codec's range: its tables "
+            "are scaled by (200 - 2 * quality) / 100 = 0 there; use a range within [1, 99]"
+        )
     g = _check_generator(generator)
     out: dict[str, Any] = {}
     for spec in TASK_PARAMS[name]:
@@ -108,6 +129,8 @@ def sample_params(
         out[spec.name] = _draw(spec.kind, lo, hi, n, g)
     if name in STREAM_TASKS and stream != "torch":
         out["stream"] = stream
+    if name == "jpeg" and codec == "diffjpeg":
+        out["codec"] = codec
     return out
 
 
@@ -124,6 +147,8 @@ def _dispatch(
     if name == "noise":
         return fn._noise_impl(images, p["sigma"], p["seed"], stream=p.get("stream", "torch"))
     if name == "jpeg":
+        if p.get("codec", "pillow") == "diffjpeg":
+            return ref._jpeg_diffjpeg_impl(images, p["quality"])
         return fn._jpeg_impl(images, p["quality"])
     if name == "rain":
         return fn._rain_impl(images, p["amount"], p["length"], p["angle"], p["width"], p["seed"],
@@ -135,6 +160,13 @@ def _dispatch(
     raise AssertionError(name)  # pragma: no cover
 
 
+_REFERENCE_CODEC = (
+    "implementation='reference' compresses JPEG with its own codec, DiffJPEG, but codec 'pillow' was asked for "
+    "(as an argument or params['codec']): use implementation='library' for Pillow, or codec 'diffjpeg' (or no "
+    "codec) with the reference"
+)
+
+
 def _dispatch_reference(
     images: torch.Tensor, name: str, p: dict[str, torch.Tensor], depth: DepthLike | None
 ) -> torch.Tensor:
@@ -142,6 +174,8 @@ def _dispatch_reference(
     if name == "sr":
         return ref._sr_torch_impl(images, p["scale"])
     if name == "jpeg":
+        if p.get("codec", "diffjpeg") != "diffjpeg":
+            raise ValueError(_REFERENCE_CODEC)
         return ref._jpeg_diffjpeg_impl(images, p["quality"])
     if name in ref.CROPPING_TASKS:
         full = (images.shape[-2], images.shape[-1])
@@ -169,7 +203,8 @@ def apply_degradation(
         params: exactly the task's keys, each a number or a ``(B,)`` tensor.
         depth: haze only: depth map or path (see :func:`add_haze`); ``None`` uses :func:`estimate_depth`.
         implementation: ``"library"`` (default) or ``"reference"``, the official code's training data path
-            (see :func:`degrade`).
+            (see :func:`degrade`). JPEG params recording a codec (``params["codec"]``) use it; with
+            ``"reference"`` only ``"diffjpeg"`` (its own codec) is accepted.
 
     Returns:
         Degraded images, same dtype/device, on 8-bit levels; same shape, except that the reference's rain
@@ -203,6 +238,7 @@ def degrade(
     ranges: Mapping[str, tuple[float, float]] | None = None,
     implementation: str = "library",
     stream: str | None = None,
+    codec: str | None = None,
 ) -> tuple[torch.Tensor, dict[str, Any]]:
     """Degrade a batch with one task: sample parameters (or take ``params``) and apply them.
 
@@ -214,6 +250,11 @@ def degrade(
     and back up, rounded once at the end (the library: MATLAB ``imresize`` with an 8-bit low-resolution
     image); JPEG is basicsr's ``DiffJPEG`` model (the library: Pillow's libjpeg); rain and haze first crop
     the images (top-left) to multiples of 4. The other tasks, the parameters and their sampling are the same.
+
+    ``codec`` picks the JPEG codec independently of the implementation: ``codec="diffjpeg"`` with the
+    library's implementation gives the reference's batched DiffJPEG (on the images' device) for JPEG and
+    the library's choices for everything else. With ``implementation="reference"`` the codec is DiffJPEG:
+    ``codec="diffjpeg"`` is the same, ``codec="pillow"`` is refused (a contradiction).
 
     Args:
         images: ``(B, 3, H, W)`` float tensor in [0, 1], any device and float dtype.
@@ -227,15 +268,17 @@ def degrade(
         implementation: ``"library"`` (default) or ``"reference"`` (above).
         stream: random stream of the noise and rain fields when sampling (see :func:`sample_params`); a
             replay uses the stream ``params`` record (none recorded: ``"torch"``).
+        codec: JPEG codec when sampling, ``"pillow"`` or ``"diffjpeg"`` (``None``: the implementation's;
+            see above); a replay uses the codec ``params`` record (none recorded: the implementation's).
 
     Returns:
         ``(degraded, params)``: the images on 8-bit levels (for the reference's rain and haze, cropped to
         multiples of 4), and ``{param: (B,) CPU tensor}`` (plus ``"stream"`` for noise and rain drawn from
-        the Philox stream).
+        the Philox stream, ``"codec"`` for JPEG with the DiffJPEG codec).
 
     Raises:
-        UnknownTaskError: unknown task. TypeError/ValueError: bad images, preset, params, ranges, depth or
-            implementation.
+        UnknownTaskError: unknown task. TypeError/ValueError: bad images, preset, params, ranges, depth,
+            implementation or codec, or ``codec="pillow"`` with ``implementation="reference"``.
 
     Example:
         >>> x = torch.rand(2, 3, 32, 32)
@@ -246,6 +289,8 @@ def degrade(
     name = task_name(task)
     check_preset(preset)
     ref.check_implementation(implementation)
+    if check_codec(codec) == "pillow" and implementation == "reference":
+        raise ValueError(_REFERENCE_CODEC)
     check_images(images)
     b = images.shape[0]
     if depth is not None and name != "haze":
@@ -258,7 +303,12 @@ def degrade(
                 f"stream={stream!r} with params: a replay uses the stream its params record (params['stream'], "
                 "none: 'torch'); pass stream only to sample, or set params['stream']"
             )
+        if codec is not None:
+            raise ValueError(
+                f"codec={codec!r} with params: a replay uses the JPEG codec its params record (params['codec'], "
+                "none: the implementation's); pass codec only to sample, or set params['codec']"
+            )
         p = check_params(name, params, b)
     else:
-        p = sample_params(name, b, preset=preset, generator=generator, ranges=ranges, stream=stream)
+        p = sample_params(name, b, preset=preset, generator=generator, ranges=ranges, stream=stream, codec=codec)
     return _dispatch(images, name, p, depth, implementation), p

@@ -11,7 +11,7 @@ from mio_strategies.tasks import Task, TaskLike, get_task, parse_tasks
 
 from ._api import _check_batch_size, _check_generator, _dispatch, sample_params
 from ._depth import DepthLike
-from ._specs import check_preset, check_stream, resolve_ranges
+from ._specs import check_codec, check_preset, check_stream, resolve_ranges
 from ._validation import check_images, check_params
 
 __all__ = ["DegradationPipeline", "degrade_sequence"]
@@ -29,9 +29,12 @@ class DegradationPipeline:
         ranges: optional ``{task: {param: (lo, hi)}}`` overrides (applied to every stage of that task).
         stream: random stream of the noise and rain stages' fields when sampling (see
             :func:`sample_params`; ``None``: the default).
+        codec: JPEG codec of the JPEG stages when sampling, ``"pillow"`` or ``"diffjpeg"`` (see
+            :func:`sample_params`; ``None``: Pillow, the library's).
 
     Raises:
-        UnknownTaskError: an unknown task. ValueError: empty sequence, unknown preset, bad ranges.
+        UnknownTaskError: an unknown task. ValueError: empty sequence, unknown preset, stream or codec, bad
+            ranges.
 
     Example:
         >>> pipe = DegradationPipeline("BNJ")
@@ -48,8 +51,10 @@ class DegradationPipeline:
         preset: str = "in",
         ranges: Mapping[TaskLike, Mapping[str, tuple[float, float]]] | None = None,
         stream: str | None = None,
+        codec: str | None = None,
     ) -> None:
         self.stream = check_stream(stream)
+        self.codec = check_codec(codec)
         self.tasks: tuple[Task, ...] = parse_tasks(tasks, allow_duplicates=True)
         self.preset = check_preset(preset)
         self.ranges: dict[str, dict[str, tuple[float, float]]] = {}
@@ -65,6 +70,15 @@ class DegradationPipeline:
                     )
                 resolve_ranges(name, preset, rng)  # validate now
                 self.ranges[name] = dict(rng)
+        if any(t.name == "jpeg" for t in self.tasks):  # the codec's own limits on the ranges, now
+            sample_params(
+                "jpeg",
+                1,
+                preset=self.preset,
+                generator=torch.Generator().manual_seed(0),
+                ranges=self.ranges.get("jpeg"),
+                codec=self.codec,
+            )
 
     def __repr__(self) -> str:
         seq = "".join(t.letter for t in self.tasks)
@@ -80,7 +94,15 @@ class DegradationPipeline:
         n = _check_batch_size(batch_size)
         g = _check_generator(generator)
         return [
-            sample_params(t, n, preset=self.preset, generator=g, ranges=self.ranges.get(t.name), stream=self.stream)
+            sample_params(
+                t,
+                n,
+                preset=self.preset,
+                generator=g,
+                ranges=self.ranges.get(t.name),
+                stream=self.stream,
+                codec=self.codec,
+            )
             for t in self.tasks
         ]
 
@@ -143,6 +165,7 @@ def degrade_sequence(
     depth: DepthLike | None = None,
     ranges: Mapping[TaskLike, Mapping[str, tuple[float, float]]] | None = None,
     stream: str | None = None,
+    codec: str | None = None,
 ) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:
     """Apply several degradations in sequence; functional form of :class:`DegradationPipeline`.
 
@@ -155,6 +178,7 @@ def degrade_sequence(
         depth: depth map for haze stages.
         ranges: ``{task: {param: (lo, hi)}}`` overrides.
         stream: random stream of noise and rain stages when sampling (see :func:`sample_params`).
+        codec: JPEG codec of JPEG stages when sampling (see :func:`sample_params`).
 
     Returns:
         ``(degraded, params_per_stage)``.
@@ -165,5 +189,5 @@ def degrade_sequence(
         >>> len(p), torch.equal(degrade_sequence(x, "HL", params=p)[0], y)
         (2, True)
     """
-    pipe = DegradationPipeline(tasks, preset=preset, ranges=ranges, stream=stream)
+    pipe = DegradationPipeline(tasks, preset=preset, ranges=ranges, stream=stream, codec=codec)
     return pipe(images, params=params, generator=generator, depth=depth)

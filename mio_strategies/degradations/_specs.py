@@ -26,6 +26,14 @@ recorded test set and run was built with)."""
 STREAM_TASKS = ("noise", "rain")
 """The tasks that draw a random field from their per-image seed (the only ones a stream applies to)."""
 
+JPEG_CODECS = ("pillow", "diffjpeg")
+"""JPEG codecs of the JPEG degradation. ``"pillow"``: Pillow's libjpeg, a real codec, on the CPU, one image
+at a time (the library implementation's, and every params dict recorded without a codec);
+``"diffjpeg"``: the differentiable JPEG model of basicsr (``DiffJPEG``, the reference implementation's),
+batched torch on the images' device. Params drawn with the DiffJPEG codec record ``"codec": "diffjpeg"``;
+params without a ``codec`` entry replay the implementation's codec (Pillow for ``"library"``, DiffJPEG
+for ``"reference"``)."""
+
 
 @dataclass(frozen=True)
 class ParamSpec:
@@ -65,7 +73,7 @@ TASK_PARAMS: dict[str, tuple[ParamSpec, ...]] = {
         _p("sigma", "float", 0.0, 255.0, "standard deviation of the additive Gaussian noise, 0-255 scale"),
         _p("seed", "seed", *SEED_BOUNDS, "seed of the per-sample noise generator"),
     ),
-    "jpeg": (_p("quality", "int", 1, 100, "JPEG quality (libjpeg scale, via Pillow)"),),
+    "jpeg": (_p("quality", "int", 1, 100, "JPEG quality (the IJG scale of libjpeg's and DiffJPEG's tables)"),),
     "rain": (
         _p("amount", "int", 0, 25600, "streak density: the top amount*0.01 of 256 uniform levels seed streaks"),
         _p("length", "int", 1, 99, "side of the streak kernel in pixels (its scale is 1 - length/100)"),
@@ -129,6 +137,25 @@ def check_stream(stream: Any) -> str:
     if stream is None:
         return DEFAULT_STREAM
     return choice("stream", stream, STREAMS, what="random stream", plural="streams", note=" (or None, the default)")
+
+
+def check_codec(codec: Any) -> str | None:
+    """``codec`` if it names a JPEG codec, or None (the implementation's), else a ValueError listing them.
+
+    Example:
+        >>> check_codec("diffjpeg")
+        'diffjpeg'
+    """
+    if codec is None:
+        return None
+    return choice(
+        "codec",
+        codec,
+        JPEG_CODECS,
+        what="JPEG codec",
+        plural="JPEG codecs",
+        note=" (or None: the implementation's, 'pillow' for 'library', 'diffjpeg' for 'reference')",
+    )
 
 
 def check_preset(preset: Any) -> str:
@@ -200,6 +227,8 @@ __all__ = [
     "DEFAULT_STREAM",
     "STREAM_TASKS",
     "check_stream",
+    "JPEG_CODECS",
+    "check_codec",
     "TASK_NAMES",
     "check_preset",
     "check_range",

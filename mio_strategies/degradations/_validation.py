@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from ._specs import STREAM_TASKS, STREAMS, TASK_PARAMS, ParamSpec, _fmt, spec_of
+from ._specs import JPEG_CODECS, STREAM_TASKS, STREAMS, TASK_PARAMS, ParamSpec, _fmt, spec_of
 
 
 def check_images(images: Any, name: str = "images") -> torch.Tensor:
@@ -129,7 +129,9 @@ def check_params(task: str, params: Any, batch: int) -> dict[str, Any]:
 
     Noise and rain params may also hold ``"stream"`` (``"torch"`` or ``"philox"``): the random stream of
     their fields; it is kept when present (absent: the ``"torch"`` stream, as every params dict recorded
-    before streams were).
+    before streams were). JPEG params may hold ``"codec"`` (``"pillow"`` or ``"diffjpeg"``), kept when
+    present (absent: the implementation's codec, Pillow for the library, as every params dict recorded
+    before codecs were).
     """
     if not isinstance(params, Mapping):
         raise TypeError(
@@ -138,14 +140,15 @@ def check_params(task: str, params: Any, batch: int) -> dict[str, Any]:
         )
     expected = [s.name for s in TASK_PARAMS[task]]
     missing = [k for k in expected if k not in params]
-    extra = [k for k in params if k not in expected and not (k == "stream" and task in STREAM_TASKS)]
+    optional = "stream" if task in STREAM_TASKS else "codec" if task == "jpeg" else None
+    extra = [k for k in params if k not in expected and k != optional]
     if missing or extra:
         parts = []
         if missing:
             parts.append(f"missing keys {missing}")
         if extra:
             parts.append(f"unexpected keys {extra}")
-        opt = " (and optionally 'stream')" if task in STREAM_TASKS else ""
+        opt = f" (and optionally {optional!r})" if optional else ""
         raise ValueError(f"params for task {task!r}: {' and '.join(parts)}; expected exactly {expected}{opt}")
     out: dict[str, Any] = {k: as_param(params[k], task, k, batch) for k in expected}
     if "stream" in params:
@@ -153,4 +156,11 @@ def check_params(task: str, params: Any, batch: int) -> dict[str, Any]:
         if not isinstance(stream, str) or stream not in STREAMS:
             raise ValueError(f"params for task {task!r}: unknown stream {stream!r}; valid streams are {list(STREAMS)}")
         out["stream"] = stream
+    if "codec" in params:
+        codec = params["codec"]
+        if not isinstance(codec, str) or codec not in JPEG_CODECS:
+            raise ValueError(
+                f"params for task {task!r}: unknown JPEG codec {codec!r}; valid JPEG codecs are {list(JPEG_CODECS)}"
+            )
+        out["codec"] = codec
     return out

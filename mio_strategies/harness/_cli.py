@@ -53,7 +53,13 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--channels-last", action="store_true", default=None, help="train in the channels-last memory format")
     p.add_argument("--synthesis", choices=("loader", "device"), default=None,
                    help="where the training data are degraded (the config's synthesis key): in the DataLoader "
-                        "(loader, default) or batched on the training device (device; JPEG stays in the loader)")
+                        "(loader, default) or batched on the training device (device; JPEG too with --jpeg-codec "
+                        "diffjpeg, else in the loader)")
+    p.add_argument("--jpeg-codec", choices=("pillow", "diffjpeg"), default=None,
+                   help="JPEG codec of the training data (the config's jpeg_codec key): pillow (libjpeg, on the "
+                        "CPU, per image) or diffjpeg (the reference's differentiable JPEG, batched; on the "
+                        "training device with --synthesis device); default: the data implementation's (pillow "
+                        "for library, diffjpeg for reference)")
     p.add_argument("--list-presets", action="store_true", help="list presets and backbones, then exit")
     p.add_argument("--protocol", help="train on a benchmark protocol's data: three-task, five-task, cdd11 or mio-7 "
                                       "(its curriculum order, periods and batch replace the preset's; --config defaults "
@@ -208,7 +214,7 @@ def _train(args: argparse.Namespace) -> int:
         config = str(saved) if (args.resume or args.extend) and saved is not None and saved.is_file() else "srresnet"
     speed = [f"{k}={v}" for k, v in (("precision", args.precision), ("compile", args.compile),
                                       ("channels_last", args.channels_last and "true"),
-                                      ("synthesis", args.synthesis)) if v]
+                                      ("synthesis", args.synthesis), ("jpeg_codec", args.jpeg_codec)) if v]
     try:
         cfg = load_config(config, [*args.overrides, *speed])
     except (KeyError, ValueError, TypeError, OSError) as exc:

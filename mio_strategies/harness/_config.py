@@ -12,7 +12,7 @@ from typing import Any
 
 from mio_strategies.curriculum import Curriculum, parse_stages
 from mio_strategies.data import SYNTHESES
-from mio_strategies.degradations import STREAMS
+from mio_strategies.degradations import JPEG_CODECS, STREAMS
 from mio_strategies.harness._acceleration import check_compile, check_precision
 from mio_strategies.models import backbone_spec
 from mio_strategies.protocols import get_protocol
@@ -107,8 +107,14 @@ class TrainConfig:
             ``philox`` (``null``: the library's default, ``torch``); see ``docs/gpu.md``.
         synthesis: where the default dataset's degradations run: ``loader`` (in the DataLoader, per item)
             or ``device`` (the loader crops and samples the parameters, the training loop degrades the
-            batch on the training device, per task; JPEG stays in the loader); the same batches either
-            way (``docs/gpu.md``). Run-defining (a resume keeps it); needs ``data_implementation: library``.
+            batch on the training device, per task; JPEG only with ``jpeg_codec: diffjpeg``, else in the
+            loader); the same batches either way (``docs/gpu.md``). Run-defining (a resume keeps it); needs
+            ``data_implementation: library``.
+        jpeg_codec: the JPEG codec of the default dataset, ``pillow`` (Pillow's libjpeg, on the CPU, per
+            image) or ``diffjpeg`` (the reference's differentiable JPEG model, batched torch; with
+            ``synthesis: device`` it runs on the training device); ``null`` (default): the data
+            implementation's (``pillow`` for ``library``, ``diffjpeg`` for ``reference``, which refuses
+            ``pillow``). Run-defining (a resume keeps it).
         profile: ``library`` (default) or ``reference``: fills the keys below that the config does not
             set with the official code's choices (:data:`PROFILES`): its data path, optimizer restart at
             every stage, its initialisation, evaluation of the plain weights with classifier-picked prompts.
@@ -163,6 +169,7 @@ class TrainConfig:
     channels_last: bool = False
     stream: str | None = None
     synthesis: str = "loader"
+    jpeg_codec: str | None = None
     profile: str = "library"
     data_implementation: str = "library"
     prompt_init: str = "library"
@@ -240,6 +247,9 @@ class TrainConfig:
             raise ValueError(f"stream must be null or one of {list(STREAMS)}, got {self.stream!r}")
         if not isinstance(self.synthesis, str) or self.synthesis not in SYNTHESES:
             raise ValueError(f"synthesis must be one of {list(SYNTHESES)}, got {self.synthesis!r}")
+        if self.jpeg_codec is not None:
+            choice("jpeg_codec", self.jpeg_codec, JPEG_CODECS, plural="values",
+                   note=" (or null: the data implementation's)")
         for key, valid in (("profile", tuple(PROFILES)), ("data_implementation", IMPLEMENTATIONS),
                            ("prompt_init", IMPLEMENTATIONS), ("eval_weights", EVAL_WEIGHTS),
                            ("eval_task_source", TASK_SOURCES)):
@@ -262,7 +272,14 @@ class TrainConfig:
             what = f"protocol {self.protocol!r} reads its degraded images from disk" if self.protocol is not None else (
                 f"data_implementation {self.data_implementation!r} degrades each whole image once and keeps it")
             raise ValueError(f"synthesis 'device' degrades the default dataset's batches on the training device, but "
-                             f"{what}: use synthesis 'loader' with it")
+                             f"{what}: use synthesis 'loader' with it (for the reference's DiffJPEG batched on the "
+                             "device: data_implementation 'library' with jpeg_codec 'diffjpeg')")
+        if self.jpeg_codec is not None and self.protocol is not None:
+            raise ValueError(f"jpeg_codec {self.jpeg_codec!r} chooses the default dataset's JPEG codec, but protocol "
+                             f"{self.protocol!r} reads its degraded images from disk: leave jpeg_codec null with it")
+        if self.jpeg_codec == "pillow" and self.data_implementation == "reference":
+            raise ValueError("jpeg_codec 'pillow' with data_implementation 'reference', whose JPEG codec is DiffJPEG: "
+                             "use data_implementation 'library' for Pillow, or jpeg_codec 'diffjpeg' (or null)")
         if spec.size_multiple > 1 and self.patch_size % spec.size_multiple:
             raise ValueError(
                 f"patch_size {self.patch_size} is not a multiple of {spec.size_multiple}, which backbone "

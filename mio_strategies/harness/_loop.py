@@ -279,6 +279,7 @@ def default_dataset(cfg: TrainConfig, world: int, saved: Mapping[str, Any] | Non
         implementation=cfg.data_implementation,
         stream=cfg.stream,
         synthesis=cfg.synthesis,
+        jpeg_codec=cfg.jpeg_codec,
     )
 
 
@@ -298,6 +299,7 @@ def default_validation_set(cfg: TrainConfig) -> Any:
         seed=derive_seed(cfg.seed, VALIDATION_SEED_STREAM),
         implementation=cfg.data_implementation,
         stream=cfg.stream,
+        jpeg_codec=cfg.jpeg_codec,
     )
 
 

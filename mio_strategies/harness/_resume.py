@@ -42,6 +42,7 @@ _RUN_KEYS = (
     "prompt_maps",
     "stream",
     "synthesis",
+    "jpeg_codec",
 )
 
 

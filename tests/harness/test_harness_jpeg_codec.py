@@ -1,0 +1,84 @@
+"""The ``jpeg_codec`` key of the harness: with ``synthesis: device`` and ``jpeg_codec: diffjpeg`` JPEG is
+degraded on the training device, the run equals the loader's, moves the loss and resumes exactly; the key is
+validated, recorded, run-defining, and has a ``train`` flag."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mio_strategies.checkpoints import CheckpointMismatchError
+from mio_strategies.cli import main
+from mio_strategies.harness import load_checkpoint, load_config, train
+from tests.tiny_runs import TINY, same_state, tiny_val
+
+# a tiny run that learns within 8 steps, on JPEG and low light
+JPEG_RUN = ["strategy=M", "order=JL", "periods=2", "period_iters=4", "lr=5e-3", "lr_min=5e-3", "checkpoint_every=2",
+            "jpeg_codec=diffjpeg"]  # fmt: skip
+
+
+def _cfg(*extra: str):
+    return load_config("cpu_demo", [*TINY, *JPEG_RUN, *extra])
+
+
+def _train(cfg, out, **kw):
+    return train(cfg, out, val_dataset=tiny_val(cfg), progress=False, **kw)  # the default (embedded) dataset
+
+
+def test_diffjpeg_on_the_device_trains_the_loaders_run_and_resumes_exactly(tmp_path):
+    loader = _train(_cfg(), tmp_path / "loader")
+    cfg = _cfg("synthesis=device")
+    full = _train(cfg, tmp_path / "full")
+    # the same batches as the loader's (bit for bit on the CPU for JPEG and low light), so the same run
+    assert [h["loss"] for h in full.history] == [h["loss"] for h in loader.history]
+    a, ref = load_checkpoint(full.checkpoint), load_checkpoint(loader.checkpoint)
+    assert same_state(a["model"], ref["model"])
+    assert a["config"]["jpeg_codec"] == "diffjpeg" and a["config"]["synthesis"] == "device"
+    losses = [h["loss"] for h in full.history]
+    assert sum(losses[-2:]) < 0.8 * sum(losses[:2])  # training moved the loss
+    _train(cfg, tmp_path / "part", stop_after=4)
+    torch.manual_seed(5)
+    done = _train(cfg, tmp_path / "part", resume=True)
+    b = load_checkpoint(done.checkpoint)
+    assert same_state(a["model"], b["model"]) and same_state(a["optimizer"], b["optimizer"])
+    assert [h["loss"] for h in full.history] == [h["loss"] for h in done.history]
+
+
+def test_the_codec_changes_the_training_data():
+    from mio_strategies.harness._loop import default_dataset
+
+    cfg = _cfg("order=J", "periods=1")
+    dj, pil = default_dataset(cfg, 1), default_dataset(cfg.replace(jpeg_codec=None), 1)
+    assert dj.jpeg_codec == "diffjpeg" and pil.jpeg_codec is None
+    assert torch.equal(dj[0]["gt"], pil[0]["gt"]) and not torch.equal(dj[0]["lq"], pil[0]["lq"])
+
+
+def test_jpeg_codec_is_run_defining_and_has_a_train_flag(tmp_path):
+    cfg = _cfg("synthesis=device", "periods=1")
+    _train(cfg, tmp_path / "run", stop_after=2)
+    with pytest.raises(CheckpointMismatchError, match="jpeg_codec: 'diffjpeg' in the checkpoint, None requested"):
+        _train(cfg.replace(jpeg_codec=None), tmp_path / "run", resume=True)
+    out = tmp_path / "cli"
+    sets = [a for kv in [*TINY, "order=JL", "periods=2", "period_iters=1"] for a in ("--set", kv)]
+    assert main(["train", "--config", "cpu_demo", *sets, "--output", str(out), "--no-progress",
+                 "--synthesis", "device", "--jpeg-codec", "diffjpeg"]) == 0  # fmt: skip
+    assert load_checkpoint(out / "checkpoint.pt")["config"]["jpeg_codec"] == "diffjpeg"
+
+
+def test_jpeg_codec_values_are_validated_naming_the_fix(capsys):
+    with pytest.raises(ValueError, match=r"unknown jpeg_codec 'jpg': valid values are \['pillow', 'diffjpeg'\]"):
+        load_config("cpu_demo", ["jpeg_codec=jpg"])
+    with pytest.raises(ValueError, match="jpeg_codec 'pillow' with data_implementation 'reference'"):
+        load_config("cpu_demo", ["jpeg_codec=pillow", "data_implementation=reference"])
+    with pytest.raises(ValueError, match="protocol 'three-task' reads its degraded images from disk: leave jpeg_codec"):
+        load_config("cpu_demo", ["jpeg_codec=diffjpeg", "protocol=three-task", "protocol_root=/nonexistent"])
+    with pytest.raises(
+        ValueError, match="use synthesis 'loader' with it .*data_implementation 'library' with jpeg_codec 'diffjpeg'"
+    ):
+        load_config("cpu_demo", ["synthesis=device", "data_implementation=reference"])
+    assert load_config("cpu_demo").jpeg_codec is None
+    assert load_config("cpu_demo", ["data_implementation=reference", "jpeg_codec=diffjpeg"]).jpeg_codec == "diffjpeg"
+    with pytest.raises(SystemExit):
+        main(["train", "--jpeg-codec", "jpg"])
+    err = capsys.readouterr().err
+    assert "--jpeg-codec: invalid choice: 'jpg'" in err and "pillow" in err and "diffjpeg" in err
