@@ -67,8 +67,9 @@ def _timed(step, device: torch.device, seconds: float, warmup: int, min_steps: i
     return n / (time.perf_counter() - t0)
 
 
-def step_speed(preset: str, variant: str, device: torch.device, seconds: float) -> float:
-    """Training steps per second of ``preset``'s backbone (strategy M) under ``variant``."""
+def step_speed(preset: str, variant: str, device: torch.device, seconds: float, batch: int | None = None) -> float:
+    """Training steps per second of ``preset``'s backbone (strategy M) under ``variant``, at the preset's batch
+    size unless ``batch`` is given."""
     import torch.nn.functional as F
 
     from mio_strategies.harness import build_restorer, load_config
@@ -82,8 +83,9 @@ def step_speed(preset: str, variant: str, device: torch.device, seconds: float) 
     opt = torch.optim.Adam(restorer.parameters(), lr=1e-4)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
     g = torch.Generator().manual_seed(0)
-    lq = acc.inputs(torch.rand(cfg.batch_size, 3, cfg.patch_size, cfg.patch_size, generator=g).to(device))
-    gt = acc.inputs(torch.rand(cfg.batch_size, 3, cfg.patch_size, cfg.patch_size, generator=g).to(device))
+    n = batch or cfg.batch_size
+    lq = acc.inputs(torch.rand(n, 3, cfg.patch_size, cfg.patch_size, generator=g).to(device))
+    gt = acc.inputs(torch.rand(n, 3, cfg.patch_size, cfg.patch_size, generator=g).to(device))
     restorer.train()
 
     def step() -> None:
@@ -103,8 +105,10 @@ def steps_table(
     device: torch.device,
     seconds: float,
     compile_presets: list[str] | None = None,
+    batch: int | None = None,
 ) -> list[str]:
-    """One row per preset; compiled variants only for ``compile_presets`` (None: all), "-" elsewhere."""
+    """One row per preset; compiled variants only for ``compile_presets`` (None: all), "-" elsewhere; each
+    preset at its own batch size unless ``batch`` is given (the row says which)."""
     lines = [
         "| preset (batch x patch) | "
         + " | ".join(f"{v} it/s" for v in variants)
@@ -123,7 +127,7 @@ def steps_table(
                 speeds.append(float("nan"))
                 continue
             try:
-                speeds.append(step_speed(preset, v, device, seconds))
+                speeds.append(step_speed(preset, v, device, seconds, batch))
             except Exception as exc:  # noqa: BLE001 - a variant a backbone or device does not support: say so
                 print(f"  {preset} {v}: failed ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})", flush=True)
                 speeds.append(float("nan"))
@@ -134,7 +138,7 @@ def steps_table(
             return "-" if x != x else format(x, fmt)
 
         lines.append(
-            f"| {preset} ({cfg.batch_size} x {cfg.patch_size}) | "
+            f"| {preset} ({batch or cfg.batch_size} x {cfg.patch_size}) | "
             + " | ".join(cell(s, ".2f") for s in speeds)
             + " | "
             + " | ".join(cell(s / base, ".2f") + ("x" if s == s else "") for s in speeds[1:])
@@ -306,12 +310,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=3.0, help="timed seconds per cell (default 3)")
     p.add_argument("--batch", type=int, default=16, help="synthesis batch (default 16)")
     p.add_argument("--patch", type=int, default=64, help="synthesis patch side (default 64)")
+    p.add_argument(
+        "--steps-batch",
+        type=int,
+        default=None,
+        help="batch size of the steps table (default: each preset's own; a smaller one times the full-size "
+        "presets on a CPU in minutes, the row names the batch used)",
+    )
     p.add_argument("--runs", type=int, default=6, help="packed runs (default 6: M and S x 3 seeds)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = p.parse_args(argv)
     name = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         p.error("--device cuda but no CUDA device is available")
+    if args.steps_batch is not None and args.steps_batch < 1:
+        p.error(f"--steps-batch {args.steps_batch}: give a positive batch size, or leave it out for each preset's own")
     device = torch.device(name)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -351,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         print("== training steps per second (random inputs, model step only)", flush=True)
         section(
             "Training steps per second (model step, random inputs):",
-            steps_table(presets, variants, device, args.seconds, compile_presets),
+            steps_table(presets, variants, device, args.seconds, compile_presets, args.steps_batch),
             now=False,
         )
     print("\n".join(out))

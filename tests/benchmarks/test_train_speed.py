@@ -1,0 +1,49 @@
+"""benchmarks/train_speed.py: the steps table at a chosen batch size, and its refusals."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+train_speed = importlib.import_module("train_speed")
+
+
+def test_the_steps_table_times_each_variant_at_the_batch_asked_for(capsys):
+    args = [
+        "--device",
+        "cpu",
+        "--sections",
+        "steps",
+        "--presets",
+        "mini_converged",
+        "--variants",
+        "fp32",
+        "bf16",
+        "--seconds",
+        "0",
+        "--steps-batch",
+        "2",
+        "--threads",
+        "1",
+    ]
+    assert train_speed.main(args) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("| mini_converged"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[0] == "mini_converged (2 x 64)"  # the row names the batch used, not the preset's 16
+    fp32, bf16, ratio = float(cells[1]), float(cells[2]), cells[3]
+    assert fp32 > 0 and bf16 > 0
+    assert ratio.endswith("x") and float(ratio[:-1]) == pytest.approx(bf16 / fp32, abs=0.02)  # of the unrounded speeds
+
+
+@pytest.mark.parametrize("bad", ["0", "-3"])
+def test_a_batch_below_one_is_refused_before_anything_is_timed(bad, capsys):
+    with pytest.raises(SystemExit) as exc:
+        train_speed.main(["--device", "cpu", "--sections", "steps", "--steps-batch", bad])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"--steps-batch {bad}" in err and "positive batch size" in err
