@@ -10,7 +10,7 @@
 # full-size SRResNet M vs S+EP budget; prints the tables and iterations per second;
 # then the speed options side by side (benchmarks/train_speed.py: it/s per preset in fp32 / bf16 / compile /
 # channels-last, synthesis patches/s per task with the per-image torch stream and the device Philox stream,
-# the rain streak layer in NumPy on the CPU vs in torch on the GPU, the tier's runs packed vs separate); then times SwinIR, Restormer and PromptIR (benchmarks/backbone_speed.py)
+# JPEG with the DiffJPEG codec batched on the GPU as synthesis=device runs it (128 px, batch 64), the rain streak layer in NumPy on the CPU vs in torch on the GPU, the tier's runs packed vs separate); then times SwinIR, Restormer and PromptIR (benchmarks/backbone_speed.py)
 # for their GPU-hours per strategy.
 # Installs nothing; uses the repository's package from the working tree (basicsr must import; the U-Nets
 # need spandrel-extra-arches). For a machine without them, prepare wheels here and install them there:

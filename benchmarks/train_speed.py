@@ -9,7 +9,8 @@ Three tables, each measured in one run on one device, with ratios to the first c
 * ``synthesis``: degraded patches per second of each task, as the dataset synthesizes them (one patch per
   call, the torch stream, CPU) and batched on the device with the torch stream and with the Philox stream
   (noise and rain draw their fields on the device; the other tasks do not draw fields, so their two
-  batched columns are the same computation).
+  batched columns are the same computation); and JPEG with the DiffJPEG codec, per patch and batched on the
+  device as the training loop runs it with ``synthesis: device`` (``degrade_deferred``).
 * ``rain``: the Philox stream's rain streak layer (streak kernels, sparse scatter, normalisation) per
   second: built with NumPy on the CPU (the torch stream's layer, and the Philox stream's before the torch
   layer) vs built with torch on the device (what ``degrade(..., stream="philox")`` runs now), the same
@@ -148,20 +149,30 @@ def steps_table(
 
 
 def synthesis_speed(
-    task: str, mode: str, device: torch.device, batch: int, patch: int, seconds: float, implementation: str = "library"
+    task: str, mode: str, device: torch.device, batch: int, patch: int, seconds: float, codec: str | None = None
 ) -> float:
     """Patches per second of ``task``: ``item`` (one patch per call, torch stream, CPU, as the dataset does),
-    ``torch`` / ``philox`` (a batch on ``device``)."""
-    from mio_strategies.degradations import degrade
+    ``torch`` / ``philox`` (a batch on ``device``). JPEG with ``codec="diffjpeg"`` batched: the training loop's
+    ``synthesis: device`` call, :func:`degrade_deferred` on a batch of deferred JPEG items whose GT is on
+    ``device`` (the transfer every batch makes, whatever the synthesis, is left out)."""
+    from mio_strategies.data import degrade_deferred
+    from mio_strategies.degradations import degrade, sample_params
 
     g = torch.Generator().manual_seed(0)
     x = torch.rand(batch, 3, patch, patch, generator=g)
-    kw = {"implementation": implementation}
+    kw = {"codec": codec}
     if mode == "item":
 
         def run() -> None:
             for i in range(batch):
                 degrade(x[i : i + 1], task, generator=g, stream="torch", **kw)
+    elif task == "jpeg" and codec == "diffjpeg":  # as MiODataset(synthesis="device", jpeg_codec="diffjpeg") + the loop
+        p = sample_params("jpeg", batch, generator=g, codec=codec)
+        items = [{"quality": p["quality"][i], "codec": codec} for i in range(batch)]
+        deferred = {"lq": x.to(device), "task": torch.full((batch,), 3), "params": items, "deferred": [True] * batch}
+
+        def run() -> None:
+            degrade_deferred(deferred, device)
     else:
         xd = x.to(device)
 
@@ -178,10 +189,11 @@ def synthesis_table(device: torch.device, batch: int, patch: int, seconds: float
         f"| philox / torch (batched) | philox / per patch |",
         "|---|---|---|---|---|---|",
     ]
-    # JPEG also through the reference implementation's batched DiffJPEG (the library's is Pillow per image)
-    for task, impl in [(t, "library") for t in TASKS] + [("jpeg", "reference")]:
-        v = [synthesis_speed(task, m, device, batch, patch, seconds, impl) for m in ("item", "torch", "philox")]
-        name = task if impl == "library" else f"{task} (reference: DiffJPEG)"
+    # JPEG also with the DiffJPEG codec (the default codec is Pillow, per image on the CPU): per patch as the
+    # loader runs it, batched as the training loop runs it with synthesis: device (degrade_deferred)
+    for task, codec in [(t, None) for t in TASKS] + [("jpeg", "diffjpeg")]:
+        v = [synthesis_speed(task, m, device, batch, patch, seconds, codec) for m in ("item", "torch", "philox")]
+        name = task if codec is None else f"{task} (DiffJPEG codec)"
         print(f"  {name}: " + ", ".join(f"{x:.0f}" for x in v) + " patches/s", flush=True)
         lines.append(f"| {name} | {v[0]:.0f} | {v[1]:.0f} | {v[2]:.0f} | {v[2] / v[1]:.2f}x | {v[2] / v[0]:.2f}x |")
     return lines

@@ -1,4 +1,4 @@
-"""benchmarks/train_speed.py: the steps table at a chosen batch size, and its refusals."""
+"""benchmarks/train_speed.py: the steps table at a chosen batch size, and its refusals; what the DiffJPEG row times."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 train_speed = importlib.import_module("train_speed")
@@ -47,3 +48,24 @@ def test_a_batch_below_one_is_refused_before_anything_is_timed(bad, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert f"--steps-batch {bad}" in err and "positive batch size" in err
+
+
+def test_the_diffjpeg_row_times_what_the_training_loop_runs_with_device_synthesis(monkeypatch):
+    import mio_strategies.data as data
+
+    calls = []
+    real = data.degrade_deferred
+
+    def spy(batch, device=None):
+        calls.append(batch)
+        return real(batch, device)
+
+    monkeypatch.setattr(data, "degrade_deferred", spy)
+    speed = train_speed.synthesis_speed("jpeg", "torch", torch.device("cpu"), 3, 16, 0.0, codec="diffjpeg")
+    assert speed > 0 and calls  # batched: the loop's call on a batch of deferred JPEG items
+    batch = calls[0]
+    assert batch["deferred"] == [True] * 3 and batch["task"].tolist() == [3] * 3
+    assert all(p["codec"] == "diffjpeg" for p in batch["params"])
+    calls.clear()
+    train_speed.synthesis_speed("jpeg", "item", torch.device("cpu"), 3, 16, 0.0, codec="diffjpeg")
+    assert not calls  # per patch: degrade in the loader, as MiODataset(synthesis="loader") does
