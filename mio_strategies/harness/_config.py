@@ -276,7 +276,8 @@ class TrainConfig:
                              "device: data_implementation 'library' with jpeg_codec 'diffjpeg')")
         if self.jpeg_codec is not None and self.protocol is not None:
             raise ValueError(f"jpeg_codec {self.jpeg_codec!r} chooses the default dataset's JPEG codec, but protocol "
-                             f"{self.protocol!r} reads its degraded images from disk: leave jpeg_codec null with it")
+                             f"{self.protocol!r} builds its own training data from its folders: leave jpeg_codec null "
+                             "with it")
         if self.jpeg_codec == "pillow" and self.data_implementation == "reference":
             raise ValueError("jpeg_codec 'pillow' with data_implementation 'reference', whose JPEG codec is DiffJPEG: "
                              "use data_implementation 'library' for Pillow, or jpeg_codec 'diffjpeg' (or null)")
