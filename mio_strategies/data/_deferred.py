@@ -76,7 +76,8 @@ def degrade_deferred(batch: Mapping[str, Any], device: torch.device | str | None
     deferred with the DiffJPEG codec only (``jpeg_codec="diffjpeg"``): batched float32 arithmetic per 8x8
     block, bit for bit on the CPU in the tests. On a GPU, float32 arithmetic (and the Philox noise's
     double-precision ``log``/``cos``) may round differently from the CPU's, again at most one 8-bit level where
-    a value lies on a rounding boundary; the Philox stream's random fields and rain layers are the same.
+    a value lies on a rounding boundary (DiffJPEG: a coefficient that rounds the other way moves its 8x8 block
+    by a few levels, rarely); the Philox stream's random fields and rain layers are the same.
 
     Args:
         batch: a :func:`~mio_strategies.data.mio_collate` batch (``lq``, ``task``, and, from a dataset with
