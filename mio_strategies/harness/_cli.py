@@ -206,15 +206,17 @@ def _train(args: argparse.Namespace) -> int:
             print(f"  {name:16s} {meta['description']}{cost}")
         print("backbones:\n" + describe_backbones())
         return 0
+    # the speed flags are config keys: set on the preset's config, or the protocol's (which refuses those that a
+    # protocol's own data does not take, with the reason)
+    speed = [f"{k}={v}" for k, v in (("precision", args.precision), ("compile", args.compile),
+                                      ("channels_last", args.channels_last and "true"),
+                                      ("synthesis", args.synthesis), ("jpeg_codec", args.jpeg_codec)) if v]
     if args.protocol or args.data:
-        return train_protocol_command(args)
+        return train_protocol_command(args, speed)
     config = args.config
     if config is None:
         saved = Path(args.output) / "config.yaml" if args.output else None
         config = str(saved) if (args.resume or args.extend) and saved is not None and saved.is_file() else "srresnet"
-    speed = [f"{k}={v}" for k, v in (("precision", args.precision), ("compile", args.compile),
-                                      ("channels_last", args.channels_last and "true"),
-                                      ("synthesis", args.synthesis), ("jpeg_codec", args.jpeg_codec)) if v]
     try:
         cfg = load_config(config, [*args.overrides, *speed])
     except (KeyError, ValueError, TypeError, OSError) as exc:

@@ -274,10 +274,13 @@ class TrainConfig:
             raise ValueError(f"synthesis 'device' degrades the default dataset's batches on the training device, but "
                              f"{what}: use synthesis 'loader' with it (for the reference's DiffJPEG batched on the "
                              "device: data_implementation 'library' with jpeg_codec 'diffjpeg')")
-        if self.jpeg_codec is not None and self.protocol is not None:
-            raise ValueError(f"jpeg_codec {self.jpeg_codec!r} chooses the default dataset's JPEG codec, but protocol "
-                             f"{self.protocol!r} builds its own training data from its folders: leave jpeg_codec null "
-                             "with it")
+        if self.protocol is not None and not get_protocol(self.protocol).synthesizes_training_data:
+            for key in ("stream", "jpeg_codec"):
+                if getattr(self, key) is not None:
+                    raise ValueError(
+                        f"{key} {getattr(self, key)!r} chooses how training images are degraded, but protocol "
+                        f"{self.protocol!r} reads its degraded training images from its folders: leave {key} null "
+                        "with it (it applies to protocols that synthesize their data, such as mio-7)")
         if self.jpeg_codec == "pillow" and self.data_implementation == "reference":
             raise ValueError("jpeg_codec 'pillow' with data_implementation 'reference', whose JPEG codec is DiffJPEG: "
                              "use data_implementation 'library' for Pillow, or jpeg_codec 'diffjpeg' (or null)")

@@ -13,6 +13,7 @@ from mio_strategies.harness._protocol_run import evaluate_protocol, protocol_con
 from mio_strategies.harness._train import load_restorer, train
 from mio_strategies.protocols import ReferenceRow, check_tree, expected_tree, get_protocol
 from mio_strategies.utils.outputs import check_output_dir, prepare_output_dir
+from mio_strategies.utils.signals import Interrupted, exit_code, interrupt_on_signals
 
 
 def add_parser(subparsers: Any) -> None:
@@ -80,8 +81,9 @@ def _check(args: argparse.Namespace) -> int:
     return 1
 
 
-def train_protocol_command(args: argparse.Namespace) -> int:
-    """``mio-strategies train --protocol NAME --data ROOT``: the protocol's preset on any backbone and strategy."""
+def train_protocol_command(args: argparse.Namespace, speed: list[str] | None = None) -> int:
+    """``mio-strategies train --protocol NAME --data ROOT``: the protocol's preset on any backbone and strategy;
+    ``speed``: the speed flags as ``key=value`` overrides (``--precision``, ``--compile``, ...)."""
     def error(message: str) -> int:
         print(f"error: {message}", file=sys.stderr)
         return 2
@@ -91,15 +93,23 @@ def train_protocol_command(args: argparse.Namespace) -> int:
     if args.list_presets:
         return error("--list-presets does not combine with --protocol")
     try:
-        cfg = protocol_config(args.protocol, args.data, args.config, args.overrides)
+        cfg = protocol_config(args.protocol, args.data, args.config, [*args.overrides, *(speed or [])])
     except (KeyError, ValueError, TypeError, FileNotFoundError) as exc:
         return error(str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc))
     output = args.output or f"runs/{cfg.name}-{cfg.strategy.replace('+', '_')}"
     print(f"protocol {cfg.protocol}: {cfg.backbone} {cfg.strategy}, order {cfg.order}, {cfg.periods} periods x "
           f"{cfg.period_iters} iterations, batch {cfg.batch_size}, patch {cfg.patch_size}, balance {cfg.balance}")
     try:
-        res = train(cfg, output, overwrite=args.overwrite, resume=args.resume, extend=args.extend,
-                    progress=not args.no_progress)
+        with interrupt_on_signals():  # a signal stops the run with one line, as `train` without a protocol does
+            res = train(cfg, output, overwrite=args.overwrite, resume=args.resume, extend=args.extend,
+                        progress=not args.no_progress)
+    except Interrupted as exc:  # TrainingInterrupted: its message says where the checkpoint is and how to resume
+        print(f"{exc}" if hasattr(exc, "checkpoint") else f"interrupted ({exc}) before training started",
+              file=sys.stderr)
+        return exit_code(exc.signum)
+    except KeyboardInterrupt:
+        print("interrupted (SIGINT)", file=sys.stderr)
+        return 130
     except (FileExistsError, FileNotFoundError, ValueError) as exc:
         return error(str(exc))
     print(f"{res.iteration} iterations ({res.iters_per_second:.2f} it/s); checkpoint: {res.checkpoint}")

@@ -288,6 +288,19 @@ class Protocol:
                 raise ValueError(f"reference {r.method!r}: unknown test sets {sorted(unknown)} (columns: {sorted(names)})")
 
     # -- look-ups ---------------------------------------------------------------------------------
+    @property
+    def synthesizes_training_data(self) -> bool:
+        """Whether the training data are degraded on the fly from GT images (mio-7), rather than read as
+        stored pairs (three-task, five-task, cdd11): then the data keys of a run's config (``stream``,
+        ``jpeg_codec``) apply to them.
+
+        Example:
+            >>> from mio_strategies.protocols import get_protocol
+            >>> get_protocol("mio-7").synthesizes_training_data, get_protocol("cdd11").synthesizes_training_data
+            (True, False)
+        """
+        return any(f.pairing == "synthesize" for f in self.folders if f.split == "train")
+
     def task(self, key: str) -> ProtocolTask:
         """The :class:`ProtocolTask` named ``key``.
 

@@ -71,7 +71,7 @@ def test_jpeg_codec_values_are_validated_naming_the_fix(capsys):
     with pytest.raises(ValueError, match="jpeg_codec 'pillow' with data_implementation 'reference'"):
         load_config("cpu_demo", ["jpeg_codec=pillow", "data_implementation=reference"])
     with pytest.raises(
-        ValueError, match="protocol 'three-task' builds its own training data from its folders: leave jpeg_codec"
+        ValueError, match="protocol 'three-task' reads its degraded training images from its folders: leave jpeg_codec"
     ):
         load_config("cpu_demo", ["jpeg_codec=diffjpeg", "protocol=three-task", "protocol_root=/nonexistent"])
     with pytest.raises(

@@ -19,6 +19,7 @@ from mio_strategies.metrics import (
     rgb_to_y,
 )
 from mio_strategies.protocols import ProtocolTrainDataset, ReferenceRow, get_protocol
+from mio_strategies.tasks import get_task
 from tests.protocol_trees import make_tree
 
 TINY = ["--config", "srresnet", "--set", "backbone=srresnet_tiny", "--set", "period_iters=1", "--set", "batch_size=2",
@@ -158,6 +159,69 @@ def test_eval_protocol_refuses_bad_combinations(tmp_path, capsys):
     assert main(["eval", "--checkpoint", ck, "--output", str(tmp_path / "o")]) == 2
     assert "--testset" in capsys.readouterr().err
     assert main(["train", "--protocol", "three-task", "--output", str(tmp_path / "r")]) == 2
+
+
+def test_the_speed_flags_reach_a_protocols_run_or_are_refused_with_the_reason(tmp_path, capsys, one_thread):
+    root = tmp_path / "data"
+    make_tree("three-task", root, n=1)
+    run = tmp_path / "run"
+    assert main(["train", "--protocol", "three-task", "--data", str(root), "--output", str(run), "--precision", "bf16",
+                 "--channels-last", *TINY]) == 0
+    saved = (run / "config.yaml").read_text()
+    assert "precision: bf16" in saved and "channels_last: true" in saved
+    capsys.readouterr()
+    for flag, value in (("--synthesis", "device"), ("--jpeg-codec", "diffjpeg")):
+        out = tmp_path / f"refused-{value}"
+        assert main(["train", "--protocol", "three-task", "--data", str(root), "--output", str(out), flag, value,
+                     *TINY]) == 2
+        err = capsys.readouterr().err
+        assert "protocol" in err and value in err, err
+        assert not out.exists()  # refused before anything is written
+
+
+@pytest.mark.parametrize(("key", "value"), [("stream", "philox"), ("jpeg_codec", "diffjpeg")])
+def test_data_keys_apply_to_a_synthesizing_protocol_and_are_refused_by_one_that_reads_pairs(tmp_path, key, value):
+    from mio_strategies.harness._protocol_run import protocol_train_dataset, protocol_validation_set
+
+    root = tmp_path / "data"
+    make_tree("mio-7", root, n=1)
+    cfg = protocol_config("mio-7", root, "srresnet", [f"{key}={value}"])
+    train_set, val_set = protocol_train_dataset(cfg), protocol_validation_set(cfg)
+    assert getattr(train_set, key) == value and getattr(val_set, key) == value
+    task = "noise" if key == "stream" else "jpeg"
+    item = next(train_set[i] for i in range(len(train_set)) if get_task(train_set[i]["task"]).name == task)
+    assert item["params"][{"stream": "stream", "jpeg_codec": "codec"}[key]] == value  # recorded by the draw
+    with pytest.raises(ValueError, match=f"{key} '{value}' .* protocol 'three-task' reads its degraded training "
+                                         f"images from its folders: leave {key} null"):
+        protocol_config("three-task", root, "srresnet", [f"{key}={value}"])
+
+
+def test_a_signal_stops_a_protocols_run_with_one_line_and_a_resumable_checkpoint(tmp_path, capsys, monkeypatch,
+                                                                                   one_thread):
+    import os
+    import signal
+
+    from mio_strategies.harness import _protocol_cli, load_checkpoint
+
+    real_train = _protocol_cli.train
+
+    def send_sigterm_after_the_first_step(record):
+        if record.get("kind") == "train":
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(_protocol_cli, "train",
+                        lambda *a, **k: real_train(*a, callback=send_sigterm_after_the_first_step, **k))
+    root = tmp_path / "data"
+    make_tree("three-task", root, n=1)
+    run = tmp_path / "run"
+    assert main(["train", "--protocol", "three-task", "--data", str(root), "--output", str(run), *TINY]) == 143
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "training interrupted by SIGTERM" in err and "--resume" in err
+    saved = load_checkpoint(run / "checkpoint.pt")
+    assert not saved["finished"] and saved["iteration"] >= 1
+    monkeypatch.setattr(_protocol_cli, "train", real_train)
+    assert main(["train", "--output", str(run), "--resume", "--no-progress"]) == 0
+    assert load_checkpoint(run / "checkpoint.pt")["finished"]
 
 
 def test_validation_gives_explicit_prompts_the_composite_mixture(tmp_path):
