@@ -68,9 +68,11 @@ def _timed(step, device: torch.device, seconds: float, warmup: int, min_steps: i
     return n / (time.perf_counter() - t0)
 
 
-def step_speed(preset: str, variant: str, device: torch.device, seconds: float, batch: int | None = None) -> float:
+def step_speed(
+    preset: str, variant: str, device: torch.device, seconds: float, batch: int | None = None, patch: int | None = None
+) -> float:
     """Training steps per second of ``preset``'s backbone (strategy M) under ``variant``, at the preset's batch
-    size unless ``batch`` is given."""
+    and patch size unless ``batch`` / ``patch`` are given."""
     import torch.nn.functional as F
 
     from mio_strategies.harness import build_restorer, load_config
@@ -84,9 +86,9 @@ def step_speed(preset: str, variant: str, device: torch.device, seconds: float, 
     opt = torch.optim.Adam(restorer.parameters(), lr=1e-4)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
     g = torch.Generator().manual_seed(0)
-    n = batch or cfg.batch_size
-    lq = acc.inputs(torch.rand(n, 3, cfg.patch_size, cfg.patch_size, generator=g).to(device))
-    gt = acc.inputs(torch.rand(n, 3, cfg.patch_size, cfg.patch_size, generator=g).to(device))
+    n, side = batch or cfg.batch_size, patch or cfg.patch_size
+    lq = acc.inputs(torch.rand(n, 3, side, side, generator=g).to(device))
+    gt = acc.inputs(torch.rand(n, 3, side, side, generator=g).to(device))
     restorer.train()
 
     def step() -> None:
@@ -107,17 +109,12 @@ def steps_table(
     seconds: float,
     compile_presets: list[str] | None = None,
     batch: int | None = None,
+    patch: int | None = None,
 ) -> list[str]:
     """One row per preset; compiled variants only for ``compile_presets`` (None: all), "-" elsewhere; each
-    preset at its own batch size unless ``batch`` is given (the row says which)."""
-    lines = [
-        "| preset (batch x patch) | "
-        + " | ".join(f"{v} it/s" for v in variants)
-        + " | "
-        + " | ".join(f"{v} / fp32" for v in variants[1:])
-        + " |",
-        "|---|" + "---|" * (2 * len(variants) - 1),
-    ]
+    preset at its own batch and patch size unless ``batch`` / ``patch`` are given (the row says which)."""
+    header = ["preset (batch x patch)", *(f"{v} it/s" for v in variants), *(f"{v} / fp32" for v in variants[1:])]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     from mio_strategies.harness import load_config
 
     for preset in presets:
@@ -128,7 +125,7 @@ def steps_table(
                 speeds.append(float("nan"))
                 continue
             try:
-                speeds.append(step_speed(preset, v, device, seconds, batch))
+                speeds.append(step_speed(preset, v, device, seconds, batch, patch))
             except Exception as exc:  # noqa: BLE001 - a variant a backbone or device does not support: say so
                 print(f"  {preset} {v}: failed ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})", flush=True)
                 speeds.append(float("nan"))
@@ -138,13 +135,12 @@ def steps_table(
         def cell(x: float, fmt: str) -> str:
             return "-" if x != x else format(x, fmt)
 
-        lines.append(
-            f"| {preset} ({batch or cfg.batch_size} x {cfg.patch_size}) | "
-            + " | ".join(cell(s, ".2f") for s in speeds)
-            + " | "
-            + " | ".join(cell(s / base, ".2f") + ("x" if s == s else "") for s in speeds[1:])
-            + " |"
-        )
+        row = [
+            f"{preset} ({batch or cfg.batch_size} x {patch or cfg.patch_size})",
+            *(cell(s, ".2f") for s in speeds),
+            *(cell(s / base, ".2f") + ("x" if s == s else "") for s in speeds[1:]),
+        ]
+        lines.append("| " + " | ".join(row) + " |")
     return lines
 
 
@@ -329,6 +325,13 @@ def main(argv: list[str] | None = None) -> int:
         help="batch size of the steps table (default: each preset's own; a smaller one times the full-size "
         "presets on a CPU in minutes, the row names the batch used)",
     )
+    p.add_argument(
+        "--steps-patch",
+        type=int,
+        default=None,
+        help="patch side of the steps table (default: each preset's own; SwinIR's 128-px step at batch 2 takes "
+        "about 23 GB on a CPU)",
+    )
     p.add_argument("--runs", type=int, default=6, help="packed runs (default 6: M and S x 3 seeds)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = p.parse_args(argv)
@@ -337,6 +340,10 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--device cuda but no CUDA device is available")
     if args.steps_batch is not None and args.steps_batch < 1:
         p.error(f"--steps-batch {args.steps_batch}: give a positive batch size, or leave it out for each preset's own")
+    if args.steps_patch is not None and args.steps_patch < 8:
+        p.error(
+            f"--steps-patch {args.steps_patch}: give a patch side of at least 8, or leave it out for each preset's own"
+        )
     device = torch.device(name)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -376,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
         print("== training steps per second (random inputs, model step only)", flush=True)
         section(
             "Training steps per second (model step, random inputs):",
-            steps_table(presets, variants, device, args.seconds, compile_presets, args.steps_batch),
+            steps_table(presets, variants, device, args.seconds, compile_presets, args.steps_batch, args.steps_patch),
             now=False,
         )
     print("\n".join(out))
