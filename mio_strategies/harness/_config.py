@@ -268,13 +268,16 @@ class TrainConfig:
                                  "(`mio-strategies train --protocol NAME --data ROOT`)")
         elif self.protocol_root is not None:
             raise ValueError("protocol_root is set but protocol is not: set both, or neither")
-        if self.synthesis == "device" and (self.protocol is not None or self.data_implementation != "library"):
-            what = f"protocol {self.protocol!r} reads its degraded images from disk" if self.protocol is not None else (
+        reads_pairs = self.protocol is not None and not get_protocol(self.protocol).synthesizes_training_data
+        if self.synthesis == "device" and (reads_pairs or self.data_implementation != "library"):
+            what = f"protocol {self.protocol!r} reads its degraded images from disk" if reads_pairs else (
                 f"data_implementation {self.data_implementation!r} degrades each whole image once and keeps it")
             raise ValueError(f"synthesis 'device' degrades the default dataset's batches on the training device, but "
                              f"{what}: use synthesis 'loader' with it (for the reference's DiffJPEG batched on the "
                              "device: data_implementation 'library' with jpeg_codec 'diffjpeg')")
-        if self.protocol is not None and not get_protocol(self.protocol).synthesizes_training_data:
+        if reads_pairs:
+            # (data_implementation is not refused: the reference profile sets it, and the stored pairs are the data
+            # either way)
             for key in ("stream", "jpeg_codec"):
                 if getattr(self, key) is not None:
                     raise ValueError(

@@ -103,12 +103,13 @@ def protocol_train_dataset(cfg: TrainConfig, world: int = 1, saved: Mapping[str,
         FileNotFoundError / ValueError: a missing or broken folder (run ``mio-strategies data check``).
     """
     p = get_protocol(cfg.protocol)  # type: ignore[arg-type]
-    if p.synthesizes_training_data:  # mio-7: all synthesized, with the config's noise/rain stream and JPEG codec
+    if p.synthesizes_training_data:  # mio-7: all synthesized, as the config's data keys say (stream, codec, ...)
         images = list_images(resolve_split_root(p, cfg.protocol_root, "train"))  # type: ignore[arg-type]
         per_pass = len(images) * len(cfg.order_tasks)
         repeat = _repeat(cfg, world, per_pass, len(images), saved)
         return MiODataset(images, cfg.order_tasks, patch_size=cfg.patch_size, preset=cfg.preset, seed=cfg.seed,
-                          repeat=repeat, stream=cfg.stream, jpeg_codec=cfg.jpeg_codec)
+                          repeat=repeat, stream=cfg.stream, jpeg_codec=cfg.jpeg_codec,
+                          implementation=cfg.data_implementation, synthesis=cfg.synthesis)
     base = ProtocolTrainDataset(p, cfg.protocol_root, patch_size=cfg.patch_size, seed=cfg.seed)  # type: ignore[arg-type]
     ids = base.task_ids
     smallest = int(torch.bincount(ids)[ids.unique()].min())
@@ -125,7 +126,7 @@ def protocol_validation_set(cfg: TrainConfig, per_slot: int = 4) -> Any:
         images = list_images(resolve_split_root(p, cfg.protocol_root, "train"))  # type: ignore[arg-type]
         return MiODataset(images[:per_slot], cfg.order_tasks, patch_size=cfg.val_size, preset=cfg.preset,
                           augment=False, seed=derive_seed(cfg.seed, 7919), stream=cfg.stream,
-                          jpeg_codec=cfg.jpeg_codec)
+                          jpeg_codec=cfg.jpeg_codec, implementation=cfg.data_implementation)
     ds = ProtocolTrainDataset(p, cfg.protocol_root, patch_size=cfg.val_size, augment=False,  # type: ignore[arg-type]
                               seed=derive_seed(cfg.seed, 7919))
     ids = ds.task_ids

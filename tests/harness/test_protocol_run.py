@@ -179,6 +179,28 @@ def test_the_speed_flags_reach_a_protocols_run_or_are_refused_with_the_reason(tm
         assert not out.exists()  # refused before anything is written
 
 
+def test_mio7_synthesizes_its_training_data_as_the_config_says(tmp_path, one_thread):
+    from mio_strategies.harness._protocol_run import protocol_train_dataset, protocol_validation_set
+
+    root = tmp_path / "data"
+    make_tree("mio-7", root, n=1)
+    device = protocol_train_dataset(protocol_config("mio-7", root, "srresnet", ["synthesis=device"]))
+    assert device.synthesis == "device" and any(device[i]["deferred"] for i in range(len(device)))
+    ref = protocol_config("mio-7", root, "srresnet", ["data_implementation=reference"])
+    assert protocol_train_dataset(ref).implementation == "reference"
+    assert protocol_validation_set(ref).implementation == "reference"
+    run = tmp_path / "run"  # a run degrading mio-7's batches on the device trains
+    assert main(["train", "--protocol", "mio-7", "--data", str(root), "--output", str(run), "--synthesis", "device",
+                 *TINY]) == 0
+    assert load_checkpoint_config(run)["synthesis"] == "device"
+
+
+def load_checkpoint_config(run):
+    from mio_strategies.harness import load_checkpoint
+
+    return load_checkpoint(run / "checkpoint.pt")["config"]
+
+
 @pytest.mark.parametrize(("key", "value"), [("stream", "philox"), ("jpeg_codec", "diffjpeg")])
 def test_data_keys_apply_to_a_synthesizing_protocol_and_are_refused_by_one_that_reads_pairs(tmp_path, key, value):
     from mio_strategies.harness._protocol_run import protocol_train_dataset, protocol_validation_set
