@@ -16,9 +16,9 @@ from mio_strategies.harness._classifier import train_classifier
 from mio_strategies.harness._config import _device_name, list_presets, load_config, parse_strategy, preset_metadata
 from mio_strategies.harness._eval import IDENTITY, format_table, reference_row, write_tables
 from mio_strategies.harness._loop import resolve_device
-from mio_strategies.harness._protocol_cli import eval_protocol_command, train_protocol_command
+from mio_strategies.harness._protocol_cli import eval_protocol_command, train_command, train_protocol_command
 from mio_strategies.harness._shipped_classifier import shipped_classifier
-from mio_strategies.harness._train import load_restorer, train
+from mio_strategies.harness._train import load_restorer
 from mio_strategies.integrations.basicsr_prompt import load_basicsr_restorer
 from mio_strategies.models import describe_backbones
 from mio_strategies.utils.outputs import check_output_dir, prepare_output_dir
@@ -232,19 +232,12 @@ def _train(args: argparse.Namespace) -> int:
                   file=sys.stderr if not args.no_progress else sys.stdout, flush=True)
 
     try:
-        with interrupt_on_signals():  # before the loop (which stops cleanly on its own), a signal is one line
-            res = train(cfg, output, overwrite=args.overwrite, resume=args.resume, extend=args.extend,
-                        progress=not args.no_progress, callback=on_record)
-    except Interrupted as exc:  # TrainingInterrupted: its message says where the checkpoint is and how to resume
-        print(f"{exc}" if hasattr(exc, "checkpoint") else f"interrupted ({exc}) before training started",
-              file=sys.stderr)
-        return exit_code(exc.signum)
-    except KeyboardInterrupt:
-        print("interrupted (SIGINT)", file=sys.stderr)
-        return 130
+        res = train_command(cfg, output, args, callback=on_record)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         print(f"error: {_message(exc)}", file=sys.stderr)
         return 2
+    if isinstance(res, int):
+        return res
     print(f"{res.iteration} iterations ({res.iters_per_second:.2f} it/s); checkpoint: {res.checkpoint}")
     if res.validation:
         last = res.validation[-1]

@@ -6,11 +6,11 @@ import argparse
 import sys
 from typing import Any
 
-from mio_strategies.harness._config import _device_name
+from mio_strategies.harness._config import TrainConfig, _device_name
 from mio_strategies.harness._eval import reference_row
 from mio_strategies.harness._loop import resolve_device
 from mio_strategies.harness._protocol_run import evaluate_protocol, protocol_config, write_protocol_tables
-from mio_strategies.harness._train import load_restorer, train
+from mio_strategies.harness._train import TrainResult, load_restorer, train
 from mio_strategies.protocols import ReferenceRow, check_tree, expected_tree, get_protocol
 from mio_strategies.utils.outputs import check_output_dir, prepare_output_dir
 from mio_strategies.utils.signals import Interrupted, exit_code, interrupt_on_signals
@@ -81,6 +81,23 @@ def _check(args: argparse.Namespace) -> int:
     return 1
 
 
+def train_command(cfg: TrainConfig, output: str, args: argparse.Namespace, **kwargs: Any) -> TrainResult | int:
+    """:func:`train` as ``mio-strategies train`` runs it (``args``: its output, resume and progress flags), or the
+    exit code of a signal that stopped it: one line on stderr (where the checkpoint is and how to resume) in
+    place of a traceback, 143 for SIGTERM, 130 for SIGINT. Other errors propagate."""
+    try:
+        with interrupt_on_signals():  # before the loop (which stops cleanly on its own), a signal is one line
+            return train(cfg, output, overwrite=args.overwrite, resume=args.resume, extend=args.extend,
+                         progress=not args.no_progress, **kwargs)
+    except Interrupted as exc:  # TrainingInterrupted: its message says where the checkpoint is and how to resume
+        print(f"{exc}" if hasattr(exc, "checkpoint") else f"interrupted ({exc}) before training started",
+              file=sys.stderr)
+        return exit_code(exc.signum)
+    except KeyboardInterrupt:
+        print("interrupted (SIGINT)", file=sys.stderr)
+        return 130
+
+
 def train_protocol_command(args: argparse.Namespace, speed: list[str] | None = None) -> int:
     """``mio-strategies train --protocol NAME --data ROOT``: the protocol's preset on any backbone and strategy;
     ``speed``: the speed flags as ``key=value`` overrides (``--precision``, ``--compile``, ...)."""
@@ -100,18 +117,11 @@ def train_protocol_command(args: argparse.Namespace, speed: list[str] | None = N
     print(f"protocol {cfg.protocol}: {cfg.backbone} {cfg.strategy}, order {cfg.order}, {cfg.periods} periods x "
           f"{cfg.period_iters} iterations, batch {cfg.batch_size}, patch {cfg.patch_size}, balance {cfg.balance}")
     try:
-        with interrupt_on_signals():  # a signal stops the run with one line, as `train` without a protocol does
-            res = train(cfg, output, overwrite=args.overwrite, resume=args.resume, extend=args.extend,
-                        progress=not args.no_progress)
-    except Interrupted as exc:  # TrainingInterrupted: its message says where the checkpoint is and how to resume
-        print(f"{exc}" if hasattr(exc, "checkpoint") else f"interrupted ({exc}) before training started",
-              file=sys.stderr)
-        return exit_code(exc.signum)
-    except KeyboardInterrupt:
-        print("interrupted (SIGINT)", file=sys.stderr)
-        return 130
+        res = train_command(cfg, output, args)
     except (FileExistsError, FileNotFoundError, ValueError) as exc:
         return error(str(exc))
+    if isinstance(res, int):
+        return res
     print(f"{res.iteration} iterations ({res.iters_per_second:.2f} it/s); checkpoint: {res.checkpoint}")
     print(f"next: mio-strategies eval --protocol {cfg.protocol} --data {args.data} --checkpoint {res.checkpoint} "
           "--output <folder>")
