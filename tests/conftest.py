@@ -90,6 +90,7 @@ _SLOW_NAME_PARTS = {
         "ship_weights",
         "gpu_check_packs",
         "jobs_workers",
+        "signalled_workers",
     ),
     "test_analysis_metrics.py": ("umap",),  # its first call compiles with numba
     "test_analysis_cli.py": ("train_checkpoint",),

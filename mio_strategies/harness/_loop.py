@@ -129,6 +129,9 @@ class TrainingInterrupted(Interrupted):
             ),
         )
 
+    def __reduce__(self) -> tuple[Any, ...]:  # picklable: a sweep's worker process reports it to its parent
+        return (type(self), (self.signum, self.iteration, self.total, self.output_dir))
+
 
 def _cli_spelling() -> bool:
     return flag("resume").startswith("--")

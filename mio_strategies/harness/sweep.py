@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
@@ -63,6 +64,7 @@ from mio_strategies.harness._sweep_folder import (
 )
 from mio_strategies.harness._train import load_restorer, train
 from mio_strategies.metrics.statistics import margin_standard_errors
+from mio_strategies.utils.signals import Interrupted, interrupt_on_signals
 from mio_strategies.utils.validation import finite_float, is_int, positive_int
 
 __all__ = [
@@ -286,6 +288,30 @@ def _exit_with_parent(parent: int, interval: float = 1.0) -> None:
         os._exit(1)
 
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+#: seconds the parent of a sweep's workers waits, after a signal, for runs that got it too to save and end,
+#: before it passes the signal on to those still running (a second signal would stop a run without saving)
+SIGNAL_GRACE_SECONDS = 20.0
+
+
+def _stop_workers(pending: set[Future[dict[str, Any]]], signum: int, grace: float = SIGNAL_GRACE_SECONDS) -> None:
+    """Stop a sweep's running workers with their checkpoints saved after the parent got ``signum``.
+
+    A signal sent to the process group (Ctrl-C in a terminal, ``kill -- -PGID``) reaches the workers too: each
+    finishes its step, saves and ends. One sent to the parent alone (``kill PID``) does not: the runs still
+    running after ``grace`` seconds get it passed on, once, and are waited for.
+    """
+    running = {f for f in pending if f.running()}
+    if not running:
+        return
+    _done, still = wait(running, timeout=grace)
+    if still:
+        for child in multiprocessing.active_children():  # the pool's workers, spawned by this process
+            if child.pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child.pid, signum)
+        wait(still, timeout=max(grace, 60.0))
 
 
 def worker_pool(jobs: int) -> ProcessPoolExecutor:
@@ -591,23 +617,32 @@ class Sweep:
                 futures[fut] = spec
                 return fut
 
-            pending, k = {submit_next() for _ in range(min(jobs, len(queue)))}, 0
-            while pending:
-                done, pending = wait(pending, timeout=status_every or None, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    k += 1
-                    spec = futures[fut]
-                    results[spec.key] = fut.result()
-                    if on_result is not None:
-                        on_result(k, spec, results[spec.key], None)
-                    if queue:
+            pending: set[Future[dict[str, Any]]] = set()
+            try:  # a signal to this process stops the workers' runs with their checkpoints saved
+                with interrupt_on_signals():
+                    for _ in range(min(jobs, len(queue))):
                         pending.add(submit_next())
-                if not done:  # the workers print nothing while they train: say where each running run is
-                    lines = [
-                        x
-                        for f in pending
-                        if f.running() and (x := run_status(futures[f].key, futures[f].run_dir, self.base.total_iters))
-                    ]
-                    if lines:
-                        status(lines)
+                    k = 0
+                    while pending:
+                        done, pending = wait(pending, timeout=status_every or None, return_when=FIRST_COMPLETED)
+                        for fut in done:
+                            k += 1
+                            spec = futures[fut]
+                            results[spec.key] = fut.result()
+                            if on_result is not None:
+                                on_result(k, spec, results[spec.key], None)
+                            if queue:
+                                pending.add(submit_next())
+                        if not done:  # the workers print nothing while they train: say where each running run is
+                            lines = [
+                                x
+                                for f in pending
+                                if f.running()
+                                and (x := run_status(futures[f].key, futures[f].run_dir, self.base.total_iters))
+                            ]
+                            if lines:
+                                status(lines)
+            except Interrupted as exc:
+                _stop_workers(pending, exc.signum)
+                raise
         return {spec.key: results[spec.key] for spec in specs}

@@ -26,6 +26,9 @@ class Interrupted(KeyboardInterrupt):
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
 
+    def __reduce__(self) -> tuple[Any, ...]:  # picklable (a worker process's error reaches its parent intact)
+        return (type(self), (self.signum, str(self)))
+
 
 def exit_code(signum: int) -> int:
     """The shell's exit status of a process stopped by ``signum``: 128 + its number (130 SIGINT, 143 SIGTERM)."""

@@ -714,6 +714,47 @@ def test_jobs_workers_end_with_their_parent(tmp_path):
             os.kill(worker, signal.SIGKILL)
 
 
+def _training_records(run_dir: Path) -> int:
+    log = run_dir / "log.jsonl"
+    return sum('"train"' in line for line in log.read_text().splitlines()) if log.is_file() else 0
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
+@pytest.mark.parametrize("to_group", [True, False], ids=["group", "parent-alone"])
+def test_signalled_workers_save_their_runs_and_the_tier_stops_with_one_line(tmp_path, to_group):
+    # Ctrl-C in a terminal signals the whole process group; `kill PID` the parent alone, which then passes the
+    # signal on to its workers: either way each running run saves its checkpoint and the same command resumes
+    out = tmp_path / "tier"
+    cmd = [sys.executable, str(SCRIPT), "--tier", "quick", "--seeds", "0", "--strategies", "M", "S", "--jobs", "2",
+           "--output", str(out), "--set", "period_iters=400", "--set", "log_every=1", "--set", "checkpoint_every=10000",
+           "--no-curve"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    parent = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                              start_new_session=True)  # fmt: skip
+    runs = [out / "M-seed0", out / "S-seed0"]
+    try:
+        deadline = time.monotonic() + 240
+        while not all(_training_records(r) >= 2 for r in runs):
+            assert parent.poll() is None and time.monotonic() < deadline, "the runs did not start training"
+            time.sleep(0.2)
+        if to_group:
+            os.killpg(parent.pid, signal.SIGTERM)
+        else:
+            parent.send_signal(signal.SIGTERM)
+        _, err = parent.communicate(timeout=180)
+    finally:
+        if parent.poll() is None:
+            os.killpg(parent.pid, signal.SIGKILL)
+            parent.communicate()
+    assert parent.returncode == 143, err
+    assert "re-run the same command to resume the tier" in err and "Traceback" not in err, err
+    from mio_strategies.checkpoints import load_checkpoint
+
+    for run in runs:  # saved on the signal (the periodic checkpoint is 10,000 iterations away)
+        saved = load_checkpoint(run / "checkpoint.pt")
+        assert 2 <= saved["iteration"] < 4000 and not saved["finished"], run
+
+
 def test_a_gpu_run_of_the_same_configuration_joins_the_cpu_tier(tmp_path):
     # docs/results/log.md: a seed trained by gpu_check.sh (device cuda, data workers, another checkpoint
     # interval) with MINI_TESTSET=96 is reused by the CPU tier; other run settings or crops are refused
