@@ -114,9 +114,14 @@ DEVICE_RUN = ["strategy=M", "order=NRL", "periods=2", "period_iters=4", "lr=5e-3
               "stream=philox", "checkpoint_every=2"]  # fmt: skip
 
 
-def _tiny_cfg(*extra: str):
+# the same on JPEG and low light with the DiffJPEG codec, whose JPEG is degraded on the device too
+JPEG_RUN = ["strategy=M", "order=JL", "periods=2", "period_iters=4", "lr=5e-3", "lr_min=5e-3", "checkpoint_every=2",
+            "jpeg_codec=diffjpeg"]  # fmt: skip
 
-    return load_config("cpu_demo", [*TINY, *DEVICE_RUN, *extra])
+
+def _tiny_cfg(*extra: str, run: list[str] = DEVICE_RUN):
+
+    return load_config("cpu_demo", [*TINY, *run, *extra])
 
 
 def _tiny_train(cfg, out, **kw):
@@ -124,15 +129,17 @@ def _tiny_train(cfg, out, **kw):
     return train(cfg, out, val_dataset=tiny_val(cfg), progress=False, **kw)  # the default (embedded) dataset
 
 
-def test_device_synthesis_trains_the_loaders_run_and_resumes_exactly(tmp_path):
+@pytest.mark.parametrize("run", [DEVICE_RUN, JPEG_RUN], ids=["philox-noise-rain", "diffjpeg"])
+def test_device_synthesis_trains_the_loaders_run_and_resumes_exactly(tmp_path, run):
 
-    loader = _tiny_train(_tiny_cfg(), tmp_path / "loader")
-    cfg = _tiny_cfg("synthesis=device")
+    loader = _tiny_train(_tiny_cfg(run=run), tmp_path / "loader")
+    cfg = _tiny_cfg("synthesis=device", run=run)
     full = _tiny_train(cfg, tmp_path / "full")
     # the same batches as the loader's (bit for bit on the CPU for these tasks), so the same run
     assert [h["loss"] for h in full.history] == [h["loss"] for h in loader.history]
     a, ref = load_checkpoint(full.checkpoint), load_checkpoint(loader.checkpoint)
     assert same_state(a["model"], ref["model"]) and a["config"]["synthesis"] == "device"
+    assert a["config"]["jpeg_codec"] == cfg.jpeg_codec and a["config"]["stream"] == cfg.stream
     # training moved the loss
     losses = [h["loss"] for h in full.history]
     assert sum(losses[-2:]) < 0.8 * sum(losses[:2])

@@ -1,6 +1,6 @@
-"""The ``jpeg_codec`` key of the harness: with ``synthesis: device`` and ``jpeg_codec: diffjpeg`` JPEG is
-degraded on the training device, the run equals the loader's, moves the loss and resumes exactly; the key is
-validated, recorded, run-defining, and has a ``train`` flag."""
+"""The ``jpeg_codec`` key of the harness: it changes the training data, is validated, recorded, run-defining,
+and has a ``train`` flag. (A device run with ``jpeg_codec: diffjpeg`` equals the loader's, moves the loss and
+resumes exactly: ``test_harness_device_synthesis.py``.)"""
 
 from __future__ import annotations
 
@@ -10,11 +10,8 @@ import torch
 from mio_strategies.checkpoints import CheckpointMismatchError
 from mio_strategies.cli import main
 from mio_strategies.harness import load_checkpoint, load_config, train
-from tests.tiny_runs import TINY, same_state, tiny_val
-
-# a tiny run that learns within 8 steps, on JPEG and low light
-JPEG_RUN = ["strategy=M", "order=JL", "periods=2", "period_iters=4", "lr=5e-3", "lr_min=5e-3", "checkpoint_every=2",
-            "jpeg_codec=diffjpeg"]  # fmt: skip
+from tests.harness.test_harness_device_synthesis import JPEG_RUN  # a tiny run of JPEG and low light
+from tests.tiny_runs import TINY, tiny_val
 
 
 def _cfg(*extra: str):
@@ -23,25 +20,6 @@ def _cfg(*extra: str):
 
 def _train(cfg, out, **kw):
     return train(cfg, out, val_dataset=tiny_val(cfg), progress=False, **kw)  # the default (embedded) dataset
-
-
-def test_diffjpeg_on_the_device_trains_the_loaders_run_and_resumes_exactly(tmp_path):
-    loader = _train(_cfg(), tmp_path / "loader")
-    cfg = _cfg("synthesis=device")
-    full = _train(cfg, tmp_path / "full")
-    # the same batches as the loader's (bit for bit on the CPU for JPEG and low light), so the same run
-    assert [h["loss"] for h in full.history] == [h["loss"] for h in loader.history]
-    a, ref = load_checkpoint(full.checkpoint), load_checkpoint(loader.checkpoint)
-    assert same_state(a["model"], ref["model"])
-    assert a["config"]["jpeg_codec"] == "diffjpeg" and a["config"]["synthesis"] == "device"
-    losses = [h["loss"] for h in full.history]
-    assert sum(losses[-2:]) < 0.8 * sum(losses[:2])  # training moved the loss
-    _train(cfg, tmp_path / "part", stop_after=4)
-    torch.manual_seed(5)
-    done = _train(cfg, tmp_path / "part", resume=True)
-    b = load_checkpoint(done.checkpoint)
-    assert same_state(a["model"], b["model"]) and same_state(a["optimizer"], b["optimizer"])
-    assert [h["loss"] for h in full.history] == [h["loss"] for h in done.history]
 
 
 def test_the_codec_changes_the_training_data():
