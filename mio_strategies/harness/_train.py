@@ -389,6 +389,8 @@ def _run(ctx: _RunContext) -> TrainResult:
             restorer.eval()
             validate(end)
         checkpoint(end)
+    if world > 1:  # no rank returns (or tears the group down) before rank 0 has written the checkpoint it names
+        dist.barrier()
     if bar is not None:
         bar.close()
     if end < stop:  # stopped by a signal, with the checkpoint of the last finished step written

@@ -473,7 +473,9 @@ def _ddp_worker(rank, world, store, cfg_dict, out):
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
     try:
         cfg = load_config(cfg_dict)
-        train(cfg, out, dataset=_data(cfg), val_dataset=_val(cfg), progress=False)
+        res = train(cfg, out, dataset=_data(cfg), val_dataset=_val(cfg), progress=False)
+        # train returns on no rank before rank 0 has written the final checkpoint that every result names
+        assert res.checkpoint.is_file() and load_checkpoint(res.checkpoint)["finished"]
     finally:
         dist.destroy_process_group()
 
