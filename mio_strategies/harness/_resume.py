@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mio_strategies.checkpoints import CheckpointMismatchError
+from mio_strategies.degradations import DEFAULT_STREAM
 from mio_strategies.harness._config import TrainConfig
 from mio_strategies.utils.validation import is_int
 
@@ -94,8 +95,20 @@ def differing_keys(saved: Mapping[str, Any], config: Mapping[str, Any], *, resum
     plus, for ``resume``, the run setup (data, optimizer, schedule, EMA, prompt size, seed). A field missing
     from one side (a config recorded before the field existed) counts as its ``TrainConfig`` default."""
     keys = _IDENTITY_KEYS + (_RUN_KEYS if resume else ("backbone_kwargs",))
-    saved, config = with_defaults(saved), with_defaults(config)
+    saved, config = _resolved(with_defaults(saved)), _resolved(with_defaults(config))
     return [k for k in keys if _norm(saved.get(k)) != _norm(config.get(k))]
+
+
+def _resolved(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with a null ``stream`` / ``jpeg_codec`` replaced by what null means (the default stream; the
+    data implementation's codec): ``stream: null`` and ``stream: torch`` train on the same data, so a run
+    started with one resumes with the other."""
+    out = dict(config)
+    if out.get("stream") is None:
+        out["stream"] = DEFAULT_STREAM
+    if out.get("jpeg_codec") is None:
+        out["jpeg_codec"] = "diffjpeg" if out.get("data_implementation") == "reference" else "pillow"
+    return out
 
 
 def _norm(v: Any) -> Any:

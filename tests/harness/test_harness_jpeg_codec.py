@@ -62,3 +62,24 @@ def test_jpeg_codec_values_are_validated_naming_the_fix(capsys):
         main(["train", "--jpeg-codec", "jpg"])
     err = capsys.readouterr().err
     assert "--jpeg-codec: invalid choice: 'jpg'" in err and "pillow" in err and "diffjpeg" in err
+
+
+def test_null_stream_and_codec_resume_as_what_they_mean():
+    """``stream: null`` is the default stream and ``jpeg_codec: null`` the data implementation's codec: the same
+    data, so a run started with one resumes with the other; another stream or codec is still refused."""
+    from mio_strategies.harness._resume import check_compatible
+
+    def ckpt(*sets):
+        return {"config": load_config("cpu_demo", list(sets)).to_dict()}
+
+    def requested(*sets):
+        return load_config("cpu_demo", list(sets)).to_dict()
+
+    check_compatible(ckpt(), requested("stream=torch", "jpeg_codec=pillow"), resume=True)
+    check_compatible(ckpt("stream=torch", "jpeg_codec=pillow"), requested(), resume=True)
+    check_compatible(ckpt("data_implementation=reference"),
+                     requested("data_implementation=reference", "jpeg_codec=diffjpeg"), resume=True)
+    with pytest.raises(CheckpointMismatchError, match="stream: None in the checkpoint, 'philox' requested"):
+        check_compatible(ckpt(), requested("stream=philox"), resume=True)
+    with pytest.raises(CheckpointMismatchError, match="jpeg_codec: None in the checkpoint, 'diffjpeg' requested"):
+        check_compatible(ckpt(), requested("jpeg_codec=diffjpeg"), resume=True)
