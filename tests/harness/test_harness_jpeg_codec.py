@@ -77,8 +77,11 @@ def test_null_stream_and_codec_resume_as_what_they_mean():
 
     check_compatible(ckpt(), requested("stream=torch", "jpeg_codec=pillow"), resume=True)
     check_compatible(ckpt("stream=torch", "jpeg_codec=pillow"), requested(), resume=True)
-    check_compatible(ckpt("data_implementation=reference"),
-                     requested("data_implementation=reference", "jpeg_codec=diffjpeg"), resume=True)
+    check_compatible(
+        ckpt("data_implementation=reference"),
+        requested("data_implementation=reference", "jpeg_codec=diffjpeg"),
+        resume=True,
+    )
     with pytest.raises(CheckpointMismatchError, match="stream: None in the checkpoint, 'philox' requested"):
         check_compatible(ckpt(), requested("stream=philox"), resume=True)
     with pytest.raises(CheckpointMismatchError, match="jpeg_codec: None in the checkpoint, 'diffjpeg' requested"):
