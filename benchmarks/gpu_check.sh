@@ -20,7 +20,8 @@
 #   (there) pip install --no-index --no-deps --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
 # Work goes to $DEST (default ./gpu-check); when $OUT is set (the device tool, which brings back at most 8
 # files), right after each step: gpu_check_mini.tgz (the mini tier's logs, results, configs and summary),
-# ship.tgz (benchmarks/ship_weights.py's output, only when M+EP and S+EP beat the identity on every task),
+# ship.tgz (benchmarks/ship_weights.py's output: the five strategies' weights when every one beats the identity on
+# every task, else M+EP and S+EP when those two do),
 # mini_<run>.pt (exported EMA weights of each finished mini run) and gpu_check_rest.tgz (the other logs).
 # Knobs (environment): MINI_SEED (the paired seed, 0), MINI_ITERS (iterations per period) and MINI_PERIODS
 # (periods; both default to the tier's own, mini_converged.yaml's), MINI_JOBS
@@ -94,8 +95,11 @@ if [ "$MINI_TIMEOUT" -gt 0 ]; then
   if [ -n "$out_abs" ]; then
     (cd "$DEST" && ls -d mini.log mini-converged/summary.md mini-converged/*/result.json mini-converged/*/log.jsonl \
                          mini-converged/*/config.yaml 2>/dev/null | tar czf "$out_abs/gpu_check_mini.tgz" -T -)
-    $PY benchmarks/ship_weights.py --results "$DEST/mini-converged" --seed "$MINI_SEED" --dest "$DEST/ship" --overwrite \
-      && tar czf "$out_abs/ship.tgz" -C "$DEST" ship
+    # the main job's five strategies when all five beat the identity on every task, else the two prompt models
+    { $PY benchmarks/ship_weights.py --results "$DEST/mini-converged" --seed "$MINI_SEED" --dest "$DEST/ship" --overwrite \
+          --strategies M S M+EP S+EP S+AP \
+        || $PY benchmarks/ship_weights.py --results "$DEST/mini-converged" --seed "$MINI_SEED" --dest "$DEST/ship" \
+          --overwrite; } && tar czf "$out_abs/ship.tgz" -C "$DEST" ship
     $PY - "$DEST/mini-converged" "$out_abs" "$MINI_SEED" <<'PYEOF'
 import sys
 from pathlib import Path

@@ -604,7 +604,8 @@ def test_gpu_check_packs_the_mini_tier_for_the_device_tool(tmp_path):
     assert "/mini-converged --pack" in proc.stdout  # M and S trained packed first (MINI_PACK=1)
     assert "--pack --set synthesis=device --set stream=philox" in proc.stdout  # batches degraded on the GPU
     assert "full-size SRResNet" not in proc.stdout and "training speed" not in proc.stdout  # timeout 0: skipped
-    assert "M_EP-seed1/result.json' does not exist" in proc.stderr  # ship_weights tried, refused
+    assert "S-seed1/result.json' does not exist" in proc.stderr  # ship_weights tried the five strategies, refused,
+    assert "M_EP-seed1/result.json' does not exist" in proc.stderr  # then the two prompt models, refused
     assert sorted(p.name for p in out.iterdir()) == ["gpu_check_mini.tgz", "gpu_check_rest.tgz", "mini_M-seed1.pt"]
     with tarfile.open(out / "gpu_check_mini.tgz") as tar:
         names = set(tar.getnames())
