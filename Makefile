@@ -15,7 +15,7 @@ STAMP := $(VENV)/.mio-installed
 .PHONY: help demo demo-train test test-fast lint venv
 
 help:
-	@echo "make demo        the main job: the shipped weights of every strategy on the embedded photos (about a minute)"
+	@echo "make demo        the main job: the shipped weights (M+EP, S+EP) on the embedded photos (about a minute)"
 	@echo "make demo-train  the live version: train M and S+EP on the embedded photos, then the same report (minutes)"
 	@echo "make test        the test suite (python -m pytest), as CI runs it"
 	@echo "make test-fast   the tests not marked slow (python -m pytest -m \"not slow\"): about a minute"
