@@ -390,7 +390,8 @@ def _run(ctx: _RunContext) -> TrainResult:
             validate(end)
         checkpoint(end)
     if world > 1:  # no rank returns (or tears the group down) before rank 0 has written the checkpoint it names
-        dist.barrier()
+        # on CUDA each rank's own GPU (NCCL would otherwise take the current device, GPU 0 unless set)
+        dist.barrier(device_ids=[device.index] if device.type == "cuda" and device.index is not None else None)
     if bar is not None:
         bar.close()
     if end < stop:  # stopped by a signal, with the checkpoint of the last finished step written
