@@ -46,7 +46,16 @@ from ._functional import (
 from ._philox import use_compiled_philox
 from ._pipeline import DegradationPipeline, degrade_sequence
 from ._reference import IMPLEMENTATIONS, bicubic_sr_stored_lr, bicubic_sr_torch, crop_to_multiple, jpeg_diffjpeg
-from ._specs import DEFAULT_STREAM, JPEG_CODECS, PARAM_BOUNDS, PRESETS, STREAMS, TASK_PARAMS, ParamSpec
+from ._specs import (
+    DEFAULT_STREAM,
+    IMPLEMENTATION_CODECS,
+    JPEG_CODECS,
+    PARAM_BOUNDS,
+    PRESETS,
+    STREAMS,
+    TASK_PARAMS,
+    ParamSpec,
+)
 
 __all__ = [
     "degrade",
@@ -61,6 +70,7 @@ __all__ = [
     "STREAMS",
     "DEFAULT_STREAM",
     "JPEG_CODECS",
+    "IMPLEMENTATION_CODECS",
     "use_compiled_philox",
     "quantize_8bit",
     "bicubic_sr",

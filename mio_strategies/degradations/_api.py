@@ -14,6 +14,7 @@ from . import _functional as fn
 from . import _reference as ref
 from ._depth import DepthLike
 from ._specs import (
+    IMPLEMENTATION_CODECS,
     SEED_BOUNDS,
     STREAM_TASKS,
     TASK_PARAMS,
@@ -147,7 +148,7 @@ def _dispatch(
     if name == "noise":
         return fn._noise_impl(images, p["sigma"], p["seed"], stream=p.get("stream", "torch"))
     if name == "jpeg":
-        if p.get("codec", "pillow") == "diffjpeg":
+        if p.get("codec", IMPLEMENTATION_CODECS["library"]) == "diffjpeg":
             return ref._jpeg_diffjpeg_impl(images, p["quality"])
         return fn._jpeg_impl(images, p["quality"])
     if name == "rain":
@@ -174,7 +175,7 @@ def _dispatch_reference(
     if name == "sr":
         return ref._sr_torch_impl(images, p["scale"])
     if name == "jpeg":
-        if p.get("codec", "diffjpeg") != "diffjpeg":
+        if p.get("codec", IMPLEMENTATION_CODECS["reference"]) != "diffjpeg":
             raise ValueError(_REFERENCE_CODEC)
         return ref._jpeg_diffjpeg_impl(images, p["quality"])
     if name in ref.CROPPING_TASKS:

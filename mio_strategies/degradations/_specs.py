@@ -34,6 +34,9 @@ batched torch on the images' device. Params drawn with the DiffJPEG codec record
 params without a ``codec`` entry replay the implementation's codec (Pillow for ``"library"``, DiffJPEG
 for ``"reference"``)."""
 
+IMPLEMENTATION_CODECS = {"library": "pillow", "reference": "diffjpeg"}
+"""Each implementation's own JPEG codec: the one used when none is asked for or recorded."""
+
 
 @dataclass(frozen=True)
 class ParamSpec:
@@ -228,6 +231,7 @@ __all__ = [
     "STREAM_TASKS",
     "check_stream",
     "JPEG_CODECS",
+    "IMPLEMENTATION_CODECS",
     "check_codec",
     "TASK_NAMES",
     "check_preset",

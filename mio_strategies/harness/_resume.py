@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mio_strategies.checkpoints import CheckpointMismatchError
-from mio_strategies.degradations import DEFAULT_STREAM
+from mio_strategies.degradations import DEFAULT_STREAM, IMPLEMENTATION_CODECS
 from mio_strategies.harness._config import TrainConfig
 from mio_strategies.utils.validation import is_int
 
@@ -107,7 +107,7 @@ def _resolved(config: dict[str, Any]) -> dict[str, Any]:
     if out.get("stream") is None:
         out["stream"] = DEFAULT_STREAM
     if out.get("jpeg_codec") is None:
-        out["jpeg_codec"] = "diffjpeg" if out.get("data_implementation") == "reference" else "pillow"
+        out["jpeg_codec"] = IMPLEMENTATION_CODECS.get(str(out.get("data_implementation")))
     return out
 
 
