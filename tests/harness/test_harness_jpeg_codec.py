@@ -69,11 +69,11 @@ def test_null_stream_and_codec_resume_as_what_they_mean():
     data, so a run started with one resumes with the other; another stream or codec is still refused."""
     from mio_strategies.harness._resume import check_compatible
 
-    def ckpt(*sets):
-        return {"config": load_config("cpu_demo", list(sets)).to_dict()}
-
     def requested(*sets):
         return load_config("cpu_demo", list(sets)).to_dict()
+
+    def ckpt(*sets):
+        return {"config": requested(*sets)}
 
     check_compatible(ckpt(), requested("stream=torch", "jpeg_codec=pillow"), resume=True)
     check_compatible(ckpt("stream=torch", "jpeg_codec=pillow"), requested(), resume=True)
